@@ -1,0 +1,1 @@
+"""Code shared by two or more of the orchestrator's processes."""

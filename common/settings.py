@@ -1,0 +1,417 @@
+"""settings.conf: the orchestrator's own settings (INI).
+
+Every key has a typed default here, so an empty or missing file is a valid
+configuration. The file is read the way users already write it (inline `#`
+comments after values included). A typo is an error, never silently ignored:
+unknown sections and keys are reported with the closest known name.
+
+Any key can be overridden from the environment as
+``MCP_ORCHESTRATOR_<SECTION>_<KEY>`` (for example
+``MCP_ORCHESTRATOR_DASHBOARD_PASSWORD``), which is how systemd's
+``EnvironmentFile=`` keeps the dashboard password out of settings.conf.
+"""
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+from urllib.parse import urlparse
+
+ENV_PREFIX = "MCP_ORCHESTRATOR_"
+# Environment variables with the prefix that are not setting overrides.
+ENV_NOT_SETTINGS = {"MCP_ORCHESTRATOR_CONFIG", "MCP_ORCHESTRATOR_SETTINGS"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_PASSWORD = "changeme"
+
+
+class SettingsError(Exception):
+    """One or more problems in settings; `problems` lists each, already worded."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+# --- field helpers ---------------------------------------------------------------
+
+def _setting(default: Any, help: str, check: Optional[Callable[[Any], Optional[str]]] = None,
+             secret: bool = False, upper: bool = False):
+    return field(default=default,
+                 metadata={"help": help, "check": check, "secret": secret, "upper": upper})
+
+
+def _between(lo: int, hi: int) -> Callable[[int], Optional[str]]:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
+
+def _port(v: int) -> Optional[str]:
+    return _between(1, 65535)(v)
+
+
+def _url(v: str) -> Optional[str]:
+    if not v:
+        return None
+    parsed = urlparse(v)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        return "must be an http:// or https:// URL"
+    return None
+
+
+def _arn(kind: str) -> Callable[[str], Optional[str]]:
+    pattern = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:" + kind + r"/app/")
+    return lambda v: None if not v or pattern.match(v) else (
+        f"must be an Application Load Balancer {kind} ARN "
+        f"(arn:aws:elasticloadbalancing:REGION:ACCOUNT:{kind}/app/...)")
+
+
+def _dashboard_path(v: str) -> Optional[str]:
+    if not v.startswith("/"):
+        return "must start with '/'"
+    if v != "/" and v.endswith("/"):
+        return "must not end with '/'"
+    if not re.fullmatch(r"/[A-Za-z0-9._~/-]*", v) or "//" in v:
+        return "may contain only letters, digits, '.', '_', '~', '-' and single '/' separators"
+    return None
+
+
+def _log_level(v: str) -> Optional[str]:
+    return None if v in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
+
+
+def _endpoint(v: str) -> Optional[str]:
+    if re.match(r"^(ipc|tcp)://.+", v):
+        return None
+    return "must be an ipc://PATH or tcp://HOST:PORT ZeroMQ endpoint"
+
+
+def _cluster(v: str) -> Optional[str]:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", v):
+        return None
+    return "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def _nonempty(v: str) -> Optional[str]:
+    return None if v else "must not be empty"
+
+
+# --- sections --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str = _setting("us-west-2", "AWS region", _nonempty)
+    alb_arn: str = _setting("", "ARN of your Application Load Balancer; empty = routing is "
+                                "simulated by a local AWS stand-in", _arn("loadbalancer"))
+    listener_arn: str = _setting("", "ARN of the ALB listener that gets the /mcp/{id} rules",
+                                 _arn("listener"))
+    vpc_id: str = _setting("", "VPC of the target groups (default: the load balancer's VPC)")
+    endpoint_url: str = _setting("", "ELBv2/EC2 endpoint for an AWS stand-in (moto, LocalStack); "
+                                     "empty = real AWS", _url)
+    instance_id: str = _setting("", "EC2 instance registered as target; empty = ask instance "
+                                    "metadata (IMDSv2)")
+    imds_endpoint: str = _setting("http://169.254.169.254", "instance metadata endpoint", _url)
+    cluster_name: str = _setting("default", "name in the ownership tags: orchestrators with "
+                                            "different names can share a listener", _cluster)
+    rule_priority_start: int = _setting(10000, "first listener rule priority we may use",
+                                        _between(1, 50000))
+    rule_priority_end: int = _setting(10999, "last listener rule priority we may use",
+                                      _between(1, 50000))
+    health_check_interval_seconds: int = _setting(15, "target group health check interval",
+                                                  _between(5, 300))
+    health_check_timeout_seconds: int = _setting(5, "target group health check timeout",
+                                                 _between(2, 120))
+    healthy_threshold_count: int = _setting(2, "checks before a target is healthy",
+                                            _between(2, 10))
+    unhealthy_threshold_count: int = _setting(3, "checks before a target is unhealthy",
+                                              _between(2, 10))
+    deregistration_delay_seconds: int = _setting(30, "draining time of a deregistered target",
+                                                 _between(0, 3600))
+    api_max_attempts: int = _setting(5, "attempts per AWS call (throttling, transient errors)",
+                                     _between(1, 20))
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    reconciliation_interval_seconds: int = _setting(
+        60, "full reconcile period; events trigger one at once anyway", _between(1, 86400))
+    port_range_start: int = _setting(8000, "first host port for MCP servers", _port)
+    port_range_end: int = _setting(9000, "last host port for MCP servers", _port)
+    bridge_host: str = _setting("0.0.0.0", "address the MCP bridges listen on", _nonempty)
+    public_base_url: str = _setting("", "URL clients use to reach the servers (e.g. "
+                                        "https://mcp.example.com); empty = http://HOST:PORT", _url)
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    username: str = _setting("admin", "dashboard login username", _nonempty)
+    password: str = _setting(DEFAULT_PASSWORD, "dashboard login password (change this!)",
+                             _nonempty, secret=True)
+    path: str = _setting("/monitor", "URL path of the dashboard", _dashboard_path)
+    host: str = _setting("0.0.0.0", "address the dashboard listens on", _nonempty)
+    port: int = _setting(5000, "port the dashboard listens on", _port)
+    threads: int = _setting(8, "waitress worker threads", _between(1, 64))
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = _setting("INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL", _log_level,
+                          upper=True)
+
+
+@dataclass(frozen=True)
+class ZmqSettings:
+    runtime_dir: str = _setting("", "directory of the ipc:// sockets (owner-only); empty = "
+                                    "/run/mcp-orchestrator as root, else a per-user directory")
+    scheduler_control: str = _setting("ipc://{runtime_dir}/scheduler-control.sock",
+                                      "scheduler REP (dashboard and CLI requests)", _endpoint)
+    scheduler_state: str = _setting("ipc://{runtime_dir}/scheduler-state.sock",
+                                    "scheduler PUB (state and events)", _endpoint)
+    containers: str = _setting("ipc://{runtime_dir}/containers.sock",
+                               "container-agent REP", _endpoint)
+    container_events: str = _setting("ipc://{runtime_dir}/container-events.sock",
+                                     "container-agent PUB", _endpoint)
+    routes: str = _setting("ipc://{runtime_dir}/routes.sock", "alb-agent REP", _endpoint)
+    route_events: str = _setting("ipc://{runtime_dir}/route-events.sock", "alb-agent PUB",
+                                 _endpoint)
+    request_timeout_ms: int = _setting(2500, "how long a request waits for its reply",
+                                       _between(50, 600000))
+    request_retries: int = _setting(3, "attempts per request before an agent counts as "
+                                       "unavailable", _between(1, 20))
+    heartbeat_interval_seconds: float = _setting(1.0, "publishers' heartbeat period",
+                                                 lambda v: None if 0.05 <= v <= 60 else
+                                                 "must be between 0.05 and 60")
+    max_message_bytes: int = _setting(4 * 1024 * 1024, "largest message accepted",
+                                      _between(1024, 256 * 1024 * 1024))
+
+
+SECTIONS: dict[str, type] = {
+    "aws": AwsSettings,
+    "service": ServiceSettings,
+    "dashboard": DashboardSettings,
+    "logging": LoggingSettings,
+    "zmq": ZmqSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    zmq: ZmqSettings = field(default_factory=ZmqSettings)
+    source: str = ""  # the file these came from ("" = defaults only)
+
+    @property
+    def routing_simulated(self) -> bool:
+        """No real ALB configured: the alb-agent works against a local stand-in."""
+        return not (self.aws.alb_arn and self.aws.listener_arn)
+
+    @property
+    def default_password(self) -> bool:
+        return self.dashboard.password == DEFAULT_PASSWORD
+
+    def port_in_range(self, port: int) -> bool:
+        return self.service.port_range_start <= port <= self.service.port_range_end
+
+    def public_dict(self) -> dict:
+        """All settings as plain data, secret values masked."""
+        out: dict[str, dict] = {}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            out[name] = {
+                f.name: ("***" if f.metadata.get("secret") else getattr(section, f.name))
+                for f in dataclasses.fields(section)
+            }
+        return out
+
+
+# --- loading ---------------------------------------------------------------------
+
+def default_runtime_dir() -> str:
+    if os.geteuid() == 0:
+        return "/run/mcp-orchestrator"
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return os.path.join(base, "mcp-orchestrator")
+    return f"/tmp/mcp-orchestrator-{os.getuid()}"
+
+
+def _convert(raw: str, kind: Any) -> Any:
+    kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, kind)
+    if kind is int:
+        try:
+            return int(raw, 10)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("must be a number") from None
+    return raw
+
+
+def _describe(section: str, key: str, raw: str, secret: bool, origin: str) -> str:
+    shown = "***" if secret else raw
+    return f"{origin}: [{section}] {key} = {shown!r}"
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _read_ini(path: Path, problems: list[str]) -> Optional[configparser.ConfigParser]:
+    parser = configparser.ConfigParser(
+        interpolation=None,
+        inline_comment_prefixes=("#", ";"),
+        comment_prefixes=("#", ";"),
+        strict=True,
+        empty_lines_in_values=False,
+        default_section="\x00no-default-section",  # "DEFAULT" is not special here
+    )
+    parser.optionxform = str  # keep the key as written, so errors quote it exactly
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh, source=str(path))
+    except FileNotFoundError:
+        problems.append(f"{path}: file not found")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: cannot read: {exc}")
+        return None
+    except configparser.MissingSectionHeaderError as exc:
+        problems.append(f"{path}: line {exc.lineno}: a key outside any [section]: "
+                        f"put it under [aws], [service], [dashboard], [logging] or [zmq]")
+        return None
+    except configparser.DuplicateSectionError as exc:
+        problems.append(f"{path}: line {exc.lineno}: section [{exc.section}] appears twice")
+        return None
+    except configparser.DuplicateOptionError as exc:
+        problems.append(f"{path}: line {exc.lineno}: [{exc.section}] {exc.option} is set twice")
+        return None
+    except configparser.ParsingError as exc:
+        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
+        problems.append(f"{path}: cannot parse line(s) {lines}: expected 'key = value'")
+        return None
+    return parser
+
+
+def load_settings(path: Optional[os.PathLike | str] = None,
+                  environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Read settings from `path` (None: defaults only) and `environ` overrides.
+
+    Raises SettingsError listing every problem found.
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    values: dict[str, dict[str, tuple[str, str]]] = {name: {} for name in SECTIONS}
+
+    if path is not None:
+        parser = _read_ini(Path(path), problems)
+        if parser is not None:
+            for section in parser.sections():
+                name = section.strip().lower()
+                if name not in SECTIONS:
+                    problems.append(f"{path}: unknown section [{section}]"
+                                    f"{_suggest(name, SECTIONS)}; known sections: "
+                                    f"{', '.join('[' + s + ']' for s in SECTIONS)}")
+                    continue
+                for key, raw in parser.items(section):
+                    values[name][key] = (raw.strip(), str(path))
+
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
+            continue
+        rest = var[len(ENV_PREFIX):].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            problems.append(f"environment: {var} does not name a setting "
+                            f"(expected {ENV_PREFIX}<SECTION>_<KEY>)")
+            continue
+        values[section][rest[len(section) + 1:]] = (raw.strip(), f"environment {var}")
+
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, (raw, origin) in values[name].items():
+            f = known.get(key)
+            if f is None:
+                problems.append(f"{origin}: unknown key {key!r} in [{name}]"
+                                f"{_suggest(key, known)}")
+                continue
+            secret = bool(f.metadata.get("secret"))
+            if f.metadata.get("upper"):
+                raw = raw.upper()
+            try:
+                value = _convert(raw, f.type)
+            except ValueError as exc:
+                problems.append(f"{_describe(name, key, raw, secret, origin)}: {exc}")
+                continue
+            check = f.metadata.get("check")
+            reason = check(value) if check else None
+            if reason:
+                problems.append(f"{_describe(name, key, raw, secret, origin)}: {reason}")
+                continue
+            kwargs[key] = value
+        sections[name] = cls(**kwargs)
+
+    settings = Settings(**sections, source=str(path) if path is not None else "")
+    problems.extend(_cross_checks(settings))
+    if problems:
+        raise SettingsError(problems)
+    return _resolve_endpoints(settings)
+
+
+def _cross_checks(s: Settings) -> list[str]:
+    problems = []
+    svc, aws, dash = s.service, s.aws, s.dashboard
+    if svc.port_range_start > svc.port_range_end:
+        problems.append(f"[service] port_range_start ({svc.port_range_start}) is above "
+                        f"port_range_end ({svc.port_range_end}): the port range is empty")
+    elif s.port_in_range(dash.port):
+        problems.append(f"[dashboard] port {dash.port} lies inside the MCP server port range "
+                        f"{svc.port_range_start}-{svc.port_range_end}")
+    if aws.rule_priority_start > aws.rule_priority_end:
+        problems.append(f"[aws] rule_priority_start ({aws.rule_priority_start}) is above "
+                        f"rule_priority_end ({aws.rule_priority_end}): no priority is available")
+    if bool(aws.alb_arn) != bool(aws.listener_arn):
+        problems.append("[aws] alb_arn and listener_arn must be set together "
+                        "(both empty = routing simulated by a local AWS stand-in)")
+    if aws.health_check_timeout_seconds >= aws.health_check_interval_seconds:
+        problems.append(f"[aws] health_check_timeout_seconds ({aws.health_check_timeout_seconds})"
+                        f" must be less than health_check_interval_seconds "
+                        f"({aws.health_check_interval_seconds})")
+    endpoints = {f.name: getattr(s.zmq, f.name) for f in dataclasses.fields(ZmqSettings)
+                 if f.metadata.get("check") is _endpoint}
+    seen: dict[str, str] = {}
+    for key, endpoint in endpoints.items():
+        if endpoint in seen:
+            problems.append(f"[zmq] {key} and {seen[endpoint]} use the same endpoint {endpoint}")
+        seen[endpoint] = key
+    return problems
+
+
+def _resolve_endpoints(s: Settings) -> Settings:
+    runtime_dir = s.zmq.runtime_dir or default_runtime_dir()
+    changes = {"runtime_dir": runtime_dir}
+    for f in dataclasses.fields(ZmqSettings):
+        value = getattr(s.zmq, f.name)
+        if isinstance(value, str) and "{runtime_dir}" in value:
+            changes[f.name] = value.replace("{runtime_dir}", runtime_dir)
+    return dataclasses.replace(s, zmq=dataclasses.replace(s.zmq, **changes))
+
+
+def reference_rows() -> list[tuple[str, str, Any, str]]:
+    """(section, key, default, help) for every setting: the README's reference table."""
+    rows = []
+    for name, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            rows.append((name, f.name, f.default, f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Builds the images the tests and the examples use, locally (no registry), each only
+# when its tag is absent, in dependency order.
+#
+#   build-images.sh [--rebuild] [IMAGE...]
+#
+# IMAGE is a tag or a short name; none means all of them:
+#   busybox       mcp-orchestrator/busybox:test            FROM scratch + Debian's static busybox
+#   python-base   mcp-orchestrator/python-base:bookworm    debootstrap'd Debian with python3 + pip
+#   time          mcp-orchestrator/mcp-server-time:latest  the reference time server (PyPI), on python-base
+#
+# --rebuild (or REBUILD=1) builds the named images even when present.
+# BUSYBOX_IMAGE, PYTHON_BASE_IMAGE, TIME_SERVER_IMAGE override the tags (to try a build
+# without touching the images in use). DEBIAN_MIRROR overrides the mirror debootstrap
+# uses (default: the host's own Debian mirror). Wheels are cached in .cache/wheels/.
+set -euo pipefail
+STEP=images
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-mcp-orchestrator/busybox:test}
+PYTHON_BASE_IMAGE=${PYTHON_BASE_IMAGE:-mcp-orchestrator/python-base:bookworm}
+TIME_SERVER_IMAGE=${TIME_SERVER_IMAGE:-mcp-orchestrator/mcp-server-time:latest}
+REBUILD=${REBUILD:-0}
+CACHE_DIR="$ROOT_DIR/.cache"
+# Image labels are inherited by every container made from the image: keep them to the
+# OCI keys so they never look like the orchestrator's own container labels.
+SOURCE_LABEL="org.opencontainers.image.source=local-build"
+
+ALL=(busybox python-base time)
+
+# Temporary build contexts and root filesystems, removed however the script ends.
+TMP_PATHS=()
+ROOT_TMP_PATHS=()
+cleanup() {
+    [ ${#TMP_PATHS[@]} -eq 0 ] || rm -rf "${TMP_PATHS[@]}"
+    [ ${#ROOT_TMP_PATHS[@]} -eq 0 ] || as_root rm -rf --one-file-system "${ROOT_TMP_PATHS[@]}"
+}
+trap cleanup EXIT
+
+tag_of() {
+    case "$1" in
+    busybox) echo "$BUSYBOX_IMAGE" ;;
+    python-base) echo "$PYTHON_BASE_IMAGE" ;;
+    time) echo "$TIME_SERVER_IMAGE" ;;
+    esac
+}
+
+deps_of() {
+    case "$1" in
+    time) echo python-base ;;
+    esac
+}
+
+# name_of TAG-OR-NAME: the short name, or nothing when unknown.
+name_of() {
+    local n
+    for n in "${ALL[@]}"; do
+        if [ "$1" = "$n" ] || [ "$1" = "$(tag_of "$n")" ]; then
+            echo "$n"
+            return 0
+        fi
+    done
+    return 1
+}
+
+present() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# --- the builds -------------------------------------------------------------
+
+build_busybox() {
+    local tag=$1 ctx busybox_bin=/bin/busybox
+    [ -x "$busybox_bin" ] || die "no $busybox_bin: install busybox-static (scripts/install-system.sh)"
+    # A dynamically linked busybox cannot run in a FROM scratch image.
+    if LC_ALL=C ldd "$busybox_bin" 2>&1 | grep -q '=>'; then
+        die "$busybox_bin is dynamically linked: install busybox-static instead of busybox"
+    fi
+    ctx=$(mktemp -d)
+    TMP_PATHS+=("$ctx")
+    cp "$busybox_bin" "$ctx/busybox"
+    cp "$ROOT_DIR/images/busybox/Dockerfile" "$ctx/Dockerfile"
+    docker_build "$tag" "$ctx" --label "org.opencontainers.image.title=busybox"
+}
+
+# The host's Debian mirror, so a machine behind its own mirror keeps using it.
+debian_mirror() {
+    if [ -n "${DEBIAN_MIRROR:-}" ]; then
+        echo "$DEBIAN_MIRROR"
+        return
+    fi
+    local uri
+    uri=$(
+        {
+            grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+            grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+                sed -E 's/\[[^]]*\]//' | awk '{print $2}'
+        } | grep -vE 'security|updates|backports' | grep -E '/debian/?$' | head -n 1
+    ) || true
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+build_python_base() {
+    local tag=$1 dir mirror
+    command -v debootstrap >/dev/null 2>&1 ||
+        die "no debootstrap: install it (scripts/install-system.sh)"
+    mirror=$(debian_mirror)
+    # /var/tmp: a disk-backed place where device nodes and executables are allowed.
+    dir=$(as_root mktemp -d /var/tmp/mcp-python-base.XXXXXX)
+    ROOT_TMP_PATHS+=("$dir")
+    say "$tag: debootstrap bookworm from $mirror (about a minute)"
+    local log="$dir.log"
+    ROOT_TMP_PATHS+=("$log")
+    if ! as_root debootstrap --variant=minbase --include=python3-minimal,python3-pip \
+        bookworm "$dir" "$mirror" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        die "$tag: debootstrap failed; set DEBIAN_MIRROR to a reachable mirror if $mirror is not"
+    fi
+    # Package caches are dead weight in an image.
+    # The glob is expanded as root: the directory is not readable by others.
+    # shellcheck disable=SC2016
+    as_root sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' sh "$dir"
+    say "$tag: importing the root filesystem"
+    as_root tar --numeric-owner -C "$dir" -c . | docker import \
+        --change "LABEL $SOURCE_LABEL" \
+        --change "LABEL org.opencontainers.image.title=python-base" \
+        --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        --change 'CMD ["python3"]' \
+        - "$tag" >/dev/null
+}
+
+# The wheels of a PyPI package for the image's Python (3.11, this machine's arch),
+# downloaded on the host; the cache is reused when the index cannot be reached.
+download_wheels() {
+    local package=$1 dest="$CACHE_DIR/wheels/$1" py arch log
+    py="$ROOT_DIR/.venv/bin/python"
+    [ -x "$py" ] || py=python3
+    arch=$(uname -m)
+    mkdir -p "$dest"
+    log=$(mktemp)
+    TMP_PATHS+=("$log")
+    say "downloading wheels of $package into ${dest#"$ROOT_DIR"/}"
+    if ! "$py" -m pip download --disable-pip-version-check -q --only-binary=:all: \
+        --python-version 3.11 --implementation cp \
+        --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch" --platform any \
+        -d "$dest" "$package" >"$log" 2>&1; then
+        if compgen -G "$dest/*.whl" >/dev/null; then
+            warn "pip download of $package failed: using the cached wheels in $dest"
+        else
+            tail -n 20 "$log" >&2
+            die "could not download the wheels of $package (is PyPI reachable?)"
+        fi
+    fi
+}
+
+build_time() {
+    local tag=$1 ctx
+    download_wheels mcp-server-time
+    ctx=$(mktemp -d)
+    TMP_PATHS+=("$ctx")
+    cp "$ROOT_DIR/examples/servers/time/Dockerfile" "$ctx/Dockerfile"
+    cp -r "$CACHE_DIR/wheels/mcp-server-time" "$ctx/wheels"
+    docker_build "$tag" "$ctx" --build-arg "BASE_IMAGE=$PYTHON_BASE_IMAGE" \
+        --label "org.opencontainers.image.title=mcp-server-time"
+    say "$tag: checking that it answers MCP over docker run -i"
+    if ! python3 "$ROOT_DIR/scripts/check-mcp-server.py" "$tag" | sed "s/^/[$STEP] /"; then
+        docker rmi "$tag" >/dev/null 2>&1 || true
+        die "$tag does not answer MCP initialize; the image was removed"
+    fi
+}
+
+docker_build() {
+    local tag=$1 ctx=$2 log
+    shift 2
+    log=$(mktemp)
+    TMP_PATHS+=("$log")
+    # The legacy builder talks to any engine; BuildKit may be absent with Debian's engine.
+    if ! DOCKER_BUILDKIT=0 docker build --label "$SOURCE_LABEL" "$@" -t "$tag" "$ctx" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        die "docker build of $tag failed"
+    fi
+}
+
+# --- which images, in which order ------------------------------------------
+
+requested=()
+for arg in "$@"; do
+    case "$arg" in
+    --rebuild) REBUILD=1 ;;
+    -h | --help)
+        # The comment block at the top is the usage.
+        awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
+        exit 0
+        ;;
+    *)
+        name=$(name_of "$arg") ||
+            die "unknown image '$arg'; known: $(for n in "${ALL[@]}"; do printf '%s (%s) ' "$n" "$(tag_of "$n")"; done)"
+        requested+=("$name")
+        ;;
+    esac
+done
+[ ${#requested[@]} -gt 0 ] || requested=("${ALL[@]}")
+
+# Dependencies first; each name once.
+plan=()
+add_to_plan() {
+    local dep p
+    for dep in $(deps_of "$1"); do add_to_plan "$dep"; done
+    for p in "${plan[@]+"${plan[@]}"}"; do [ "$p" = "$1" ] && return 0; done
+    plan+=("$1")
+}
+for name in "${requested[@]}"; do add_to_plan "$name"; done
+
+is_requested() {
+    local r
+    for r in "${requested[@]}"; do [ "$r" = "$1" ] && return 0; done
+    return 1
+}
+
+command -v docker >/dev/null 2>&1 || die "no docker CLI on PATH"
+docker_answers || die "no Docker engine answers (scripts/ensure-docker.sh starts one)"
+
+# Tests and make may build at the same time: one build at a time, then look again.
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/build-images.lock"
+flock 9
+
+for name in "${plan[@]}"; do
+    tag=$(tag_of "$name")
+    # A dependency is rebuilt only when asked for by name.
+    if present "$tag" && ! { [ "$REBUILD" = 1 ] && is_requested "$name"; }; then
+        say "$tag: present"
+        continue
+    fi
+    say "$tag: building"
+    start=$SECONDS
+    "build_${name//-/_}" "$tag"
+    say "$tag: built in $((SECONDS - start)) s"
+done

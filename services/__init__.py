@@ -1,0 +1,1 @@
+"""The orchestrator's four processes (one package each) and its command line."""

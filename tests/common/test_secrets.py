@@ -1,0 +1,73 @@
+"""A canary secret from an env block never reaches a log line, an error or a message."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+
+import pytest
+
+from common.config import load_config
+from common.logs import RedactingFormatter, setup_logging
+from common.secrets import MASK, Secret, redact
+
+CANARY = "canary-7d1e-SECRET-value"
+
+
+def test_secret_is_masked_everywhere_it_could_be_printed():
+    s = Secret(CANARY)
+    assert CANARY not in str(s) and CANARY not in repr(s) and CANARY not in f"{s}"
+    assert CANARY not in "%s %r" % (s, s)
+    assert s.reveal() == CANARY
+    assert s != CANARY and s == Secret(CANARY)
+    with pytest.raises(TypeError):
+        pickle.dumps(s)
+
+
+def test_redact_masks_known_values_only():
+    Secret(CANARY)
+    assert redact(f"token={CANARY}!") == f"token={MASK}!"
+    Secret("abc")  # too short to be worth masking in free text
+    assert redact("abc") == "abc"
+
+
+def test_log_lines_and_tracebacks_are_redacted(tmp_path):
+    Secret(CANARY)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(message)s"))
+    log = logging.getLogger("test.secrets")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.error("leaked %s", CANARY)
+        try:
+            raise RuntimeError(f"library error mentioning {CANARY}")
+        except RuntimeError:
+            log.exception("boom")
+    finally:
+        log.removeHandler(handler)
+    out = stream.getvalue()
+    assert CANARY not in out and out.count(MASK) == 2
+
+
+def test_setup_logging_installs_redaction(capsys):
+    Secret(CANARY)
+    setup_logging("INFO", "test")
+    logging.getLogger("x").warning("value %s", CANARY)
+    err = capsys.readouterr().err
+    assert "value ***" in err and CANARY not in err
+
+
+def test_config_issues_and_views_never_show_env_values(tmp_path):
+    path = tmp_path / "mcp.config.json"
+    path.write_text(json.dumps({"mcpServers": {
+        "a": {"command": "docker", "args": ["run", "-i", "-e", "K", "--bogus", "img"],
+              "env": {"K": CANARY, "UNREFERENCED": CANARY}},
+        "b": {"command": "docker", "args": ["run", "-i", "-e", "K", "img"],
+              "env": {"K": CANARY}},
+    }}))
+    config = load_config(path, environ={})
+    everything = json.dumps(config.public_dict()) + repr(config) + " ".join(map(str, config.issues))
+    assert CANARY not in everything

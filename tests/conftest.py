@@ -1,0 +1,64 @@
+"""Fixtures shared by every test package.
+
+Tests use a real Docker engine. Everything a test creates carries the label
+TEST_LABEL so that a crashed run can be cleaned up with one filter.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_LABEL = "mcp-orchestrator.test"
+BUSYBOX_IMAGE = "mcp-orchestrator/busybox:test"
+PYTHON_BASE_IMAGE = "mcp-orchestrator/python-base:bookworm"
+TIME_SERVER_IMAGE = "mcp-orchestrator/mcp-server-time:latest"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # a CI run must not silently skip the real thing
+        if os.environ.get("CI"):
+            pytest.fail(f"no Docker engine answers: {exc}")
+        pytest.skip(f"no Docker engine answers: {exc}")
+    yield client
+    client.close()
+
+
+def ensure_image(client, tag: str) -> None:
+    """Build a locally made image on first use (scripts/build-images.sh knows how)."""
+    import docker.errors
+
+    try:
+        client.images.get(tag)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), tag], check=True)
+    client.images.get(tag)
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client) -> str:
+    ensure_image(docker_client, BUSYBOX_IMAGE)
+    return BUSYBOX_IMAGE
+
+
+@pytest.fixture(scope="session")
+def time_server_image(docker_client) -> str:
+    ensure_image(docker_client, TIME_SERVER_IMAGE)
+    return TIME_SERVER_IMAGE
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A short name no other test (or parallel run) uses."""
+    return "t" + uuid.uuid4().hex[:10]
