@@ -27,7 +27,7 @@ IN_CI :=
 PYTEST_FLAGS :=
 endif
 
-.PHONY: help run test system docker venv venv-test images clean
+.PHONY: help run test system docker venv venv-test node-tools images clean
 
 help: ## list the targets and variables
 	@echo "Targets:"
@@ -47,7 +47,7 @@ run: system docker venv images ## validate mcp.config.json and settings.conf, pr
 	"$(VENV)/bin/mcp-orchestrator" validate --json --config "$(CONFIG)" --settings "$(SETTINGS)" || rc=$$?; \
 	exit $$rc
 
-test: system docker venv-test images ## install what is missing, build the images, run pytest
+test: system docker venv-test node-tools images ## install what is missing, build the images, run pytest
 	@echo "==> pytest $(strip $(PYTEST_FLAGS) $(PYTEST_ARGS))"
 	@if [ -n "$(IN_CI)" ]; then mkdir -p "$(ARTIFACTS)"; rm -f "$(ARTIFACTS)/pytest-exit-status"; fi; \
 	rc=0; "$(VENV)/bin/python" -m pytest $(PYTEST_FLAGS) $(PYTEST_ARGS) || rc=$$?; \
@@ -66,6 +66,9 @@ venv: system ## create .venv, install requirements.txt and the project (pip -e)
 
 venv-test: system
 	@scripts/ensure-venv.sh --test
+
+node-tools: system ## install the MCP Inspector CLI (a real client for the tests) into .cache/node
+	@scripts/ensure-node-tools.sh
 
 images: docker ## build the local images that are missing (no registry needed)
 	@scripts/build-images.sh $(IMAGES)

@@ -1,0 +1,400 @@
+"""The bridge: every served MCP server on its own host port, one asyncio event loop.
+
+One low-level aiohttp server and runner; a TCP listener per server port is added
+and removed at run time. A request is matched to its server by the port it came
+in on and must carry that server's prefix (`/mcp/{id}/...`): the ALB forwards
+paths unchanged, and a path naming another server on this port is a 404.
+
+All methods must be called on the bridge's event loop (see `BridgeThread` for
+calling from another thread). Callbacks (`on_event`) run on that loop too and
+must return quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from aiohttp import web
+
+from .. import stdio
+from . import jsonrpc, legacy_sse, proxy, streamable_http
+from .config import BridgeConfig
+from .http_common import cors_headers, json_response, not_found, origin_allowed, preflight, rejection
+from .served import HTTP, STDIO, ProxyTarget, ServedServer
+from .sessions import SessionTable
+from .stderr_ring import StderrRing
+from .upstream import IdAllocator, State, StdioUpstream
+
+log = logging.getLogger(__name__)
+
+# What the ALB (or anyone) gets from /health of a reverse-proxied server at most this late.
+_PROBE_TIMEOUT = 2.0
+
+
+class BridgeError(Exception):
+    """A serve/unserve request that cannot be carried out (the message says why)."""
+
+
+@dataclass(frozen=True)
+class BridgeEvent:
+    server_id: str
+    kind: str  # "up": initialized and serving; "down": the server became unavailable
+    reason: str
+    container_id: str
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    server_id: str
+    port: int
+    mode: str  # "stdio" or "http"
+    state: str  # "starting", "ready" or "down"
+    reason: str
+    container_id: str
+    sessions: int
+    pending_requests: int
+    protocol_version: Optional[str]
+
+
+EventCallback = Callable[[BridgeEvent], None]
+
+
+class Bridge:
+    def __init__(
+        self,
+        docker_client: Any,
+        config: Optional[BridgeConfig] = None,
+        on_event: Optional[EventCallback] = None,
+    ) -> None:
+        """`docker_client`: a docker.DockerClient or docker.APIClient (used to attach)."""
+        self._docker = getattr(docker_client, "api", docker_client)
+        self._config = config or BridgeConfig()
+        self._on_event = on_event
+        self._ids = IdAllocator()
+        self._servers: dict[str, ServedServer] = {}
+        self._by_port: dict[int, ServedServer] = {}
+        self._runner: Optional[web.ServerRunner] = None
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+
+    @property
+    def config(self) -> BridgeConfig:
+        return self._config
+
+    # --- life cycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        self._runner = web.ServerRunner(server, shutdown_timeout=5.0)
+        await self._runner.setup()
+        self._spawn(self._sweep())
+
+    async def close(self) -> None:
+        for server_id in list(self._servers):
+            await self.unserve(server_id)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # --- serving ---------------------------------------------------------------
+
+    async def serve(self, server_id: str, host_port: int, container_id: str, *, adopted: bool = False) -> int:
+        """Serve a running container's stdio MCP server on `host_port` (0: any free port).
+
+        Returns the port. Attaches now; the MCP handshake runs in the background
+        (an "up" event and `wait_ready` tell when it is done). Serving the same
+        container again is a no-op; another container (a restart) is attached in
+        place and the HTTP sessions carry over. `adopted`: the container was
+        running before this process started (its server is already initialized).
+        Raises BridgeError when the port cannot be bound or the container cannot
+        be attached (it is then served as down: 503 until served again).
+        """
+        _check_id(server_id)
+        async with self._lock:
+            server = self._servers.get(server_id)
+            if (
+                server is not None
+                and server.mode == STDIO
+                and server.container_id == container_id
+                and server.upstream is not None
+                and server.upstream.state is not State.DOWN
+                and host_port in (0, server.port)
+            ):
+                return server.port
+            server = await self._place(server_id, host_port, server)
+            if server.upstream is not None:
+                server.upstream.close("re-attaching")
+            if server.container_id != container_id:
+                server.stderr.clear()  # the tail describes the container being served
+            server.cut_forwarding()
+            server.mode, server.proxy, server.proxy_down = STDIO, None, ""
+            server.container_id = container_id
+            upstream = StdioUpstream(server_id, self._config, self._ids, server.sessions, self._upstream_changed)
+            server.upstream = upstream
+            try:
+                attached = await stdio.attach(
+                    self._docker,
+                    container_id,
+                    on_stdout_line=upstream.on_stdout_line,
+                    on_stderr_line=server.stderr.append,
+                    on_closed=upstream.on_closed,
+                    max_line_bytes=self._config.max_message_bytes,
+                )
+            except stdio.AttachError as exc:
+                upstream.on_closed(str(exc))
+                raise BridgeError(f"server {server_id}: {exc}") from None
+            upstream.attach(attached)
+            self._spawn(upstream.initialize(adopted))
+            log.info("server %s: serving container %s on port %d", server_id, container_id[:12], server.port)
+            return server.port
+
+    async def serve_http(
+        self,
+        server_id: str,
+        host_port: int,
+        target_host: str,
+        target_port: int,
+        base_path: str = "",
+        container_id: str = "",
+    ) -> int:
+        """Serve a server that speaks HTTP itself, by reverse proxy to target_host:target_port.
+
+        `base_path` is where it serves inside the container ("" for the root):
+        `/mcp/{id}/x` goes to `<base_path>/x`. Returns the port.
+        """
+        _check_id(server_id)
+        if base_path and not base_path.startswith("/"):
+            raise BridgeError(f"server {server_id}: base path {base_path!r} must start with /")
+        async with self._lock:
+            server = await self._place(server_id, host_port, self._servers.get(server_id))
+            if server.upstream is not None:
+                server.upstream.close("switched to HTTP mode")
+                server.upstream = None
+            for session in server.sessions.all():
+                server.end_session(session, "the server changed mode")
+            target = ProxyTarget(target_host, int(target_port), base_path.rstrip("/"))
+            if server.proxy != target:
+                server.cut_forwarding()  # streams to the old target end with it
+            server.mode, server.proxy, server.proxy_down = HTTP, target, ""
+            server.container_id = container_id
+            if self._client is None:
+                self._client = proxy.make_client(self._config)
+            log.info("server %s: proxying port %d to %s:%d", server_id, server.port, target_host, target_port)
+            return server.port
+
+    async def unserve(self, server_id: str) -> bool:
+        """Stop serving: close its port, end its sessions, detach. False if it was not served."""
+        async with self._lock:
+            server = self._servers.pop(server_id, None)
+            if server is None:
+                return False
+            self._by_port.pop(server.port, None)
+            await server.site.stop()
+            for session in server.sessions.all():
+                server.end_session(session, f"MCP server '{server_id}' was removed")
+            if server.upstream is not None:
+                server.upstream.close("no longer served")
+            server.cut_forwarding()
+            log.info("server %s: no longer served (port %d closed)", server_id, server.port)
+            return True
+
+    async def mark_down(self, server_id: str, reason: str) -> bool:
+        """The container is known to be gone: answer 503 until served again."""
+        server = self._servers.get(server_id)
+        if server is None:
+            return False
+        if server.mode == HTTP:
+            server.proxy_down = reason or "down"
+            server.cut_forwarding()
+        elif server.upstream is not None:
+            server.upstream.close(reason or "down")
+        return True
+
+    async def wait_ready(self, server_id: str, timeout: float) -> bool:
+        """True once the server answers MCP (initialized, or proxied), False on timeout or down."""
+        server = self._servers.get(server_id)
+        if server is None:
+            return False
+        if server.mode == HTTP:
+            return not server.proxy_down
+        upstream = server.upstream
+        return upstream is not None and await upstream.wait_settled(timeout)
+
+    # --- views -----------------------------------------------------------------
+
+    def served(self) -> list[str]:
+        return list(self._servers)
+
+    def health(self, server_id: str) -> Optional[ServerHealth]:
+        server = self._servers.get(server_id)
+        if server is None:
+            return None
+        upstream = server.upstream
+        if server.mode == HTTP:
+            state, reason = ("down", server.proxy_down) if server.proxy_down else ("ready", "proxied")
+            version = None
+        elif upstream is None:
+            state, reason, version = "down", "not attached", None
+        else:
+            state, reason = upstream.state.value, upstream.reason
+            version = upstream.server_version if upstream.state is State.READY else None
+        return ServerHealth(
+            server_id=server_id,
+            port=server.port,
+            mode=server.mode,
+            state=state,
+            reason=reason,
+            container_id=server.container_id,
+            sessions=len(server.sessions),
+            pending_requests=len(upstream.pending) if upstream is not None else 0,
+            protocol_version=version,
+        )
+
+    def stderr_tail(self, server_id: str, n: int = 50) -> list[str]:
+        """The last `n` stderr lines of the container served (kept after it exits)."""
+        server = self._servers.get(server_id)
+        return server.stderr.tail(n) if server is not None else []
+
+    # --- internals -------------------------------------------------------------
+
+    async def _place(self, server_id: str, host_port: int, server: Optional[ServedServer]) -> ServedServer:
+        """The server's entry, listening on `host_port` (moved there if need be)."""
+        if self._runner is None:
+            raise BridgeError("the bridge is not started")
+        if server is not None and host_port in (0, server.port):
+            return server
+        holder = self._by_port.get(host_port) if host_port else None
+        if holder is not None:
+            raise BridgeError(f"server {server_id}: port {host_port} is already serving {holder.server_id}")
+        site = web.TCPSite(self._runner, self._config.bind_host, host_port, reuse_address=True, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            await site.stop()
+            raise BridgeError(
+                f"server {server_id}: cannot listen on {self._config.bind_host}:{host_port}: {exc.strerror or exc}"
+            ) from None
+        port = site.port
+        if server is None:
+            server = ServedServer(
+                server_id=server_id,
+                port=port,
+                site=site,
+                sessions=SessionTable(self._config.session_idle_timeout_seconds, self._config.max_sessions_per_server),
+                stderr=StderrRing(self._config.stderr_lines),
+            )
+            self._servers[server_id] = server
+        else:
+            self._by_port.pop(server.port, None)
+            await server.site.stop()
+            server.site, server.port = site, port
+        self._by_port[port] = server
+        return server
+
+    def _upstream_changed(self, upstream: StdioUpstream, state: State, reason: str) -> None:
+        server = self._servers.get(upstream.server_id)
+        if server is None or server.upstream is not upstream:
+            return
+        if state is State.READY:
+            self._emit(BridgeEvent(server.server_id, "up", reason, server.container_id))
+        elif state is State.DOWN and not upstream.deliberately_closed:
+            self._emit(BridgeEvent(server.server_id, "down", reason, server.container_id))
+
+    def _emit(self, event: BridgeEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("server %s: event callback failed", event.server_id)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweep(self) -> None:
+        interval = max(0.5, min(30.0, self._config.session_idle_timeout_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            for server in list(self._servers.values()):
+                expired = server.sessions.expire()
+                for session in expired:
+                    if server.upstream is not None:
+                        server.upstream.drop_session(session, "the session expired")
+                if expired:
+                    log.debug("server %s: %d idle sessions expired", server.server_id, len(expired))
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        transport = request.transport
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        server = self._by_port.get(sockname[1]) if sockname else None
+        path = request.path
+        if server is None or not path.startswith("/mcp/"):
+            return not_found()
+        server_id, slash, tail = path[5:].partition("/")
+        if server_id != server.server_id or not slash:
+            return not_found()
+        origin = request.headers.get("Origin")
+        if not origin_allowed(self._config, origin):
+            log.info("server %s: refused a request from origin %.100r", server.server_id, origin)
+            return rejection(403, jsonrpc.TRANSPORT_ERROR, "Forbidden: requests from this Origin are not allowed")
+        cors = cors_headers(self._config, origin)
+        endpoint = tail.rstrip("/")
+        if endpoint == "health":
+            response: web.StreamResponse = await self._health_endpoint(server, request)
+        elif request.method == "OPTIONS" and origin is not None:
+            response = preflight(self._config, origin, "GET, POST, DELETE, OPTIONS")
+        elif server.mode == HTTP:
+            assert self._client is not None
+            task = asyncio.current_task()
+            server.forwarding.add(task)
+            try:
+                return await proxy.forward(server, request, tail, self._config, self._client, cors)
+            finally:
+                server.forwarding.discard(task)
+        elif endpoint == "mcp":
+            response = await streamable_http.handle(server, request, self._config, cors)
+        elif endpoint == "sse":
+            response = await legacy_sse.handle_stream(server, request, self._config, cors)
+        elif endpoint == "messages":
+            response = await legacy_sse.handle_post(server, request, self._config)
+        else:
+            response = not_found()
+        if cors and not response.prepared:
+            response.headers.update(cors)
+        return response
+
+    async def _health_endpoint(self, server: ServedServer, request: web.BaseRequest) -> web.Response:
+        if request.method not in ("GET", "HEAD"):
+            return rejection(405, jsonrpc.TRANSPORT_ERROR, "Method Not Allowed: use GET, HEAD", {"Allow": "GET, HEAD"})
+        if server.mode == HTTP:
+            assert server.proxy is not None
+            assert self._client is not None
+            reason = server.proxy_down or await proxy.probe(self._client, server.proxy, _PROBE_TIMEOUT)
+            state = "down" if reason else "ready"
+        else:
+            upstream = server.upstream
+            state = upstream.state.value if upstream is not None else "down"
+            reason = upstream.reason if upstream is not None else "not attached"
+        body = {"server": server.server_id, "status": state}
+        if state != "ready":
+            body["reason"] = reason
+        return json_response(json.dumps(body).encode(), status=200 if state == "ready" else 503)
+
+
+def _check_id(server_id: str) -> None:
+    if not server_id or "/" in server_id or server_id != server_id.strip():
+        raise BridgeError(f"invalid server id {server_id!r}: it must be non-empty, without '/' or spaces")

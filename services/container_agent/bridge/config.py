@@ -1,0 +1,48 @@
+"""Settings of the MCP bridge (the lead maps `settings.conf` keys onto these fields)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    # Address every server port is bound to ("0.0.0.0" behind the ALB; tests use loopback).
+    bind_host: str = "0.0.0.0"
+    # A request the server does not answer in this time gets a JSON-RPC error; a
+    # progress notification for the request starts the time again.
+    request_timeout_seconds: float = 300.0
+    # How long the bridge waits for the server's answer to its own `initialize`.
+    initialize_timeout_seconds: float = 60.0
+    # A session with no request, no open stream and nothing pending for this long is dropped.
+    session_idle_timeout_seconds: float = 1800.0
+    # Sessions per server; past it the least recently used idle session is dropped.
+    max_sessions_per_server: int = 10000
+    # Comment lines on idle SSE streams, well under the ALB's 60 s idle timeout.
+    sse_keepalive_seconds: float = 15.0
+    # Largest HTTP request body accepted (413 above it).
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Largest JSON-RPC line accepted from a server's stdout (longer lines are dropped).
+    max_message_bytes: int = 32 * 1024 * 1024
+    # stderr lines kept per server for the dashboard.
+    stderr_lines: int = 200
+    # Browser origins allowed to call the bridge; requests without Origin are always
+    # allowed. "*" allows every origin.
+    allowed_origins: tuple[str, ...] = field(default=())
+    # Reverse-proxy mode: time to connect to the server inside the container.
+    proxy_connect_timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("bind_host", "allowed_origins"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                problems.append(f"{f.name} must be a positive number, got {value!r}")
+        if not isinstance(self.allowed_origins, tuple) or not all(isinstance(o, str) for o in self.allowed_origins):
+            problems.append("allowed_origins must be a tuple of strings")
+        if isinstance(self.sse_keepalive_seconds, (int, float)) and self.sse_keepalive_seconds >= 60:
+            problems.append("sse_keepalive_seconds must stay under the ALB idle timeout (60 s)")
+        if problems:
+            raise ValueError("invalid bridge settings: " + "; ".join(problems))

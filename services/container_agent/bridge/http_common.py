@@ -1,0 +1,153 @@
+"""What every bridge endpoint checks and answers the same way.
+
+Rejections carry a JSON-RPC error body (id null) so that MCP clients can show
+the reason, with the HTTP status the MCP transports specify.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from aiohttp import web
+
+from . import jsonrpc
+from .config import BridgeConfig
+
+JSON = "application/json"
+SSE = "text/event-stream"
+SESSION_HEADER = "Mcp-Session-Id"
+VERSION_HEADER = "MCP-Protocol-Version"
+
+SSE_HEADERS = {
+    "Content-Type": SSE,
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",  # proxies in front must not buffer the stream
+}
+
+
+def rejection(status: int, code: int, message: str, headers: Optional[dict] = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=jsonrpc.error(jsonrpc.NULL_ID, code, message),
+        content_type=JSON,
+        headers=headers,
+    )
+
+
+def json_response(body: bytes, headers: Optional[dict] = None, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, content_type=JSON, headers=headers)
+
+
+@dataclass(frozen=True)
+class Accepts:
+    json: bool
+    sse: bool
+
+
+def parse_accept(header: Optional[str]) -> Accepts:
+    """Which of JSON and SSE a client takes; no header (or */*) means both."""
+    if not header:
+        return Accepts(True, True)
+    text = header.lower()
+    any_type = "*/*" in text
+    return Accepts(
+        json=any_type or JSON in text or "application/*" in text,
+        sse=any_type or SSE in text or "text/*" in text,
+    )
+
+
+def origin_allowed(config: BridgeConfig, origin: Optional[str]) -> bool:
+    """Requests without Origin (non-browser clients) are allowed; browsers only from the list."""
+    if origin is None:
+        return True
+    allowed = config.allowed_origins
+    return "*" in allowed or origin.rstrip("/") in allowed
+
+
+def cors_headers(config: BridgeConfig, origin: Optional[str]) -> dict:
+    if origin is None or not config.allowed_origins:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": f"{SESSION_HEADER}, {VERSION_HEADER}",
+        "Vary": "Origin",
+    }
+
+
+def preflight(config: BridgeConfig, origin: Optional[str], methods: str) -> web.Response:
+    headers = cors_headers(config, origin)
+    headers.update(
+        {
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": (
+                f"Content-Type, Accept, Authorization, {SESSION_HEADER}, {VERSION_HEADER}, Last-Event-ID"
+            ),
+            "Access-Control-Max-Age": "600",
+        }
+    )
+    return web.Response(status=204, headers=headers)
+
+
+def method_not_allowed(allow: str) -> web.Response:
+    return rejection(405, jsonrpc.TRANSPORT_ERROR, f"Method Not Allowed: use {allow}", headers={"Allow": allow})
+
+
+def not_found(message: str = "Not Found") -> web.Response:
+    return rejection(404, jsonrpc.TRANSPORT_ERROR, message)
+
+
+def unsupported_media_type(request: web.BaseRequest) -> Optional[web.Response]:
+    ctype = request.headers.get("Content-Type")
+    if ctype is not None and JSON not in ctype.lower():
+        return rejection(415, jsonrpc.TRANSPORT_ERROR, "Unsupported Media Type: the body must be application/json")
+    return None
+
+
+async def read_body(request: web.BaseRequest, limit: int) -> Union[bytes, web.Response]:
+    """The request body, or a 413 rejection when it is over `limit` bytes."""
+    too_large = rejection(413, jsonrpc.INVALID_REQUEST, f"Payload Too Large: the limit is {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        return too_large
+    chunks = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def sse_event(data: bytes, event: bytes = b"message") -> bytes:
+    # JSON-RPC lines hold no newline; a stray CR (legal JSON whitespace) would end an
+    # SSE line early, so it goes.
+    if b"\r" in data:
+        data = data.replace(b"\r", b"")
+    return b"event: " + event + b"\ndata: " + data + b"\n\n"
+
+
+KEEPALIVE = b": keep-alive\n\n"
+
+
+def sse_response(headers: Optional[dict] = None) -> web.StreamResponse:
+    """An unprepared SSE response (prepare it where a gone client is handled)."""
+    return web.StreamResponse(status=200, headers={**SSE_HEADERS, **(headers or {})})
+
+
+async def pump(response: web.StreamResponse, channel, keepalive: float) -> None:
+    """Write a channel's lines as SSE `message` events until it closes.
+
+    Lines that are ready together go out in one write; an idle stream gets a
+    comment line every `keepalive` seconds so that no proxy on the way (the ALB
+    cuts at 60 s) takes it for dead. A client that went away ends the loop with
+    ConnectionError.
+    """
+    while True:
+        items = channel.drain()
+        if items:
+            await response.write(b"".join(sse_event(data) for data, _ in items))
+        if channel.exhausted:
+            return
+        if not await channel.wait(keepalive):
+            await response.write(KEEPALIVE)

@@ -1,0 +1,116 @@
+"""`/mcp/{id}/sse` and `/mcp/{id}/messages`: the HTTP+SSE transport of MCP 2024-11-05.
+
+The GET opens a session whose stream carries everything for it; its first event,
+`endpoint`, names the full prefixed path to POST messages to (the ALB forwards
+paths unchanged, so a bare `/messages` would reach nothing). A POST is accepted
+with 202 and answered on the stream. The session ends with its stream.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from aiohttp import web
+
+from . import jsonrpc
+from .channel import Channel
+from .config import BridgeConfig
+from .http_common import (
+    json_response,
+    method_not_allowed,
+    pump,
+    read_body,
+    rejection,
+    sse_event,
+    sse_response,
+    unsupported_media_type,
+)
+from .jsonrpc import Kind
+from .served import ServedServer
+from .sessions import LEGACY_SSE, STREAM_BACKLOG
+from .versions import LEGACY_SSE_VERSION
+
+
+async def handle_stream(
+    server: ServedServer, request: web.BaseRequest, config: BridgeConfig, cors: dict
+) -> web.StreamResponse:
+    if request.method != "GET":
+        return method_not_allowed("GET")
+    upstream = await server.ready_upstream(config)
+    if isinstance(upstream, web.Response):
+        return upstream
+    session, evicted = server.sessions.create(LEGACY_SSE, LEGACY_SSE_VERSION)
+    if evicted is not None:
+        upstream.drop_session(evicted, "session evicted: too many sessions")
+    if session is None:
+        return server.unavailable("too many open sessions")
+    channel = Channel(limit=STREAM_BACKLOG)
+    server.sessions.open_stream(session, channel)
+    endpoint = f"/mcp/{quote(server.server_id, safe='')}/messages?sessionId={session.id}"
+    response = sse_response(cors)
+    try:
+        await response.prepare(request)
+        await response.write(sse_event(endpoint.encode(), b"endpoint"))
+        await pump(response, channel, config.sse_keepalive_seconds)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left: the session ends below
+    finally:
+        server.end_session(session, "the SSE stream closed")
+    return response
+
+
+async def handle_post(server: ServedServer, request: web.BaseRequest, config: BridgeConfig) -> web.Response:
+    if request.method != "POST":
+        return method_not_allowed("POST")
+    session_id = request.query.get("sessionId") or request.query.get("session_id")
+    if not session_id:
+        return rejection(
+            400, jsonrpc.TRANSPORT_ERROR, "Bad Request: no sessionId query parameter; open the SSE stream first"
+        )
+    session = server.sessions.get(session_id)
+    if session is None or session.transport != LEGACY_SSE or session.stream is None:
+        return rejection(404, jsonrpc.TRANSPORT_ERROR, "Session not found: its SSE stream is closed; open a new one")
+    problem = unsupported_media_type(request)
+    if problem is not None:
+        return problem
+    body = await read_body(request, config.max_body_bytes)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        return rejection(400, jsonrpc.PARSE_ERROR, f"Parse error: {exc}")
+    items = payload if isinstance(payload, list) else [payload]
+    kinds = [jsonrpc.classify(m) for m in items]
+    if not items or (len(items) == 1 and isinstance(kinds[0], str)):
+        reason = kinds[0] if items else "an empty batch"
+        return json_response(
+            jsonrpc.error(jsonrpc.id_of(payload), jsonrpc.INVALID_REQUEST, f"Invalid Request: {reason}"), status=400
+        )
+    upstream = await server.ready_upstream(config)
+    if isinstance(upstream, web.Response):
+        return upstream
+    stream = session.stream
+    if stream is None:
+        return rejection(404, jsonrpc.TRANSPORT_ERROR, "Session not found: its SSE stream is closed; open a new one")
+    for msg, kind in zip(items, kinds):
+        if kind is Kind.REQUEST:
+            if msg["method"] == "initialize":
+                params = msg.get("params")
+                version = params.get("protocolVersion") if isinstance(params, dict) else None
+                answer, session.protocol_version = upstream.initialize_answer(jsonrpc.dumps(msg["id"]), version)
+                stream.put(answer, final=True)
+            else:
+                upstream.submit(session, msg, stream)
+        elif kind is Kind.NOTIFICATION:
+            upstream.notify(session, msg)
+        elif kind is Kind.RESPONSE:
+            upstream.answer_from_client(session, msg)
+        else:
+            stream.put(
+                jsonrpc.error(jsonrpc.id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), final=True
+            )
+    await upstream.drain()
+    return web.Response(status=202, text="Accepted")

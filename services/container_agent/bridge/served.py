@@ -1,0 +1,72 @@
+"""One served MCP server as the HTTP side sees it: its port, sessions and upstream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from aiohttp import web
+
+from . import jsonrpc
+from .config import BridgeConfig
+from .http_common import rejection
+from .sessions import HttpSession, SessionTable
+from .stderr_ring import StderrRing
+from .upstream import State, StdioUpstream
+
+STDIO = "stdio"
+HTTP = "http"
+
+
+@dataclass(frozen=True)
+class ProxyTarget:
+    """A server that speaks HTTP itself inside its container."""
+
+    host: str
+    port: int
+    # Path the server serves under inside the container ("" for the root).
+    base_path: str = ""
+
+
+@dataclass(eq=False)
+class ServedServer:
+    server_id: str
+    port: int
+    site: Any  # the aiohttp TCPSite listening on `port`
+    sessions: SessionTable
+    stderr: StderrRing
+    mode: str = STDIO
+    container_id: str = ""
+    upstream: Optional[StdioUpstream] = None
+    proxy: Optional[ProxyTarget] = None
+    # Reverse-proxy mode: why the server is marked down (empty when it is not).
+    proxy_down: str = ""
+    # Reverse-proxy mode: requests being forwarded (cut when the server goes).
+    forwarding: set = field(default_factory=set)
+
+    def cut_forwarding(self) -> None:
+        for task in list(self.forwarding):
+            task.cancel()
+        self.forwarding.clear()
+
+    def end_session(self, session: HttpSession, reason: str) -> None:
+        self.sessions.remove(session.id)
+        if self.upstream is not None:
+            self.upstream.drop_session(session, reason)
+
+    def unavailable(self, reason: str) -> web.Response:
+        return rejection(503, jsonrpc.TRANSPORT_ERROR, f"MCP server '{self.server_id}' is unavailable: {reason}")
+
+    async def ready_upstream(self, config: BridgeConfig) -> Union[StdioUpstream, web.Response]:
+        """The upstream once it is initialized, or a 503 rejection."""
+        upstream = self.upstream
+        if upstream is None:
+            return self.unavailable("not attached")
+        if upstream.state is State.STARTING:
+            await upstream.wait_settled(config.initialize_timeout_seconds)
+            upstream = self.upstream
+            if upstream is None:
+                return self.unavailable("not attached")
+        if upstream.state is not State.READY:
+            return self.unavailable(upstream.reason)
+        return upstream

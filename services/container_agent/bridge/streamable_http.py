@@ -1,0 +1,255 @@
+"""`/mcp/{id}/mcp`: the Streamable HTTP transport (MCP revisions 2025-03-26 and later).
+
+A POST that carries requests is answered lazily: while only the response comes,
+it is sent as plain JSON (cheap, and what most calls need); as soon as something
+else comes first (progress, a server-to-client request) or the request runs past
+the keep-alive interval, the answer switches to an SSE stream, if the client
+accepts one. Events carry no ids: streams are not resumable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional, Union
+
+from aiohttp import web
+
+from . import jsonrpc
+from .channel import Channel
+from .config import BridgeConfig
+from .http_common import (
+    KEEPALIVE,
+    SESSION_HEADER,
+    VERSION_HEADER,
+    Accepts,
+    json_response,
+    method_not_allowed,
+    sse_response,
+    parse_accept,
+    pump,
+    read_body,
+    rejection,
+    sse_event,
+    unsupported_media_type,
+)
+from .jsonrpc import Kind
+from .served import ServedServer
+from .sessions import STREAM_BACKLOG, STREAMABLE_HTTP, HttpSession
+from .versions import KNOWN_VERSIONS, is_known
+
+ALLOW = "GET, POST, DELETE"
+
+
+async def handle(
+    server: ServedServer, request: web.BaseRequest, config: BridgeConfig, cors: dict
+) -> web.StreamResponse:
+    method = request.method
+    if method == "POST":
+        return await _post(server, request, config, cors)
+    if method == "GET":
+        return await _get(server, request, config, cors)
+    if method == "DELETE":
+        return _delete(server, request)
+    return method_not_allowed(ALLOW)
+
+
+def _version_problem(request: web.BaseRequest) -> Optional[web.Response]:
+    version = request.headers.get(VERSION_HEADER)
+    if version is not None and not is_known(version):
+        return rejection(
+            400,
+            jsonrpc.TRANSPORT_ERROR,
+            f"Bad Request: unsupported {VERSION_HEADER} {version[:40]!r} (supported: {', '.join(KNOWN_VERSIONS)})",
+        )
+    return None
+
+
+def _session_of(server: ServedServer, request: web.BaseRequest) -> Union[HttpSession, web.Response]:
+    session_id = request.headers.get(SESSION_HEADER)
+    if not session_id:
+        return rejection(
+            400, jsonrpc.TRANSPORT_ERROR, f"Bad Request: no {SESSION_HEADER} header; send initialize first"
+        )
+    session = server.sessions.get(session_id)
+    if session is None or session.transport != STREAMABLE_HTTP:
+        return rejection(
+            404, jsonrpc.TRANSPORT_ERROR, "Session not found: it expired or was terminated; initialize a new one"
+        )
+    return session
+
+
+async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeConfig, cors: dict) -> web.StreamResponse:
+    accepts = parse_accept(request.headers.get("Accept"))
+    if not (accepts.json or accepts.sse):
+        return rejection(406, jsonrpc.TRANSPORT_ERROR, "Not Acceptable: accept application/json and text/event-stream")
+    problem = unsupported_media_type(request) or _version_problem(request)
+    if problem is not None:
+        return problem
+    body = await read_body(request, config.max_body_bytes)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        return rejection(400, jsonrpc.PARSE_ERROR, f"Parse error: {exc}")
+
+    is_batch = isinstance(payload, list)
+    items = payload if is_batch else [payload]
+    if not items:
+        return rejection(400, jsonrpc.INVALID_REQUEST, "Invalid Request: an empty batch")
+    kinds = [jsonrpc.classify(m) for m in items]
+    if not is_batch:
+        kind = kinds[0]
+        if isinstance(kind, str):
+            return json_response(
+                jsonrpc.error(jsonrpc.id_of(payload), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), status=400
+            )
+        if kind is Kind.REQUEST and payload["method"] == "initialize":
+            return await _initialize(server, request, config, payload, accepts, cors)
+    elif any(k is Kind.REQUEST and m["method"] == "initialize" for m, k in zip(items, kinds)):
+        return rejection(400, jsonrpc.INVALID_REQUEST, "Invalid Request: initialize must not be part of a batch")
+
+    session = _session_of(server, request)
+    if isinstance(session, web.Response):
+        return session
+    upstream = await server.ready_upstream(config)
+    if isinstance(upstream, web.Response):
+        return upstream
+
+    answers = sum(1 for k in kinds if k is Kind.REQUEST or isinstance(k, str))
+    channel = Channel(expected=answers)
+    bridge_ids: list[int] = []
+    for msg, kind in zip(items, kinds):
+        if kind is Kind.REQUEST:
+            bridge_ids.append(upstream.submit(session, msg, channel))
+        elif kind is Kind.NOTIFICATION:
+            upstream.notify(session, msg)
+        elif kind is Kind.RESPONSE:
+            upstream.answer_from_client(session, msg)
+        else:
+            channel.put(
+                jsonrpc.error(jsonrpc.id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), final=True
+            )
+    if answers == 0:
+        return web.Response(status=202)
+    try:
+        await upstream.drain()
+        return await _answer(request, session, channel, accepts, is_batch, config, cors)
+    finally:
+        upstream.abandon(bridge_ids)
+
+
+async def _initialize(
+    server: ServedServer,
+    request: web.BaseRequest,
+    config: BridgeConfig,
+    msg: dict,
+    accepts: Accepts,
+    cors: dict,
+) -> web.StreamResponse:
+    # A session id sent along is ignored: initialize always starts a new session.
+    upstream = await server.ready_upstream(config)
+    if isinstance(upstream, web.Response):
+        return upstream
+    session, evicted = server.sessions.create(STREAMABLE_HTTP, "")
+    if evicted is not None:
+        upstream.drop_session(evicted, "session evicted: too many sessions")
+    if session is None:
+        return server.unavailable("too many open sessions")
+    params = msg.get("params")
+    client_version = params.get("protocolVersion") if isinstance(params, dict) else None
+    answer, session.protocol_version = upstream.initialize_answer(jsonrpc.dumps(msg["id"]), client_version)
+    headers = {SESSION_HEADER: session.id, **cors}
+    if accepts.json:
+        return json_response(answer, headers)
+    response = sse_response(headers)
+    try:
+        await response.prepare(request)
+        await response.write(sse_event(answer))
+        await response.write_eof()
+    except ConnectionError:
+        server.end_session(session, "the client left during initialize")
+    return response
+
+
+async def _answer(
+    request: web.BaseRequest,
+    session: HttpSession,
+    channel: Channel,
+    accepts: Accepts,
+    is_batch: bool,
+    config: BridgeConfig,
+    cors: dict,
+) -> web.StreamResponse:
+    """JSON while only responses come; an SSE stream once anything else must go first."""
+    ready: list[bytes] = []
+    if accepts.sse and not accepts.json:
+        return await _stream(request, channel, ready, config, cors)
+    while True:
+        item = channel.pop()
+        if item is None:
+            if channel.closed:
+                break
+            if await channel.wait(config.sse_keepalive_seconds):
+                continue
+            if accepts.sse:  # a long call: keep the connection visibly alive
+                return await _stream(request, channel, ready, config, cors)
+            continue
+        data, final = item
+        if final:
+            ready.append(data)
+        elif accepts.sse:
+            ready.append(data)
+            return await _stream(request, channel, ready, config, cors)
+        elif session.stream is not None:  # JSON only: side messages take the standing stream
+            session.stream.put(data)
+    body = ready[0] if not is_batch else b"[" + b",".join(ready) + b"]"
+    return json_response(body, cors)
+
+
+async def _stream(
+    request: web.BaseRequest, channel: Channel, ready: list[bytes], config: BridgeConfig, cors: dict
+) -> web.StreamResponse:
+    response = sse_response(cors)
+    try:
+        await response.prepare(request)
+        await response.write(b"".join(sse_event(d) for d in ready) if ready else KEEPALIVE)
+        await pump(response, channel, config.sse_keepalive_seconds)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left; its pending requests are abandoned by the caller
+    return response
+
+
+async def _get(server: ServedServer, request: web.BaseRequest, config: BridgeConfig, cors: dict) -> web.StreamResponse:
+    if not parse_accept(request.headers.get("Accept")).sse:
+        return rejection(406, jsonrpc.TRANSPORT_ERROR, "Not Acceptable: the GET stream is text/event-stream")
+    problem = _version_problem(request)
+    if problem is not None:
+        return problem
+    session = _session_of(server, request)
+    if isinstance(session, web.Response):
+        return session
+    channel = Channel(limit=STREAM_BACKLOG)
+    replaced = server.sessions.open_stream(session, channel)
+    if replaced is not None:
+        replaced.close()  # one standing stream per session: the newest wins
+    response = sse_response(cors)
+    try:
+        await response.prepare(request)
+        await response.write(KEEPALIVE)
+        await pump(response, channel, config.sse_keepalive_seconds)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left
+    finally:
+        server.sessions.close_stream(session, channel)
+    return response
+
+
+def _delete(server: ServedServer, request: web.BaseRequest) -> web.Response:
+    session = _session_of(server, request)
+    if isinstance(session, web.Response):
+        return session
+    server.end_session(session, "the client terminated the session")
+    return web.Response(status=204)

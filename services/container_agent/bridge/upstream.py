@@ -1,0 +1,534 @@
+"""The one MCP session on a container's stdio, shared by every HTTP session of its server.
+
+The bridge initializes the server once and keeps the result for every client's
+`initialize`. Requests get bridge-wide ids on the way in (so that two clients may
+both use id 1) and their own ids back on the way out; progress tokens are
+re-addressed the same way. What the server sends unasked is routed where it
+belongs: progress to the stream of its request, list-changed and other
+notifications to every open standing stream, a server-to-client request to the
+one client session that can be its origin, or else refused with a JSON-RPC error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from enum import Enum
+from typing import Any, Callable, Optional
+
+from . import jsonrpc
+from .channel import Channel
+from .config import BridgeConfig
+from .jsonrpc import Kind
+from .sessions import HttpSession, SessionTable
+from .versions import OFFERED_VERSION, negotiate
+
+log = logging.getLogger(__name__)
+
+CLIENT_INFO = {"name": "mcp-orchestrator-bridge", "version": "0.1.0"}
+_NO_TOKEN = object()
+
+
+class State(str, Enum):
+    STARTING = "starting"  # attached, the server has not answered initialize yet
+    READY = "ready"
+    DOWN = "down"
+
+
+class IdAllocator:
+    """Bridge-wide request ids.
+
+    They start at a random point so that a restarted agent does not mistake a late
+    answer meant for its predecessor for one of its own, and stay below 2**31 for
+    servers that keep ids in 32-bit integers.
+    """
+
+    _LOW, _HIGH = 1 << 20, (1 << 31) - 1
+
+    def __init__(self) -> None:
+        self._next = random.randrange(self._LOW, 1 << 30)
+
+    def take(self, in_use: dict) -> int:
+        n = self._next
+        while n in in_use:
+            n += 1
+            if n > self._HIGH:
+                n = self._LOW
+        self._next = n + 1 if n < self._HIGH else self._LOW
+        return n
+
+
+class PendingRequest:
+    """A request sent to the server and not answered yet."""
+
+    __slots__ = ("bridge_id", "session", "client_id", "client_id_json", "sink", "method", "progress_token", "timer")
+
+    def __init__(
+        self,
+        bridge_id: int,
+        session: Optional[HttpSession],
+        client_id: Any,
+        sink: Channel,
+        method: str,
+        progress_token: Any = _NO_TOKEN,
+    ) -> None:
+        self.bridge_id = bridge_id
+        self.session = session
+        self.client_id = client_id
+        self.client_id_json = jsonrpc.dumps(client_id)
+        self.sink = sink
+        self.method = method
+        self.progress_token = progress_token
+        self.timer: Optional[asyncio.TimerHandle] = None
+
+
+class ServerRequest:
+    """A request from the server forwarded to a client, awaiting that client's answer."""
+
+    __slots__ = ("session", "timer")
+
+    def __init__(self, session: HttpSession, timer: asyncio.TimerHandle) -> None:
+        self.session = session
+        self.timer = timer
+
+
+StateCallback = Callable[["StdioUpstream", State, str], None]
+
+
+class StdioUpstream:
+    def __init__(
+        self,
+        server_id: str,
+        config: BridgeConfig,
+        ids: IdAllocator,
+        sessions: SessionTable,
+        on_state: Optional[StateCallback] = None,
+    ) -> None:
+        self.server_id = server_id
+        self._config = config
+        self._timeout = config.request_timeout_seconds
+        self._ids = ids
+        self._sessions = sessions
+        self._on_state = on_state
+        self._loop = asyncio.get_running_loop()
+        self._stdio: Any = None
+        self._settled = asyncio.Event()
+        self._deliberate_close = False
+        self.state = State.STARTING
+        self.reason = "attaching to the container"
+        self.pending: dict[int, PendingRequest] = {}
+        self._server_requests: dict[Any, ServerRequest] = {}
+        self.init_result: Optional[dict] = None
+        self.server_version = OFFERED_VERSION
+        self._init_answers: dict[str, bytes] = {}
+
+    # --- life cycle ------------------------------------------------------------
+
+    def attach(self, stdio: Any) -> None:
+        """Use an open attach connection (see services.container_agent.stdio)."""
+        self._stdio = stdio
+
+    async def initialize(self, adopted: bool = False) -> None:
+        """The bridge's own handshake with the server; sets READY or DOWN.
+
+        `adopted`: the server was initialized by an earlier agent process. A
+        newline goes first (it ends whatever half line that process may have left
+        in stdin; servers skip blank lines), and a server that refuses a second
+        initialize is served with assumed capabilities rather than marked down.
+        """
+        if adopted:
+            self._write(b"\n")
+        sink = Channel(expected=1)
+        request = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {"protocolVersion": OFFERED_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO},
+        }
+        self._send_request(None, request, sink, timeout=self._config.initialize_timeout_seconds)
+        await sink.wait(None)  # the request's timer or the server's exit ends the wait
+        item = sink.pop()
+        if self.state is State.DOWN:
+            return
+        problem = "no answer"
+        if item is not None:
+            try:
+                answer = json.loads(item[0])
+            except ValueError:
+                answer = {}
+            res = answer.get("result") if isinstance(answer, dict) else None
+            if isinstance(res, dict) and isinstance(res.get("protocolVersion"), str):
+                self.init_result = res
+                self.server_version = res["protocolVersion"]
+                self._write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+                log.info(
+                    "server %s: initialized (protocol %s, server %s)",
+                    self.server_id,
+                    self.server_version,
+                    _server_name(res),
+                )
+                self._set_state(State.READY, "initialized")
+                return
+            err = answer.get("error") if isinstance(answer, dict) else None
+            if isinstance(err, dict) and adopted and self.state is State.STARTING:
+                log.warning(
+                    "server %s: refused a second initialize (%s); serving it with assumed capabilities",
+                    self.server_id,
+                    str(err.get("message", "error"))[:200],
+                )
+                self.init_result = _assumed_result(self.server_id)
+                self._set_state(State.READY, "adopted without a new handshake")
+                return
+            if isinstance(err, dict):
+                problem = str(err.get("message", "error"))[:300]
+            else:
+                problem = "an answer without a valid InitializeResult"
+        self._set_state(State.DOWN, f"initialize failed: {problem}")
+        log.warning("server %s: initialize failed: %s", self.server_id, problem)
+
+    async def wait_settled(self, timeout: float) -> bool:
+        """Wait until the server is READY (True) or DOWN or the time is up (False)."""
+        if self.state is State.STARTING:
+            try:
+                await asyncio.wait_for(self._settled.wait(), timeout)
+            except asyncio.TimeoutError:
+                return False
+        return self.state is State.READY
+
+    def close(self, reason: str) -> None:
+        """Detach on purpose (unserve, re-serve): no "down" surprise for the caller."""
+        self._deliberate_close = True
+        if self._stdio is not None:
+            self._stdio.close(reason)
+        self.on_closed(reason)
+
+    def on_closed(self, reason: str) -> None:
+        """The attach connection ended: every waiting request fails now."""
+        if self.state is State.DOWN and not self.pending and not self._server_requests:
+            return
+        message = f"MCP server '{self.server_id}' is unavailable: {reason}"
+        for p in list(self.pending.values()):
+            self._finish(p, jsonrpc.error(p.client_id_json, jsonrpc.TRANSPORT_ERROR, message))
+        self.pending.clear()
+        for entry in self._server_requests.values():
+            entry.timer.cancel()
+        self._server_requests.clear()
+        if self.state is not State.DOWN:
+            if not self._deliberate_close:
+                log.warning("server %s: stdio closed: %s", self.server_id, reason)
+            self._set_state(State.DOWN, reason)
+
+    @property
+    def deliberately_closed(self) -> bool:
+        return self._deliberate_close
+
+    def _set_state(self, state: State, reason: str) -> None:
+        self.state = state
+        self.reason = reason
+        if state is not State.STARTING:
+            self._settled.set()
+        if self._on_state is not None:
+            try:
+                self._on_state(self, state, reason)
+            except Exception:
+                log.exception("server %s: state callback failed", self.server_id)
+
+    # --- client to server ------------------------------------------------------
+
+    def initialize_answer(self, client_id_json: bytes, client_version: Any) -> tuple[bytes, str]:
+        """The cached InitializeResult for a client, with the revision negotiated for it."""
+        version = negotiate(client_version if isinstance(client_version, str) else None, self.server_version)
+        body = self._init_answers.get(version)
+        if body is None:
+            result = dict(self.init_result or {})
+            result["protocolVersion"] = version
+            body = self._init_answers[version] = jsonrpc.dumps(result)
+        return jsonrpc.result(client_id_json, body), version
+
+    def submit(self, session: HttpSession, msg: dict, sink: Channel) -> int:
+        """Send a client's request; its answer (and related messages) go to `sink`."""
+        return self._send_request(session, msg, sink, self._timeout)
+
+    def notify(self, session: HttpSession, msg: dict) -> None:
+        """A client's notification."""
+        method = msg["method"]
+        if method == "notifications/initialized":
+            return  # the bridge sent its own when it initialized the server
+        if method == "notifications/cancelled":
+            self._cancel_from_client(session, msg)
+            return
+        self._write(jsonrpc.dumps(msg) + b"\n")
+
+    def answer_from_client(self, session: HttpSession, msg: dict) -> bool:
+        """A client's response to a server-to-client request; False when it matches none."""
+        rid = msg["id"]
+        entry = self._server_requests.get(rid)
+        if entry is None or entry.session is not session:
+            log.debug("server %s: dropped a client response that matches no forwarded request", self.server_id)
+            return False
+        del self._server_requests[rid]
+        entry.timer.cancel()
+        self._write(jsonrpc.dumps(msg) + b"\n")
+        return True
+
+    def drop_session(self, session: HttpSession, reason: str) -> None:
+        """A session ended: its requests are cancelled at the server and fail for the client."""
+        for bid, p in list(session.inflight.items()):
+            if self.pending.pop(bid, None) is not None:
+                self._send_cancel(bid, reason)
+            self._finish(p, jsonrpc.error(p.client_id_json, jsonrpc.TRANSPORT_ERROR, reason))
+        session.inflight.clear()
+        for rid, entry in list(self._server_requests.items()):
+            if entry.session is session:
+                del self._server_requests[rid]
+                entry.timer.cancel()
+                self._write(
+                    jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.INTERNAL_ERROR, "the client session ended") + b"\n"
+                )
+
+    def abandon(self, bridge_ids: list[int]) -> None:
+        """The HTTP request waiting for these left: forget them (a late answer is dropped)."""
+        for bid in bridge_ids:
+            p = self.pending.pop(bid, None)
+            if p is not None:
+                if p.timer is not None:
+                    p.timer.cancel()
+                if p.session is not None:
+                    p.session.inflight.pop(bid, None)
+
+    async def drain(self) -> None:
+        if self._stdio is not None:
+            await self._stdio.drain()
+
+    def _send_request(self, session: Optional[HttpSession], msg: dict, sink: Channel, timeout: float) -> int:
+        bid = self._ids.take(self.pending)
+        token = _NO_TOKEN
+        params = msg.get("params")
+        if type(params) is dict:
+            meta = params.get("_meta")
+            if type(meta) is dict and "progressToken" in meta:
+                token = meta["progressToken"]
+                meta["progressToken"] = bid
+        p = PendingRequest(bid, session, msg["id"], sink, msg["method"], token)
+        msg["id"] = bid
+        self.pending[bid] = p
+        if session is not None:
+            session.inflight[bid] = p
+        p.timer = self._loop.call_later(timeout, self._expire, bid, timeout)
+        if not self._write(jsonrpc.dumps(msg) + b"\n"):
+            del self.pending[bid]
+            self._finish(
+                p,
+                jsonrpc.error(
+                    p.client_id_json,
+                    jsonrpc.TRANSPORT_ERROR,
+                    f"MCP server '{self.server_id}' is unavailable: {self.reason}",
+                ),
+            )
+        return bid
+
+    def _expire(self, bid: int, timeout: float) -> None:
+        p = self.pending.pop(bid, None)
+        if p is None:
+            return
+        log.warning("server %s: %s got no answer within %g s", self.server_id, p.method, timeout)
+        if p.method != "initialize":  # initialize must not be cancelled
+            self._send_cancel(bid, "request timed out")
+        self._finish(
+            p,
+            jsonrpc.error(
+                p.client_id_json,
+                jsonrpc.REQUEST_TIMEOUT,
+                f"MCP server '{self.server_id}' did not answer {p.method} within {timeout:g} s",
+            ),
+        )
+
+    def _cancel_from_client(self, session: HttpSession, msg: dict) -> None:
+        params = msg.get("params")
+        if not isinstance(params, dict) or not jsonrpc.valid_id(params.get("requestId")):
+            return
+        wanted = jsonrpc.dumps(params["requestId"])
+        for bid, p in list(session.inflight.items()):
+            if p.client_id_json == wanted:
+                self.pending.pop(bid, None)
+                forwarded = dict(params)
+                forwarded["requestId"] = bid
+                self._write(
+                    jsonrpc.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": forwarded}) + b"\n"
+                )
+                self._finish(
+                    p, jsonrpc.error(p.client_id_json, jsonrpc.REQUEST_CANCELLED, "request cancelled by the client")
+                )
+                return
+
+    def _send_cancel(self, bid: int, reason: str) -> None:
+        self._write(
+            jsonrpc.dumps(
+                {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": bid, "reason": reason}}
+            )
+            + b"\n"
+        )
+
+    def _finish(self, p: PendingRequest, data: bytes) -> None:
+        if p.timer is not None:
+            p.timer.cancel()
+        if p.session is not None:
+            p.session.inflight.pop(p.bridge_id, None)
+        p.sink.put(data, final=True)
+
+    def _write(self, data: bytes) -> bool:
+        return self._stdio is not None and self._stdio.write(data)
+
+    # --- server to client ------------------------------------------------------
+
+    def on_stdout_line(self, line: bytes) -> None:
+        fast = jsonrpc.fast_response_id(line)
+        if fast is not None:
+            bid, rest = fast
+            p = self.pending.pop(bid, None)
+            if p is None:
+                log.debug("server %s: dropped a response to an unknown or expired request", self.server_id)
+                return
+            self._finish(p, jsonrpc.readdress_fast(line, rest, p.client_id_json))
+            return
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            log.warning("server %s: skipped a line of non-JSON output on stdout (%d bytes)", self.server_id, len(line))
+            log.debug("server %s: the skipped line starts with %r", self.server_id, line[:120])
+            return
+        if isinstance(msg, list):  # a batch from the server: route each member
+            for member in msg:
+                self._route(member, None)
+            return
+        self._route(msg, line)
+
+    def _route(self, msg: Any, line: Optional[bytes]) -> None:
+        kind = jsonrpc.classify(msg)
+        if kind is Kind.RESPONSE:
+            self._on_response(msg, line)
+        elif kind is Kind.NOTIFICATION:
+            self._on_notification(msg, line)
+        elif kind is Kind.REQUEST:
+            self._on_server_request(msg, line)
+        elif isinstance(msg, dict) and msg.get("id", 0) is None and isinstance(msg.get("error"), dict):
+            log.warning(
+                "server %s: reported an error about a message it could not read (code %s)",
+                self.server_id,
+                msg["error"].get("code"),
+            )
+        else:
+            log.warning("server %s: skipped an invalid message on stdout: %s", self.server_id, kind)
+
+    def _on_response(self, msg: dict, line: Optional[bytes]) -> None:
+        bid = msg["id"]
+        p = self.pending.pop(bid, None) if type(bid) is int else None
+        if p is None:
+            log.debug("server %s: dropped a response to an unknown or expired request", self.server_id)
+            return
+        data = jsonrpc.swap_response_id(line, bid, p.client_id_json) if line is not None else None
+        if data is None:
+            msg["id"] = p.client_id
+            data = jsonrpc.dumps(msg)
+        self._finish(p, data)
+
+    def _on_notification(self, msg: dict, line: Optional[bytes]) -> None:
+        method = msg["method"]
+        params = msg.get("params")
+        if method == "notifications/progress":
+            token = params.get("progressToken") if isinstance(params, dict) else None
+            p = self.pending.get(token) if type(token) is int else None
+            if p is None or p.progress_token is _NO_TOKEN:
+                log.debug("server %s: dropped progress for an unknown request", self.server_id)
+                return
+            params["progressToken"] = p.progress_token
+            if p.timer is not None:  # progress shows the request is alive: restart its clock
+                p.timer.cancel()
+                p.timer = self._loop.call_later(self._timeout, self._expire, p.bridge_id, self._timeout)
+            p.sink.put(jsonrpc.dumps(msg))
+            return
+        if method == "notifications/cancelled":
+            rid = params.get("requestId") if isinstance(params, dict) else None
+            entry = self._server_requests.pop(rid, None) if jsonrpc.valid_id(rid) else None
+            if entry is not None:
+                entry.timer.cancel()
+                stream = entry.session.stream
+                if stream is not None:
+                    stream.put(line if line is not None else jsonrpc.dumps(msg))
+            return
+        data = line if line is not None else jsonrpc.dumps(msg)
+        for session in list(self._sessions.streaming):
+            if session.stream is not None:
+                session.stream.put(data)
+
+    def _on_server_request(self, msg: dict, line: Optional[bytes]) -> None:
+        method = msg["method"]
+        rid = msg["id"]
+        rid_json = jsonrpc.dumps(rid)
+        if method == "ping":
+            self._write(jsonrpc.result(rid_json, b"{}") + b"\n")
+            return
+        target = self._pick_target()
+        if target is None or rid in self._server_requests:
+            log.info(
+                "server %s: refused a %s request from the server: no single client session to ask",
+                self.server_id,
+                method,
+            )
+            self._write(
+                jsonrpc.error(
+                    rid_json,
+                    jsonrpc.METHOD_NOT_FOUND,
+                    f"the bridge cannot route {method} to a client: it is shared by several client sessions",
+                )
+                + b"\n"
+            )
+            return
+        session, sink = target
+        timer = self._loop.call_later(self._timeout, self._expire_server_request, rid, method)
+        self._server_requests[rid] = ServerRequest(session, timer)
+        sink.put(line if line is not None else jsonrpc.dumps(msg))
+
+    def _pick_target(self) -> Optional[tuple[HttpSession, Channel]]:
+        """The only client session that can have caused a server-to-client request."""
+        latest: dict[HttpSession, PendingRequest] = {}
+        for p in self.pending.values():
+            if p.session is not None:
+                latest[p.session] = p
+        if len(latest) == 1:
+            session, p = next(iter(latest.items()))
+            if not p.sink.closed:
+                return session, p.sink
+            if session.stream is not None:
+                return session, session.stream
+            return None
+        if not latest and len(self._sessions.streaming) == 1:
+            session = next(iter(self._sessions.streaming))
+            if session.stream is not None:
+                return session, session.stream
+        return None
+
+    def _expire_server_request(self, rid: Any, method: str) -> None:
+        if self._server_requests.pop(rid, None) is None:
+            return
+        self._write(
+            jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.REQUEST_TIMEOUT, f"no client answered {method} in time") + b"\n"
+        )
+
+
+def _assumed_result(server_id: str) -> dict:
+    """An InitializeResult for a server that will not say its own again."""
+    return {
+        "protocolVersion": OFFERED_VERSION,
+        "capabilities": {"tools": {}, "resources": {}, "prompts": {}},
+        "serverInfo": {"name": server_id, "version": "unknown"},
+    }
+
+
+def _server_name(result: dict) -> str:
+    info = result.get("serverInfo")
+    if isinstance(info, dict):
+        return f"{info.get('name', '?')} {info.get('version', '')}".strip()
+    return "?"
