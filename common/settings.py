@@ -188,12 +188,54 @@ class ZmqSettings:
                                       _between(1024, 256 * 1024 * 1024))
 
 
+def _positive(v: float) -> Optional[str]:
+    return None if v > 0 else "must be above 0"
+
+
+def _origins(v: str) -> Optional[str]:
+    for origin in (o.strip() for o in v.split(",") if o.strip()):
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            return (f"{origin!r} is not an origin: write scheme://host[:port] (comma-separated), "
+                    f"or * for any")
+    return None
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    request_timeout_seconds: float = _setting(300.0, "a request the server does not answer in "
+                                                     "time gets a JSON-RPC error", _positive)
+    initialize_timeout_seconds: float = _setting(60.0, "how long a starting server may take to "
+                                                       "answer initialize", _positive)
+    session_idle_timeout_seconds: float = _setting(1800.0, "idle MCP sessions are dropped after "
+                                                           "this", _positive)
+    max_sessions_per_server: int = _setting(10000, "sessions per server; past it the least "
+                                                   "recently used idle one is dropped",
+                                            _between(1, 1000000))
+    sse_keepalive_seconds: float = _setting(15.0, "keep-alive comments on idle SSE streams "
+                                                  "(under the ALB's 60 s idle timeout)",
+                                            lambda v: None if 0 < v < 60 else
+                                            "must be above 0 and below 60")
+    max_body_bytes: int = _setting(4 * 1024 * 1024, "largest HTTP request body (413 above)",
+                                   _between(1024, 1024 * 1024 * 1024))
+    max_message_bytes: int = _setting(32 * 1024 * 1024, "largest JSON-RPC line accepted from "
+                                                        "a server", _between(1024, 1 << 31))
+    stderr_lines: int = _setting(200, "stderr lines kept per server for the dashboard",
+                                 _between(1, 100000))
+    allowed_origins: str = _setting("", "browser origins allowed to call the bridges "
+                                        "(comma-separated, * = any); requests without Origin "
+                                        "are always allowed", _origins)
+    proxy_connect_timeout_seconds: float = _setting(10.0, "reverse-proxy mode: time to connect "
+                                                          "to the server in the container",
+                                                    _positive)
+
+
 SECTIONS: dict[str, type] = {
     "aws": AwsSettings,
     "service": ServiceSettings,
     "dashboard": DashboardSettings,
     "logging": LoggingSettings,
     "zmq": ZmqSettings,
+    "bridge": BridgeSettings,
 }
 
 
@@ -204,6 +246,7 @@ class Settings:
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     zmq: ZmqSettings = field(default_factory=ZmqSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
     source: str = ""  # the file these came from ("" = defaults only)
 
     @property
@@ -287,7 +330,7 @@ def _read_ini(path: Path, problems: list[str]) -> Optional[configparser.ConfigPa
         return None
     except configparser.MissingSectionHeaderError as exc:
         problems.append(f"{path}: line {exc.lineno}: a key outside any [section]: "
-                        f"put it under [aws], [service], [dashboard], [logging] or [zmq]")
+                        f"put it under [aws], [service], [dashboard], [logging], [zmq] or [bridge]")
         return None
     except configparser.DuplicateSectionError as exc:
         problems.append(f"{path}: line {exc.lineno}: section [{exc.section}] appears twice")

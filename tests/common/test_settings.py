@@ -197,3 +197,20 @@ def test_reference_rows_cover_every_setting():
     assert ("aws", "region") in keys and ("dashboard", "port") in keys
     assert all(help for _, _, _, help in rows)
     assert isinstance(Settings(), Settings)
+
+
+def test_bridge_section():
+    s = load_settings(None, environ={"MCP_ORCHESTRATOR_BRIDGE_SSE_KEEPALIVE_SECONDS": "20",
+                                     "MCP_ORCHESTRATOR_BRIDGE_ALLOWED_ORIGINS": "*"})
+    assert s.bridge.sse_keepalive_seconds == 20.0 and s.bridge.allowed_origins == "*"
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("SSE_KEEPALIVE_SECONDS", "60", "must be above 0 and below 60"),
+    ("ALLOWED_ORIGINS", "example.com", "is not an origin"),
+    ("REQUEST_TIMEOUT_SECONDS", "0", "must be above 0"),
+    ("MAX_BODY_BYTES", "12", "must be between 1024"),
+])
+def test_bad_bridge_settings(key, value, expected):
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(None, environ={f"MCP_ORCHESTRATOR_BRIDGE_{key}": value})

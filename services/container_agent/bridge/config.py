@@ -32,6 +32,23 @@ class BridgeConfig:
     # Reverse-proxy mode: time to connect to the server inside the container.
     proxy_connect_timeout_seconds: float = 10.0
 
+    @classmethod
+    def from_settings(cls, settings) -> "BridgeConfig":
+        """The [bridge] section of settings.conf, bound to [service] bridge_host."""
+        b = settings.bridge
+        origins = tuple(o.strip() for o in b.allowed_origins.split(",") if o.strip())
+        return cls(bind_host=settings.service.bridge_host,
+                   request_timeout_seconds=b.request_timeout_seconds,
+                   initialize_timeout_seconds=b.initialize_timeout_seconds,
+                   session_idle_timeout_seconds=b.session_idle_timeout_seconds,
+                   max_sessions_per_server=b.max_sessions_per_server,
+                   sse_keepalive_seconds=b.sse_keepalive_seconds,
+                   max_body_bytes=b.max_body_bytes,
+                   max_message_bytes=b.max_message_bytes,
+                   stderr_lines=b.stderr_lines,
+                   allowed_origins=origins,
+                   proxy_connect_timeout_seconds=b.proxy_connect_timeout_seconds)
+
     def __post_init__(self) -> None:
         problems = []
         for f in fields(self):
