@@ -1,0 +1,5 @@
+import sys
+
+from services.alb_agent.main import main
+
+sys.exit(main())

@@ -1,0 +1,135 @@
+"""The steps of a route plan: one small frozen dataclass per AWS write.
+
+A target group created earlier in the same plan has no ARN yet at planning time; steps
+that need it carry `target_group_arn=None` and the applier looks it up by server id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Optional, Union
+
+from services.alb_agent.model import HealthCheck, Target
+
+
+class _Step:
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"action": type(self).__name__}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, (HealthCheck, Target)):
+                value = {g.name: getattr(value, g.name) for g in fields(value)}
+            elif isinstance(value, tuple):
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True)
+class CreateTargetGroup(_Step):
+    server_id: str
+    name: str
+    port: int
+    health_check: HealthCheck
+
+    def describe(self) -> str:
+        return f"create target group {self.name} for {self.server_id}"
+
+
+@dataclass(frozen=True)
+class UpdateTargetGroup(_Step):
+    server_id: str
+    target_group_arn: str
+    health_check: HealthCheck
+
+    def describe(self) -> str:
+        return f"update health check of {self.server_id}'s target group"
+
+
+@dataclass(frozen=True)
+class SetDeregistrationDelay(_Step):
+    server_id: str
+    target_group_arn: Optional[str]
+    seconds: int
+
+    def describe(self) -> str:
+        return f"set deregistration delay of {self.server_id}'s target group to {self.seconds}s"
+
+
+@dataclass(frozen=True)
+class RegisterTarget(_Step):
+    server_id: str
+    target_group_arn: Optional[str]
+    target: Target
+
+    def describe(self) -> str:
+        return (f"register {self.target.instance_id}:{self.target.port} "
+                f"for {self.server_id}")
+
+
+@dataclass(frozen=True)
+class DeregisterTarget(_Step):
+    server_id: str
+    target_group_arn: str
+    target: Target
+
+    def describe(self) -> str:
+        return (f"deregister {self.target.instance_id}:{self.target.port} "
+                f"of {self.server_id}")
+
+
+@dataclass(frozen=True)
+class TagTargetGroup(_Step):
+    server_id: str
+    target_group_arn: Optional[str]
+    tags: tuple[tuple[str, str], ...]
+
+    def describe(self) -> str:
+        return f"record {', '.join(k for k, _ in self.tags)} on {self.server_id}'s target group"
+
+
+@dataclass(frozen=True)
+class CreateRule(_Step):
+    server_id: str
+    priority: int
+    path_patterns: tuple[str, ...]
+    target_group_arn: Optional[str]
+
+    def describe(self) -> str:
+        return f"create rule {self.priority} for {' '.join(self.path_patterns)}"
+
+
+@dataclass(frozen=True)
+class ModifyRule(_Step):
+    server_id: str
+    rule_arn: str
+    priority: Optional[int]
+    path_patterns: tuple[str, ...]
+    target_group_arn: Optional[str]
+
+    def describe(self) -> str:
+        return f"modify rule {self.priority} of {self.server_id}"
+
+
+@dataclass(frozen=True)
+class DeleteRule(_Step):
+    server_id: str
+    rule_arn: str
+    priority: Optional[int]
+
+    def describe(self) -> str:
+        return f"delete rule {self.priority} of {self.server_id}"
+
+
+@dataclass(frozen=True)
+class DeleteTargetGroup(_Step):
+    server_id: str
+    target_group_arn: str
+    name: str
+
+    def describe(self) -> str:
+        return f"delete target group {self.name} of {self.server_id}"
+
+
+Action = Union[CreateTargetGroup, UpdateTargetGroup, SetDeregistrationDelay, RegisterTarget,
+               DeregisterTarget, TagTargetGroup, CreateRule, ModifyRule, DeleteRule,
+               DeleteTargetGroup]

@@ -1,0 +1,116 @@
+"""The ELBv2 client and the translation of AWS failures into typed errors.
+
+Retries of throttling and transient errors are botocore's job (its retry modes, with
+back-off); what still fails after them reaches us as one of the errors below.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from services.alb_agent.config import AlbConfig
+from services.alb_agent.model import (
+    ACCESS_DENIED, API_ERROR, NO_CREDENTIALS, NOT_FOUND, THROTTLED, UNREACHABLE, AwsFailure)
+
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 10
+
+_ACCESS_DENIED_CODES = {
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
+    "UnrecognizedClientException", "OperationNotPermitted"}
+_THROTTLING_CODES = {
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+    "TooManyRequestsException", "RequestThrottled", "RequestThrottledException",
+    "SlowDown", "PriorRequestNotComplete"}
+# The configured load balancer or listener is gone: nothing can be planned.
+_SETUP_NOT_FOUND = {"LoadBalancerNotFound", "ListenerNotFound"}
+_UNREACHABLE_ERRORS = (
+    botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.HTTPClientError)
+
+
+class AwsError(Exception):
+    """An AWS call failed in a way that stops the whole read or apply."""
+
+    def __init__(self, failure: AwsFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class AwsCallError(Exception):
+    """An AWS call failed for one resource; the others can go on."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+
+def make_client(config: AlbConfig, session: Optional[boto3.Session] = None) -> Any:
+    """An elbv2 client for the configured region and endpoint (the usual credential chain)."""
+    botocore_config = Config(
+        region_name=config.region,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": config.api_max_attempts},
+    )
+    session = session or boto3.session.Session()
+    return session.client("elbv2", endpoint_url=config.endpoint_url or None,
+                          config=botocore_config)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "") or "")
+    return ""
+
+
+def _client_message(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", "") or "") or str(exc)
+
+
+def translate(operation: str, exc: BaseException) -> Exception:
+    """The typed error for an exception raised by a boto3 call."""
+    if isinstance(exc, _UNREACHABLE_ERRORS):
+        return AwsError(AwsFailure(UNREACHABLE, operation,
+                                   f"AWS is unreachable ({type(exc).__name__}): {exc}"))
+    if isinstance(exc, (botocore.exceptions.NoCredentialsError,
+                        botocore.exceptions.PartialCredentialsError,
+                        botocore.exceptions.CredentialRetrievalError)):
+        return AwsError(AwsFailure(NO_CREDENTIALS, operation,
+                                   f"no usable AWS credentials: {exc}"))
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = error_code(exc)
+        message = _client_message(exc)
+        if code in _ACCESS_DENIED_CODES:
+            return AwsError(AwsFailure(
+                ACCESS_DENIED, operation,
+                f"access denied for elasticloadbalancing:{operation} ({code}): {message}"))
+        if code in _THROTTLING_CODES:
+            return AwsError(AwsFailure(
+                THROTTLED, operation,
+                f"AWS kept throttling {operation} after retries ({code}): {message}"))
+        if code in _SETUP_NOT_FOUND:
+            return AwsError(AwsFailure(NOT_FOUND, operation, f"{code}: {message}"))
+        return AwsCallError(operation, code or "Unknown", message)
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return AwsError(AwsFailure(API_ERROR, operation, f"{type(exc).__name__}: {exc}"))
+    return exc
+
+
+def call(client: Any, operation: str, **params: Any) -> dict[str, Any]:
+    """client.<operation>(**params), failures translated into AwsError / AwsCallError."""
+    method = getattr(client, operation)
+    try:
+        return method(**params)
+    except Exception as exc:  # translated below; anything unknown is re-raised as is
+        translated = translate(operation, exc)
+        if translated is exc:
+            raise
+        raise translated from exc

@@ -1,0 +1,176 @@
+"""The alb-agent process: REP `routes`, PUB `route-events`.
+
+    python -m services.alb_agent.main [--settings PATH]
+
+Requests (answered at once, whatever AWS is doing):
+- `routes.apply`: the full wanted route set (servers not listed lose their routes), or a
+  dry run. The AWS work happens on a worker thread; the reply carries the result when
+  it is ready within APPLY_WAIT_SECONDS, else "in progress" and the outcome follows as
+  route.* events. An apply that failed before changing anything is an error reply
+  (`unavailable` while AWS cannot be reached, else `failed`).
+- `routes.status`: the latest known routing per server.
+- `snapshot.get`: the full routing status (rules, priorities, target groups, targets,
+  health, degraded flag) consistent with the event stream.
+
+While AWS is unreachable every request is still answered from the last known state,
+marked degraded.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from common.logs import setup_logging
+from common.protocol import Message, RoutesList, RoutesResult, Snapshot
+from common.pubsub import Publisher
+from common.reqrep import RepServer
+from common.service import Service
+from common.settings import Settings, SettingsError, load_settings
+from services.alb_agent import wire
+from services.alb_agent.aws_client import make_client
+from services.alb_agent.config import AlbConfig
+from services.alb_agent.router import AlbRouter
+from services.alb_agent.standin import StandIn, StandInError, start_standin
+from services.alb_agent.worker import RoutingWorker
+
+log = logging.getLogger("alb-agent")
+
+NAME = "alb-agent"
+# Long enough for a small change to come back in the reply, well inside the callers'
+# request timeout (2.5 s by default).
+APPLY_WAIT_SECONDS = 1.0
+
+
+class AlbAgent:
+    """The agent's sockets and handlers around a RoutingWorker."""
+
+    def __init__(self, service: Service, router: AlbRouter, settings: Settings, *,
+                 apply_wait_seconds: float = APPLY_WAIT_SECONDS) -> None:
+        self.apply_wait_seconds = apply_wait_seconds
+        zmq_settings = settings.zmq
+        # The worker thread pokes this pair so the loop publishes its events at once.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.worker = RoutingWorker(router, notify=self._poke)
+        self.rep = service.attach(RepServer(
+            service.ctx, zmq_settings.routes,
+            {"routes.apply": self.on_apply, "routes.status": self.on_status,
+             "snapshot.get": self.on_snapshot},
+            src=NAME, max_bytes=zmq_settings.max_message_bytes))
+        self.pub = service.attach(Publisher(
+            service.ctx, zmq_settings.route_events, src=NAME,
+            heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
+            max_bytes=zmq_settings.max_message_bytes))
+        service.add_reader(self._wake_r.fileno(), self.publish_events)
+        service.on_close(self.close)
+        self.worker.start()
+
+    # -- handlers ------------------------------------------------------------------------
+    def on_apply(self, msg: Message) -> RoutesResult:
+        routes, invalid = wire.routes_from_request(msg.body)
+        job = self.worker.submit(routes, msg.body.dry_run, invalid)
+        result = job.wait(self.apply_wait_seconds)
+        if result is None:
+            return wire.pending_result(routes, msg.body.dry_run, self.worker.status())
+        self.publish_events()  # events of this apply go out before its reply
+        if result.failure is not None and not result.done:
+            raise wire.failure_error(result.failure)
+        return wire.routes_result(result, routes, self.worker.status())
+
+    def on_status(self, msg: Message) -> RoutesList:
+        return RoutesList(routes=wire.route_infos(self.worker.status(),
+                                                  only=msg.body.server_id))
+
+    def on_snapshot(self, msg: Message) -> Snapshot:
+        self.publish_events()  # the state below already includes them
+        return self.pub.snapshot(_plain(self.worker.status()))
+
+    # -- events --------------------------------------------------------------------------
+    def _poke(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full: the loop is already due to read it
+            pass
+
+    def publish_events(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError, OSError):
+            pass
+        for event in self.worker.take_events():
+            message = wire.event_message(event)
+            log.info("%s %s: %s", event.kind, event.server_id or "-", event.message)
+            if message is not None:
+                self.pub.publish(*message)
+
+    def close(self) -> None:
+        self.worker.stop()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _plain(value: Any) -> Any:
+    """Snapshot state as msgpack-ready data (tuples become lists)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def build_router(settings: Settings) -> tuple[AlbRouter, Optional[StandIn]]:
+    config = AlbConfig.from_mapping(settings.aws)
+    standin = None
+    session = None
+    if settings.routing_simulated:
+        standin = start_standin(config)
+        config, session = standin.config, standin.session
+    problems = config.problems()
+    if problems:
+        raise SettingsError(problems)
+    return AlbRouter(config, make_client(config, session)), standin
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="alb-agent", description=__doc__.split("\n")[0])
+    parser.add_argument("--settings", type=Path, default=None, metavar="PATH",
+                        help="settings file (default: $MCP_ORCHESTRATOR_SETTINGS, else "
+                             "built-in defaults)")
+    parser.add_argument("--apply-wait", type=float, default=APPLY_WAIT_SECONDS,
+                        metavar="SECONDS",
+                        help="how long routes.apply waits for the result before answering "
+                             "'in progress' (keep it below the callers' request timeout)")
+    args = parser.parse_args(argv)
+    path = args.settings or os.environ.get("MCP_ORCHESTRATOR_SETTINGS") or None
+    try:
+        settings = load_settings(path)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"alb-agent: {problem}", file=sys.stderr)
+        return 2
+    setup_logging(settings.logging.level, NAME)
+    try:
+        router, standin = build_router(settings)
+    except (SettingsError, StandInError) as exc:
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            log.error("%s", problem)
+        return 2
+    service = Service(NAME)
+    try:
+        AlbAgent(service, router, settings, apply_wait_seconds=max(args.apply_wait, 0.0))
+        return service.run()
+    finally:
+        service.close()
+        if standin is not None:
+            standin.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Plain data shared by the planner, the AWS reader and applier, and the router.
+
+Everything converts to plain dicts/lists/str/int (`to_dict`) so it can travel over msgpack.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Optional
+
+from services.alb_agent.naming import server_id_problem
+
+# Per-server error codes (RouteError.code).
+QUOTA = "quota"
+INVALID_ROUTE = "invalid_route"
+PATH_CONFLICT = "path_conflict"
+NAME_CONFLICT = "name_conflict"
+TARGET_GROUP_MISMATCH = "target_group_mismatch"
+AWS_ERROR = "aws_error"
+
+# Apply-wide failure codes (AwsFailure.code).
+UNREACHABLE = "unreachable"
+ACCESS_DENIED = "access_denied"
+THROTTLED = "throttled"
+NO_CREDENTIALS = "no_credentials"
+NOT_FOUND = "not_found"  # the configured load balancer or listener
+INSTANCE_ID = "instance_id"
+API_ERROR = "api_error"
+
+# Event kinds (RouteEvent.kind): the topics of the agent's PUB socket.
+ROUTE_CREATED = "route.created"
+ROUTE_CHANGED = "route.changed"
+ROUTE_REMOVED = "route.removed"
+TARGET_HEALTH_CHANGED = "route.health"
+AWS_ERROR_EVENT = "route.error"  # detail["code"] says which
+ROUTE_ERROR = "route.error"  # a server that cannot be routed for another reason
+QUOTA_REACHED = "route.quota"
+AWS_RECOVERED = "route.recovered"  # AWS answers again after a failure
+
+
+@dataclass(frozen=True)
+class DesiredRoute:
+    port: int
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Target:
+    instance_id: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """The target-group settings we manage that describe_target_groups shows."""
+    path: str
+    interval_seconds: int
+    timeout_seconds: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+    protocol: str = "HTTP"
+    port: str = "traffic-port"
+    matcher: str = "200"
+
+
+@dataclass(frozen=True)
+class ObservedTargetGroup:
+    arn: str
+    name: str
+    vpc_id: str
+    protocol: str
+    target_type: str
+    health_check: HealthCheck
+    load_balancer_arns: tuple[str, ...]
+    tags: Mapping[str, str]
+    # None = not read this time (the target tag is trusted instead).
+    targets: Optional[tuple[Target, ...]] = None
+
+
+@dataclass(frozen=True)
+class ObservedRule:
+    arn: str
+    priority: Optional[int]  # None for the listener's default rule
+    is_default: bool
+    path_patterns: tuple[str, ...]  # values of path-pattern conditions
+    other_conditions: bool  # any condition that is not a path pattern
+    forward_target_group_arns: tuple[str, ...]
+    other_actions: bool  # any action that is not a plain forward
+    tags: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    target_groups: tuple[ObservedTargetGroup, ...]
+    rules: tuple[ObservedRule, ...]
+
+
+@dataclass(frozen=True)
+class RouteError:
+    server_id: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AwsFailure:
+    """Why a whole apply (or read) stopped: nothing after it was attempted."""
+    code: str
+    operation: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RouteEvent:
+    kind: str
+    server_id: Optional[str]
+    message: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "server_id": self.server_id, "message": self.message,
+                "detail": dict(self.detail)}
+
+
+def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteError]]:
+    """Desired routes from plain data, as they arrive over the wire.
+
+    Accepts {id: port} or {id: {"port": p, "enabled": bool}}. Entries that cannot be
+    used come back as per-server errors; the rest are still applied.
+    """
+    routes: dict[str, DesiredRoute] = {}
+    errors: dict[str, RouteError] = {}
+    if not isinstance(raw, Mapping):
+        raise ValueError("routes must be a map of server id to port")
+    for server_id, value in raw.items():
+        key = str(server_id)
+        problem = server_id_problem(server_id)
+        if problem:
+            errors[key] = RouteError(key, INVALID_ROUTE, problem)
+            continue
+        enabled = True
+        if isinstance(value, Mapping):
+            port = value.get("port")
+            enabled = value.get("enabled", True)
+        else:
+            port = value
+        if not isinstance(enabled, bool):
+            errors[key] = RouteError(key, INVALID_ROUTE, "'enabled' must be true or false")
+            continue
+        if not enabled and port is None:
+            port = 0
+        if isinstance(port, bool) or not isinstance(port, int) or not (
+                0 <= port <= 65535 and (port > 0 or not enabled)):
+            errors[key] = RouteError(key, INVALID_ROUTE,
+                                     f"port must be an integer 1..65535, got {port!r}")
+            continue
+        routes[key] = DesiredRoute(port=port, enabled=enabled)
+    return routes, errors

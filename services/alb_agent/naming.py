@@ -1,0 +1,85 @@
+"""Names, paths and ownership tags of the AWS resources the alb-agent creates.
+
+Everything here is a pure function of the server id and the cluster name, so an agent
+that restarts computes the same names and recognises its own resources.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Optional
+
+TAG_CLUSTER = "mcp-orchestrator:cluster"
+TAG_SERVER_ID = "mcp-orchestrator:server-id"
+# What we registered ("instance-id:port") and the draining time we set. Neither is
+# visible in describe_target_groups; keeping them as tags lets a no-op reconcile skip
+# one describe call per target group. Written only after the change they record.
+TAG_TARGET = "mcp-orchestrator:target"
+TAG_DEREGISTRATION_DELAY = "mcp-orchestrator:deregistration-delay"
+
+TARGET_GROUP_NAME_MAX = 32
+NAME_PREFIX = "mcp-"
+HASH_LENGTH = 8
+PATH_PATTERN_MAX = 128
+# ALB path patterns allow more characters, tag values allow fewer; this is the
+# intersection minus the wildcards '*' and '?'.
+_SERVER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]*")
+_NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def path_prefix(server_id: str) -> str:
+    return f"/mcp/{server_id}"
+
+
+def path_patterns(server_id: str) -> tuple[str, str]:
+    """The path-pattern values of a server's listener rule."""
+    return (path_prefix(server_id), f"{path_prefix(server_id)}/*")
+
+
+def health_check_path(server_id: str) -> str:
+    return f"{path_prefix(server_id)}/health"
+
+
+def server_id_problem(server_id: object) -> Optional[str]:
+    """Why `server_id` cannot be routed (None when it can)."""
+    if not isinstance(server_id, str) or not server_id:
+        return "a server id must be a non-empty string"
+    if not _SERVER_ID_RE.fullmatch(server_id):
+        return (f"server id {server_id!r} cannot be routed: use letters, digits and "
+                "'.', '_', '-', '@', ':', '+', starting with a letter or digit")
+    return None
+
+
+def short_hash(cluster_name: str, server_id: str) -> str:
+    digest = hashlib.sha256(f"{cluster_name}\n{server_id}".encode("utf-8")).hexdigest()
+    return digest[:HASH_LENGTH]
+
+
+def target_group_name(server_id: str, cluster_name: str) -> str:
+    """A valid, stable target-group name: "mcp-" + sanitised id + "-" + hash.
+
+    The hash covers the exact id and the cluster name, so ids that sanitise alike
+    ("a.b", "A_b") and the same id in two clusters still get different names.
+    """
+    room = TARGET_GROUP_NAME_MAX - len(NAME_PREFIX) - 1 - HASH_LENGTH
+    readable = _NOT_NAME_CHARS.sub("-", server_id.lower())[:room].strip("-")
+    parts = [NAME_PREFIX.rstrip("-")] + ([readable] if readable else [])
+    return "-".join(parts + [short_hash(cluster_name, server_id)])
+
+
+def ownership_tags(cluster_name: str, server_id: str) -> dict[str, str]:
+    return {TAG_CLUSTER: cluster_name, TAG_SERVER_ID: server_id}
+
+
+def target_tag_value(instance_id: str, port: int) -> str:
+    return f"{instance_id}:{port}"
+
+
+def parse_target_tag(value: Optional[str]) -> Optional[tuple[str, int]]:
+    """("i-abc", 8000) from "i-abc:8000"; None when absent or unreadable."""
+    if not value or ":" not in value:
+        return None
+    instance_id, _, port = value.rpartition(":")
+    if not instance_id or not port.isdigit():
+        return None
+    return instance_id, int(port)

@@ -1,0 +1,73 @@
+"""A local AWS stand-in for hosts without an ALB ([aws] alb_arn and listener_arn empty).
+
+moto runs as an HTTP server on loopback with a VPC, an instance, a load balancer and an
+HTTP listener made for the occasion, so the whole product (routing view included) works
+on a laptop. Nothing leaves the machine: the stand-in gets its own dummy credentials.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import boto3
+
+from services.alb_agent.config import AlbConfig
+
+log = logging.getLogger(__name__)
+
+_CREDENTIALS = {"aws_access_key_id": "standin", "aws_secret_access_key": "standin"}
+
+
+class StandInError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StandIn:
+    url: str
+    config: AlbConfig  # points at the stand-in's load balancer
+    session: boto3.session.Session
+    stop: Callable[[], None]
+
+
+def start_standin(base: AlbConfig) -> StandIn:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise StandInError("no ALB is configured ([aws] alb_arn, listener_arn) and the local "
+                           "stand-in needs moto[server], which is not installed") from None
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    session = boto3.session.Session(region_name=base.region, **_CREDENTIALS)
+    try:
+        ids = _build_world(session, url, base.region)
+    except Exception:
+        server.stop()
+        raise
+    config = replace(base, endpoint_url=url, imds_endpoint=url, **ids)
+    log.warning("no ALB configured: routing goes to a local stand-in at %s (simulated)", url)
+    return StandIn(url, config, session, server.stop)
+
+
+def _build_world(session: Any, url: str, region: str) -> dict[str, str]:
+    ec2 = session.client("ec2", endpoint_url=url)
+    elbv2 = session.client("elbv2", endpoint_url=url)
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24",
+                                 AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
+               for i, zone in ((1, "a"), (2, "b"))]
+    instance_id = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1,
+                                    SubnetId=subnets[0])["Instances"][0]["InstanceId"]
+    alb_arn = elbv2.create_load_balancer(Name="mcp-orchestrator-standin", Subnets=subnets)[
+        "LoadBalancers"][0]["LoadBalancerArn"]
+    listener_arn = elbv2.create_listener(
+        LoadBalancerArn=alb_arn, Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
+            "StatusCode": "404", "ContentType": "text/plain", "MessageBody": "no such route"}}]
+    )["Listeners"][0]["ListenerArn"]
+    return {"vpc_id": vpc_id, "instance_id": instance_id, "alb_arn": alb_arn,
+            "listener_arn": listener_arn}

@@ -1,0 +1,233 @@
+"""The alb-agent as a real process: real ZeroMQ sockets, moto as its AWS."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+zmq = pytest.importorskip("zmq")
+
+from common.protocol import RouteEntry, RoutesApply, RoutesStatusQuery  # noqa: E402
+from common.pubsub import Subscriber  # noqa: E402
+from common.reqrep import RemoteError, ReqClient  # noqa: E402
+from tests.alb_agent.listener_view import assert_routes_exactly, routing_of  # noqa: E402
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class AgentProcess:
+    def __init__(self, aws, endpoint_url: str, apply_wait: float, **aws_overrides: str) -> None:
+        # ipc paths must stay short (Unix sockets take about 107 bytes).
+        self.dir = Path(tempfile.mkdtemp(prefix="alb-agent-", dir="/tmp"))
+        self.routes = f"ipc://{self.dir}/routes.sock"
+        self.events = f"ipc://{self.dir}/route-events.sock"
+        aws_values = {
+            "region": "us-east-1", "alb_arn": aws.alb_arn, "listener_arn": aws.listener_arn,
+            "vpc_id": aws.vpc_id, "endpoint_url": endpoint_url, "instance_id": aws.instance_id,
+            "imds_endpoint": endpoint_url, "api_max_attempts": "1"}
+        aws_values.update(aws_overrides)
+        settings = self.dir / "settings.conf"
+        settings.write_text(
+            "[aws]\n" + "".join(f"{k} = {v}\n" for k, v in aws_values.items()) +
+            f"[zmq]\nroutes = {self.routes}\nroute_events = {self.events}\n"
+            "heartbeat_interval_seconds = 0.2\n[logging]\nlevel = INFO\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_ORCHESTRATOR_")}
+        self.log = open(self.dir / "agent.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.alb_agent.main", "--settings", str(settings),
+             "--apply-wait", str(apply_wait)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.ctx = zmq.Context()
+        self.sub = Subscriber(self.ctx, self.events, topics=("route.",))
+        self.events_seen: list = []
+        self.heartbeats = 0
+        wait_for(self.answers, 20, "the agent to answer ping")
+        # PUB/SUB joins late: events sent before the subscription is live are lost.
+        wait_for(lambda: self.drain() is not None and self.heartbeats, 10, "a heartbeat")
+
+    def client(self, timeout_ms: int = 3000) -> ReqClient:
+        return ReqClient(self.ctx, self.routes, timeout_ms=timeout_ms, retries=0, src="test")
+
+    def answers(self) -> bool:
+        assert self.proc.poll() is None, self.output()
+        with self.client(timeout_ms=300) as c:
+            try:
+                c.request("ping")
+                return True
+            except Exception:
+                return False
+
+    def drain(self) -> list:
+        while True:
+            msg = self.sub.receive()
+            if msg is None:
+                return self.events_seen
+            if msg.type == "heartbeat":
+                self.heartbeats += 1
+            else:
+                self.events_seen.append(msg)
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> Optional[int]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.sub.close()
+        self.ctx.destroy(linger=0)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_agent(aws):
+    started: list[AgentProcess] = []
+
+    def start(endpoint_url: Optional[str] = None, apply_wait: float = 1.0,
+              **overrides: str) -> AgentProcess:
+        agent = AgentProcess(aws, endpoint_url or aws.url, apply_wait, **overrides)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+
+
+def apply(agent: AgentProcess, ports: dict[str, int], dry_run: bool = False, disabled=()):
+    body = RoutesApply(routes=[RouteEntry(sid, port, sid not in disabled)
+                               for sid, port in ports.items()], dry_run=dry_run)
+    with agent.client(timeout_ms=15000) as c:
+        return c.call("routes.apply", body)
+
+
+def test_routes_apply_status_snapshot_and_events(aws, start_agent):
+    agent = start_agent(apply_wait=10.0)  # replies carry results, however slow the machine
+    ports = {"time": 8001, "git": 8002, "fetch": 8003}
+    first = apply(agent, ports)
+    assert first.errors == [] and len(first.changes) == 15
+    assert {r.server_id: r.priority for r in first.routes} == {
+        "fetch": 10000, "git": 10001, "time": 10002}
+    created = wait_for(lambda: {m.body.server_id for m in agent.drain()
+                                if m.type == "route.created"} >= set(ports) or None,
+                       20, "route.created for every server")
+    assert created
+    routing = assert_routes_exactly(aws, "default", ports)
+
+    def status_ready():
+        with agent.client() as c:
+            routes = c.call("routes.status", RoutesStatusQuery()).routes
+        return routes if {r.server_id for r in routes} == set(ports) else None
+
+    routes = {r.server_id: r for r in wait_for(status_ready, 20, "routes.status")}
+    assert routes["time"].priority == routing["time"]["priority"]
+    assert routes["time"].port == 8001 and routes["time"].health == "healthy"
+    assert routes["time"].target_group_name == routing["time"]["target_group"]
+
+    with agent.client() as c:
+        one = c.call("routes.status", RoutesStatusQuery(server_id="git")).routes
+        snapshot = c.call("snapshot.get")
+    assert [r.server_id for r in one] == ["git"]
+    assert snapshot.seq >= 3 and snapshot.state["degraded"] is False
+    assert sorted(r["server_id"] for r in snapshot.state["rules"] if r["owned"]) == sorted(ports)
+
+    # The dry run changes nothing.
+    dry = apply(agent, {"time": 8001, "git": 8002}, dry_run=True)
+    assert dry.dry_run and [(c.action, c.resource) for c in dry.changes] == [
+        ("delete", "rule"), ("deregister", "target"), ("delete", "target-group")]
+    assert sorted(routing_of(aws, "default")) == sorted(ports)
+    result = apply(agent, {"time": 9001, "git": 8002}, disabled={"git"})
+    assert result.errors == [] and not result.dry_run
+    assert {(c.action, c.resource, c.server_id) for c in result.changes} >= {
+        ("register", "target", "time"), ("delete", "rule", "git"), ("delete", "rule", "fetch")}
+    assert_routes_exactly(aws, "default", {"time": 9001})
+    kinds = wait_for(lambda: {(m.type, m.body.server_id) for m in agent.drain()} >= {
+        ("route.changed", "time"), ("route.removed", "git"), ("route.removed", "fetch")},
+        10, "the change events")
+    assert kinds
+
+    assert agent.stop() == 0
+
+
+def test_an_invalid_entry_is_reported_and_the_rest_applied(aws, start_agent):
+    agent = start_agent(apply_wait=10.0)
+    result = apply(agent, {"ok": 8001, "bad/id": 8002})
+    assert [e.split(":")[0:2] for e in result.errors] == [["bad/id", " invalid_route"]]
+    assert {r.server_id: r.error is None for r in result.routes} == {"ok": True,
+                                                                      "bad/id": False}
+    assert_routes_exactly(aws, "default", {"ok": 8001})
+
+
+def test_a_slow_apply_is_answered_in_progress(aws, start_agent):
+    agent = start_agent(apply_wait=0.0)
+    result = apply(agent, {"time": 8001})
+    assert result.errors == ["in progress: the result follows as route.* events"]
+    wait_for(lambda: any(m.type == "route.created" for m in agent.drain()), 20,
+             "route.created")
+    assert_routes_exactly(aws, "default", {"time": 8001})
+
+
+def test_degraded_but_answering_while_aws_is_unreachable(aws, start_agent):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    agent = start_agent(dead)
+
+    def snapshot_state():
+        with agent.client() as c:
+            return c.call("snapshot.get").state
+
+    state = wait_for(lambda: snapshot_state().get("degraded") and snapshot_state(), 20,
+                     "the agent to report itself degraded")
+    assert state["failure"]["code"] == "unreachable" and state["stale"] is True
+    with agent.client() as c:
+        assert c.call("routes.status", RoutesStatusQuery()).routes == []
+        try:
+            result = c.call("routes.apply", RoutesApply(routes=[RouteEntry("time", 8001)]))
+        except RemoteError as exc:
+            assert exc.code == "unavailable" and "unreachable" in exc.message
+        else:
+            assert result.errors  # still working on it (retrying): said so, not hidden
+        c.request("ping")  # still answering
+    assert agent.stop() == 0
+
+
+def test_without_an_alb_routing_goes_to_a_local_stand_in(aws, start_agent):
+    agent = start_agent(apply_wait=10.0, alb_arn="", listener_arn="", vpc_id="",
+                        endpoint_url="", instance_id="", imds_endpoint="http://127.0.0.1:1")
+    result = apply(agent, {"time": 8001})
+    assert result.errors == []
+    assert [(r.server_id, r.priority) for r in result.routes] == [("time", 10000)]
+    with agent.client() as c:
+        state = c.call("snapshot.get").state
+    assert ":loadbalancer/app/mcp-orchestrator-standin/" in state["load_balancer_arn"]
+    assert routing_of(aws, "default") == {}  # the test's own moto saw nothing of it
+    assert agent.stop() == 0
