@@ -1,0 +1,321 @@
+"""The container-agent process: REP `containers`, PUB `container-events`, the MCP bridge.
+
+    python -m services.container_agent [--settings PATH] [--config PATH]
+                                       [--reply-wait SECONDS] [--label KEY=VALUE ...]
+
+Requests (`container.ensure/stop/start/restart/remove/status/logs/sync`,
+`snapshot.get`) are carried out on worker threads, never on the ZeroMQ loop. A change
+waits for its outcome at most `--reply-wait` seconds; one that takes longer (a
+graceful stop, a pull) is answered with `pending` set to the operation, goes on, and
+its outcome follows as events: `container.started`, `container.exited` (also when an
+ensure, start or restart failed after the reply: `message` says why). A read that
+Docker does not answer within READ_WAIT_SECONDS fails with `timeout`.
+
+Events come from the Docker events stream (not from polling) and from the bridge
+(`container.bridge`, up/down). At start the agent adopts the running containers of
+its cluster (found by label) and serves them again, without recreating them.
+
+SIGTERM (or SIGINT) closes the bridges and the sockets and leaves every container
+running: a restarted agent adopts them, and an agent upgrade does not restart the
+MCP servers. Stopping the servers is the scheduler's decision (container.stop).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import queue
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import docker
+
+from common import protocol
+from common.config import server_id_problem
+from common.logs import setup_logging
+from common.protocol import (ContainerEvent, ContainerInfo, ContainerList, ContainerLogs,
+                             ContainerSynced, ErrorCode, Message, ProtocolError, ServiceError,
+                             Snapshot)
+from common.pubsub import Publisher
+from common.reqrep import RepServer
+from common.service import Service
+from common.settings import Settings, SettingsError, load_settings
+
+from .bridge import BridgeConfig, BridgeEvent, BridgeThread
+from .docker_ops import DockerOps
+from .event_stream import DockerEventStream
+from .jobs import Job, Workers
+from .labels import container_name, event_filters, parse_extra
+from .lifecycle import Lifecycle
+from .serving import Serving
+from .specs import ServerSpecs
+
+log = logging.getLogger("container-agent")
+
+NAME = "container-agent"
+# How long a change waits for its outcome before the reply says "pending", and how
+# long a read waits for Docker: well inside the callers' request timeout (2.5 s by
+# default).
+REPLY_WAIT_SECONDS = 1.5
+READ_WAIT_SECONDS = 1.5
+WORKERS = 8
+# The Docker API version the orchestrator targets (Debian's engine 20.10 speaks it);
+# pinned, so that creating a client needs no answer from the engine.
+DOCKER_API_VERSION = "1.41"
+DOCKER_TIMEOUT_SECONDS = 60
+# Operations whose late failure means "the server is not running": published.
+_STARTING_OPS = ("ensure", "start", "restart")
+# Request ids remembered so a retried request joins its first job.
+_RECENT_REQUESTS = 256
+
+
+def docker_client() -> docker.DockerClient:
+    return docker.from_env(version=DOCKER_API_VERSION, timeout=DOCKER_TIMEOUT_SECONDS,
+                           max_pool_size=WORKERS + 8)
+
+
+class ContainerAgent:
+    """The agent's sockets, workers, bridge and events stream."""
+
+    def __init__(self, service: Service, settings: Settings, specs: ServerSpecs, *,
+                 client: docker.DockerClient, client_factory: Callable[[], Any] = docker_client,
+                 extra_labels: Optional[dict[str, str]] = None,
+                 reply_wait: float = REPLY_WAIT_SECONDS,
+                 bridge_config: Optional[BridgeConfig] = None) -> None:
+        self.reply_wait = reply_wait
+        self.cluster = settings.aws.cluster_name
+        zmq_settings = settings.zmq
+        self._events: "queue.SimpleQueue[tuple[str, ContainerEvent]]" = queue.SimpleQueue()
+        # Threads poke this pair so the loop publishes their events at once.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._requests: "collections.OrderedDict[str, Job]" = collections.OrderedDict()
+
+        self.rep = service.attach(RepServer(
+            service.ctx, zmq_settings.containers,
+            {"container.ensure": self.on_ensure, "container.stop": self.on_stop,
+             "container.start": self.on_start, "container.restart": self.on_restart,
+             "container.remove": self.on_remove, "container.status": self.on_status,
+             "container.logs": self.on_logs, "container.sync": self.on_sync,
+             "snapshot.get": self.on_snapshot},
+            src=NAME, max_bytes=zmq_settings.max_message_bytes))
+        self.pub = service.attach(Publisher(
+            service.ctx, zmq_settings.container_events, src=NAME,
+            heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
+            max_bytes=zmq_settings.max_message_bytes))
+        service.add_reader(self._wake_r.fileno(), self.publish_events)
+        service.on_close(self.close)
+
+        self.workers = Workers(WORKERS, "docker-op")
+        config = bridge_config or BridgeConfig.from_settings(settings)
+        self.bridge = BridgeThread(client, config, on_event=self._on_bridge_event)
+        self.bridge.start()
+        self.lifecycle = Lifecycle(
+            DockerOps(client, self.cluster), Serving(self.bridge), specs,
+            port_range=(settings.service.port_range_start, settings.service.port_range_end),
+            emit=self.emit, submit=lambda fn: self.workers.submit(fn, "serve"),
+            extra_labels=extra_labels, kept_lines=settings.bridge.stderr_lines)
+        self.stream = DockerEventStream(client_factory, event_filters(self.cluster),
+                                        self.lifecycle.on_change, self.lifecycle.resync)
+        self.stream.start()
+
+    # --- handlers -----------------------------------------------------------------
+
+    def on_ensure(self, msg: Message) -> ContainerInfo:
+        b = msg.body
+        return self._change(msg, "ensure", _checked(b.server_id),
+                            lambda: self.lifecycle.ensure(b.server_id, b.spec_hash, b.host_port))
+
+    def on_stop(self, msg: Message) -> ContainerInfo:
+        sid = _checked(msg.body.server_id)
+        return self._change(msg, "stop", sid, lambda: self.lifecycle.stop(sid))
+
+    def on_start(self, msg: Message) -> ContainerInfo:
+        sid = _checked(msg.body.server_id)
+        return self._change(msg, "start", sid, lambda: self.lifecycle.start(sid))
+
+    def on_restart(self, msg: Message) -> ContainerInfo:
+        sid = _checked(msg.body.server_id)
+        return self._change(msg, "restart", sid, lambda: self.lifecycle.restart(sid))
+
+    def on_remove(self, msg: Message) -> ContainerInfo:
+        sid = _checked(msg.body.server_id)
+        return self._change(msg, "remove", sid, lambda: self.lifecycle.remove(sid))
+
+    def on_sync(self, msg: Message) -> ContainerSynced:
+        wanted = list(msg.body.wanted)
+        job = self._job(msg, "sync", lambda: self.lifecycle.sync(wanted))
+        if job.wait_or_detach(self.reply_wait):
+            return job.outcome()
+        return ContainerSynced(pending=True)
+
+    def on_status(self, msg: Message) -> ContainerList:
+        sid = msg.body.server_id
+        if sid is not None:
+            _checked(sid)
+        return ContainerList(containers=self._read(msg, "status",
+                                                   lambda: self.lifecycle.status(sid)))
+
+    def on_logs(self, msg: Message) -> ContainerLogs:
+        b = msg.body
+        _checked(b.server_id)
+        lines = self._read(msg, "logs", lambda: self.lifecycle.logs(b.server_id, b.lines))
+        return ContainerLogs(server_id=b.server_id, lines=lines)
+
+    def on_snapshot(self, msg: Message) -> Snapshot:
+        infos = self._read(msg, "snapshot", self.lifecycle.status)
+        self.publish_events()  # the state read above already includes them
+        return self.pub.snapshot({info.server_id: protocol.to_plain(info) for info in infos})
+
+    # --- jobs ---------------------------------------------------------------------
+
+    def _job(self, msg: Message, name: str, fn: Callable[[], Any]) -> Job:
+        """The job of this request (a retried request, same id, joins the first one)."""
+        job = self._requests.get(msg.id)
+        if job is None:
+            job = self.workers.submit(fn, name)
+            self._requests[msg.id] = job
+            while len(self._requests) > _RECENT_REQUESTS:
+                self._requests.popitem(last=False)
+        return job
+
+    def _change(self, msg: Message, op: str, server_id: str,
+                fn: Callable[[], ContainerInfo]) -> ContainerInfo:
+        if msg.id not in self._requests:
+            self.lifecycle.set_pending(server_id, op)
+        job = self._job(msg, op, fn)
+        if job.wait_or_detach(self.reply_wait, lambda j: self._late_end(op, server_id, j)):
+            return job.outcome()
+        log.info("server %s: %s goes on after the reply", server_id, op)
+        return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=op)
+
+    def _late_end(self, op: str, server_id: str, job: Job) -> None:
+        """A change that outlived its reply ended (worker thread)."""
+        if job.error is None:
+            log.info("server %s: %s done", server_id, op)
+            return
+        message = (job.error.message if isinstance(job.error, ServiceError)
+                   else f"{op} failed: internal error")
+        if op in _STARTING_OPS:
+            self.emit("container.exited", ContainerEvent(server_id, state="failed",
+                                                         message=message))
+
+    def _read(self, msg: Message, name: str, fn: Callable[[], Any]) -> Any:
+        job = self._job(msg, name, fn)
+        if job.wait_or_detach(READ_WAIT_SECONDS):
+            return job.outcome()
+        raise ServiceError(ErrorCode.TIMEOUT,
+                           f"{name}: the Docker engine did not answer within "
+                           f"{READ_WAIT_SECONDS:g} s")
+
+    # --- events -------------------------------------------------------------------
+
+    def emit(self, topic: str, body: ContainerEvent) -> None:
+        """Queue an event for the loop to publish (any thread)."""
+        self._events.put((topic, body))
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full: the loop is already due to read it
+            pass
+
+    def _on_bridge_event(self, event: BridgeEvent) -> None:
+        self.emit("container.bridge", ContainerEvent(
+            event.server_id, event.container_id or None, bridge=event.kind,
+            message=event.reason))
+
+    def publish_events(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError, OSError):
+            pass
+        while True:
+            try:
+                topic, body = self._events.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.pub.publish(topic, body)
+            except ProtocolError as exc:
+                log.error("server %s: %s not published: %s", body.server_id, topic, exc.message)
+                continue
+            log.info("server %s: %s%s", body.server_id, topic, _event_detail(body))
+
+    def close(self) -> None:
+        self.stream.stop()
+        self.workers.close()
+        self.bridge.stop()  # closes the ports; the containers keep running
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _checked(server_id: str) -> str:
+    """The server id, if it can name a container (it goes into Docker API paths)."""
+    problem = server_id_problem(server_id)
+    if problem:
+        raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"server id {server_id[:100]!r}: {problem}")
+    return server_id
+
+
+def _event_detail(body: ContainerEvent) -> str:
+    parts = []
+    if body.container_id:
+        parts.append(body.container_id[:12])
+    if body.exit_code is not None:
+        parts.append(f"exit code {body.exit_code}")
+    if body.oom_killed:
+        parts.append("OOM-killed")
+    if body.requested:
+        parts.append("requested")
+    if body.health:
+        parts.append(f"health {body.health}")
+    if body.bridge:
+        parts.append(f"bridge {body.bridge}")
+    if body.message:
+        parts.append(body.message)
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from services.cli.main import add_file_options, resolve_paths
+
+    parser = argparse.ArgumentParser(prog="container-agent", description=__doc__.split("\n")[0])
+    add_file_options(parser)
+    parser.add_argument("--reply-wait", type=float, default=REPLY_WAIT_SECONDS, metavar="SECONDS",
+                        help="how long a change (ensure, stop, ...) waits for its outcome "
+                             "before the reply says 'pending' (keep it below the callers' "
+                             "request timeout)")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="an extra label for every container the agent creates "
+                             "(repeatable; the tests mark their containers with it)")
+    args = parser.parse_args(argv)
+    config_path, settings_path = resolve_paths(args)
+    try:
+        settings = load_settings(settings_path)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"{NAME}: {problem}", file=sys.stderr)
+        return 2
+    extra, problems = parse_extra(args.label)
+    if problems:
+        for problem in problems:
+            print(f"{NAME}: --label: {problem}", file=sys.stderr)
+        return 2
+    setup_logging(settings.logging.level, NAME)
+    port_range = (settings.service.port_range_start, settings.service.port_range_end)
+    specs = ServerSpecs(Path(config_path), port_range)
+    specs.reload()
+    service = Service(NAME)
+    try:
+        ContainerAgent(service, settings, specs, client=docker_client(), extra_labels=extra,
+                       reply_wait=max(args.reply_wait, 0.0))
+        return service.run()
+    finally:
+        service.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
