@@ -261,6 +261,8 @@ class ContainerEvent:
     oom_killed: bool = False
     stderr_tail: list[str] = field(default_factory=list)  # exited: secret values masked
     host_port: Optional[int] = None
+    # exited: the orchestrator asked for it (stop, restart, recreate, remove): not a crash.
+    requested: bool = False
 
 
 # Alb-agent
