@@ -15,6 +15,9 @@ PYTEST_ARGS ?=
 IMAGES      ?=
 REBUILD     ?= 0
 ARTIFACTS   ?= artifacts
+RUN_ARGS    ?=
+# The images the example mcp.config.json uses (make run builds only these).
+RUN_IMAGES  ?= busybox time
 
 export PYTHON VENV REBUILD
 
@@ -27,27 +30,29 @@ IN_CI :=
 PYTEST_FLAGS :=
 endif
 
-.PHONY: help run test system docker venv venv-test node-tools images clean
+.PHONY: help run test system docker venv venv-test node-tools browser images clean install uninstall
 
 help: ## list the targets and variables
 	@echo "Targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 16
 	@echo "Variables (make VAR=value ...):"
 	@echo "  CONFIG=$(CONFIG)  SETTINGS=$(SETTINGS)  (make run)"
+	@echo "  RUN_ARGS=...  extra flags for make run, e.g. RUN_ARGS=--one-shot or --no-dashboard"
 	@echo "  PYTEST_ARGS=...  extra pytest arguments, e.g. PYTEST_ARGS='tests/common -q' (make test)"
 	@echo "  IMAGES=...  images to build, by short name or tag (make images; default all)"
 	@echo "  REBUILD=1  build the images even when present (make images)"
 	@echo "  PYTHON=$(PYTHON)  VENV=$(VENV)"
 
-run: system docker venv images ## validate mcp.config.json and settings.conf, print the plan
+run: system docker venv ## run the whole orchestrator on mcp.config.json and settings.conf (Ctrl-C stops it)
+	@scripts/build-images.sh $(RUN_IMAGES)
 	@echo "==> mcp-orchestrator validate --config $(CONFIG) --settings $(SETTINGS)"
-	@rc=0; \
-	"$(VENV)/bin/mcp-orchestrator" validate --config "$(CONFIG)" --settings "$(SETTINGS)" || rc=$$?; \
-	echo "==> mcp-orchestrator validate --json --config $(CONFIG) --settings $(SETTINGS)"; \
-	"$(VENV)/bin/mcp-orchestrator" validate --json --config "$(CONFIG)" --settings "$(SETTINGS)" || rc=$$?; \
-	exit $$rc
+	@"$(VENV)/bin/mcp-orchestrator" validate --config "$(CONFIG)" --settings "$(SETTINGS)" || \
+		echo "==> the problems above are reported by the scheduler too; valid servers run anyway"
+	@echo "==> mcp-orchestrator run --config $(CONFIG) --settings $(SETTINGS) $(RUN_ARGS)"
+	@echo "    (in another terminal: $(VENV)/bin/mcp-orchestrator status --settings $(SETTINGS))"
+	@exec "$(VENV)/bin/mcp-orchestrator" run --config "$(CONFIG)" --settings "$(SETTINGS)" $(RUN_ARGS)
 
-test: system docker venv-test node-tools images ## install what is missing, build the images, run pytest
+test: system docker venv-test node-tools browser images ## install what is missing, build the images, run pytest
 	@echo "==> pytest $(strip $(PYTEST_FLAGS) $(PYTEST_ARGS))"
 	@if [ -n "$(IN_CI)" ]; then mkdir -p "$(ARTIFACTS)"; rm -f "$(ARTIFACTS)/pytest-exit-status"; fi; \
 	rc=0; "$(VENV)/bin/python" -m pytest $(PYTEST_FLAGS) $(PYTEST_ARGS) || rc=$$?; \
@@ -70,11 +75,33 @@ venv-test: system
 node-tools: system ## install the MCP Inspector CLI (a real client for the tests) into .cache/node
 	@scripts/ensure-node-tools.sh
 
+browser: system ## install headless Chromium and chromedriver from Debian (dashboard browser test)
+	@scripts/ensure-browser.sh
+
 images: docker ## build the local images that are missing (no registry needed)
 	@scripts/build-images.sh $(IMAGES)
+
+install: ## install the four systemd services under /opt/mcp-orchestrator (sudo make install)
+	@scripts/install.sh
+
+uninstall: ## remove the services and /opt/mcp-orchestrator, keep /etc/mcp-orchestrator
+	@scripts/uninstall.sh
 
 clean: ## remove .venv, caches and artifacts (never the configuration)
 	@echo "==> removing the virtual environment, caches and artifacts"
 	@if [ -f "$(VENV)/pyvenv.cfg" ]; then rm -rf "$(VENV)"; fi
 	@rm -rf .cache .pytest_cache "$(ARTIFACTS)" *.egg-info build
 	@find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Benchmarks (issue 8): this project's bridge against mcp-proxy and supergateway, and the
+# control plane. BENCH_QUICK=1 for a fast pass; BENCH_ONLY=bridge,sessions,healing,alb,scale
+# (or 1-5) for some of them. Tables on the terminal, JSON and Markdown in bench-results/.
+BENCH_QUICK ?=
+BENCH_ONLY  ?=
+BENCH_ARGS  ?=
+.PHONY: bench
+bench: system docker venv ## run the benchmarks (BENCH_QUICK=1: a fast pass); results in bench-results/
+	@scripts/build-images.sh busybox time
+	@scripts/ensure-bench-tools.sh
+	@echo "==> python -m benchmarks $(BENCH_ARGS)$(if $(BENCH_QUICK), (BENCH_QUICK=$(BENCH_QUICK)))"
+	@BENCH_QUICK="$(BENCH_QUICK)" BENCH_ONLY="$(BENCH_ONLY)" "$(VENV)/bin/python" -m benchmarks $(BENCH_ARGS)

@@ -41,7 +41,7 @@ class SettingsError(Exception):
 
 def _setting(default: Any, help: str, check: Optional[Callable[[Any], Optional[str]]] = None,
              secret: bool = False, upper: bool = False):
-    return field(default=default,
+    return field(default=default, repr=not secret,
                  metadata={"help": help, "check": check, "secret": secret, "upper": upper})
 
 
@@ -154,6 +154,14 @@ class DashboardSettings:
     host: str = _setting("0.0.0.0", "address the dashboard listens on", _nonempty)
     port: int = _setting(5000, "port the dashboard listens on", _port)
     threads: int = _setting(8, "waitress worker threads", _between(1, 64))
+    session_minutes: int = _setting(480, "how long a login lasts (a dashboard restart also "
+                                         "ends every session)", _between(5, 10080))
+    login_failures_per_address: int = _setting(5, "failed logins from one client address "
+                                                  "before it must wait", _between(1, 1000))
+    login_failures_total: int = _setting(50, "failed logins from all addresses before every "
+                                             "login must wait", _between(1, 100000))
+    login_window_seconds: int = _setting(300, "how long a failed login counts against the "
+                                              "limits", _between(10, 86400))
 
 
 @dataclass(frozen=True)
@@ -276,6 +284,9 @@ class Settings:
 # --- loading ---------------------------------------------------------------------
 
 def default_runtime_dir() -> str:
+    # systemd's RuntimeDirectory= (the units set it; several may be listed).
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return os.environ["RUNTIME_DIRECTORY"].split(":")[0]
     if os.geteuid() == 0:
         return "/run/mcp-orchestrator"
     base = os.environ.get("XDG_RUNTIME_DIR")

@@ -5,13 +5,15 @@
 #   build-images.sh [--rebuild] [IMAGE...]
 #
 # IMAGE is a tag or a short name; none means all of them:
-#   busybox       mcp-orchestrator/busybox:test            FROM scratch + Debian's static busybox
-#   python-base   mcp-orchestrator/python-base:bookworm    debootstrap'd Debian with python3 + pip
-#   time          mcp-orchestrator/mcp-server-time:latest  the reference time server (PyPI), on python-base
+#   busybox         mcp-orchestrator/busybox:test             FROM scratch + Debian's static busybox
+#   python-base     mcp-orchestrator/python-base:bookworm     debootstrap'd Debian with python3 + pip
+#   time            mcp-orchestrator/mcp-server-time:latest   the reference time server (PyPI), on python-base
+#   debian-systemd  mcp-orchestrator/debian-systemd:bookworm  debootstrap'd Debian that boots systemd as
+#                                                             PID 1 (tests/systemd: `make install` inside)
 #
 # --rebuild (or REBUILD=1) builds the named images even when present.
-# BUSYBOX_IMAGE, PYTHON_BASE_IMAGE, TIME_SERVER_IMAGE override the tags (to try a build
-# without touching the images in use). DEBIAN_MIRROR overrides the mirror debootstrap
+# BUSYBOX_IMAGE, PYTHON_BASE_IMAGE, TIME_SERVER_IMAGE, SYSTEMD_IMAGE override the tags (to
+# try a build without touching the images in use). DEBIAN_MIRROR overrides the mirror debootstrap
 # uses (default: the host's own Debian mirror). Wheels are cached in .cache/wheels/.
 set -euo pipefail
 STEP=images
@@ -21,13 +23,14 @@ STEP=images
 BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-mcp-orchestrator/busybox:test}
 PYTHON_BASE_IMAGE=${PYTHON_BASE_IMAGE:-mcp-orchestrator/python-base:bookworm}
 TIME_SERVER_IMAGE=${TIME_SERVER_IMAGE:-mcp-orchestrator/mcp-server-time:latest}
+SYSTEMD_IMAGE=${SYSTEMD_IMAGE:-mcp-orchestrator/debian-systemd:bookworm}
 REBUILD=${REBUILD:-0}
 CACHE_DIR="$ROOT_DIR/.cache"
 # Image labels are inherited by every container made from the image: keep them to the
 # OCI keys so they never look like the orchestrator's own container labels.
 SOURCE_LABEL="org.opencontainers.image.source=local-build"
 
-ALL=(busybox python-base time)
+ALL=(busybox python-base time debian-systemd)
 
 # Temporary build contexts and root filesystems, removed however the script ends.
 TMP_PATHS=()
@@ -43,6 +46,7 @@ tag_of() {
     busybox) echo "$BUSYBOX_IMAGE" ;;
     python-base) echo "$PYTHON_BASE_IMAGE" ;;
     time) echo "$TIME_SERVER_IMAGE" ;;
+    debian-systemd) echo "$SYSTEMD_IMAGE" ;;
     esac
 }
 
@@ -99,32 +103,62 @@ debian_mirror() {
     echo "${uri:-http://deb.debian.org/debian}"
 }
 
-build_python_base() {
-    local tag=$1 dir mirror
+# debootstrap_rootfs TAG DIR-VAR PACKAGES: a minbase bookworm root filesystem with the
+# comma-separated PACKAGES in a fresh directory under /var/tmp (removed at exit), its
+# path stored in the variable named DIR-VAR.
+debootstrap_rootfs() {
+    local tag=$1 packages=$3 rootfs mirror
     command -v debootstrap >/dev/null 2>&1 ||
         die "no debootstrap: install it (scripts/install-system.sh)"
     mirror=$(debian_mirror)
     # /var/tmp: a disk-backed place where device nodes and executables are allowed.
-    dir=$(as_root mktemp -d /var/tmp/mcp-python-base.XXXXXX)
-    ROOT_TMP_PATHS+=("$dir")
+    rootfs=$(as_root mktemp -d /var/tmp/mcp-rootfs.XXXXXX)
+    ROOT_TMP_PATHS+=("$rootfs")
     say "$tag: debootstrap bookworm from $mirror (about a minute)"
-    local log="$dir.log"
+    local log="$rootfs.log"
     ROOT_TMP_PATHS+=("$log")
-    if ! as_root debootstrap --variant=minbase --include=python3-minimal,python3-pip \
-        bookworm "$dir" "$mirror" >"$log" 2>&1; then
+    if ! as_root debootstrap --variant=minbase --include="$packages" \
+        bookworm "$rootfs" "$mirror" >"$log" 2>&1; then
         tail -n 30 "$log" >&2
         die "$tag: debootstrap failed; set DEBIAN_MIRROR to a reachable mirror if $mirror is not"
     fi
     # Package caches are dead weight in an image.
     # The glob is expanded as root: the directory is not readable by others.
     # shellcheck disable=SC2016
-    as_root sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' sh "$dir"
+    as_root sh -c 'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*' sh "$rootfs"
+    printf -v "$2" '%s' "$rootfs"
+}
+
+build_python_base() {
+    local tag=$1 dir
+    debootstrap_rootfs "$tag" dir python3-minimal,python3-pip
     say "$tag: importing the root filesystem"
     as_root tar --numeric-owner -C "$dir" -c . | docker import \
         --change "LABEL $SOURCE_LABEL" \
         --change "LABEL org.opencontainers.image.title=python-base" \
         --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         --change 'CMD ["python3"]' \
+        - "$tag" >/dev/null
+}
+
+# Debian with systemd as PID 1, for running the units for real: python3-venv, make and
+# procps (/bin/kill for ExecReload) are what the install needs; the Python packages come
+# from a wheelhouse mounted at run time (containers have no network).
+build_debian_systemd() {
+    local tag=$1 dir
+    debootstrap_rootfs "$tag" dir systemd,systemd-sysv,dbus,python3-minimal,python3-venv,make,procps
+    # Units that have nothing to do in a container and only slow the boot down or fail.
+    # shellcheck disable=SC2016
+    as_root sh -c 'for u in systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer \
+            e2scrub_all.timer fstrim.timer getty@tty1.service; do
+        ln -sf /dev/null "$1/etc/systemd/system/$u"; done' sh "$dir"
+    say "$tag: importing the root filesystem"
+    as_root tar --numeric-owner -C "$dir" -c . | docker import \
+        --change "LABEL $SOURCE_LABEL" \
+        --change "LABEL org.opencontainers.image.title=debian-systemd" \
+        --change "ENV container=docker" \
+        --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        --change 'CMD ["/lib/systemd/systemd"]' \
         - "$tag" >/dev/null
 }
 

@@ -158,10 +158,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     setup_logging(settings.logging.level, NAME)
     try:
         router, standin = build_router(settings)
-    except (SettingsError, StandInError) as exc:
-        for problem in getattr(exc, "problems", None) or [str(exc)]:
+    except SettingsError as exc:
+        for problem in exc.problems:
             log.error("%s", problem)
-        return 2
+        return 2  # unusable settings: systemd does not retry (RestartPreventExitStatus=2)
+    except StandInError as exc:
+        log.error("%s", exc)
+        return 1  # the local stand-in may start next time: let systemd retry
     service = Service(NAME)
     try:
         AlbAgent(service, router, settings, apply_wait_seconds=max(args.apply_wait, 0.0))

@@ -1,0 +1,66 @@
+"""The `mcp_servers:` block of a LiteLLM Proxy config.yaml for our servers. Pure.
+
+LiteLLM prefixes every tool with its server's name and rejects names with `-`, so a
+server id is mapped to letters, digits and `_` (`aws-docs.v2` -> `aws_docs_v2`). Two
+ids that map to the same name get a numeric suffix, in id order, so the output is
+stable. Values are written as double-quoted YAML scalars (JSON string syntax, which
+YAML reads the same way).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+
+@dataclass(frozen=True)
+class LiteLLMServer:
+    server_id: str
+    url: str
+    description: str = ""
+
+
+def litellm_name(server_id: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]", "_", server_id)
+    return name if name and not name[0].isdigit() else f"mcp_{name}"
+
+
+def litellm_names(server_ids: Iterable[str]) -> dict[str, str]:
+    """server id -> a unique LiteLLM name."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for sid in sorted(server_ids):
+        base = name = litellm_name(sid)
+        n = 2
+        while name in used:
+            name = f"{base}_{n}"
+            n += 1
+        used.add(name)
+        out[sid] = name
+    return out
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def render_mcp_servers(servers: Iterable[LiteLLMServer],
+                       comments: Optional[list[str]] = None) -> str:
+    servers = sorted(servers, key=lambda s: s.server_id)
+    names = litellm_names(s.server_id for s in servers)
+    lines = [f"# {c}" for c in comments or []]
+    if not servers:
+        lines.append("mcp_servers: {}")
+        return "\n".join(lines) + "\n"
+    lines.append("mcp_servers:")
+    for server in servers:
+        name = names[server.server_id]
+        if name != server.server_id:
+            lines.append(f"  # server id {server.server_id}")
+        lines.append(f"  {name}:")
+        lines.append(f"    url: {_quoted(server.url)}")
+        lines.append('    transport: "http"')
+        if server.description:
+            lines.append(f"    description: {_quoted(server.description)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,145 @@
+"""SchedulerLink: the real Control, a live copy of the scheduler's state plus actions.
+
+The copy is a StateMirror (Clone pattern) on the scheduler's PUB `state` and REP
+`control`, driven by the dashboard's service loop (one thread, never a web request).
+Every few seconds the loop also asks `control.status` for what the published state
+may lack (agents, routing). Web threads only read the copy, which is rebuilt lazily
+when it changed, and send actions through a ReqClient of their own (ZeroMQ sockets
+are not thread-safe) with a short timeout: when the scheduler is down an action
+fails within seconds with a clear message, and pages keep showing the last known state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import zmq
+
+from common.protocol import CodedError, ControlAction, ErrorCode, to_plain
+from common.pubsub import StateMirror
+from common.reqrep import RemoteError, ReqClient, RequestTimeout
+from common.settings import Settings
+from services.dashboard.control import ActionResult
+from services.dashboard.state import STATE_TOPICS, DashboardState, SchedulerLinkStatus, apply_event
+
+log = logging.getLogger("dashboard")
+
+NAME = "dashboard"
+# control.status is asked this often (only while the scheduler is heard from).
+STATUS_INTERVAL_SECONDS = 2.0
+STATUS_TIMEOUT_MS = 500
+# Actions wait at most this long for the scheduler (it answers at once: actions are
+# queued there, never run while we wait).
+ACTION_TIMEOUT_MS = 3000
+SNAPSHOT_TIMEOUT_MS = 1000
+
+
+class SchedulerLink:
+    def __init__(self, ctx: zmq.Context, settings: Settings, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        z = settings.zmq
+        self._ctx = ctx
+        self._endpoint = z.scheduler_control
+        self._max_bytes = z.max_message_bytes
+        self._clock = clock
+        self._action_timeout_ms = min(z.request_timeout_ms, ACTION_TIMEOUT_MS)
+        self._lock = threading.Lock()
+        self._version = 0
+        self._cached: Optional[tuple[int, DashboardState]] = None
+        self._status: dict[str, Any] = {}
+        self._last_heard: Optional[float] = None
+        self._local = threading.local()
+        self._clients: list[ReqClient] = []
+        self.mirror = StateMirror(
+            ctx, z.scheduler_state, z.scheduler_control, apply_event, topics=STATE_TOPICS,
+            src=NAME, heartbeat_interval=z.heartbeat_interval_seconds,
+            snapshot_timeout_ms=min(z.request_timeout_ms, SNAPSHOT_TIMEOUT_MS),
+            max_bytes=z.max_message_bytes, on_change=self._changed)
+        self._status_client = ReqClient(ctx, z.scheduler_control, timeout_ms=STATUS_TIMEOUT_MS,
+                                        retries=0, src=NAME, max_bytes=z.max_message_bytes)
+
+    # -- the service loop's side -----------------------------------------------------
+    def attach(self, service: Any) -> None:
+        service.add_reader(self.mirror.socket, self._on_readable)
+        service.every(STATUS_INTERVAL_SECONDS, self.refresh_status)
+        service.on_close(self.close)
+
+    def _on_readable(self) -> None:
+        if self.mirror.on_readable():
+            self._last_heard = self._clock()
+
+    def _changed(self, msg: Any) -> None:
+        with self._lock:
+            self._version += 1
+
+    def refresh_status(self) -> None:
+        """Ask control.status for what the published state may lack."""
+        if not self.mirror.available:
+            return
+        try:
+            body = self._status_client.call("control.status")
+        except CodedError as exc:
+            log.debug("control.status failed: %s", exc)
+            return
+        status = to_plain(body)
+        with self._lock:
+            if status != self._status:
+                self._status = status
+                self._version += 1
+
+    # -- the web threads' side -------------------------------------------------------
+    def link_status(self) -> SchedulerLinkStatus:
+        return SchedulerLinkStatus(available=self.mirror.available,
+                                   synced_once=self.mirror.snapshots > 0,
+                                   last_heard=self._last_heard, error=self.mirror.last_error)
+
+    def state(self) -> DashboardState:
+        link = self.link_status()
+        with self._lock:
+            version, cached, status = self._version, self._cached, self._status
+        if cached is None or cached[0] != version:
+            built = DashboardState.from_state(self.mirror.copy_state(), link, status)
+            with self._lock:
+                self._cached = (version, built)
+            return built
+        built = cached[1]
+        return built if built.link == link else dataclasses.replace(built, link=link)
+
+    def act(self, action: str, server_id: Optional[str]) -> ActionResult:
+        what = f"{action} {server_id}" if server_id else action
+        try:
+            body = ControlAction(action=action, server_id=server_id)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return ActionResult(False, str(exc), str(ErrorCode.INVALID_ARGUMENT))
+        try:
+            reply = self._client().call("control.action", body)
+        except RemoteError as exc:
+            return ActionResult(False, f"the scheduler refused {what}: {exc.message}", str(exc.code))
+        except RequestTimeout:
+            return ActionResult(False, f"{what} not sent: the scheduler does not answer "
+                                       "(is it running?)", str(ErrorCode.UNAVAILABLE))
+        except CodedError as exc:
+            return ActionResult(False, f"{what}: {exc.message}", str(exc.code))
+        return ActionResult(True, reply.message or f"{what}: accepted by the scheduler")
+
+    def _client(self) -> ReqClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = ReqClient(self._ctx, self._endpoint, timeout_ms=self._action_timeout_ms,
+                               retries=0, src=NAME, max_bytes=self._max_bytes)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every socket (after the web threads have stopped)."""
+        self.mirror.close()
+        self._status_client.close()
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()

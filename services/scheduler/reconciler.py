@@ -1,0 +1,220 @@
+"""The reconcile thread: observe both agents, decide (pure), apply, repeat.
+
+A pass runs when it is due (the interval of `reconciliation_interval_seconds`, the end
+of a crash back-off) or at once when kicked: a container event, a configuration
+change, an agent that (re)appeared, an operator's action. The loop thread never waits
+for it; it only kicks, and reads the model. Requests to an agent are bounded
+(AgentLink), so one agent that is down delays its own steps, never the other agent's.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Optional
+
+from common.protocol import (ContainerEnsure, ContainerInfo, ContainerRef, ContainerStatusQuery,
+                             RoutesApply, RoutesStatusQuery, StateEvent)
+from common.reqrep import RemoteError
+
+from .agents import AgentLink, AgentUnavailable
+from .diff import Step
+from .model import Model
+
+log = logging.getLogger(__name__)
+
+# Passes kicked in a burst (several events at once) are run as one after this pause.
+COALESCE_SECONDS = 0.05
+# A pass follows this soon after a request an agent refused.
+RETRY_SECONDS = 1.0
+# ... and after a routes.apply the alb-agent refused (AWS unreachable, say).
+ROUTES_RETRY_SECONDS = 10.0
+
+
+class Reconciler:
+    def __init__(self, model: Model, containers: AgentLink, routes: AgentLink, *,
+                 interval: float, notify: Callable[[], None] = lambda: None) -> None:
+        self.model = model
+        self.containers = containers
+        self.routes = routes
+        self.interval = interval
+        self._notify = notify  # wakes the loop thread: the state may have changed
+        self._cond = threading.Condition()
+        self._kicked = False
+        self._full = True
+        self._stopping = False
+        self._next_full = 0.0
+        self._retry_at: Optional[float] = None  # a step failed: look again soon
+        self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
+
+    # --- loop thread side ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kick(self, full: bool = False, why: str = "") -> None:
+        """Run a pass as soon as possible (`full`: also re-send the routes)."""
+        with self._cond:
+            self._kicked = True
+            self._full = self._full or full
+            self._cond.notify_all()
+        if why:
+            log.debug("reconcile kicked: %s", why)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # --- the thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                full = self._wait()
+                if full is None:
+                    return
+                try:
+                    self.run_pass(full)
+                except Exception:  # a bug must not end self-healing: log, go on
+                    log.exception("reconcile pass failed")
+                self._notify()
+        finally:
+            self.containers.close()
+            self.routes.close()
+
+    def _wait(self) -> Optional[bool]:
+        """Block until a pass is due; its `full` flag, None when stopping."""
+        with self._cond:
+            while not self._stopping and not self._kicked:
+                now = time.monotonic()
+                if now >= self._next_full:
+                    self._full = True
+                    break
+                deadline = self._next_full
+                if self._retry_at is not None:
+                    deadline = min(deadline, self._retry_at)
+                wake = self.model.next_wakeup(self.model.clock())
+                if wake is not None:
+                    deadline = min(deadline, now + wake + 0.01)  # a crash back-off ends
+                for link in (self.containers, self.routes):
+                    if (not link.health().available and not link.due()
+                            and not link.wait_for_heartbeat()):
+                        deadline = min(deadline, now + link.next_try_in() + 0.01)
+                self._cond.wait(max(deadline - now, 0.0))
+                if time.monotonic() >= deadline and deadline < self._next_full:
+                    break
+            if self._stopping:
+                return None
+            full, self._full, self._kicked = self._full, False, False
+            self._retry_at = None
+            if full:
+                self._next_full = time.monotonic() + self.interval
+        time.sleep(COALESCE_SECONDS)
+        return full
+
+    def run_pass(self, full: bool) -> None:
+        """One reconcile: observe, plan, apply."""
+        self._observe_routes()
+        self._observe_containers()
+        self._notify()
+        cplan, rplan = self.model.plan()
+        for step in cplan.steps:
+            if not self._apply_container_step(step):
+                break  # the container-agent is down: the rest waits for the next pass
+        if rplan is not None and (rplan.needed or full):
+            self._apply_routes(rplan.entries, rplan.changes, full)
+        self.model.reconciled()
+
+    # --- observing ---------------------------------------------------------------------------
+
+    def _observe_containers(self) -> None:
+        try:
+            listing = self.containers.call("container.status", ContainerStatusQuery())
+        except AgentUnavailable as exc:
+            log.debug("%s", exc)
+            return
+        except RemoteError as exc:
+            log.warning("container status failed: %s", exc.message)
+            return
+        self.model.observe_containers(listing.containers)
+
+    def _observe_routes(self) -> None:
+        try:
+            listing = self.routes.call("routes.status", RoutesStatusQuery())
+        except AgentUnavailable as exc:
+            log.debug("%s", exc)
+            return
+        except RemoteError as exc:
+            self.model.observe_routes(None, exc.message)
+            return
+        self.model.observe_routes(listing.routes)
+
+    # --- applying ----------------------------------------------------------------------------
+
+    def _apply_container_step(self, step: Step) -> bool:
+        """Carry out one step; False when the container-agent is unavailable."""
+        sid = step.server_id
+        if step.action in ("create", "recreate", "start", "adopt"):
+            with self.model.lock:
+                server = self.model.active.servers.get(sid)
+                port = self.model.ports.get(sid)
+            if server is None or port is None:
+                return True
+            request = ContainerEnsure(server_id=sid, spec=server.spec.public_dict(),
+                                      host_port=port, spec_hash=server.spec_hash)
+        else:
+            request = ContainerRef(server_id=sid)
+        if step.starts:
+            self.model.attempted(sid)
+        log.info("server %s: %s (%s)", sid, step.action, step.reason)
+        try:
+            info = self.containers.call(step.request, request)
+        except AgentUnavailable as exc:
+            log.warning("server %s: %s not sent: %s", sid, step.action, exc)
+            return False
+        except RemoteError as exc:
+            log.warning("server %s: %s failed: %s", sid, step.action, exc.message)
+            self.model.record_call(step, f"{step.action} failed: {exc.message}")
+            self._refresh(sid)
+            # No event may follow a refused request: look again soon (back-offs apply).
+            with self._cond:
+                self._retry_at = time.monotonic() + RETRY_SECONDS
+            return True
+        self.model.record_call(step, None)
+        if isinstance(info, ContainerInfo):
+            self.model.observe_container(info)
+        if step.action in ("create", "recreate", "remove", "stop"):
+            self.model.add_events([StateEvent(message=f"server {sid}: {step.action} "
+                                                      f"({step.reason})", server_id=sid,
+                                              code="reconcile")])
+        return True
+
+    def _refresh(self, server_id: str) -> None:
+        """Read one server's status after a failed step (its error, its exit)."""
+        try:
+            listing = self.containers.call("container.status",
+                                           ContainerStatusQuery(server_id=server_id))
+        except (AgentUnavailable, RemoteError):
+            return
+        for info in listing.containers:
+            self.model.observe_container(info)
+
+    def _apply_routes(self, entries, changes, full: bool) -> None:
+        for change in changes:
+            log.info("route %s: %s (%s)", change.server_id, change.action, change.reason)
+        try:
+            result = self.routes.call("routes.apply", RoutesApply(routes=entries))
+        except AgentUnavailable as exc:
+            log.debug("%s", exc)
+            return
+        except RemoteError as exc:
+            log.warning("routes.apply failed: %s", exc.message)
+            self.model.observe_routes(None, exc.message)
+            with self._cond:
+                self._retry_at = time.monotonic() + ROUTES_RETRY_SECONDS
+            return
+        errors = [e for e in result.errors if not e.startswith("in progress")]
+        self.model.observe_routes(result.routes, "; ".join(errors) or None)

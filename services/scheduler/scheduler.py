@@ -1,0 +1,315 @@
+"""The scheduler's loop thread: control requests, the state stream, events, the file watch.
+
+Sockets (all on the loop thread):
+- REP `control`: control.status, control.action, control.plan, snapshot.get; answered
+  at once from the model, never after waiting for an agent;
+- PUB `state`: state.server / state.config / state.event, with a snapshot over
+  `snapshot.get` (the Clone pattern);
+- SUB of each agent's events: a container that exited, a route that changed, and the
+  heartbeats that tell whether an agent is alive, or came back (new epoch).
+
+The reconcile thread (reconciler.py) talks to the agents; this thread kicks it.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Optional
+
+from common.config import load_config
+from common.protocol import (ControlAccepted, ControlPlan, ControlState, ErrorCode, Message,
+                             ServerState, ServiceError, Snapshot, StateEvent, to_plain)
+from common.pubsub import Publisher, Subscriber
+from common.reqrep import RepServer
+from common.service import Service
+from common.settings import Settings
+
+from .agents import AgentLink
+from .config_keeper import apply_loaded
+from .model import Model
+from .ports import port_is_free
+from .reconciler import Reconciler
+from .views import same_state
+from .watch import FileWatch
+
+log = logging.getLogger("scheduler")
+
+NAME = "scheduler"
+CONTAINER_AGENT = "container-agent"
+ALB_AGENT = "alb-agent"
+WATCH_SECONDS = 1.0
+
+
+class Scheduler:
+    def __init__(self, service: Service, settings: Settings, config_path: Path,
+                 settings_path: Optional[Path] = None, *,
+                 model: Optional[Model] = None) -> None:
+        self.service = service
+        self.settings = settings
+        self.config_path = Path(config_path)
+        self.settings_path = settings_path
+        z = settings.zmq
+        self.model = model or Model(settings,
+                                    is_free=partial(port_is_free, settings.service.bridge_host))
+        self._hup = False
+        self._published: dict[str, ServerState] = {}
+        self._published_config = None
+        self._agents_shown: dict[str, str] = {}
+        self._epochs: dict[str, Optional[str]] = {CONTAINER_AGENT: None, ALB_AGENT: None}
+        self._was_silent: dict[str, bool] = {CONTAINER_AGENT: False, ALB_AGENT: False}
+
+        self.rep = service.attach(RepServer(
+            service.ctx, z.scheduler_control,
+            {"control.status": self.on_status, "control.action": self.on_action,
+             "control.plan": self.on_plan, "snapshot.get": self.on_snapshot},
+            src=NAME, max_bytes=z.max_message_bytes))
+        self.pub = service.attach(Publisher(service.ctx, z.scheduler_state, src=NAME,
+                                            heartbeat_interval=z.heartbeat_interval_seconds,
+                                            max_bytes=z.max_message_bytes))
+        self.subs = {
+            CONTAINER_AGENT: Subscriber(service.ctx, z.container_events, topics=("container.",),
+                                        heartbeat_interval=z.heartbeat_interval_seconds,
+                                        max_bytes=z.max_message_bytes),
+            ALB_AGENT: Subscriber(service.ctx, z.route_events, topics=("route.",),
+                                  heartbeat_interval=z.heartbeat_interval_seconds,
+                                  max_bytes=z.max_message_bytes),
+        }
+        for name, sub in self.subs.items():
+            service.add_reader(sub.socket, partial(self.on_agent_messages, name))
+            service.on_close(sub.close)
+        link = partial(AgentLink, ctx=service.ctx, timeout_ms=z.request_timeout_ms,
+                       attempts=z.request_retries, src=NAME, max_bytes=z.max_message_bytes)
+        self.links = {
+            CONTAINER_AGENT: link(CONTAINER_AGENT, endpoint=z.containers,
+                                  silent=self.subs[CONTAINER_AGENT].silent),
+            ALB_AGENT: link(ALB_AGENT, endpoint=z.routes, silent=self.subs[ALB_AGENT].silent),
+        }
+        # The reconcile thread pokes this pair when the state may have changed.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        service.add_reader(self._wake_r.fileno(), self.publish)
+        self.reconciler = Reconciler(self.model, self.links[CONTAINER_AGENT],
+                                     self.links[ALB_AGENT],
+                                     interval=settings.service.reconciliation_interval_seconds,
+                                     notify=self._poke)
+        self.watch = FileWatch(self.config_path)
+        self.settings_watch = FileWatch(settings_path) if settings_path else None
+        service.every(WATCH_SECONDS, self.tick)
+        service.on_close(self.close)
+        if settings.routing_simulated:
+            log.warning("no ALB configured ([aws] alb_arn/listener_arn empty): routing is "
+                        "simulated by the alb-agent's local AWS stand-in")
+        self.reload("start")
+        self.reconciler.start()
+
+    # --- configuration --------------------------------------------------------------------
+
+    def reload(self, why: str) -> str:
+        """Read the configuration file now; a message saying what came of it."""
+        self.watch.refresh()
+        s = self.settings.service
+        loaded = load_config(self.config_path, port_range=(s.port_range_start, s.port_range_end))
+        with self.model.lock:
+            previous = self.model.active if self.model.active.usable else None
+        active, events = apply_loaded(previous, loaded, self.model.clock(),
+                                      str(self.settings_path or ""))
+        self.model.set_config(active, events)
+        for issue in loaded.issues:
+            level = {"error": logging.ERROR, "warning": logging.WARNING}.get(issue.severity,
+                                                                              logging.INFO)
+            log.log(level, "config (%s): %s", why, issue)
+        if not loaded.readable:
+            message = (f"{self.config_path}: unusable; "
+                       + ("the last good configuration stays in force" if active.usable
+                          else "nothing is changed until it can be used"))
+        else:
+            message = (f"{self.config_path}: {len(active.enabled)} enabled, "
+                       f"{len(active.disabled)} disabled"
+                       + (f", {len(loaded.errors)} error(s)" if loaded.errors else ""))
+        log.info("configuration (%s): %s", why, message)
+        self.reconciler.kick(full=True, why=f"configuration {why}")
+        self.publish()
+        return message
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload at the next tick (signal handlers must not do the work)."""
+        self._hup = True
+
+    def tick(self) -> None:
+        if self._hup:
+            self._hup = False
+            self.reload("SIGHUP")
+        elif self.watch.changed():
+            self.reload("file changed")
+        if self.settings_watch is not None and self.settings_watch.changed():
+            # Endpoints, ports and AWS settings are bound at start by every process.
+            message = (f"{self.settings_path} changed: restart the orchestrator's processes "
+                       f"to apply it (the configuration file is reloaded live, settings are not)")
+            log.warning("%s", message)
+            self.model.add_events([StateEvent(message=message, level="warning",
+                                              code="settings")])
+        self.publish()
+
+    # --- agents' events -------------------------------------------------------------------
+
+    def on_agent_messages(self, name: str) -> None:
+        sub = self.subs[name]
+        kick = full = False
+        why = ""
+        while True:
+            msg = sub.receive()
+            if msg is None:
+                break
+            if msg.epoch != self._epochs[name]:
+                if self._epochs[name] is not None:
+                    log.info("%s restarted (new epoch)", name)
+                    # Its earlier answers may be stale: unknown until it is asked again.
+                    self.model.forget("containers" if name == CONTAINER_AGENT else "routes")
+                self._epochs[name] = msg.epoch
+                kick = full = True
+                why = f"{name} (re)appeared"
+                self.links[name].heard()
+            elif self._was_silent[name]:
+                kick = full = True
+                why = f"{name} heard again"
+                self.links[name].heard()
+            self._was_silent[name] = False
+            if msg.type != "heartbeat":
+                kick = True
+                why = why or f"{msg.type} {getattr(msg.body, 'server_id', '') or ''}".strip()
+        if kick:
+            self.reconciler.kick(full=full, why=why)
+
+    # --- publishing -------------------------------------------------------------------------
+
+    def _poke(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full: the loop is already due to read it
+            pass
+
+    def agents(self) -> tuple[dict[str, str], dict[str, str]]:
+        shown, errors = {}, {}
+        for name, link in self.links.items():
+            health = link.health()
+            silent = self.subs[name].silent()
+            if silent:
+                self._was_silent[name] = True
+            ok = health.available and not silent
+            shown[name] = "available" if ok else "unavailable"
+            if not ok:
+                errors[name] = health.error or ("no heartbeat" if silent else "unknown")
+        return shown, errors
+
+    def routing(self) -> dict[str, Any]:
+        with self.model.lock:
+            routes = self.model.routes
+            return {"simulated": self.settings.routing_simulated,
+                    "known": routes is not None,
+                    "routes": [to_plain(r) for _, r in sorted((routes or {}).items())],
+                    "error": self.model.routing_error}
+
+    def publish(self) -> None:
+        """Publish what changed since the last call (loop thread only)."""
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError, OSError):
+            pass
+        now = time.time()
+        states = self.model.server_states()
+        for sid, state in states.items():
+            old = self._published.get(sid)
+            if old is None or not same_state(old, state):
+                state = _stamped(state, now)
+                self._published[sid] = state
+                self.pub.publish("state.server", state)
+        for sid in sorted(set(self._published) - set(states)):
+            del self._published[sid]
+            self.pub.publish("state.server", ServerState(server_id=sid, status="removed",
+                                                         enabled=False, removed=True,
+                                                         updated_at=now))
+        config = self.model.config_state()
+        if config != self._published_config:
+            self._published_config = config
+            self.pub.publish("state.config", config)
+        shown, errors = self.agents()
+        for name, value in shown.items():
+            before = self._agents_shown.get(name)
+            self._agents_shown[name] = value
+            if before is not None and before != value:
+                detail = f": {errors[name]}" if name in errors else ""
+                log.log(logging.INFO if value == "available" else logging.WARNING,
+                        "%s is %s%s", name, value, detail)
+                self.model.add_events([StateEvent(
+                    message=f"{name} is {value}{detail}",
+                    level="info" if value == "available" else "error", code="agent")])
+        for event in self.model.take_events():
+            self.pub.publish("state.event", event)
+
+    def snapshot_state(self) -> dict[str, Any]:
+        shown, errors = self.agents()
+        with self.model.lock:
+            return {
+                "servers": {sid: to_plain(s) for sid, s in self._published.items()},
+                "config": to_plain(self.model.config_state()),
+                "agents": shown,
+                "agent_errors": errors,
+                "routing": self.routing(),
+                "events": list(self.model.recent),
+            }
+
+    # --- control handlers -----------------------------------------------------------------
+
+    def on_status(self, msg: Message) -> ControlState:
+        self.publish()
+        shown, errors = self.agents()
+        state = self.model.control_state(shown, errors, self.routing())
+        only = msg.body.server_id
+        if only is not None:
+            servers = [s for s in state.servers if s.server_id == only]
+            if not servers:
+                raise ServiceError(ErrorCode.NOT_FOUND, f"no server {only!r}")
+            state = replace(state, servers=servers)
+        return state
+
+    def on_action(self, msg: Message) -> ControlAccepted:
+        action, sid = msg.body.action, msg.body.server_id
+        log.info("control: %s%s (from %s)", action, f" {sid}" if sid else "", msg.src or "?")
+        if action == "stop":
+            self.model.hold(sid)
+            message = f"{sid} is stopped and stays stopped until started"
+        elif action == "start":
+            self.model.release(sid)
+            message = f"{sid} is started"
+        elif action == "restart":
+            self.model.release(sid, restart=True)
+            message = f"{sid} is restarted"
+        elif action == "sync":
+            message = "a full reconcile runs now"
+        else:  # reload
+            message = self.reload("reload asked for")
+        self.reconciler.kick(full=action in ("sync", "reload"), why=f"control {action}")
+        self.publish()
+        return ControlAccepted(action=action, server_id=sid, message=message)
+
+    def on_plan(self, msg: Message) -> ControlPlan:
+        return ControlPlan(steps=self.model.plan_steps())
+
+    def on_snapshot(self, msg: Message) -> Snapshot:
+        self.publish()  # the state below includes everything published so far
+        return self.pub.snapshot(self.snapshot_state())
+
+    def close(self) -> None:
+        self.reconciler.stop()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _stamped(state: ServerState, now: float) -> ServerState:
+    return replace(state, updated_at=now)

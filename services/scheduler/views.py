@@ -1,0 +1,182 @@
+"""The scheduler's view of each server, as published and shown: pure functions.
+
+`server_state` folds what the scheduler knows about one server (its configuration,
+port, container, crash record, route, hand stop) into one `ServerState`. Statuses:
+
+    running        the container runs (health: the bridge's or Docker's)
+    starting       an operation is in flight, or the bridge has not initialized yet
+    pending        wanted, nothing running yet
+    crash-looping  exits again and again: restarted with a growing back-off
+    error          cannot be started (no port, image missing, the agent refused)
+    stopped        stopped by hand (stays so until started or reconfigured)
+    disabled       "disabled": true in the configuration
+    invalid        invalid in the configuration and never good: left alone
+    unknown        the container-agent has not answered yet, or no good configuration
+                   was ever read (then its container is left as it is)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from common.config import ServerConfig
+from common.protocol import ContainerInfo, RouteInfo, ServerState
+from common.settings import Settings
+
+from .backoff import RUNNING_STATES, BackoffPolicy, CrashRecord
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    server_id: str
+    config: Optional[ServerConfig] = None     # the spec in force (None: not configured)
+    protected: bool = False                   # invalid, never good
+    config_error: Optional[str] = None        # error of the file while a last good runs
+    port: Optional[int] = None
+    port_error: Optional[str] = None
+    container: Optional[ContainerInfo] = None
+    containers_known: bool = False            # the container-agent answered at least once
+    crash: CrashRecord = CrashRecord()
+    held: bool = False
+    route: Optional[RouteInfo] = None
+    routes_known: bool = False
+    route_wanted: bool = False
+    call_error: Optional[str] = None          # the last failed request about this server
+    config_usable: bool = True                # False: no good configuration was ever read
+
+
+def public_url(settings: Settings, server_id: str, port: Optional[int]) -> str:
+    """Where MCP clients reach the server (Streamable HTTP endpoint)."""
+    base = settings.service.public_base_url.rstrip("/")
+    if not base:
+        if port is None:
+            return ""
+        host = settings.service.bridge_host
+        if host in ("0.0.0.0", "::", "", "*"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        base = f"http://{host}:{port}"
+    return f"{base}/mcp/{server_id}/mcp"
+
+
+def _mounts(config: Optional[ServerConfig]) -> list[str]:
+    if config is None:
+        return []
+    spec = config.spec
+    out = [v.spec for v in spec.volumes]
+    out += [f"{m.type}:{m.source or '-'}:{m.target}{':ro' if m.read_only else ''}"
+            for m in spec.mounts]
+    return out
+
+
+def _route_view(f: ServerFacts) -> tuple[Optional[str], Optional[str]]:
+    """(route state, route error)."""
+    r = f.route
+    if not f.routes_known:
+        return "unknown", None
+    error = r.error if r is not None else None
+    routed = r is not None and r.enabled and bool(r.rule_arn) and bool(r.target_group_arn)
+    if f.route_wanted:
+        if error:
+            return "error", error
+        if routed and r.port == f.port:
+            return "routed", None
+        return "pending", None
+    if routed:
+        return "removing", error
+    return "none", error
+
+
+def _health(info: Optional[ContainerInfo]) -> Optional[str]:
+    if info is None:
+        return None
+    if info.health:
+        return info.health
+    return {"ready": "ready", "starting": "starting", "down": "down"}.get(info.bridge)
+
+
+def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy,
+                 now: float) -> ServerState:
+    info = f.container
+    config = f.config
+    running = info is not None and info.state in RUNNING_STATES and bool(info.container_id)
+    crash = f.crash
+    route, route_error = _route_view(f)
+    if config is None and not f.config_usable:
+        status = "unknown"  # no good configuration yet: its container is left alone
+    elif config is None and f.protected:
+        status = "invalid"
+    elif config is not None and config.disabled:
+        status = "disabled"
+    elif config is None:
+        status = "removed"
+    elif not f.containers_known:
+        status = "unknown"
+    elif info is not None and info.pending:
+        status = "stopping" if info.pending in ("stop", "remove") else "starting"
+    elif f.held:
+        status = "stopping" if running else "stopped"
+    elif f.port_error:
+        status = "error"
+    elif running:
+        # The bridge initializes the MCP session after the container started.
+        status = "starting" if info.bridge == "starting" else "running"
+    elif crash.crash_looping(policy) and (crash.last_failure or "").startswith("exit|"):
+        status = "crash-looping"
+    elif crash.error or f.call_error:
+        status = "error"
+    else:
+        status = "pending"
+
+    last_error = f.port_error or f.call_error or (info.error if info is not None else None) \
+        or crash.error
+    if not f.config_usable:
+        last_error = "no usable configuration yet: left as it is"
+    if running and not f.port_error:
+        last_error = f.call_error or (info.error if info is not None else None)
+    exit_code = info.exit_code if info is not None and info.exit_code is not None \
+        else crash.exit_code
+    stderr = list(info.stderr_tail) if info is not None and info.stderr_tail \
+        else list(crash.stderr_tail)
+    waiting = crash.waiting(now)
+    spec = config.spec if config is not None else None
+    enabled = config is not None and not config.disabled
+    return ServerState(
+        server_id=f.server_id,
+        status=status,
+        enabled=enabled,
+        removed=config is None and not f.protected and f.config_usable,
+        image=spec.image if spec is not None else (info.image if info is not None else ""),
+        host_port=f.port if f.port is not None else (info.host_port if info is not None else None),
+        container_id=info.container_id if info is not None else None,
+        health=_health(info) if running else None,
+        route=route,
+        restarts=crash.total_restarts,
+        exit_code=None if running else exit_code,
+        last_error=last_error,
+        next_restart_at=crash.next_start_at if waiting > 0 and not f.held else None,
+        env_names=list(spec.env_names()) if spec is not None else [],
+        container_name=config.container_name if config is not None else f"mcp-{f.server_id}",
+        started_at=info.started_at if running and info is not None else None,
+        url=public_url(settings, f.server_id, f.port) if enabled else "",
+        transport=("http" if config.http else "stdio") if config is not None else "",
+        bridge=info.bridge if info is not None else "",
+        spec_hash=config.spec_hash if config is not None else "",
+        stderr_tail=stderr,
+        mounts=_mounts(config),
+        failures=crash.failures,
+        backoff_seconds=crash.delay if crash.failures >= policy.crash_loop_after else None,
+        oom_killed=bool(info.oom_killed) if info is not None else crash.oom_killed,
+        stopped_by_hand=f.held,
+        config_error=f.config_error,
+        route_priority=f.route.priority if f.route is not None else None,
+        route_target_group=f.route.target_group_name if f.route is not None else None,
+        route_health=f.route.health if f.route is not None else None,
+        route_error=route_error,
+    )
+
+
+def same_state(a: ServerState, b: ServerState) -> bool:
+    """Equal apart from the time stamp (what decides whether to publish)."""
+    return replace(a, updated_at=None) == replace(b, updated_at=None)

@@ -1,0 +1,272 @@
+"""Pure parts of the dashboard: sessions, the login limiter, the state copy, the views."""
+from __future__ import annotations
+
+import pytest
+
+from common.protocol import ConfigState, ServerState, StateEvent, published
+from services.dashboard.auth import LoginLimiter, SessionStore, credentials_match
+from services.dashboard.htmlkit import Html, esc, html, show
+from services.dashboard.state import (MAX_EVENTS, DashboardState, SchedulerLinkStatus,
+                                      apply_event, normalize)
+from services.dashboard import views
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ------------------------------------------------------------------------ auth
+
+
+def test_credentials_match_needs_both_fields():
+    assert credentials_match("admin", "pw", "admin", "pw")
+    assert not credentials_match("admin", "pw", "admin", "pW")
+    assert not credentials_match("Admin", "pw", "admin", "pw")
+    assert not credentials_match("", "", "admin", "pw")
+
+
+def test_sessions_expire_and_end():
+    clock = Clock()
+    store = SessionStore(60, clock=clock)
+    cookie, session = store.create("admin")
+    assert store.get(cookie) is session
+    clock.now += 59
+    assert store.get(cookie) is session
+    clock.now += 2
+    assert store.get(cookie) is None and store.count() == 0
+    cookie, _ = store.create("admin")
+    store.end(cookie)
+    assert store.get(cookie) is None
+
+
+def test_session_cookies_of_another_key_are_refused():
+    a, b = SessionStore(60, key=b"a" * 32), SessionStore(60, key=b"b" * 32)
+    cookie, _ = a.create("admin")
+    assert b.get(cookie) is None
+    assert a.get(cookie + "x") is None and a.get("") is None and a.get(None) is None
+
+
+def test_sessions_are_bounded():
+    store = SessionStore(60, max_sessions=3)
+    cookies = [store.create("admin")[0] for _ in range(5)]
+    assert store.count() == 3
+    assert store.get(cookies[0]) is None and store.get(cookies[-1]) is not None
+
+
+def test_flash_messages_are_taken_once():
+    store = SessionStore(60)
+    _, session = store.create("admin")
+    for i in range(8):
+        store.add_flash(session, "ok", f"m{i}")
+    assert [m for _, m in store.take_flash(session)] == ["m3", "m4", "m5", "m6", "m7"]
+    assert store.take_flash(session) == []
+
+
+def test_limiter_per_address_window():
+    clock = Clock()
+    limiter = LoginLimiter(3, 100, 60, clock=clock)
+    for _ in range(3):
+        assert limiter.retry_after("a") == 0
+        limiter.failed("a")
+        clock.now += 1
+    assert limiter.retry_after("a") == pytest.approx(57)
+    assert limiter.retry_after("b") == 0
+    clock.now += 57.5
+    assert limiter.retry_after("a") == 0  # the first failure aged out
+
+
+def test_limiter_global_window():
+    clock = Clock()
+    limiter = LoginLimiter(5, 4, 30, clock=clock)
+    for n in range(4):
+        limiter.failed(f"addr{n}")
+    assert limiter.retry_after("anyone") == pytest.approx(30)
+    clock.now += 31
+    assert limiter.retry_after("anyone") == 0
+
+
+def test_limiter_success_forgets_the_address_and_memory_is_bounded():
+    limiter = LoginLimiter(2, 10**6, 60, max_addresses=10)
+    limiter.failed("a")
+    limiter.failed("a")
+    assert limiter.retry_after("a") > 0
+    limiter.succeeded("a")
+    assert limiter.retry_after("a") == 0
+    for n in range(50):
+        limiter.failed(f"x{n}")
+    assert len(limiter._by_address) == 10
+
+
+# ---------------------------------------------------------------------- htmlkit
+
+
+def test_html_escapes_values_but_not_markup():
+    assert html("<b>{}</b>", "<i>&\"'") == "<b>&lt;i&gt;&amp;&quot;&#x27;</b>"
+    assert html("<b>{}</b>", Html("<i>x</i>")) == "<b><i>x</i></b>"
+    joined = html("<i>{}</i>", "a") + "<b>" + html("{}", "c")
+    assert isinstance(joined, Html) and joined == "<i>a</i>&lt;b&gt;c"
+    assert "<x>" + html("<i>{}</i>", "y") == "&lt;x&gt;<i>y</i>"
+    assert esc(None) == "" and "—" in show(None) and "—" in show([]) and show(0) == "0"
+
+
+# ------------------------------------------------------------------------ state
+
+
+def event(topic, body, seq=1):
+    return published(topic, body, src="scheduler", seq=seq, epoch="e")
+
+
+def test_normalize_accepts_lists_maps_and_junk():
+    state = normalize({"servers": [{"server_id": "a"}, {"no": "id"}, "junk",
+                                   {"server_id": "gone", "removed": True}],
+                       "config": "junk", "events": [{"message": "x"}, 3]})
+    assert list(state["servers"]) == ["a"] and state["config"] == {}
+    assert state["events"] == [{"message": "x"}]
+    assert normalize(None)["servers"] == {}
+    assert list(normalize({"servers": {"b": {"status": "running"}}})["servers"]) == ["b"]
+
+
+def test_apply_event_updates_servers_config_and_events():
+    state = {"servers": [{"server_id": "a", "status": "running", "stderr_tail": ["x"]}]}
+    apply_event(state, event("state.server", ServerState(server_id="a", status="stopped")))
+    assert state["servers"]["a"]["status"] == "stopped"
+    apply_event(state, event("state.server", ServerState(server_id="b", status="pending")))
+    apply_event(state, event("state.server", ServerState(server_id="a", removed=True)))
+    assert list(state["servers"]) == ["b"]
+    apply_event(state, event("state.config", ConfigState(ok=False, errors=["bad"])))
+    assert state["config"]["errors"] == ["bad"]
+    for n in range(MAX_EVENTS + 5):
+        apply_event(state, event("state.event", StateEvent(message=f"e{n}")))
+    assert len(state["events"]) == MAX_EVENTS and state["events"][-1]["message"] == f"e{MAX_EVENTS + 4}"
+    assert isinstance(state["events"][-1]["ts"], float)
+
+
+def test_status_reply_wins_for_agents_and_routing_only():
+    link = SchedulerLinkStatus(available=True)
+    snap = {"servers": {"a": {"server_id": "a", "status": "running"}},
+            "agents": {"alb-agent": "unavailable"}, "agent_errors": {"alb-agent": "silent"},
+            "routing": {"routes": []}}
+    status = {"servers": [{"server_id": "a", "status": "stopped", "extra": 1}],
+              "agents": {"alb-agent": "available"}, "routing": {"simulated": True}}
+    st = DashboardState.from_state(snap, link, status)
+    assert st.servers["a"] == {"server_id": "a", "status": "running", "extra": 1}
+    assert st.agents == {"alb-agent": "available"} and st.agent_errors == {}
+    assert st.routing == {"simulated": True}
+    assert DashboardState.from_state(snap, link, None).agent_errors == {"alb-agent": "silent"}
+
+
+# ------------------------------------------------------------------------ views
+
+
+@pytest.mark.parametrize("status,group", [
+    ("running", "running"), ("starting", "starting"), ("pending", "starting"),
+    ("stopped", "stopped"), ("stopping", "stopped"), ("crash-looping", "crash-looping"),
+    ("CrashLoopBackOff", "crash-looping"), ("error", "error"), ("invalid", "error"),
+    ("unknown", "unknown"), ("", "unknown"), (None, "unknown"), (3, "unknown")])
+def test_status_groups(status, group):
+    assert views.status_group({"status": status}) == group
+
+
+def test_disabled_and_stopped_by_hand_labels():
+    assert views.status_group({"status": "running", "enabled": False}) == "disabled"
+    assert views.status_label({"status": "stopped", "stopped_by_hand": True}) == "stopped by hand"
+    assert views.status_label({"status": "crash-looping"}) == "crash looping"
+
+
+@pytest.mark.parametrize("value,expected", [
+    (1700000000, 1700000000.0), (1700000000123, 1700000000.123),
+    ("2023-11-14T22:13:20Z", 1700000000.0), ("2023-11-14T22:13:20.5+00:00", 1700000000.5),
+    ("2023-11-14T22:13:20.123456789Z", 1700000000.123456),
+    ("0001-01-01T00:00:00Z", None), ("", None), ("garbage", None), (None, None), (True, None)])
+def test_parse_time(value, expected):
+    got = views.parse_time(value)
+    assert got == (pytest.approx(expected) if expected else None)
+
+
+def test_uptime_only_while_running():
+    now = 1700000100.0
+    assert views.started_at({"status": "running", "started_at": 1700000000}, now) == 1700000000
+    assert views.started_at({"status": "stopped", "started_at": 1700000000}, now) is None
+    assert views.started_at({"status": "running", "uptime": 30}, now) == now - 30
+    assert views.format_duration(3725) == "1h 2m" and views.format_duration(90061) == "1d 1h"
+    assert views.format_duration(None) is None
+
+
+def test_env_names_never_values():
+    server = {"env_names": ["B"], "env": {"A": "secret-a"}}
+    assert views.env_names(server) == ["A", "B"]
+    assert views.env_names({"env": ["C=secret-c", "D"]}) == ["C", "D"]
+
+
+def test_public_url_choices():
+    server = {"server_id": "t", "host_port": 8001}
+    assert views.public_url(server, "", "h") == "http://h:8001/mcp/t/mcp"
+    assert views.public_url(server, "https://alb.example/", "h") == "https://alb.example/mcp/t/mcp"
+    assert views.public_url(dict(server, url="http://x/mcp/t/mcp"), "https://a", "h") == \
+        "http://x/mcp/t/mcp"
+    assert views.public_url(server, "", "::1") == "http://[::1]:8001/mcp/t/mcp"
+    assert views.public_url({"server_id": "t"}, "", "h") is None
+
+
+def _state(servers=None, routing=None):
+    return DashboardState(servers=servers or {}, routing=routing or {},
+                          link=SchedulerLinkStatus(available=True, synced_once=True))
+
+
+def test_litellm_names_and_yaml():
+    servers = {sid: {"server_id": sid, "host_port": 8000 + n}
+               for n, sid in enumerate(["a-b", "a_b", "c.d", "123", "off-x"])}
+    servers["gone"] = {"server_id": "gone", "enabled": False, "host_port": 9000}
+    servers["portless"] = {"server_id": "portless"}
+    view = views.litellm(_state(servers), base_url="https://alb.example", host="h")
+    names = {e["server_id"]: e["name"] for e in view["servers"]}
+    assert names == {"123": "mcp_123", "a-b": "a_b", "a_b": "a_b_2", "c.d": "c_d",
+                     "off-x": "off_x", "portless": "portless"}
+    yaml = view["yaml"]
+    assert "gone" not in yaml and all("-" not in name for name in names.values())
+    assert '  a_b:\n    url: "https://alb.example/mcp/a-b/mcp"\n    transport: "http"\n' in yaml
+    assert views.litellm(_state(), base_url="", host="h")["yaml"] == "mcp_servers: {}\n"
+    assert views.litellm(_state({"p": {"server_id": "p"}}), base_url="", host="h")["servers"] == []
+
+
+def test_routing_from_route_infos_only():
+    routing = {"simulated": False, "known": True, "error": "AWS said no",
+               "routes": [{"server_id": "t", "port": 8001, "target_group_name": "mcpo-t",
+                           "target_group_arn": "arn:tg", "rule_arn": "arn:rule",
+                           "priority": 10001, "health": "healthy"},
+                          {"server_id": "q", "error": "rule quota of 100 reached"}]}
+    view = views.routing_view(_state(routing=routing), simulated_default=True)
+    assert view["simulated"] is False and view["known"] is True
+    assert view["rules"] == [{"priority": 10001, "path_patterns": ["/mcp/t", "/mcp/t/*"],
+                              "server_id": "t", "owned": True, "target_groups": ["mcpo-t"]}]
+    assert view["target_groups"][0]["targets"][0] == {"instance_id": None, "port": 8001,
+                                                      "state": "healthy", "reason": None,
+                                                      "description": None}
+    assert view["errors"] == [{"server_id": "q", "code": None,
+                               "message": "rule quota of 100 reached", "quota": True}]
+    assert view["failure"] == {"code": None, "message": "AWS said no"}
+
+
+def test_routing_unknown_uses_the_settings_for_simulated():
+    view = views.routing_view(_state(), simulated_default=True)
+    assert view["known"] is False and view["simulated"] is True and view["rules"] == []
+
+
+def test_views_survive_junk_everywhere():
+    junk = {"server_id": "j", "status": ["x"], "enabled": "yes", "image": 3, "host_port": "80",
+            "restarts": None, "started_at": {"a": 1}, "env_names": "ABC", "mounts": [3, None],
+            "stderr_tail": "not a list", "next_restart_at": "soon", "ports": 5,
+            "route_priority": "high"}
+    state = _state({"j": junk}, routing={"rules": [None, {"priority": [1]}],
+                                         "target_groups": ["x", {"targets": [None]}],
+                                         "errors": ["plain text"], "listener": 5})
+    views.overview(state, 1.7e9)
+    detail = views.server_detail(state, "j", 1.7e9)
+    assert detail["image"] is None and detail["host_port"] is None and detail["env_names"] == []
+    assert detail["stderr_tail"] == [] and detail["mounts"] == []
+    routing = views.routing_view(state, simulated_default=False)
+    assert routing["errors"][0]["message"] == "plain text"
