@@ -17,20 +17,17 @@ marked degraded.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from common.logs import setup_logging
+from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.protocol import Message, RoutesList, RoutesResult, Snapshot
 from common.pubsub import Publisher
 from common.reqrep import RepServer
 from common.service import Service
-from common.settings import Settings, SettingsError, load_settings
+from common.settings import Settings, SettingsError
 from services.alb_agent import wire
 from services.alb_agent.aws_client import make_client
 from services.alb_agent.config import AlbConfig
@@ -139,29 +136,22 @@ def build_router(settings: Settings) -> tuple[AlbRouter, Optional[StandIn]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="alb-agent", description=__doc__.split("\n")[0])
-    parser.add_argument("--settings", type=Path, default=None, metavar="PATH",
-                        help="settings file (default: $MCP_ORCHESTRATOR_SETTINGS, else "
-                             "built-in defaults)")
+    parser = process_parser(NAME, __doc__)
     parser.add_argument("--apply-wait", type=float, default=APPLY_WAIT_SECONDS,
                         metavar="SECONDS",
                         help="how long routes.apply waits for the result before answering "
                              "'in progress' (keep it below the callers' request timeout)")
     args = parser.parse_args(argv)
-    path = args.settings or os.environ.get("MCP_ORCHESTRATOR_SETTINGS") or None
-    try:
-        settings = load_settings(path)
-    except SettingsError as exc:
-        for problem in exc.problems:
-            print(f"alb-agent: {problem}", file=sys.stderr)
-        return 2
-    setup_logging(settings.logging.level, NAME)
+    _, settings_path = resolve_paths(args)
+    settings = start_process(NAME, settings_path)
+    if settings is None:
+        return EXIT_UNUSABLE
     try:
         router, standin = build_router(settings)
     except SettingsError as exc:
         for problem in exc.problems:
             log.error("%s", problem)
-        return 2  # unusable settings: systemd does not retry (RestartPreventExitStatus=2)
+        return EXIT_UNUSABLE  # systemd does not retry it (RestartPreventExitStatus=2)
     except StandInError as exc:
         log.error("%s", exc)
         return 1  # the local stand-in may start next time: let systemd retry

@@ -20,38 +20,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from common.config import McpConfig, load_config
+from common.process import add_file_options, resolve_paths
 from common.protocol import to_plain
 from common.settings import Settings, SettingsError, load_settings
-
-SYSTEM_DIR = Path("/etc/mcp-orchestrator")
-
-
-def default_path(env_var: str, name: str) -> Path:
-    """$env_var, else ./name when it exists, else /etc/mcp-orchestrator/name."""
-    if os.environ.get(env_var):
-        return Path(os.environ[env_var])
-    local = Path.cwd() / name
-    return local if local.exists() else SYSTEM_DIR / name
-
-
-def add_file_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, metavar="PATH",
-                        help="MCP servers file (default: $MCP_ORCHESTRATOR_CONFIG, "
-                             "./mcp.config.json, /etc/mcp-orchestrator/mcp.config.json)")
-    parser.add_argument("--settings", type=Path, default=None, metavar="PATH",
-                        help="settings file (default: $MCP_ORCHESTRATOR_SETTINGS, "
-                             "./settings.conf, /etc/mcp-orchestrator/settings.conf)")
-
-
-def resolve_paths(args: argparse.Namespace) -> tuple[Path, Optional[Path]]:
-    config = args.config or default_path("MCP_ORCHESTRATOR_CONFIG", "mcp.config.json")
-    settings = args.settings or default_path("MCP_ORCHESTRATOR_SETTINGS", "settings.conf")
-    # A missing settings file is fine when nobody asked for one: defaults apply.
-    if args.settings is None and "MCP_ORCHESTRATOR_SETTINGS" not in os.environ \
-            and not settings.exists():
-        return config, None
-    return config, settings
-
 
 def load_all(config_path: Path,
              settings_path: Optional[Path]) -> tuple[Settings, list[str], McpConfig]:

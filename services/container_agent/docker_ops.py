@@ -43,7 +43,7 @@ def docker_errors(what: str) -> Iterator[None]:
     except docker.errors.APIError as exc:
         code = ErrorCode.CONFLICT if exc.status_code == 409 else ErrorCode.FAILED
         raise ServiceError(code, f"{what}: {_explain(exc)}") from None
-    except (requests.exceptions.Timeout, TimeoutError) as exc:
+    except (requests.exceptions.Timeout, TimeoutError):
         raise ServiceError(ErrorCode.TIMEOUT,
                            f"{what}: the Docker engine did not answer in time") from None
     except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as exc:

@@ -21,7 +21,6 @@ MCP servers. Stopping the servers is the scheduler's decision (container.stop).
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import logging
 import queue
@@ -33,15 +32,15 @@ from typing import Any, Callable, Optional, Sequence
 import docker
 
 from common import protocol
+from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.config import server_id_problem
-from common.logs import setup_logging
 from common.protocol import (ContainerEvent, ContainerInfo, ContainerList, ContainerLogs,
                              ContainerSynced, ErrorCode, Message, ProtocolError, ServiceError,
                              Snapshot)
 from common.pubsub import Publisher
 from common.reqrep import RepServer
 from common.service import Service
-from common.settings import Settings, SettingsError, load_settings
+from common.settings import Settings
 
 from .bridge import BridgeConfig, BridgeEvent, BridgeThread
 from .docker_ops import DockerOps
@@ -280,10 +279,7 @@ def _event_detail(body: ContainerEvent) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from services.cli.main import add_file_options, resolve_paths
-
-    parser = argparse.ArgumentParser(prog="container-agent", description=__doc__.split("\n")[0])
-    add_file_options(parser)
+    parser = process_parser(NAME, __doc__)
     parser.add_argument("--reply-wait", type=float, default=REPLY_WAIT_SECONDS, metavar="SECONDS",
                         help="how long a change (ensure, stop, ...) waits for its outcome "
                              "before the reply says 'pending' (keep it below the callers' "
@@ -292,19 +288,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="an extra label for every container the agent creates "
                              "(repeatable; the tests mark their containers with it)")
     args = parser.parse_args(argv)
-    config_path, settings_path = resolve_paths(args)
-    try:
-        settings = load_settings(settings_path)
-    except SettingsError as exc:
-        for problem in exc.problems:
-            print(f"{NAME}: {problem}", file=sys.stderr)
-        return 2
     extra, problems = parse_extra(args.label)
     if problems:
         for problem in problems:
             print(f"{NAME}: --label: {problem}", file=sys.stderr)
-        return 2
-    setup_logging(settings.logging.level, NAME)
+        return EXIT_UNUSABLE
+    config_path, settings_path = resolve_paths(args)
+    settings = start_process(NAME, settings_path)
+    if settings is None:
+        return EXIT_UNUSABLE
     port_range = (settings.service.port_range_start, settings.service.port_range_end)
     specs = ServerSpecs(Path(config_path), port_range)
     specs.reload()

@@ -8,16 +8,13 @@ waitress serves the app from its own threads. SIGTERM stops both cleanly.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
-from common.logs import setup_logging
+from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.service import Service
-from common.settings import SettingsError, load_settings
+
 from services.dashboard.app import create_app
 from services.dashboard.http_server import HttpServer
 from services.dashboard.link import NAME, SchedulerLink
@@ -26,22 +23,11 @@ log = logging.getLogger("dashboard")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="dashboard", description=__doc__.split("\n")[0])
-    parser.add_argument("--settings", type=Path, default=None, metavar="PATH",
-                        help="settings file (default: $MCP_ORCHESTRATOR_SETTINGS, else "
-                             "built-in defaults)")
-    parser.add_argument("--config", type=Path, default=None, metavar="PATH",
-                        help="accepted for symmetry with the scheduler and ignored: the "
-                             "dashboard shows the configuration the scheduler has in force")
-    args = parser.parse_args(argv)
-    path = args.settings or os.environ.get("MCP_ORCHESTRATOR_SETTINGS") or None
-    try:
-        settings = load_settings(path)
-    except SettingsError as exc:
-        for problem in exc.problems:
-            print(f"{NAME}: {problem}", file=sys.stderr)
-        return 2
-    setup_logging(settings.logging.level, NAME)
+    args = process_parser(NAME, __doc__).parse_args(argv)
+    _, settings_path = resolve_paths(args)  # --config is accepted and ignored: the
+    settings = start_process(NAME, settings_path)  # scheduler owns the configuration
+    if settings is None:
+        return EXIT_UNUSABLE
     dash = settings.dashboard
     if settings.default_password:
         log.warning("the dashboard password is the default 'changeme': set [dashboard] password "

@@ -10,16 +10,14 @@ or SIGINT stops it; the containers and routes stay as they are.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from common.logs import setup_logging
+from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.service import Service
-from common.settings import SettingsError, load_settings
 
 from .scheduler import NAME, Scheduler
 
@@ -27,19 +25,11 @@ log = logging.getLogger("scheduler")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from services.cli.main import add_file_options, resolve_paths
-
-    parser = argparse.ArgumentParser(prog="scheduler", description=__doc__.split("\n")[0])
-    add_file_options(parser)
-    args = parser.parse_args(argv)
+    args = process_parser(NAME, __doc__).parse_args(argv)
     config_path, settings_path = resolve_paths(args)
-    try:
-        settings = load_settings(settings_path)
-    except SettingsError as exc:
-        for problem in exc.problems:
-            print(f"{NAME}: {problem}", file=sys.stderr)
-        return 2
-    setup_logging(settings.logging.level, NAME)
+    settings = start_process(NAME, settings_path)
+    if settings is None:
+        return EXIT_UNUSABLE
     log.info("configuration %s, settings %s", config_path, settings_path or "(built-in defaults)")
     service = Service(NAME)
     try:

@@ -1,0 +1,66 @@
+"""What every process and the CLI do first: find their files, load settings, log.
+
+All four processes find settings.conf and mcp.config.json the same way, so that run
+by hand from the same directory they agree on the same ZeroMQ endpoints.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+from common.logs import setup_logging
+from common.settings import Settings, SettingsError, load_settings
+
+SYSTEM_DIR = Path("/etc/mcp-orchestrator")
+# Exit status for unusable settings or arguments: systemd does not restart on it.
+EXIT_UNUSABLE = 2
+
+
+def default_path(env_var: str, name: str) -> Path:
+    """$env_var, else ./name when it exists, else /etc/mcp-orchestrator/name."""
+    if os.environ.get(env_var):
+        return Path(os.environ[env_var])
+    local = Path.cwd() / name
+    return local if local.exists() else SYSTEM_DIR / name
+
+
+def add_file_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="PATH",
+                        help="MCP servers file (default: $MCP_ORCHESTRATOR_CONFIG, "
+                             "./mcp.config.json, /etc/mcp-orchestrator/mcp.config.json)")
+    parser.add_argument("--settings", type=Path, default=None, metavar="PATH",
+                        help="settings file (default: $MCP_ORCHESTRATOR_SETTINGS, "
+                             "./settings.conf, /etc/mcp-orchestrator/settings.conf)")
+
+
+def resolve_paths(args: argparse.Namespace) -> tuple[Path, Optional[Path]]:
+    """(config path, settings path or None for the built-in defaults)."""
+    config = args.config or default_path("MCP_ORCHESTRATOR_CONFIG", "mcp.config.json")
+    settings = args.settings or default_path("MCP_ORCHESTRATOR_SETTINGS", "settings.conf")
+    # A missing settings file is fine when nobody asked for one: defaults apply.
+    if args.settings is None and "MCP_ORCHESTRATOR_SETTINGS" not in os.environ \
+            and not settings.exists():
+        return config, None
+    return config, settings
+
+
+def process_parser(prog: str, doc: Optional[str]) -> argparse.ArgumentParser:
+    """An argument parser with --config and --settings, for one of the four processes."""
+    parser = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n")[0])
+    add_file_options(parser)
+    return parser
+
+
+def start_process(name: str, settings_path: Optional[Path]) -> Optional[Settings]:
+    """Load settings and set up logging; None (problems printed) when they are unusable."""
+    try:
+        settings = load_settings(settings_path)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"{name}: {problem}", file=sys.stderr)
+        return None
+    setup_logging(settings.logging.level, name)
+    return settings
