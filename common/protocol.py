@@ -323,6 +323,10 @@ class RoutesResult:
 @dataclass(frozen=True)
 class RoutesList:
     routes: list[RouteInfo] = field(default_factory=list)
+    # The alb-agent's whole view for the dashboard: load balancer, listener, rules (ours
+    # and foreign, with priorities and path patterns), target groups with targets and
+    # health, degraded/failure, last apply. Plain data; no secrets (AWS ids only).
+    status: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

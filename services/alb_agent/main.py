@@ -81,8 +81,9 @@ class AlbAgent:
         return wire.routes_result(result, routes, self.worker.status())
 
     def on_status(self, msg: Message) -> RoutesList:
-        return RoutesList(routes=wire.route_infos(self.worker.status(),
-                                                  only=msg.body.server_id))
+        status = self.worker.status()
+        return RoutesList(routes=wire.route_infos(status, only=msg.body.server_id),
+                          status=_plain(status) if msg.body.server_id is None else {})
 
     def on_snapshot(self, msg: Message) -> Snapshot:
         self.publish_events()  # the state below already includes them

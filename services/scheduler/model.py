@@ -48,6 +48,7 @@ class Model:
         self.containers: Optional[dict[str, ContainerInfo]] = None
         self.routes: Optional[dict[str, RouteInfo]] = None
         self.routing_error: Optional[str] = None
+        self.routing_status: dict = {}  # the alb-agent's full view, for the dashboard
         self.call_errors: dict[str, str] = {}
         self.restart_requests: set[str] = set()
         self.adopt_sent: dict[str, float] = {}
@@ -152,10 +153,12 @@ class Model:
             self._track_crashes(self.clock(), only=info.server_id)
 
     def observe_routes(self, routes: Optional[Iterable[RouteInfo]],
-                       error: Optional[str] = None) -> None:
+                       error: Optional[str] = None, status: Optional[dict] = None) -> None:
         with self.lock:
             if routes is not None:
                 self.routes = {r.server_id: r for r in routes}
+            if status:
+                self.routing_status = status
             self.routing_error = error
 
     def forget(self, agent: str) -> None:

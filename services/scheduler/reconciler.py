@@ -150,7 +150,7 @@ class Reconciler:
         except RemoteError as exc:
             self.model.observe_routes(None, exc.message)
             return
-        self.model.observe_routes(listing.routes)
+        self.model.observe_routes(listing.routes, status=listing.status)
 
     # --- applying ----------------------------------------------------------------------------
 

@@ -209,7 +209,10 @@ class Scheduler:
     def routing(self) -> dict[str, Any]:
         with self.model.lock:
             routes = self.model.routes
-            return {"simulated": self.settings.routing_simulated,
+            # The alb-agent's view (listener, rules, target groups, ...) first; the
+            # scheduler's own keys win where both have one.
+            return {**self.model.routing_status,
+                    "simulated": self.settings.routing_simulated,
                     "known": routes is not None,
                     "routes": [to_plain(r) for _, r in sorted((routes or {}).items())],
                     "error": self.model.routing_error}
