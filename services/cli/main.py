@@ -145,7 +145,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_litellm_config(args: argparse.Namespace) -> int:
     from services.cli.control import ControlClient, SchedulerUnavailable
-    from services.cli.litellm import LiteLLMServer, render_mcp_servers
+    from common.litellm import LiteLLMServer, render_mcp_servers
     from services.scheduler.ports import allocate_ports
     from services.scheduler.views import public_url
 

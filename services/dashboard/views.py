@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional
 
-from services.cli.litellm import LiteLLMServer, litellm_names, render_mcp_servers
+from common.litellm import LiteLLMServer, litellm_names, render_mcp_servers
 from services.dashboard.state import DashboardState
 
 # Status words the scheduler may use, by the group the overview counts them in.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from services.cli.litellm import LiteLLMServer, litellm_names, render_mcp_servers
+from common.litellm import LiteLLMServer, litellm_names, render_mcp_servers
 from services.cli.main import with_default_command
 from services.cli.status_view import judge, render_plan, render_status
 
@@ -76,3 +76,11 @@ def test_bare_form_means_run():
                                                                     "--config", "x"]
     assert with_default_command(["status"]) == ["status"]
     assert with_default_command(["--help"]) == ["--help"]
+
+
+def test_yaml_special_names_stay_strings():
+    yaml = __import__("yaml")
+    names = litellm_names(["true", "null", "No", "time"])
+    assert names == {"true": "mcp_true", "null": "mcp_null", "No": "mcp_No", "time": "time"}
+    text = render_mcp_servers([LiteLLMServer("true", "http://h:1/mcp/true/mcp")])
+    assert list(yaml.safe_load(text)["mcp_servers"]) == ["mcp_true"]

@@ -21,9 +21,15 @@ class LiteLLMServer:
     description: str = ""
 
 
+# Plain YAML scalars that a YAML reader turns into booleans or null, not strings.
+_YAML_SPECIAL = {"y", "yes", "n", "no", "true", "false", "on", "off", "null"}
+
+
 def litellm_name(server_id: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_]", "_", server_id)
-    return name if name and not name[0].isdigit() else f"mcp_{name}"
+    if not name or name[0].isdigit() or name.lower() in _YAML_SPECIAL:
+        return f"mcp_{name}"
+    return name
 
 
 def litellm_names(server_ids: Iterable[str]) -> dict[str, str]:
