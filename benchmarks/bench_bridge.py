@@ -1,0 +1,319 @@
+"""Benchmark 1: tools/call latency and throughput through each bridge, 1 to 32 sessions.
+
+All four targets run side by side for the whole benchmark. For each number of
+concurrent sessions, each repeat measures every target once, in an order rotated per
+repeat (a neighbour's load hits every target alike), and the ratios to this project
+are computed within the repeat before their median is taken. A session makes its
+calls back to back (`get_current_time`); latency is one call's round trip as the load
+generator sees it, calls/s is all sessions' calls over the phase's wall time.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .context import Context
+from .meter import CpuUse, Meter
+from .outcome import Goal, Outcome
+from .report import Table
+from .stats import Spread, percentile, ratio
+from .targets import DirectStdio, McpProxy, ProjectBridge, Session, Supergateway, Target
+
+KEY = "bridge"
+TITLE = "1. Bridge latency and throughput (tools/call get_current_time)"
+TOOL, ARGS = "get_current_time", {"timezone": "UTC"}
+# Sessions opened at once on one target (supergateway starts a container for each).
+OPEN_CONCURRENCY = 4
+PEERS = ("mcp-proxy", "supergateway")
+BRIDGE = "this bridge"
+DIRECT = "direct stdio"
+
+
+@dataclass
+class PhaseResult:
+    latencies: list[float]
+    wall: float
+    errors: int
+    cpu: CpuUse
+    first_error: str = ""
+
+    @property
+    def calls(self) -> int:
+        return len(self.latencies)
+
+    def p(self, q: float) -> Optional[float]:
+        return percentile(self.latencies, q) * 1000 if self.latencies else None
+
+    @property
+    def calls_per_s(self) -> Optional[float]:
+        return self.calls / self.wall if self.calls and self.wall > 0 else None
+
+
+@dataclass
+class Running:
+    target: Target
+    sessions: list[Session] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    containers: list[str] = field(default_factory=list)
+
+    def meter(self) -> Meter:
+        return Meter(self.target.pids(), self.containers)
+
+
+async def phase(run: Running, sessions: list[Session], calls: int) -> PhaseResult:
+    latencies: list[float] = []
+    errors = 0
+    first_error = ""
+    clock = time.perf_counter
+
+    async def worker(session: Session) -> None:
+        nonlocal errors, first_error
+        append = latencies.append
+        for _ in range(calls):
+            t0 = clock()
+            try:
+                await session.call_tool(TOOL, ARGS)
+            except Exception as exc:
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"[:200]
+                continue
+            append(clock() - t0)
+
+    meter = run.meter()
+    meter.start()
+    t0 = clock()
+    await asyncio.gather(*(worker(s) for s in sessions))
+    wall = clock() - t0
+    return PhaseResult(latencies, wall, errors, meter.stop(), first_error)
+
+
+async def open_sessions(run: Running, count: int, ctx: Context) -> None:
+    limit = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def one() -> Session:
+        async with limit:
+            return await run.target.open_session()
+
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise RuntimeError(f"opening a session failed: {r}")
+        run.sessions.append(r)
+    ctx.say(f"{run.name}: {count} session(s) open in {time.perf_counter() - t0:.1f} s")
+
+
+async def start_targets(ctx: Context, targets: list[Target]) -> list[Running]:
+    runs = []
+    for target in targets:
+        run = Running(target)
+        t0 = time.perf_counter()
+        try:
+            await target.start()
+            ctx.say(f"{target.name}: started in {time.perf_counter() - t0:.1f} s")
+        except Exception as exc:
+            run.error = f"did not start: {exc}"
+            ctx.say(f"{target.name}: {run.error}")
+        runs.append(run)
+    return runs
+
+
+async def stop_targets(runs: list[Running]) -> None:
+    for run in runs:
+        for session in run.sessions:
+            try:
+                await asyncio.wait_for(session.delete(), 10)
+            except Exception:
+                pass
+            session.close()
+        run.sessions.clear()
+        try:
+            await run.target.stop()
+        except Exception:
+            pass
+
+
+async def measure(ctx: Context) -> tuple[dict[int, dict[str, list[PhaseResult]]], list[Running]]:
+    counts = ctx.counts
+    targets: list[Target] = [DirectStdio(ctx), ProjectBridge(ctx), McpProxy(ctx), Supergateway(ctx)]
+    runs = await start_targets(ctx, targets)
+    results: dict[int, dict[str, list[PhaseResult]]] = {}
+    try:
+        most = max(counts.levels)
+        for run in runs:
+            if run.error:
+                continue
+            try:
+                await open_sessions(run, most, ctx)
+                run.containers = await asyncio.to_thread(run.target.container_ids)
+                await asyncio.gather(*(phase(run, [s], counts.warmup_calls) for s in run.sessions))
+            except Exception as exc:
+                run.error = str(exc)
+                ctx.say(f"{run.name}: {run.error}")
+        live = [r for r in runs if not r.error]
+        for level in counts.levels:
+            per: dict[str, list[PhaseResult]] = {r.name: [] for r in live}
+            for rep in range(counts.repeats):
+                shift = rep % len(live) if live else 0
+                for run in live[shift:] + live[:shift]:
+                    result = await phase(run, run.sessions[:level], counts.calls_for(level))
+                    per[run.name].append(result)
+                line = ", ".join(f"{n} p50 {rs[-1].p(50) or 0:.2f} ms {rs[-1].calls_per_s or 0:.0f}/s"
+                                 for n, rs in per.items())
+                ctx.say(f"{level} session(s), run {rep + 1}/{counts.repeats}: {line}")
+            results[level] = per
+    finally:
+        await stop_targets(runs)
+    return results, runs
+
+
+def _by_rep(per: dict[str, list[PhaseResult]], name: str, fn) -> list[Optional[float]]:
+    return [fn(r) for r in per.get(name, [])]
+
+
+def summarize(ctx: Context, results: dict[int, dict[str, list[PhaseResult]]],
+              runs: list[Running]) -> Outcome:
+    out = Outcome(KEY, TITLE)
+    names = [r.name for r in runs]
+    notes = {r.name: r.target.note for r in runs}
+    levels_data: dict[str, Any] = {}
+    for level, per in results.items():
+        table = Table(f"{TITLE}: {level} concurrent session(s), {ctx.counts.calls_for(level)} calls each, "
+                      f"{ctx.counts.repeats} run(s)",
+                      ["target", "p50 ms", "p99 ms", "calls/s", "p50 ×bridge", "p99 ×bridge",
+                       "calls/s ×bridge", "bridge µs/call", "server µs/call", "engine µs/call",
+                       "errors"])
+        level_data: dict[str, Any] = {}
+        base = per.get(BRIDGE, [])
+        for name in names:
+            reps = per.get(name)
+            if reps is None:
+                err = next(r.error for r in runs if r.name == name)
+                table.add(name, "—", "—", "—", "—", "—", "—", "—", "—", "—", err[:60])
+                level_data[name] = {"error": err}
+                continue
+
+            def rel(fn) -> Spread:
+                return Spread.of(ratio(fn(a), fn(b)) if b is not None else None
+                                 for a, b in zip(reps, base + [None] * (len(reps) - len(base))))
+
+            p50 = Spread.of(_by_rep(per, name, lambda r: r.p(50)))
+            p99 = Spread.of(_by_rep(per, name, lambda r: r.p(99)))
+            cps = Spread.of(_by_rep(per, name, lambda r: r.calls_per_s))
+            cpu = {part: Spread.of(_by_rep(per, name, lambda r: r.cpu.per(r.calls, part)))
+                   for part in ("bridge", "server", "engine")}
+            client = Spread.of(_by_rep(per, name, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
+            errors = sum(r.errors for r in reps)
+            first = next((r.first_error for r in reps if r.first_error), "")
+            if first:
+                table.notes.append(f"{name}: {errors} failed call(s), the first: {first}")
+            r50, r99, rcps = (rel(lambda r: r.p(50)), rel(lambda r: r.p(99)), rel(lambda r: r.calls_per_s))
+            table.add(name, p50.fmt(2), p99.fmt(2), cps.fmt(0), r50.fmt(2), r99.fmt(2), rcps.fmt(2),
+                      cpu["bridge"].fmt(0), cpu["server"].fmt(0), cpu["engine"].fmt(0), errors)
+            level_data[name] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": cps,
+                                "p50_vs_bridge": r50, "p99_vs_bridge": r99, "calls_per_s_vs_bridge": rcps,
+                                "cpu_us_per_call": cpu, "load_generator_cpu_pct": client,
+                                "errors": errors, "first_error": first, "calls": sum(r.calls for r in reps)}
+        table.notes.append("median (min–max) over the runs; ×bridge = the target's value ÷ this bridge's, "
+                           "per run; CPU per call: bridge = its process and children (the peers' docker "
+                           "CLI), server = the container(s) of the MCP server, engine = dockerd, containerd and "
+                           "the server containers' shims")
+        if level > 1:
+            table.notes.append("direct stdio pipes through the docker CLI, which attaches to dockerd; the "
+                               "bridge attaches to dockerd itself, one hop less, so with several sessions it "
+                               "can outrun this floor")
+        client = Spread.of(_by_rep(per, BRIDGE, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
+        if client.known:
+            table.notes.append(f"the load generator (one Python process) used {client.fmt(0)} % of a core "
+                               f"during this bridge's runs")
+        out.tables.append(table)
+        levels_data[str(level)] = level_data
+    if out.tables:
+        out.tables[-1].notes += [f"{n}: {notes[n]}" for n in names]
+    out.data = {"levels": levels_data, "tool": TOOL, "calls": {str(k): ctx.counts.calls_for(k)
+                                                              for k in ctx.counts.levels},
+                "repeats": ctx.counts.repeats, "targets": notes}
+    out.goals = goals(results)
+    return out
+
+
+def goals(results: dict[int, dict[str, list[PhaseResult]]]) -> list[Goal]:
+    found: list[Goal] = []
+    one = results.get(1, {})
+    if one:
+        gaps = Spread.of(b.p(50) - d.p(50) if b.p(50) is not None and d.p(50) is not None else None
+                         for b, d in zip(one.get(BRIDGE, []), one.get(DIRECT, [])))
+        found.append(Goal("1", "p50 at 1 session, minus direct stdio's", "≤ 1 ms",
+                          gaps.fmt(2, " ms") if gaps.known else "not measured",
+                          gaps.median <= 1.0 if gaps.known else None))
+    for level in (8, 32):
+        per = results.get(level)
+        if not per:
+            continue
+        for peer in PEERS:
+            x = Spread.of(ratio(b.calls_per_s, p.calls_per_s)
+                          for b, p in zip(per.get(BRIDGE, []), per.get(peer, [])))
+            found.append(Goal("1", f"calls/s at {level} sessions, this bridge ÷ {peer}", "≥ 2×",
+                              x.fmt(2, "×") if x.known else f"not measured ({peer} unavailable)",
+                              x.median >= 2.0 if x.known else None))
+    return found
+
+
+async def profile_bridge(ctx: Context, what: str, workload, top: int = 25) -> str:
+    """cProfile of the bridge's own thread while `await workload(target)` runs; the
+    statistics by own time, as text."""
+    import io
+    import pstats
+
+    path = ctx.work / "bridge.prof"
+    target = ProjectBridge(ctx, profile=str(path))
+    try:
+        await target.start()
+        t0 = time.perf_counter()
+        done = await workload(target)
+        seconds = time.perf_counter() - t0
+    finally:
+        await target.stop()  # the profile is written when the bridge process exits
+    buf = io.StringIO()
+    stats = pstats.Stats(str(path), stream=buf)
+    stats.sort_stats("tottime").print_stats(top)
+    head = (f"cProfile of this bridge's thread: {what} ({done / seconds:.0f}/s while profiled); "
+            f"by own time:\n")
+    body = buf.getvalue().splitlines()
+    # pstats' preamble (date, file name) says nothing useful here.
+    start = next((i for i, line in enumerate(body) if "function calls" in line), 0)
+    return head + "\n".join(line for line in body[start:] if line.strip())
+
+
+async def _calls_workload(ctx: Context, level: int, calls: int, target: ProjectBridge) -> int:
+    run = Running(target)
+    await open_sessions(run, level, ctx)
+    try:
+        result = await phase(run, run.sessions, calls)
+    finally:
+        for session in run.sessions:
+            session.close()
+    return result.calls
+
+
+def run(ctx: Context, profile: bool = False) -> Outcome:
+    results, runs = asyncio.run(measure(ctx))
+    out = summarize(ctx, results, runs)
+    if profile or any(g.met is False for g in out.goals):
+        level = max(ctx.counts.levels)
+        ctx.say("profiling the bridge (a goal was missed or profiling was asked for)")
+        calls = ctx.counts.calls_for(level)
+        try:
+            out.data["profile"] = asyncio.run(profile_bridge(
+                ctx, f"{level} sessions × {calls} tools/call",
+                lambda target: _calls_workload(ctx, level, calls, target)))
+        except Exception as exc:
+            out.data["profile"] = f"profiling failed: {exc}"
+    return out

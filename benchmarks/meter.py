@@ -1,0 +1,49 @@
+"""CPU time spent by each party during a measured phase: the bridge's processes, the
+server's container(s), the Docker engine (dockerd, containerd, and the shims of the
+metered containers, which carry their stdio), and the load generator itself."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from . import procfs
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    bridge: Optional[float]  # seconds; None when not metered
+    server: Optional[float]
+    engine: Optional[float]
+    client: float
+
+    def per(self, n: int, part: str) -> Optional[float]:
+        """Microseconds of `part` per unit of work (a call, a session)."""
+        value = getattr(self, part)
+        return value / n * 1e6 if value is not None and n else None
+
+
+class Meter:
+    def __init__(self, bridge_pids: Sequence[int], container_ids: Sequence[str]) -> None:
+        self.bridge_pids = list(bridge_pids)
+        self.container_ids = list(container_ids)
+        self.engine = procfs.pids_named("dockerd") + procfs.shim_pids(self.container_ids)
+        self._start: Optional[tuple] = None
+
+    def _read(self) -> tuple:
+        bridge = procfs.tree_cpu_seconds(self.bridge_pids) if self.bridge_pids else None
+        server: Optional[float] = None
+        if self.container_ids:
+            parts = [procfs.container_cpu_seconds(c) for c in self.container_ids]
+            server = None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
+        engine = procfs.tree_cpu_seconds(self.engine) if self.engine else None
+        return bridge, server, engine, time.process_time()
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop(self) -> CpuUse:
+        assert self._start is not None, "start() first"
+        end = self._read()
+        deltas = [None if a is None or b is None else b - a for a, b in zip(self._start, end)]
+        return CpuUse(deltas[0], deltas[1], deltas[2], deltas[3] or 0.0)
