@@ -65,6 +65,7 @@ while IFS= read -r line; do
       echo "fake server: exiting with 3" >&2
       exit 3 ;;
     *'"method":"tools/list"'*)
+      echo "fake server: tools/list answered" >&2
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"tools\":[]}}" ;;
     *'"method":"ping"'*)
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;

@@ -264,3 +264,39 @@ def test_timeouts_keepalives_and_expiry(docker_client, containers: Containers, b
         assert reply.status == 404 and "session not found" in reply.json()["error"]["message"].lower()
     finally:
         quick.thread.stop()
+
+
+def test_list_answers_are_shared_until_the_server_says_the_list_changed(bridge, port):
+    """tools/list without params reaches the server once for all sessions; a
+    list_changed notification makes the next one go to the server again."""
+
+    def reached_server() -> int:
+        return sum("tools/list answered" in line for line in bridge.stderr_tail(SID, 200))
+
+    def list_tools(session: str, rid: int, params=None) -> None:
+        msg = {"jsonrpc": "2.0", "id": rid, "method": "tools/list"}
+        if params is not None:
+            msg["params"] = params
+        reply = post_mcp(port, SID, msg, session)
+        assert reply.json() == {"jsonrpc": "2.0", "id": rid, "result": {"tools": []}}
+
+    def settle(expected_at_least: int) -> int:
+        # stderr lines arrive in order: once the last marker is seen, all are
+        wait_for(lambda: reached_server() >= expected_at_least, timeout=20)
+        return reached_server()
+
+    a, b = initialize(port, SID), initialize(port, SID)
+    start = reached_server()
+    list_tools(a, 1)
+    list_tools(b, 2)
+    list_tools(a, 3)
+    list_tools(b, 4, params={"cursor": "page-2"})  # a cursor always goes to the server
+    seen = settle(start + 1)
+    assert seen - start in (1, 2), "the three plain lists reached the server more than once"
+
+    reply = post_mcp(port, SID, {"jsonrpc": "2.0", "id": 5, "method": "test/broadcast"}, a)
+    assert reply.json()["result"] == {}
+    list_tools(b, 6)  # the list changed: asked again
+    list_tools(a, 7)  # and cached again
+    list_tools(b, 8, params={"cursor": "page-2"})
+    assert settle(seen + 2) == seen + 2

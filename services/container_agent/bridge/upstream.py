@@ -60,10 +60,24 @@ class IdAllocator:
         return n
 
 
+# List requests whose answer is the same for every client: they share one server
+# session, so the bridge keeps the last answer until the server says the list
+# changed (or the server is attached again). LiteLLM's pattern (initialize ->
+# tools/list -> DELETE) then never waits for the server.
+CACHEABLE_LISTS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
+LIST_CHANGED = {
+    "notifications/tools/list_changed": ("tools/list",),
+    "notifications/prompts/list_changed": ("prompts/list",),
+    "notifications/resources/list_changed": ("resources/list", "resources/templates/list"),
+}
+ANSWERED_FROM_CACHE = -1  # the "bridge id" of a request that never reached the server
+
+
 class PendingRequest:
     """A request sent to the server and not answered yet."""
 
-    __slots__ = ("bridge_id", "session", "client_id", "client_id_json", "sink", "method", "progress_token", "timer")
+    __slots__ = ("bridge_id", "session", "client_id", "client_id_json", "sink", "method", "progress_token", "timer",
+                 "cacheable")
 
     def __init__(
         self,
@@ -82,6 +96,7 @@ class PendingRequest:
         self.method = method
         self.progress_token = progress_token
         self.timer: Optional[asyncio.TimerHandle] = None
+        self.cacheable = False  # a list request without params: its answer serves everyone
 
 
 class ServerRequest:
@@ -123,12 +138,14 @@ class StdioUpstream:
         self.init_result: Optional[dict] = None
         self.server_version = OFFERED_VERSION
         self._init_answers: dict[str, bytes] = {}
+        self._list_cache: dict[str, bytes] = {}  # method -> the result's JSON
 
     # --- life cycle ------------------------------------------------------------
 
     def attach(self, stdio: Any) -> None:
         """Use an open attach connection (see services.container_agent.stdio)."""
         self._stdio = stdio
+        self._list_cache.clear()  # a new container may list other things
 
     async def initialize(self, adopted: bool = False) -> None:
         """The bridge's own handshake with the server; sets READY or DOWN.
@@ -249,6 +266,11 @@ class StdioUpstream:
 
     def submit(self, session: HttpSession, msg: dict, sink: Channel) -> int:
         """Send a client's request; its answer (and related messages) go to `sink`."""
+        if msg["method"] in CACHEABLE_LISTS and not msg.get("params"):
+            cached = self._list_cache.get(msg["method"])
+            if cached is not None:
+                sink.put(jsonrpc.result(jsonrpc.dumps(msg["id"]), cached), final=True)
+                return ANSWERED_FROM_CACHE
         return self._send_request(session, msg, sink, self._timeout)
 
     def notify(self, session: HttpSession, msg: dict) -> None:
@@ -312,6 +334,7 @@ class StdioUpstream:
                 token = meta["progressToken"]
                 meta["progressToken"] = bid
         p = PendingRequest(bid, session, msg["id"], sink, msg["method"], token)
+        p.cacheable = not params
         msg["id"] = bid
         self.pending[bid] = p
         if session is not None:
@@ -371,6 +394,16 @@ class StdioUpstream:
             + b"\n"
         )
 
+    def _remember_list(self, p: PendingRequest, line: bytes) -> None:
+        """Keep a first-page list answer (no cursor asked, none returned) for everyone."""
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return
+        result = msg.get("result") if isinstance(msg, dict) else None
+        if isinstance(result, dict) and not result.get("nextCursor"):
+            self._list_cache[p.method] = jsonrpc.dumps(result)
+
     def _finish(self, p: PendingRequest, data: bytes) -> None:
         if p.timer is not None:
             p.timer.cancel()
@@ -391,6 +424,8 @@ class StdioUpstream:
             if p is None:
                 log.debug("server %s: dropped a response to an unknown or expired request", self.server_id)
                 return
+            if p.method in CACHEABLE_LISTS and p.cacheable:
+                self._remember_list(p, line)
             self._finish(p, jsonrpc.readdress_fast(line, rest, p.client_id_json))
             return
         try:
@@ -428,6 +463,8 @@ class StdioUpstream:
         if p is None:
             log.debug("server %s: dropped a response to an unknown or expired request", self.server_id)
             return
+        if p.method in CACHEABLE_LISTS and p.cacheable:
+            self._remember_list(p, line if line is not None else jsonrpc.dumps(msg))
         data = jsonrpc.swap_response_id(line, bid, p.client_id_json) if line is not None else None
         if data is None:
             msg["id"] = p.client_id
@@ -458,6 +495,8 @@ class StdioUpstream:
                 if stream is not None:
                     stream.put(line if line is not None else jsonrpc.dumps(msg))
             return
+        for method in LIST_CHANGED.get(method, ()):
+            self._list_cache.pop(method, None)
         data = line if line is not None else jsonrpc.dumps(msg)
         for session in list(self._sessions.streaming):
             if session.stream is not None:
