@@ -81,6 +81,10 @@ class Lifecycle:
         self._running: dict[str, tuple[str, Placement]] = {}
         # Containers the agent is stopping: their exit is requested, not a crash.
         self._stopping: set[str] = set()
+        # Inspect results for status(), by container id, with the state the listing
+        # showed then. Docker events about a container drop its entry, so a no-op
+        # status of many servers costs one listing instead of one inspect each.
+        self._inspected: dict[str, tuple[Optional[str], Mapping[str, Any]]] = {}
 
     # --- bookkeeping --------------------------------------------------------------
 
@@ -174,13 +178,18 @@ class Lifecycle:
         if server_id is not None:
             return [self.info(server_id, self.ops.inspect_server(server_id))]
         found: dict[str, Mapping[str, Any]] = {}
+        listed: set[str] = set()
         for summary in self.ops.list_ours():
             placement = placement_of(summary.get("Labels"))
             if placement is None or placement.server_id in found:
                 continue
-            attrs = self.ops.inspect(summary["Id"])
+            attrs = self._inspect_listed(summary)
+            listed.add(summary["Id"])
             if attrs is not None:
                 found[placement.server_id] = attrs
+        with self._guard:
+            for gone in set(self._inspected) - listed:
+                del self._inspected[gone]
         with self._guard:
             remembered = set(self._last_exit) | set(self._errors) | set(self._pending)
         known = sorted(set(found) | remembered | set(self.serving.served_ids()))
@@ -188,6 +197,29 @@ class Lifecycle:
         # (not ours, or without our labels any more): show what is there.
         return [self.info(sid, found[sid] if sid in found else self.ops.inspect_server(sid))
                 for sid in known]
+
+    def _inspect_listed(self, summary: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+        """Inspect a listed container, or reuse the last inspect while nothing changed."""
+        cid, state = summary["Id"], summary.get("State")
+        with self._guard:
+            cached = self._inspected.get(cid)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        attrs = self.ops.inspect(cid)
+        with self._guard:
+            if attrs is None:
+                self._inspected.pop(cid, None)
+            else:
+                self._inspected[cid] = (state, attrs)
+        return attrs
+
+    def forget_inspected(self, container_id: Optional[str] = None) -> None:
+        """Something happened to a container (or, with None, maybe to any): inspect again."""
+        with self._guard:
+            if container_id is None:
+                self._inspected.clear()
+            else:
+                self._inspected.pop(container_id, None)
 
     def logs(self, server_id: str, lines: int) -> list[str]:
         """The last `lines` stderr lines of the server's container (or of its last run)."""
@@ -444,6 +476,7 @@ class Lifecycle:
     def on_change(self, change: ContainerChange) -> None:
         """Publish what a Docker event means, at once; serving is handed to a worker."""
         sid, cid, port = change.server_id, change.container_id, change.placement.host_port
+        self.forget_inspected(cid)
         if change.kind == events.STARTED:
             with self._guard:
                 self._running[cid] = (sid, change.placement)
@@ -515,6 +548,7 @@ class Lifecycle:
     def resync(self, first: bool) -> None:
         """On each (re)connection of the events stream: serve every running container of
         ours (adoption) and, after a gap, publish what changed while we were deaf."""
+        self.forget_inspected()  # events may have been missed
         now: dict[str, tuple[str, str, Placement, Optional[int]]] = {}
         for summary in self.ops.list_ours():
             placement = placement_of(summary.get("Labels"))

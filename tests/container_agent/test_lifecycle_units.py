@@ -452,3 +452,74 @@ def test_the_events_stream_reconnects_and_says_so():
     assert connects[:2] == [True, False]
     assert [c.kind for c in changes] == [events.STARTED, events.EXITED]
     assert all(s.closed for s in opened)
+
+
+# --- status() reuses inspect results until Docker says something changed ----------------
+
+class _CountingOps:
+    """Just what Lifecycle.status() needs of DockerOps, counting the inspects."""
+
+    cluster = "c1"
+
+    def __init__(self, n: int) -> None:
+        from services.container_agent.labels import Placement, labels_for
+        self.containers = {}
+        for i in range(n):
+            cid = f"{i:064x}"
+            labels = labels_for(Placement(f"s{i}", 9000 + i, "h"), self.cluster)
+            self.containers[cid] = {"Id": cid, "State": {"Status": "running", "Running": True,
+                                                         "StartedAt": "2026-01-01T00:00:00Z"},
+                                    "Config": {"Labels": labels, "Image": "img"},
+                                    "Name": f"/mcp-s{i}"}
+        self.inspects = 0
+
+    def list_ours(self):
+        return [{"Id": cid, "State": a["State"]["Status"], "Labels": a["Config"]["Labels"]}
+                for cid, a in self.containers.items()]
+
+    def inspect(self, cid):
+        self.inspects += 1
+        return self.containers.get(cid)
+
+    def inspect_server(self, sid):
+        return None
+
+    def stderr_lines(self, cid, n):
+        return []
+
+
+class _QuietServing:
+    def state(self, sid):
+        return "ready", ""
+
+    def stderr_tail(self, sid, n):
+        return []
+
+    def served_ids(self):
+        return []
+
+
+def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
+    from services.container_agent.events import ContainerChange
+    from services.container_agent.labels import Placement
+    from services.container_agent.lifecycle import Lifecycle
+
+    ops = _CountingOps(5)
+    life = Lifecycle(ops, _QuietServing(), specs=None, port_range=(9000, 9100),
+                     emit=lambda *a: None, submit=lambda fn: None)
+    assert len(life.status()) == 5 and ops.inspects == 5
+    assert len(life.status()) == 5 and ops.inspects == 5  # nothing changed: no inspect
+
+    first = next(iter(ops.containers))
+    ops.containers[first]["State"]["Status"] = "exited"  # the listing shows a new state
+    life.status()
+    assert ops.inspects == 6
+
+    life.on_change(ContainerChange("health", "s1", f"{1:064x}", Placement("s1", 9001, "h"),
+                                   health="unhealthy"))  # an event about one container
+    life.status()
+    assert ops.inspects == 7
+
+    del ops.containers[first]  # gone from the listing: forgotten
+    life.status()
+    assert first not in life._inspected
