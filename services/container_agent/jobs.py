@@ -47,6 +47,10 @@ class Job:
             except Exception as exc:
                 log_failure(log, f"reporting the end of {self.name or 'a job'} failed", exc)
 
+    def wait(self, timeout: float) -> bool:
+        """True when the job ended within `timeout` (nothing else happens)."""
+        return self._done.wait(timeout)
+
     def wait_or_detach(self, timeout: float,
                        on_late_end: Optional[Callable[["Job"], None]] = None) -> bool:
         """True when the job ended within `timeout`; else False, and its end will be

@@ -26,6 +26,7 @@ import logging
 import queue
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -59,6 +60,9 @@ NAME = "container-agent"
 # default).
 REPLY_WAIT_SECONDS = 1.5
 READ_WAIT_SECONDS = 1.5
+# While a request waits for its job, the loop still publishes events and heartbeats
+# this often: a burst of slow requests must not look like a dead agent.
+_WAIT_SLICE_SECONDS = 0.25
 WORKERS = 8
 # The Docker API version the orchestrator targets (Debian's engine 20.10 speaks it);
 # pinned, so that creating a client needs no answer from the engine.
@@ -147,7 +151,7 @@ class ContainerAgent:
     def on_sync(self, msg: Message) -> ContainerSynced:
         wanted = list(msg.body.wanted)
         job = self._job(msg, "sync", lambda: self.lifecycle.sync(wanted))
-        if job.wait_or_detach(self.reply_wait):
+        if self._wait(job, self.reply_wait):
             return job.outcome()
         return ContainerSynced(pending=True)
 
@@ -186,10 +190,22 @@ class ContainerAgent:
         if msg.id not in self._requests:
             self.lifecycle.set_pending(server_id, op)
         job = self._job(msg, op, fn)
-        if job.wait_or_detach(self.reply_wait, lambda j: self._late_end(op, server_id, j)):
+        if self._wait(job, self.reply_wait, lambda j: self._late_end(op, server_id, j)):
             return job.outcome()
         log.info("server %s: %s goes on after the reply", server_id, op)
         return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=op)
+
+    def _wait(self, job: Job, timeout: float,
+              on_late_end: Optional[Callable[[Job], None]] = None) -> bool:
+        """Wait for a job in the loop's thread without starving the PUB socket."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or job.wait(min(left, _WAIT_SLICE_SECONDS)):
+                break
+            self.publish_events()
+            self.pub.heartbeat()
+        return job.wait_or_detach(0, on_late_end)
 
     def _late_end(self, op: str, server_id: str, job: Job) -> None:
         """A change that outlived its reply ended (worker thread)."""
@@ -204,7 +220,7 @@ class ContainerAgent:
 
     def _read(self, msg: Message, name: str, fn: Callable[[], Any]) -> Any:
         job = self._job(msg, name, fn)
-        if job.wait_or_detach(READ_WAIT_SECONDS):
+        if self._wait(job, READ_WAIT_SECONDS):
             return job.outcome()
         raise ServiceError(ErrorCode.TIMEOUT,
                            f"{name}: the Docker engine did not answer within "

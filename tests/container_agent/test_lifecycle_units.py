@@ -523,3 +523,26 @@ def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
     del ops.containers[first]  # gone from the listing: forgotten
     life.status()
     assert first not in life._inspected
+
+
+def test_a_slow_request_does_not_silence_heartbeats_or_events():
+    """While a request waits for its job in the poll loop's thread, pending events and
+    heartbeats still go out (a silent agent would be shown as unavailable)."""
+    import threading
+    from types import SimpleNamespace
+
+    from services.container_agent import main as agent_main
+    from services.container_agent.jobs import Workers
+
+    beats, flushes = [], []
+    fake = SimpleNamespace(pub=SimpleNamespace(heartbeat=lambda: beats.append(1)),
+                           publish_events=lambda: flushes.append(1))
+    release = threading.Event()
+    workers = Workers(1)
+    job = workers.submit(lambda: release.wait(5) and "done", "slow")
+    agent_cls = agent_main.ContainerAgent
+    assert agent_cls._wait(fake, job, 1.0) is False  # still running: detached
+    assert len(beats) >= 2 and len(flushes) >= 2
+    release.set()
+    done = workers.submit(lambda: "quick", "quick")
+    assert agent_cls._wait(fake, done, 5.0) is True and done.outcome() == "quick"
