@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import urllib.request
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from services.alb_agent.standin import build_world
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_SESSION_TOKEN": "bench",
@@ -91,41 +92,6 @@ class Moto:
         """A reset backend with a VPC, two subnets, an instance, an ALB and a listener."""
         self.reset()
         ec2, elbv2 = self.client("ec2"), self.client("elbv2")
-        vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24",
-                                     AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
-                   for i, zone in ((1, "a"), (2, "b"))]
-        instance_id = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1,
-                                        SubnetId=subnets[0])["Instances"][0]["InstanceId"]
-        alb_arn = elbv2.create_load_balancer(Name="mcp-bench-alb", Subnets=subnets)[
-            "LoadBalancers"][0]["LoadBalancerArn"]
-        listener_arn = elbv2.create_listener(
-            LoadBalancerArn=alb_arn, Protocol="HTTP", Port=80,
-            DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}])[
-            "Listeners"][0]["ListenerArn"]
-        return World(self.url, vpc_id, instance_id, alb_arn, listener_arn, elbv2)
-
-
-class CallCounter:
-    """The API calls a boto3 client makes, by operation (botocore's before-call hook)."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-
-    @property
-    def reads(self) -> int:
-        return sum(n for op, n in self.calls.items() if op.startswith("Describe"))
-
-    @property
-    def writes(self) -> int:
-        return sum(n for op, n in self.calls.items() if not op.startswith("Describe"))
-
-    def take(self) -> tuple[int, int, dict[str, int]]:
-        """(reads, writes, per operation) since the last take."""
-        out = (self.reads, self.writes, dict(sorted(self.calls.items())))
-        self.calls.clear()
-        return out
+        ids = build_world(ec2, elbv2, REGION, name="mcp-bench-alb")
+        return World(self.url, ids["vpc_id"], ids["instance_id"], ids["alb_arn"],
+                     ids["listener_arn"], elbv2)

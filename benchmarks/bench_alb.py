@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .aws_world import CallCounter, Moto
+from services.alb_agent.aws_client import ApiCallCounter
+
+from .aws_world import Moto
 from .context import Context
 from .outcome import Goal, Outcome
 from .report import Table
@@ -37,10 +39,10 @@ def measure_size(moto: Moto, n: int) -> dict[str, dict]:
                        imds_endpoint=world.url, api_max_attempts=2)
     ports = {f"srv-{i:03d}": FIRST_PORT + i for i in range(n)}
     router = AlbRouter(config)
-    counter = CallCounter(router.client)
+    counter = ApiCallCounter(router.client)
     steps: dict[str, dict] = {}
 
-    def step(name: str, router_: Any, counter_: CallCounter, desired: dict[str, int]) -> None:
+    def step(name: str, router_: Any, counter_: ApiCallCounter, desired: dict[str, int]) -> None:
         t0 = time.perf_counter()
         result = router_.apply(_routes(desired))
         seconds = time.perf_counter() - t0
@@ -51,7 +53,7 @@ def measure_size(moto: Moto, n: int) -> dict[str, dict]:
     step("from nothing", router, counter, ports)
     step("no-op", router, counter, ports)
     fresh = AlbRouter(config)
-    step("no-op, new router", fresh, CallCounter(fresh.client), ports)
+    step("no-op, new router", fresh, ApiCallCounter(fresh.client), ports)
     # Removed first: at 100 servers the ALB's default quotas (100 rules, 100 target groups)
     # are full, and an added server would rightly be refused.
     del ports[f"srv-{n - 1:03d}"]

@@ -13,13 +13,6 @@ STEP=system
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-$ROOT_DIR/.venv}
 
-command -v dpkg-query >/dev/null 2>&1 ||
-    die "no dpkg-query: this script knows Debian and Ubuntu only; install by hand: a Docker engine, a static busybox, debootstrap, python3 with venv"
-
-installed() {
-    [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]
-}
-
 # busybox-static: the tiny test image is FROM scratch and needs a static /bin/busybox.
 # debootstrap: builds the Python base image without a registry.
 wanted=(busybox-static debootstrap ca-certificates)
@@ -39,25 +32,4 @@ if ! "$VENV/bin/python" -c '' >/dev/null 2>&1 &&
     wanted+=(python3-venv)
 fi
 
-missing=()
-for pkg in "${wanted[@]}"; do
-    installed "$pkg" || missing+=("$pkg")
-done
-
-if [ ${#missing[@]} -eq 0 ]; then
-    say "Debian packages present: ${wanted[*]}"
-    exit 0
-fi
-
-say "installing missing Debian packages: ${missing[*]}"
-install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
-if ! is_root && ! command -v sudo >/dev/null 2>&1; then
-    die "not root and no sudo; run this as root, then retry: $install_cmd"
-fi
-as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-
-for pkg in "${missing[@]}"; do
-    installed "$pkg" || die "package $pkg is still not installed after apt-get install"
-done
-say "installed: ${missing[*]}"
+ensure_debian_packages "${wanted[@]}"

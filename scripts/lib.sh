@@ -46,3 +46,33 @@ files_digest() {
         if [ -f "$f" ]; then cat "$f"; fi
     done | sha256sum | cut -d' ' -f1
 }
+
+# True when the Debian package is installed.
+deb_installed() {
+    [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]
+}
+
+# Installs those of the given Debian packages that are missing (apt-get update only
+# then), as root or through sudo; says so when all are present.
+ensure_debian_packages() {
+    command -v dpkg-query >/dev/null 2>&1 ||
+        die "no dpkg-query: these scripts know Debian and Ubuntu only; install by hand: $*"
+    local pkg missing=()
+    for pkg in "$@"; do
+        deb_installed "$pkg" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "Debian packages present: $*"
+        return 0
+    fi
+    say "installing missing Debian packages: ${missing[*]}"
+    if ! is_root && ! command -v sudo >/dev/null 2>&1; then
+        die "not root and no sudo; run as root, then retry: apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    for pkg in "${missing[@]}"; do
+        deb_installed "$pkg" || die "package $pkg is still not installed after apt-get install"
+    done
+    say "installed: ${missing[*]}"
+}

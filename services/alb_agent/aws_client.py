@@ -5,6 +5,7 @@ back-off); what still fails after them reaches us as one of the errors below.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Optional
 
 import boto3
@@ -114,3 +115,38 @@ def call(client: Any, operation: str, **params: Any) -> dict[str, Any]:
         if translated is exc:
             raise
         raise translated from exc
+
+
+class ApiCallCounter:
+    """The API calls a boto3 client makes, by operation (botocore's before-call hook):
+    how tests and benchmarks check that a no-op reconcile reads little and writes nothing."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: Counter[str] = Counter()
+        self.order: list[str] = []
+        client.meta.events.register("before-call.*.*", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+        self.order.append(model.name)
+
+    @property
+    def reads(self) -> int:
+        return sum(n for op, n in self.calls.items() if op.startswith("Describe"))
+
+    @property
+    def writes(self) -> int:
+        return sum(n for op, n in self.calls.items() if not op.startswith("Describe"))
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.order.clear()
+
+    def take(self) -> tuple[int, int, dict[str, int]]:
+        """(reads, writes, per operation) since the last take or reset."""
+        out = (self.reads, self.writes, dict(sorted(self.calls.items())))
+        self.reset()
+        return out
+
+    def summary(self) -> str:
+        return ", ".join(f"{op}={n}" for op, n in sorted(self.calls.items()))

@@ -44,7 +44,9 @@ def start_standin(base: AlbConfig) -> StandIn:
     url = f"http://{host}:{port}"
     session = boto3.session.Session(region_name=base.region, **_CREDENTIALS)
     try:
-        ids = _build_world(session, url, base.region)
+        world = build_world(session.client("ec2", endpoint_url=url),
+                            session.client("elbv2", endpoint_url=url), base.region)
+        ids = {k: v for k, v in world.items() if k != "subnet_ids"}
     except Exception:
         server.stop()
         raise
@@ -53,21 +55,22 @@ def start_standin(base: AlbConfig) -> StandIn:
     return StandIn(url, config, session, server.stop)
 
 
-def _build_world(session: Any, url: str, region: str) -> dict[str, str]:
-    ec2 = session.client("ec2", endpoint_url=url)
-    elbv2 = session.client("elbv2", endpoint_url=url)
+def build_world(ec2: Any, elbv2: Any, region: str,
+                name: str = "mcp-orchestrator-standin") -> dict[str, Any]:
+    """In an empty AWS stand-in: a VPC, two subnets, an instance, an ALB and an HTTP
+    listener whose default action is a 404. Tests and benchmarks build theirs here too."""
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24",
                                  AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
                for i, zone in ((1, "a"), (2, "b"))]
     instance_id = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1,
                                     SubnetId=subnets[0])["Instances"][0]["InstanceId"]
-    alb_arn = elbv2.create_load_balancer(Name="mcp-orchestrator-standin", Subnets=subnets)[
+    alb_arn = elbv2.create_load_balancer(Name=name, Subnets=subnets)[
         "LoadBalancers"][0]["LoadBalancerArn"]
     listener_arn = elbv2.create_listener(
         LoadBalancerArn=alb_arn, Protocol="HTTP", Port=80,
         DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {
             "StatusCode": "404", "ContentType": "text/plain", "MessageBody": "no such route"}}]
     )["Listeners"][0]["ListenerArn"]
-    return {"vpc_id": vpc_id, "instance_id": instance_id, "alb_arn": alb_arn,
-            "listener_arn": listener_arn}
+    return {"vpc_id": vpc_id, "subnet_ids": subnets, "instance_id": instance_id,
+            "alb_arn": alb_arn, "listener_arn": listener_arn}

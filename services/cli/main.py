@@ -55,8 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                          "values": settings.public_dict()},
             "config": config.public_dict(),
         }
-        json.dump(out, sys.stdout, indent=2, sort_keys=False)
-        sys.stdout.write("\n")
+        _print_json(out)
         return 1 if failed else 0
 
     where = settings_path if settings_path else "built-in defaults (no settings.conf)"
@@ -104,17 +103,26 @@ def _print_json(data: object) -> None:
 
 # --- status / plan -----------------------------------------------------------------------
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _ask_scheduler(args: argparse.Namespace, ask) -> Optional[dict]:
+    """`ask(client)` over the scheduler's control socket, as plain data; None (and a
+    message) when the scheduler does not answer."""
     from services.cli.control import ControlClient, SchedulerUnavailable
-    from services.cli.status_view import render_status
 
     settings, _, _ = settings_or_exit(args)
     with ControlClient(settings) as client:
         try:
-            state = to_plain(client.status())
+            return to_plain(ask(client))
         except SchedulerUnavailable as exc:
             print(f"mcp-orchestrator: {exc}", file=sys.stderr)
-            return 1
+            return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from services.cli.status_view import render_status
+
+    state = _ask_scheduler(args, lambda client: client.status())
+    if state is None:
+        return 1
     if args.json:
         _print_json(state)
     else:
@@ -124,16 +132,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from services.cli.control import ControlClient, SchedulerUnavailable
     from services.cli.status_view import render_plan
 
-    settings, _, _ = settings_or_exit(args)
-    with ControlClient(settings) as client:
-        try:
-            plan = to_plain(client.plan())
-        except SchedulerUnavailable as exc:
-            print(f"mcp-orchestrator: {exc}", file=sys.stderr)
-            return 1
+    plan = _ask_scheduler(args, lambda client: client.plan())
+    if plan is None:
+        return 1
     if args.json:
         _print_json(plan)
     else:

@@ -5,11 +5,11 @@ Used by the fixtures in conftest.py and by tests that build more than one world.
 from __future__ import annotations
 
 import urllib.request
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from services.alb_agent.config import AlbConfig
+from services.alb_agent.standin import build_world
 
 REGION = "us-east-1"
 
@@ -51,45 +51,4 @@ def make_world(moto_url: str) -> AwsWorld:
     reset_moto(moto_url)
     ec2 = boto_client("ec2", moto_url)
     elbv2 = boto_client("elbv2", moto_url)
-    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{i}.0/24",
-                                 AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
-               for i, zone in ((1, "a"), (2, "b"))]
-    instance_id = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1,
-                                    SubnetId=subnets[0])["Instances"][0]["InstanceId"]
-    alb_arn = elbv2.create_load_balancer(Name="mcp-test-alb", Subnets=subnets)[
-        "LoadBalancers"][0]["LoadBalancerArn"]
-    listener_arn = elbv2.create_listener(
-        LoadBalancerArn=alb_arn, Protocol="HTTP", Port=80,
-        DefaultActions=[{"Type": "fixed-response",
-                         "FixedResponseConfig": {"StatusCode": "404"}}])["Listeners"][0][
-        "ListenerArn"]
-    return AwsWorld(moto_url, ec2, elbv2, vpc_id, subnets, instance_id, alb_arn, listener_arn)
-
-
-class CallCounter:
-    """Counts the API calls a client makes, by operation, through botocore's event hooks."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        self.order: list[str] = []
-        client.meta.events.register("before-call.*.*", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[model.name] += 1
-        self.order.append(model.name)
-
-    @property
-    def reads(self) -> int:
-        return sum(n for op, n in self.calls.items() if op.startswith("Describe"))
-
-    @property
-    def writes(self) -> int:
-        return sum(n for op, n in self.calls.items() if not op.startswith("Describe"))
-
-    def reset(self) -> None:
-        self.calls.clear()
-        self.order.clear()
-
-    def summary(self) -> str:
-        return ", ".join(f"{op}={n}" for op, n in sorted(self.calls.items()))
+    return AwsWorld(moto_url, ec2, elbv2, **build_world(ec2, elbv2, REGION, name="mcp-test-alb"))

@@ -18,7 +18,7 @@ from services.alb_agent.model import (
     ACCESS_DENIED, AWS_ERROR, AWS_ERROR_EVENT, AWS_RECOVERED, QUOTA, QUOTA_REACHED,
     ROUTE_CREATED, THROTTLED, UNREACHABLE, DesiredRoute)
 from services.alb_agent.router import AlbRouter
-from tests.alb_agent.moto_world import CallCounter
+from services.alb_agent.aws_client import ApiCallCounter
 from tests.alb_agent.listener_view import assert_routes_exactly, foreign_snapshot, rules
 from tests.alb_agent.stub_world import StubWorld, rule_arn, stub_config, tg_arn
 
@@ -38,7 +38,7 @@ def dead_url() -> str:
 def stubbed(moto_url, dead_url):
     """A router whose client answers from a Stubber, and a recorder of every call it makes."""
     router = AlbRouter(stub_config(dead_url))
-    recorder = CallCounter(router.client)  # registered before the Stubber: sees every call
+    recorder = ApiCallCounter(router.client)  # registered before the Stubber: sees every call
     return router, recorder
 
 
@@ -110,7 +110,7 @@ def test_throttled_http_answers_are_retried_by_botocore(aws):
 
     router.client.meta.events.register(
         "before-send.elastic-load-balancing-v2.DescribeTargetGroups", throttle)
-    calls = CallCounter(router.client)
+    calls = ApiCallCounter(router.client)
     result = router.apply(routes(time=8001))
     assert result.ok, result.failure
     assert len(sent) == 3 and calls.calls["DescribeTargetGroups"] == 1

@@ -11,7 +11,7 @@ from services.alb_agent.config import AlbConfig
 from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import INSTANCE_ID, DesiredRoute
 from services.alb_agent.router import AlbRouter
-from tests.alb_agent.moto_world import CallCounter
+from services.alb_agent.aws_client import ApiCallCounter
 from tests.alb_agent.listener_view import groups
 
 
@@ -106,7 +106,7 @@ def test_a_silent_metadata_service_times_out():
 
 def test_the_router_reports_it_and_calls_no_aws(aws, dead_url):
     router = AlbRouter(aws.config(instance_id="", imds_endpoint=dead_url))
-    counter = CallCounter(router.client)
+    counter = ApiCallCounter(router.client)
     result = router.apply({"time": DesiredRoute(8001)})
     assert result.failure.code == INSTANCE_ID
     assert "instance_id" in result.failure.message

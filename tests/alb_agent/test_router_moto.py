@@ -6,7 +6,8 @@ from services.alb_agent.model import (
     NAME_CONFLICT, PATH_CONFLICT, QUOTA, QUOTA_REACHED, ROUTE_CHANGED, ROUTE_CREATED,
     ROUTE_REMOVED, TARGET_HEALTH_CHANGED, DesiredRoute)
 from services.alb_agent.router import AlbRouter
-from tests.alb_agent.moto_world import CallCounter, make_world
+from services.alb_agent.aws_client import ApiCallCounter
+from tests.alb_agent.moto_world import make_world
 from tests.alb_agent.listener_view import (
     assert_routes_exactly, foreign_snapshot, groups, routing_of, rules)
 
@@ -27,7 +28,7 @@ def event_kinds(result) -> list[tuple[str, str]]:
 
 def test_sixty_servers_from_nothing_then_a_no_op(aws):
     router = AlbRouter(aws.config())
-    counter = CallCounter(router.client)
+    counter = ApiCallCounter(router.client)
     ports = numbered(60)
 
     result = router.apply(routes(ports))
@@ -53,7 +54,7 @@ def test_sixty_servers_from_nothing_then_a_no_op(aws):
 
 def test_port_change_disable_remove_and_re_add(aws):
     router = AlbRouter(aws.config())
-    counter = CallCounter(router.client)
+    counter = ApiCallCounter(router.client)
     ports = {"time": 8001, "git": 8002, "fetch": 8003}
     assert router.apply(routes(ports)).ok
     first = assert_routes_exactly(aws, "default", ports)
@@ -185,7 +186,7 @@ def test_priorities_and_names_survive_a_restart(aws):
     before = assert_routes_exactly(aws, "default", ports)
 
     restarted = AlbRouter(aws.config())  # a new process: nothing remembered
-    counter = CallCounter(restarted.client)
+    counter = ApiCallCounter(restarted.client)
     result = restarted.apply(routes(ports))
     assert result.ok and result.plan.empty and counter.writes == 0, counter.summary()
     assert routing_of(aws, "default") == before
@@ -216,7 +217,7 @@ def test_the_101st_server_gets_a_quota_error_and_the_first_100_keep_their_routes
     assert_routes_exactly(aws, "default", first_100)
 
     # Reconciling again: still refused, nothing written, the event not repeated.
-    counter = CallCounter(router.client)
+    counter = ApiCallCounter(router.client)
     again = router.apply(routes(ports))
     assert again.errors[last].code == QUOTA and counter.writes == 0 and not again.events
     # Room made by removing one server: the next reconcile routes the waiting one.
@@ -228,7 +229,7 @@ def test_the_101st_server_gets_a_quota_error_and_the_first_100_keep_their_routes
 
 def test_dry_run_plans_without_writing(aws):
     router = AlbRouter(aws.config())
-    counter = CallCounter(router.client)
+    counter = ApiCallCounter(router.client)
     dry = router.apply(routes({"time": 8001}), dry_run=True)
     assert dry.dry_run and counter.writes == 0
     assert [a["action"] for a in dry.to_dict()["plan"]["actions"]] == [
@@ -284,7 +285,7 @@ def test_a_full_refresh_happens_by_itself_after_its_interval(aws):
     (group,) = [g for g in groups(aws) if g.tags.get(naming.TAG_SERVER_ID) == "time"]
     aws.elbv2.deregister_targets(TargetGroupArn=group.arn,
                                  Targets=[{"Id": aws.instance_id, "Port": 8001}])
-    counter = CallCounter(router.client)
+    counter = ApiCallCounter(router.client)
     now[0] += 599
     assert router.apply(routes({"time": 8001})).plan.empty
     assert counter.calls["DescribeTags"] == 0 and counter.calls["DescribeTargetHealth"] == 0
@@ -323,7 +324,7 @@ def test_callcounts(moto_url):
     for n in (10, 50, 100):
         aws = make_world(moto_url)
         router = AlbRouter(aws.config())
-        counter = CallCounter(router.client)
+        counter = ApiCallCounter(router.client)
         desired = routes(numbered(n))
         assert router.apply(desired).ok
         from_nothing = (counter.reads, counter.writes, counter.summary())
@@ -331,7 +332,7 @@ def test_callcounts(moto_url):
         assert router.apply(desired).plan.empty
         no_op = (counter.reads, counter.writes, counter.summary())
         fresh = AlbRouter(aws.config())  # a restarted agent: knows no tags yet
-        fresh_counter = CallCounter(fresh.client)
+        fresh_counter = ApiCallCounter(fresh.client)
         assert fresh.apply(desired).plan.empty
         restarted = (fresh_counter.reads, fresh_counter.writes)
         assert no_op[1] == 0 and restarted[1] == 0

@@ -6,8 +6,9 @@ the reason, with the HTTP status the MCP transports specify.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from aiohttp import web
 
@@ -117,6 +118,17 @@ async def read_body(request: web.BaseRequest, limit: int) -> Union[bytes, web.Re
             return too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_json(request: web.BaseRequest, max_bytes: int) -> Any:
+    """The request's JSON body, or the response to send instead (413, a parse error)."""
+    body = await read_body(request, max_bytes)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        return rejection(400, jsonrpc.PARSE_ERROR, f"Parse error: {exc}")
 
 
 def sse_event(data: bytes, event: bytes = b"message") -> bytes:

@@ -8,7 +8,6 @@ with 202 and answered on the stream. The session ends with its stream.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import quote
 
 from aiohttp import web
@@ -20,7 +19,7 @@ from .http_common import (
     json_response,
     method_not_allowed,
     pump,
-    read_body,
+    read_json,
     rejection,
     sse_event,
     sse_response,
@@ -75,13 +74,9 @@ async def handle_post(server: ServedServer, request: web.BaseRequest, config: Br
     problem = unsupported_media_type(request)
     if problem is not None:
         return problem
-    body = await read_body(request, config.max_body_bytes)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        return rejection(400, jsonrpc.PARSE_ERROR, f"Parse error: {exc}")
+    payload = await read_json(request, config.max_body_bytes)
+    if isinstance(payload, web.Response):
+        return payload
     items = payload if isinstance(payload, list) else [payload]
     kinds = [jsonrpc.classify(m) for m in items]
     if not items or (len(items) == 1 and isinstance(kinds[0], str)):

@@ -9,7 +9,6 @@ accepts one. Events carry no ids: streams are not resumable.
 
 from __future__ import annotations
 
-import json
 from typing import Optional, Union
 
 from aiohttp import web
@@ -27,7 +26,7 @@ from .http_common import (
     sse_response,
     parse_accept,
     pump,
-    read_body,
+    read_json,
     rejection,
     sse_event,
     unsupported_media_type,
@@ -85,13 +84,9 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     problem = unsupported_media_type(request) or _version_problem(request)
     if problem is not None:
         return problem
-    body = await read_body(request, config.max_body_bytes)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        return rejection(400, jsonrpc.PARSE_ERROR, f"Parse error: {exc}")
+    payload = await read_json(request, config.max_body_bytes)
+    if isinstance(payload, web.Response):
+        return payload
 
     is_batch = isinstance(payload, list)
     items = payload if is_batch else [payload]
