@@ -15,12 +15,16 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 from urllib.parse import urlparse
+
+from common.client_address import networks_problem
+from common.mcp_auth import tokens_problem
 
 ENV_PREFIX = "MCP_ORCHESTRATOR_"
 # Environment variables with the prefix that are not setting overrides.
@@ -140,9 +144,13 @@ class ServiceSettings:
         60, "full reconcile period; events trigger one at once anyway", _between(1, 86400))
     port_range_start: int = _setting(8000, "first host port for MCP servers", _port)
     port_range_end: int = _setting(9000, "last host port for MCP servers", _port)
-    bridge_host: str = _setting("0.0.0.0", "address the MCP bridges listen on", _nonempty)
+    bridge_host: str = _setting("127.0.0.1", "address the MCP bridges listen on (0.0.0.0 "
+                                             "behind an ALB: see [bridge] auth)", _nonempty)
     public_base_url: str = _setting("", "URL clients use to reach the servers (e.g. "
                                         "https://mcp.example.com); empty = http://HOST:PORT", _url)
+    trusted_proxies: str = _setting("", "addresses or CIDRs of proxies in front (the ALB's "
+                                        "subnets) whose X-Forwarded-For names the client; "
+                                        "comma-separated", networks_problem)
 
 
 @dataclass(frozen=True)
@@ -208,8 +216,23 @@ def _origins(v: str) -> Optional[str]:
     return None
 
 
+def _one_of(*choices: str) -> Callable[[str], Optional[str]]:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+BRIDGE_AUTH_BEARER = "bearer"
+BRIDGE_AUTH_NONE = "none"
+
+
 @dataclass(frozen=True)
 class BridgeSettings:
+    auth: str = _setting(BRIDGE_AUTH_BEARER, "bearer: every MCP request needs a token from "
+                                             "`tokens`; none: something in front (the ALB) "
+                                             "authenticates", _one_of(BRIDGE_AUTH_BEARER,
+                                                                      BRIDGE_AUTH_NONE))
+    tokens: str = _setting("", "bearer tokens, TOKEN (every server) or SERVER-ID:TOKEN, comma-"
+                               "separated; set it in the environment "
+                               "(MCP_ORCHESTRATOR_BRIDGE_TOKENS)", tokens_problem, secret=True)
     request_timeout_seconds: float = _setting(300.0, "a request the server does not answer in "
                                                      "time gets a JSON-RPC error", _positive)
     initialize_timeout_seconds: float = _setting(60.0, "how long a starting server may take to "
@@ -235,6 +258,19 @@ class BridgeSettings:
     proxy_connect_timeout_seconds: float = _setting(10.0, "reverse-proxy mode: time to connect "
                                                           "to the server in the container",
                                                     _positive)
+    header_timeout_seconds: float = _setting(10.0, "a connection must send a request's headers "
+                                                   "within this time", _positive)
+    keepalive_timeout_seconds: float = _setting(75.0, "idle keep-alive connections are closed "
+                                                      "after this (above the ALB's 60 s)",
+                                                _positive)
+    max_connections: int = _setting(4096, "open connections to all bridges (kept below the "
+                                          "open-file limit); 503 above", _between(16, 1000000))
+    max_connections_per_address: int = _setting(512, "open connections from one client "
+                                                     "address; 429 above", _between(1, 1000000))
+    max_sessions_per_address: int = _setting(1000, "sessions per server held by one client "
+                                                   "address; past it its own least recently "
+                                                   "used idle one is dropped",
+                                             _between(1, 1000000))
 
 
 SECTIONS: dict[str, type] = {
@@ -261,6 +297,11 @@ class Settings:
     def routing_simulated(self) -> bool:
         """No real ALB configured: the alb-agent works against a local stand-in."""
         return not (self.aws.alb_arn and self.aws.listener_arn)
+
+    @property
+    def bridge_open(self) -> bool:
+        """MCP requests are served without a token of ours (loopback only, or auth = none)."""
+        return self.bridge.auth == BRIDGE_AUTH_NONE or not self.bridge.tokens.strip()
 
     @property
     def default_password(self) -> bool:
@@ -442,6 +483,13 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(f"[aws] health_check_timeout_seconds ({aws.health_check_timeout_seconds})"
                         f" must be less than health_check_interval_seconds "
                         f"({aws.health_check_interval_seconds})")
+    if (s.bridge.auth == BRIDGE_AUTH_BEARER and not s.bridge.tokens.strip()
+            and not _loopback(svc.bridge_host)):
+        problems.append(f"[service] bridge_host = {svc.bridge_host} makes the MCP bridges reachable "
+                        f"from other hosts, and [bridge] tokens is empty: set tokens "
+                        f"(MCP_ORCHESTRATOR_BRIDGE_TOKENS in the environment file), or bind "
+                        f"bridge_host to 127.0.0.1, or set [bridge] auth = none if something in "
+                        f"front of the bridges authenticates every request")
     endpoints = {f.name: getattr(s.zmq, f.name) for f in dataclasses.fields(ZmqSettings)
                  if f.metadata.get("check") is _endpoint}
     seen: dict[str, str] = {}
@@ -450,6 +498,15 @@ def _cross_checks(s: Settings) -> list[str]:
             problems.append(f"[zmq] {key} and {seen[endpoint]} use the same endpoint {endpoint}")
         seen[endpoint] = key
     return problems
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _resolve_endpoints(s: Settings) -> Settings:
