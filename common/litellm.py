@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+from common.mcp_auth import LITELLM_TOKEN_ENV, TokenSet, litellm_token_env
+
 
 @dataclass(frozen=True)
 class LiteLLMServer:
@@ -52,10 +54,16 @@ def _quoted(text: str) -> str:
 
 
 def render_mcp_servers(servers: Iterable[LiteLLMServer],
-                       comments: Optional[list[str]] = None) -> str:
+                       comments: Optional[list[str]] = None,
+                       tokens: TokenSet = TokenSet()) -> str:
+    """`tokens`: the bridges' tokens; each server then names the variable LiteLLM reads
+    its token from (`os.environ/NAME`): never a token itself."""
     servers = sorted(servers, key=lambda s: s.server_id)
     names = litellm_names(s.server_id for s in servers)
     lines = [f"# {c}" for c in comments or []]
+    if tokens and servers:
+        lines.append(f"# set {LITELLM_TOKEN_ENV} (and any {LITELLM_TOKEN_ENV}_<NAME> below) in "
+                     f"LiteLLM's environment to a token from [bridge] tokens")
     if not servers:
         lines.append("mcp_servers: {}")
         return "\n".join(lines) + "\n"
@@ -67,6 +75,10 @@ def render_mcp_servers(servers: Iterable[LiteLLMServer],
         lines.append(f"  {name}:")
         lines.append(f"    url: {_quoted(server.url)}")
         lines.append('    transport: "http"')
+        if tokens:
+            env = litellm_token_env(server.server_id, tokens, name)
+            lines.append('    auth_type: "bearer_token"')
+            lines.append(f"    auth_value: {_quoted('os.environ/' + env)}")
         if server.description:
             lines.append(f"    description: {_quoted(server.description)}")
     return "\n".join(lines) + "\n"

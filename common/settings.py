@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Optional
 from urllib.parse import urlparse
 
 from common.client_address import networks_problem
-from common.mcp_auth import tokens_problem
+from common.mcp_auth import TokenSet, parse_tokens, tokens_problem
 
 ENV_PREFIX = "MCP_ORCHESTRATOR_"
 # Environment variables with the prefix that are not setting overrides.
@@ -299,9 +299,16 @@ class Settings:
         return not (self.aws.alb_arn and self.aws.listener_arn)
 
     @property
+    def bridge_tokens(self) -> TokenSet:
+        """The tokens the bridges ask for (empty: none is asked)."""
+        if self.bridge.auth == BRIDGE_AUTH_NONE:
+            return TokenSet()
+        return parse_tokens(self.bridge.tokens)
+
+    @property
     def bridge_open(self) -> bool:
         """MCP requests are served without a token of ours (loopback only, or auth = none)."""
-        return self.bridge.auth == BRIDGE_AUTH_NONE or not self.bridge.tokens.strip()
+        return not self.bridge_tokens
 
     @property
     def default_password(self) -> bool:

@@ -196,7 +196,7 @@ def cmd_litellm_config(args: argparse.Namespace) -> int:
             comments.append(f"left out: server {sid} is invalid (see mcp-orchestrator validate)")
     if settings.routing_simulated and not settings.service.public_base_url:
         comments.append("routing is simulated (no ALB configured): URLs point at the bridges")
-    sys.stdout.write(render_mcp_servers(servers, comments))
+    sys.stdout.write(render_mcp_servers(servers, comments, settings.bridge_tokens))
     return 0
 
 

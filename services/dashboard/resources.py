@@ -165,7 +165,8 @@ class LitellmPage(_Page):
     def fragment(self, req, ctx, **params):
         d = self.deps
         return pages.litellm_fragment(ctx, views.litellm(
-            d.control.state(), base_url=d.settings.service.public_base_url, host=req.host))
+            d.control.state(), base_url=d.settings.service.public_base_url, host=req.host,
+            tokens=d.settings.bridge_tokens))
 
 
 class RootRedirect:
@@ -230,7 +231,7 @@ class ApiLitellm:
     def on_get(self, req, resp):
         d = self.deps
         resp.media = views.litellm(d.control.state(), base_url=d.settings.service.public_base_url,
-                                   host=req.host)
+                                   host=req.host, tokens=d.settings.bridge_tokens)
 
 
 class ApiSession:

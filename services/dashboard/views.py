@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional
 
 from common.litellm import LiteLLMServer, litellm_names, render_mcp_servers
+from common.mcp_auth import TokenSet
 from services.dashboard.state import DashboardState
 
 # Status words the scheduler may use, by the group the overview counts them in.
@@ -454,7 +455,7 @@ def routing_view(state: DashboardState, *, simulated_default: bool) -> dict:
 # ---------------------------------------------------------------------- litellm
 
 
-def litellm(state: DashboardState, *, base_url: str, host: str) -> dict:
+def litellm(state: DashboardState, *, base_url: str, host: str, tokens: TokenSet = TokenSet()) -> dict:
     """The `mcp_servers:` block for LiteLLM Proxy, rendered exactly as the CLI's
     `litellm-config` renders it (same names, same quoting)."""
     servers = []
@@ -465,5 +466,5 @@ def litellm(state: DashboardState, *, base_url: str, host: str) -> dict:
     names = litellm_names(s.server_id for s in servers)
     entries = [{"name": names[s.server_id], "server_id": s.server_id, "url": s.url}
                for s in sorted(servers, key=lambda s: s.server_id)]
-    return {"yaml": render_mcp_servers(servers), "servers": entries,
+    return {"yaml": render_mcp_servers(servers, tokens=tokens), "servers": entries,
             "base_url": base_url or None, "scheduler": scheduler_view(state)}

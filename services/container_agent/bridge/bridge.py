@@ -23,7 +23,15 @@ from aiohttp import web
 from .. import stdio
 from . import jsonrpc, legacy_sse, proxy, streamable_http
 from .config import BridgeConfig
-from .http_common import cors_headers, json_response, not_found, origin_allowed, preflight, rejection
+from .http_common import (
+    cors_headers,
+    json_response,
+    not_found,
+    origin_allowed,
+    preflight,
+    rejection,
+    unauthorized,
+)
 from .served import HTTP, STDIO, ProxyTarget, ServedServer
 from .sessions import SessionTable
 from .stderr_ring import StderrRing
@@ -357,6 +365,10 @@ class Bridge:
             response: web.StreamResponse = await self._health_endpoint(server, request)
         elif request.method == "OPTIONS" and origin is not None:
             response = preflight(self._config, origin, "GET, POST, DELETE, OPTIONS")
+        elif (refused := unauthorized(self._config, server.server_id, request.headers.get("Authorization"))) is not None:
+            log.warning("server %s: refused a request without a valid bearer token (%s %s)",
+                     server.server_id, request.method, endpoint[:20])
+            response = refused
         elif server.mode == HTTP:
             assert self._client is not None
             task = asyncio.current_task()

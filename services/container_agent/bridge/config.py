@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from common.mcp_auth import TokenSet
+
 
 @dataclass(frozen=True)
 class BridgeConfig:
@@ -31,6 +33,9 @@ class BridgeConfig:
     allowed_origins: tuple[str, ...] = field(default=())
     # Reverse-proxy mode: time to connect to the server inside the container.
     proxy_connect_timeout_seconds: float = 10.0
+    # Bearer tokens every MCP request must carry; empty: none is asked (loopback only,
+    # or `[bridge] auth = none`: something in front authenticates).
+    tokens: TokenSet = field(default_factory=TokenSet)
 
     @classmethod
     def from_settings(cls, settings) -> "BridgeConfig":
@@ -47,13 +52,14 @@ class BridgeConfig:
                    max_message_bytes=b.max_message_bytes,
                    stderr_lines=b.stderr_lines,
                    allowed_origins=origins,
-                   proxy_connect_timeout_seconds=b.proxy_connect_timeout_seconds)
+                   proxy_connect_timeout_seconds=b.proxy_connect_timeout_seconds,
+                   tokens=settings.bridge_tokens)
 
     def __post_init__(self) -> None:
         problems = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("bind_host", "allowed_origins"):
+            if f.name in ("bind_host", "allowed_origins", "tokens"):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 problems.append(f"{f.name} must be a positive number, got {value!r}")

@@ -12,6 +12,8 @@ from typing import Any, Optional, Union
 
 from aiohttp import web
 
+from common.mcp_auth import bearer_token
+
 from . import jsonrpc
 from .config import BridgeConfig
 
@@ -66,12 +68,30 @@ def origin_allowed(config: BridgeConfig, origin: Optional[str]) -> bool:
     return "*" in allowed or origin.rstrip("/") in allowed
 
 
+AUTH_REALM = 'Bearer realm="mcp-orchestrator"'
+
+
+def unauthorized(config: BridgeConfig, server_id: str, authorization: Optional[str]) -> Optional[web.Response]:
+    """A 401 when tokens are configured and the request has none that opens `server_id`.
+
+    RFC 6750: no credentials get the bare challenge; wrong ones `error="invalid_token"`.
+    """
+    if not config.tokens:
+        return None
+    token = bearer_token(authorization)
+    if config.tokens.allows(server_id, token):
+        return None
+    challenge = AUTH_REALM if authorization is None else f'{AUTH_REALM}, error="invalid_token"'
+    reason = "no bearer token" if authorization is None else "the bearer token is not valid for this server"
+    return rejection(401, jsonrpc.TRANSPORT_ERROR, f"Unauthorized: {reason}", {"WWW-Authenticate": challenge})
+
+
 def cors_headers(config: BridgeConfig, origin: Optional[str]) -> dict:
     if origin is None or not config.allowed_origins:
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Expose-Headers": f"{SESSION_HEADER}, {VERSION_HEADER}",
+        "Access-Control-Expose-Headers": f"{SESSION_HEADER}, {VERSION_HEADER}, WWW-Authenticate",
         "Vary": "Origin",
     }
 

@@ -140,7 +140,9 @@ async def forward(
     url = f"{_origin(target)}{target.base_path}/{tail}"
     if raw_query:
         url += "?" + raw_query
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    # With tokens of ours, the Authorization header was meant for the bridge: never pass it on.
+    dropped = _HOP_BY_HOP | {"authorization"} if config.tokens else _HOP_BY_HOP
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
     forwarded_for = request.headers.get("X-Forwarded-For")
     remote = request.remote or ""
     headers["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
