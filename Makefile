@@ -30,7 +30,7 @@ IN_CI :=
 PYTEST_FLAGS :=
 endif
 
-.PHONY: help run test system docker venv venv-test node-tools browser images clean install uninstall
+.PHONY: help run test system docker venv venv-test node-tools litellm browser images clean install uninstall
 
 help: ## list the targets and variables
 	@echo "Targets:"
@@ -52,7 +52,7 @@ run: system docker venv ## run the whole orchestrator on mcp.config.json and set
 	@echo "    (in another terminal: $(VENV)/bin/mcp-orchestrator status --settings $(SETTINGS))"
 	@exec "$(VENV)/bin/mcp-orchestrator" run --config "$(CONFIG)" --settings "$(SETTINGS)" $(RUN_ARGS)
 
-test: system docker venv-test node-tools browser images ## install what is missing, build the images, run pytest
+test: system docker venv-test node-tools litellm browser images ## install what is missing, build the images, run pytest
 	@echo "==> pytest $(strip $(PYTEST_FLAGS) $(PYTEST_ARGS))"
 	@if [ -n "$(IN_CI)" ]; then mkdir -p "$(ARTIFACTS)"; rm -f "$(ARTIFACTS)/pytest-exit-status"; fi; \
 	rc=0; "$(VENV)/bin/python" -m pytest $(PYTEST_FLAGS) $(PYTEST_ARGS) || rc=$$?; \
@@ -74,6 +74,9 @@ venv-test: system
 
 node-tools: system ## install the MCP Inspector CLI (a real client for the tests) into .cache/node
 	@scripts/ensure-node-tools.sh
+
+litellm: system ## install LiteLLM Proxy into .cache/litellm (a real gateway in front of the bridges, for the tests)
+	@scripts/ensure-litellm.sh
 
 browser: system ## install headless Chromium and chromedriver from Debian (dashboard browser test)
 	@scripts/ensure-browser.sh
