@@ -162,6 +162,11 @@ else
 # The dashboard password (overrides [dashboard] password in settings.conf):
 # MCP_ORCHESTRATOR_DASHBOARD_PASSWORD=...
 #
+# Bearer tokens the MCP bridges ask for (needed once [service] bridge_host is not
+# loopback); comma-separated, TOKEN for every server or SERVER-ID:TOKEN for one.
+# Make one with: openssl rand -hex 32
+# MCP_ORCHESTRATOR_BRIDGE_TOKENS=...
+#
 # AWS credentials, when the instance has no role:
 # AWS_ACCESS_KEY_ID=...
 # AWS_SECRET_ACCESS_KEY=...
@@ -203,8 +208,9 @@ cat <<EOF
 Next steps:
   1. Edit $CONF_DIR/settings.conf ([aws] alb_arn and listener_arn; empty = routing
      simulated locally) and $CONF_DIR/mcp.config.json (your MCP servers).
-  2. Put secrets in $CONF_DIR/environment (values for -e NAME, and
-     MCP_ORCHESTRATOR_DASHBOARD_PASSWORD); it stays root-only (mode 0600).
+  2. Put secrets in $CONF_DIR/environment (values for -e NAME,
+     MCP_ORCHESTRATOR_DASHBOARD_PASSWORD, and behind an ALB the bridges' tokens:
+     MCP_ORCHESTRATOR_BRIDGE_TOKENS=\$(openssl rand -hex 32)); it stays root-only (mode 0600).
   3. Check both files as the services will read them (same user, same environment):
        systemd-run --quiet --pipe --wait -p User=$USER_NAME \\
          -p EnvironmentFile=$CONF_DIR/environment mcp-orchestrator validate \\
