@@ -41,7 +41,7 @@ from common.protocol import (ContainerEvent, ContainerInfo, ContainerList, Conta
 from common.pubsub import Publisher
 from common.reqrep import RepServer
 from common.service import Service
-from common.settings import Settings
+from common.settings import BRIDGE_AUTH_NONE, Settings
 
 from .bridge import BridgeConfig, BridgeEvent, BridgeThread
 from .docker_ops import DockerOps
@@ -79,6 +79,18 @@ def docker_client() -> docker.DockerClient:
                            max_pool_size=WORKERS + 8)
 
 
+def _say_how_mcp_is_authenticated(settings: Settings) -> None:
+    host = settings.service.bridge_host
+    if settings.bridge.auth == BRIDGE_AUTH_NONE:
+        log.warning("MCP requests are not authenticated by the orchestrator ([bridge] auth = none): "
+                    "whatever stands in front of the bridges on %s must authenticate every request", host)
+    elif settings.bridge_open:
+        log.info("MCP requests need no token: no [bridge] tokens are set and the bridges listen on "
+                 "%s (loopback) only", host)
+    else:
+        log.info("MCP requests need a bearer token from [bridge] tokens (bridges on %s)", host)
+
+
 class ContainerAgent:
     """The agent's sockets, workers, bridge and events stream."""
 
@@ -114,6 +126,7 @@ class ContainerAgent:
 
         self.workers = Workers(WORKERS, "docker-op")
         config = bridge_config or BridgeConfig.from_settings(settings)
+        _say_how_mcp_is_authenticated(settings)
         self.bridge = BridgeThread(client, config, on_event=self._on_bridge_event)
         self.bridge.start()
         self.lifecycle = Lifecycle(
