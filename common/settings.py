@@ -105,6 +105,61 @@ def _nonempty(v: str) -> Optional[str]:
 
 # --- sections --------------------------------------------------------------------
 
+ALB_SOURCE_CIDRS_MAX = 3  # the ALB allows 5 condition values per rule; 2 are our paths
+ALB_AUTHENTICATE_KEYS = {
+    "oidc": ("alb_oidc_issuer", "alb_oidc_authorization_endpoint", "alb_oidc_token_endpoint",
+             "alb_oidc_user_info_endpoint", "alb_oidc_client_id", "alb_oidc_client_secret"),
+    "cognito": ("alb_cognito_user_pool_arn", "alb_cognito_client_id", "alb_cognito_domain"),
+}
+
+
+def _source_cidrs_problem(v: str) -> Optional[str]:
+    items = [i.strip() for i in v.split(",") if i.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=True)
+        except ValueError:
+            try:
+                net = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                return f"{item!r} is not a CIDR block (e.g. 10.0.0.0/8, 203.0.113.7/32)"
+            return f"{item!r} has host bits set: write {net.with_prefixlen}"
+    if len(items) > ALB_SOURCE_CIDRS_MAX:
+        return (f"has {len(items)} CIDRs; at most {ALB_SOURCE_CIDRS_MAX} fit in a rule (the ALB "
+                f"allows 5 condition values per rule and the two path patterns use 2)")
+    return None
+
+
+def _https_url(v: str) -> Optional[str]:
+    if not v:
+        return None
+    parsed = urlparse(v)
+    return None if parsed.scheme == "https" and parsed.netloc else "must be an https:// URL"
+
+
+def _cognito_pool_arn(v: str) -> Optional[str]:
+    if not v or re.fullmatch(r"arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+", v):
+        return None
+    return "must be a Cognito user pool ARN (arn:aws:cognito-idp:REGION:ACCOUNT:userpool/ID)"
+
+
+def _alb_authenticate_problems(aws: "AwsSettings") -> list[str]:
+    """The keys of the chosen authenticate action are all set, and no other's is."""
+    problems = []
+    wanted = ALB_AUTHENTICATE_KEYS.get(aws.alb_authenticate, ())
+    missing = [k for k in wanted if not getattr(aws, k)]
+    if missing:
+        problems.append(f"[aws] alb_authenticate = {aws.alb_authenticate} needs "
+                        f"{', '.join(missing)} (missing or invalid)")
+    for mode, keys in ALB_AUTHENTICATE_KEYS.items():
+        stray = [k for k in keys if mode != aws.alb_authenticate and getattr(aws, k)]
+        if stray:
+            problems.append(f"[aws] {', '.join(stray)} set but alb_authenticate = "
+                            f"{aws.alb_authenticate}: set alb_authenticate = {mode} or remove "
+                            f"{'it' if len(stray) == 1 else 'them'}")
+    return problems
+
+
 @dataclass(frozen=True)
 class AwsSettings:
     region: str = _setting("us-west-2", "AWS region", _nonempty)
@@ -136,6 +191,36 @@ class AwsSettings:
                                                  _between(0, 3600))
     api_max_attempts: int = _setting(5, "attempts per AWS call (throttling, transient errors)",
                                      _between(1, 20))
+    api_timeout_seconds: float = _setting(5.0, "connect and read timeout of each AWS call; an "
+                                               "endpoint silent for this long shows as degraded",
+                                          lambda v: None if 0.5 <= v <= 120 else
+                                          "must be between 0.5 and 120")
+    alb_source_cidrs: str = _setting("", "CIDRs allowed to reach the servers through the ALB, "
+                                         "comma-separated (a source-ip condition on each of "
+                                         "our rules; at most 3); empty = any",
+                                     lambda v: _source_cidrs_problem(v))
+    alb_authenticate: str = _setting("none", "none, oidc or cognito: an authenticate action on "
+                                             "each of our rules (needs an HTTPS listener)",
+                                     lambda v: _one_of("none", "oidc", "cognito")(v))
+    alb_on_unauthenticated: str = _setting("deny", "what the authenticate action does without "
+                                                   "a login session: deny (401; API clients "
+                                                   "cannot follow a login), authenticate "
+                                                   "(redirect to the login page) or allow",
+                                           lambda v: _one_of("deny", "authenticate", "allow")(v))
+    alb_oidc_issuer: str = _setting("", "OIDC issuer (https://...)", lambda v: _https_url(v))
+    alb_oidc_authorization_endpoint: str = _setting("", "OIDC authorization endpoint",
+                                                    lambda v: _https_url(v))
+    alb_oidc_token_endpoint: str = _setting("", "OIDC token endpoint", lambda v: _https_url(v))
+    alb_oidc_user_info_endpoint: str = _setting("", "OIDC user info endpoint",
+                                                lambda v: _https_url(v))
+    alb_oidc_client_id: str = _setting("", "OIDC client id")
+    alb_oidc_client_secret: str = _setting("", "OIDC client secret; keep it in the environment "
+                                               "(MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET)",
+                                           secret=True)
+    alb_cognito_user_pool_arn: str = _setting("", "ARN of the Cognito user pool",
+                                              lambda v: _cognito_pool_arn(v))
+    alb_cognito_client_id: str = _setting("", "Cognito user pool app client id")
+    alb_cognito_domain: str = _setting("", "Cognito user pool domain prefix (or custom domain)")
 
 
 @dataclass(frozen=True)
@@ -170,6 +255,18 @@ class DashboardSettings:
                                              "login must wait", _between(1, 100000))
     login_window_seconds: int = _setting(300, "how long a failed login counts against the "
                                               "limits", _between(10, 86400))
+    header_timeout_seconds: float = _setting(10.0, "a connection must send a complete request "
+                                                   "(headers and body) within this time, else "
+                                                   "it is closed", _between(1, 300))
+    idle_timeout_seconds: float = _setting(75.0, "idle keep-alive connections are closed after "
+                                                 "this (above the ALB's 60 s idle timeout)",
+                                           _between(1, 3600))
+    max_connections: int = _setting(1000, "open connections to the dashboard, lowered to fit "
+                                          "the process's open-file limit; 503 above",
+                                    _between(16, 100000))
+    max_connections_per_address: int = _setting(100, "open connections from one client "
+                                                      "address; 429 above",
+                                                 _between(1, 100000))
 
 
 @dataclass(frozen=True)
@@ -486,6 +583,7 @@ def _cross_checks(s: Settings) -> list[str]:
     if bool(aws.alb_arn) != bool(aws.listener_arn):
         problems.append("[aws] alb_arn and listener_arn must be set together "
                         "(both empty = routing simulated by a local AWS stand-in)")
+    problems.extend(_alb_authenticate_problems(aws))
     if aws.health_check_timeout_seconds >= aws.health_check_interval_seconds:
         problems.append(f"[aws] health_check_timeout_seconds ({aws.health_check_timeout_seconds})"
                         f" must be less than health_check_interval_seconds "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
-from services.alb_agent.model import HealthCheck, Target
+from services.alb_agent.model import HealthCheck, RuleControl, Target
 
 
 class _Step:
@@ -18,10 +18,21 @@ class _Step:
             value = getattr(self, f.name)
             if isinstance(value, (HealthCheck, Target)):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
+            elif isinstance(value, RuleControl):
+                value = _plain(value.raw)
             elif isinstance(value, tuple):
-                value = [list(v) if isinstance(v, tuple) else v for v in value]
+                value = [list(v) if isinstance(v, tuple) else
+                         _plain(v.raw) if isinstance(v, RuleControl) else v for v in value]
             out[f.name] = value
         return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,10 @@ class CreateRule(_Step):
     priority: int
     path_patterns: tuple[str, ...]
     target_group_arn: Optional[str]
+    # The settings' controls (see controls.py); no client secret is ever held here.
+    source_cidrs: tuple[str, ...] = ()
+    authenticate: Optional[RuleControl] = None
+    controls_tag: Optional[str] = None  # recorded at creation; None: no controls
 
     def describe(self) -> str:
         return f"create rule {self.priority} for {' '.join(self.path_patterns)}"
@@ -100,14 +115,24 @@ class CreateRule(_Step):
 
 @dataclass(frozen=True)
 class ModifyRule(_Step):
+    """Rewrite one of our rules: our parts as planned, the operator's kept as they were."""
     server_id: str
     rule_arn: str
     priority: Optional[int]
     path_patterns: tuple[str, ...]
     target_group_arn: Optional[str]
+    source_cidrs: tuple[str, ...] = ()
+    authenticate: Optional[RuleControl] = None
+    kept_conditions: tuple[RuleControl, ...] = ()
+    kept_actions: tuple[RuleControl, ...] = ()
+    controls_tag: Optional[str] = None  # a new value to record; None: unchanged
+    reason: str = ""
 
     def describe(self) -> str:
-        return f"modify rule {self.priority} of {self.server_id}"
+        kept = len(self.kept_conditions) + len(self.kept_actions)
+        return (f"modify rule {self.priority} of {self.server_id}"
+                + (f" ({self.reason})" if self.reason else "")
+                + (f", keeping {kept} condition(s)/action(s) added by hand" if kept else ""))
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
+from common.secrets import Secret
 from services.alb_agent import naming
 from services.alb_agent.actions import (
     Action, CreateRule, CreateTargetGroup, DeleteRule, DeleteTargetGroup, DeregisterTarget,
     ModifyRule, RegisterTarget, SetDeregistrationDelay, TagTargetGroup, UpdateTargetGroup)
 from services.alb_agent.aws_client import AwsCallError, AwsError, call
+from services.alb_agent.controls import TAG_CONTROLS, rule_actions, rule_conditions
 from services.alb_agent.model import (
     AWS_ERROR, NAME_CONFLICT, QUOTA, UNREACHABLE, AwsFailure, HealthCheck,
     RouteError, Target)
@@ -68,8 +70,10 @@ def _target_param(target: Target) -> list[dict[str, Any]]:
 
 class PlanApplier:
     def __init__(self, client: Any, *, listener_arn: str, vpc_id: str, cluster_name: str,
-                 tag_cache: TagCache) -> None:
+                 tag_cache: TagCache, oidc_client_secret: Optional[Secret] = None) -> None:
         self.client = client
+        # Revealed only into the ELBv2 call that writes our authenticate-oidc action.
+        self.oidc_client_secret = oidc_client_secret or Secret("")
         self.listener_arn = listener_arn
         self.vpc_id = vpc_id
         self.cluster_name = cluster_name
@@ -247,19 +251,26 @@ class _Run:
         self.a.tag_cache.forget(action.target_group_arn)
 
     # -- rules -------------------------------------------------------------------------
-    @staticmethod
-    def _conditions(paths: tuple[str, ...]) -> list[dict[str, Any]]:
-        return [{"Field": "path-pattern", "PathPatternConfig": {"Values": list(paths)}}]
+    def _rule_params(self, action: Union[CreateRule, ModifyRule]) -> dict[str, Any]:
+        kept_conditions = getattr(action, "kept_conditions", ())
+        kept_actions = getattr(action, "kept_actions", ())
+        return {
+            "Conditions": rule_conditions(action.path_patterns, action.source_cidrs,
+                                          kept_conditions),
+            "Actions": rule_actions(self.tg_arn(action), action.authenticate, kept_actions,
+                                    self.a.oidc_client_secret.reveal()),
+        }
 
     def create_rule(self, action: CreateRule) -> None:
         tags = naming.ownership_tags(self.a.cluster_name, action.server_id)
+        if action.controls_tag is not None:
+            tags[TAG_CONTROLS] = action.controls_tag
         priority = action.priority
+        params = self._rule_params(action)
         for attempt in range(1, MAX_PRIORITY_ATTEMPTS + 1):
             try:
                 reply = call(self.a.client, "create_rule", ListenerArn=self.a.listener_arn,
-                             Priority=priority, Conditions=self._conditions(action.path_patterns),
-                             Actions=[{"Type": "forward", "TargetGroupArn": self.tg_arn(action)}],
-                             Tags=_tags(tags))
+                             Priority=priority, Tags=_tags(tags), **params)
             except AwsCallError as exc:
                 # Someone took the priority since we looked: take another free one.
                 if exc.code != "PriorityInUse" or attempt == MAX_PRIORITY_ATTEMPTS:
@@ -277,10 +288,16 @@ class _Run:
             return
 
     def modify_rule(self, action: ModifyRule) -> None:
-        call(self.a.client, "modify_rule", RuleArn=action.rule_arn,
-             Conditions=self._conditions(action.path_patterns),
-             Actions=[{"Type": "forward", "TargetGroupArn": self.tg_arn(action)}])
+        call(self.a.client, "modify_rule", RuleArn=action.rule_arn, **self._rule_params(action))
         self.routed.add(action.server_id)
+        if action.controls_tag is not None:
+            tags = {TAG_CONTROLS: action.controls_tag}
+            call(self.a.client, "add_tags", ResourceArns=[action.rule_arn], Tags=_tags(tags))
+            self.a.tag_cache.merge(action.rule_arn, tags)
+        if action.kept_conditions or action.kept_actions:
+            log.info("route %s: rule %s rewritten (%s), keeping %s added by hand",
+                     action.server_id, action.priority, action.reason,
+                     ", ".join(c.kind for c in action.kept_conditions + action.kept_actions))
 
     def delete_rule(self, action: DeleteRule) -> None:
         try:

@@ -5,8 +5,10 @@ back-off); what still fails after them reaches us as one of the errors below.
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import boto3
 import botocore.exceptions
@@ -15,9 +17,6 @@ from botocore.config import Config
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.model import (
     ACCESS_DENIED, API_ERROR, NO_CREDENTIALS, NOT_FOUND, THROTTLED, UNREACHABLE, AwsFailure)
-
-CONNECT_TIMEOUT_SECONDS = 3
-READ_TIMEOUT_SECONDS = 10
 
 _ACCESS_DENIED_CODES = {
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
@@ -54,11 +53,15 @@ class AwsCallError(Exception):
 
 
 def make_client(config: AlbConfig, session: Optional[boto3.Session] = None) -> Any:
-    """An elbv2 client for the configured region and endpoint (the usual credential chain)."""
+    """An elbv2 client for the configured region and endpoint (the usual credential chain).
+
+    Each attempt may take `api_timeout_seconds` to connect and as long again for each read,
+    so an endpoint that accepts connections and never answers fails like one that refuses.
+    """
     botocore_config = Config(
         region_name=config.region,
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
+        connect_timeout=config.api_timeout_seconds,
+        read_timeout=config.api_timeout_seconds,
         retries={"mode": "standard", "max_attempts": config.api_max_attempts},
     )
     session = session or boto3.session.Session()
@@ -150,3 +153,47 @@ class ApiCallCounter:
 
     def summary(self) -> str:
         return ", ".join(f"{op}={n}" for op, n in sorted(self.calls.items()))
+
+
+class CallWatch:
+    """The AWS call a client is waiting on, if any, and since when.
+
+    botocore's retries can keep one call going for attempts x timeout and more; this lets
+    another thread (the agent's socket loop) see at once that AWS stopped answering.
+    Thread-safe: written by the thread making calls, read by any other.
+    """
+
+    def __init__(self, client: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: Optional[tuple[str, float]] = None
+        events = client.meta.events
+        events.register("before-call.*.*", self._started)
+        events.register("after-call.*.*", self._ended)
+        events.register("after-call-error.*.*", self._ended)
+
+    def _started(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self._current = (model.name, self._clock())
+
+    def _ended(self, **_: Any) -> None:
+        with self._lock:
+            self._current = None
+
+    def waiting(self) -> Optional[tuple[str, float]]:
+        """(operation, seconds waited so far) of the call in flight, else None."""
+        with self._lock:
+            if self._current is None:
+                return None
+            operation, since = self._current
+        return operation, self._clock() - since
+
+    def overdue(self, timeout: float) -> Optional[AwsFailure]:
+        """An `unreachable` failure when the call in flight has outlived `timeout`."""
+        waiting = self.waiting()
+        if waiting is None or waiting[1] <= timeout:
+            return None
+        operation, seconds = waiting
+        return AwsFailure(UNREACHABLE, operation,
+                          f"AWS has not answered {operation} for {seconds:.0f} s "
+                          f"(timeout {timeout:g} s per attempt; still trying)")

@@ -5,8 +5,10 @@ parsed settings section with `AlbConfig.from_mapping(...)`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
+
+from common.secrets import Secret
 
 DEFAULT_IMDS_ENDPOINT = "http://169.254.169.254"
 
@@ -29,6 +31,20 @@ class AlbConfig:
     unhealthy_threshold_count: int = 3
     deregistration_delay_seconds: int = 30
     api_max_attempts: int = 5
+    api_timeout_seconds: float = 5.0
+    # Controls the product puts on every rule of ours (validated with the settings).
+    alb_source_cidrs: str = ""
+    alb_authenticate: str = "none"  # none | oidc | cognito
+    alb_on_unauthenticated: str = "deny"
+    alb_oidc_issuer: str = ""
+    alb_oidc_authorization_endpoint: str = ""
+    alb_oidc_token_endpoint: str = ""
+    alb_oidc_user_info_endpoint: str = ""
+    alb_oidc_client_id: str = ""
+    alb_oidc_client_secret: Secret = field(default=Secret(""), repr=False)
+    alb_cognito_user_pool_arn: str = ""
+    alb_cognito_client_id: str = ""
+    alb_cognito_domain: str = ""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "AlbConfig":
@@ -47,7 +63,7 @@ class AlbConfig:
                 raw = getattr(values, f.name)
             else:
                 continue
-            kwargs[f.name] = int(raw) if f.type in ("int", int) else str(raw)
+            kwargs[f.name] = _convert(raw, f.type)
         return cls(**kwargs)
 
     def problems(self) -> list[str]:
@@ -70,4 +86,16 @@ class AlbConfig:
             out.append("[aws] deregistration_delay_seconds must be 0..3600")
         if self.api_max_attempts < 1:
             out.append("[aws] api_max_attempts must be at least 1")
+        if self.api_timeout_seconds <= 0:
+            out.append("[aws] api_timeout_seconds must be above 0")
         return out
+
+
+def _convert(raw: Any, kind: Any) -> Any:
+    if kind in ("int", int):
+        return int(raw)
+    if kind in ("float", float):
+        return float(raw)
+    if kind in ("Secret", Secret):
+        return raw if isinstance(raw, Secret) else Secret(str(raw))
+    return str(raw)

@@ -15,6 +15,7 @@ INVALID_ROUTE = "invalid_route"
 PATH_CONFLICT = "path_conflict"
 NAME_CONFLICT = "name_conflict"
 TARGET_GROUP_MISMATCH = "target_group_mismatch"
+RULE_CONFLICT = "rule_conflict"  # an action added by hand stands where our forward belongs
 AWS_ERROR = "aws_error"
 
 # Apply-wide failure codes (AwsFailure.code).
@@ -77,15 +78,38 @@ class ObservedTargetGroup:
 
 
 @dataclass(frozen=True)
+class RuleControl:
+    """A condition or an action of a listener rule other than our path pattern and forward.
+
+    `kind` is the condition's Field or the action's Type; `raw` the whole condition or
+    action as ELBv2 describes it, every field kept so that it can be written back as it
+    was (an action's Order aside: actions are renumbered when a rule is written). An OIDC
+    client secret is never kept: AWS does not return it (and a stand-in that does is not
+    believed), so it is written back with UseExistingClientSecret.
+    """
+    kind: str
+    raw: Mapping[str, Any]
+
+    def values(self) -> int:
+        """How many condition values this condition uses (the ALB allows 5 per rule)."""
+        total = 0
+        for key, value in self.raw.items():
+            if key.endswith("Config") and isinstance(value, Mapping):
+                total += len(value.get("Values") or [])
+        return total or len(self.raw.get("Values") or [])
+
+
+@dataclass(frozen=True)
 class ObservedRule:
     arn: str
     priority: Optional[int]  # None for the listener's default rule
     is_default: bool
     path_patterns: tuple[str, ...]  # values of path-pattern conditions
-    other_conditions: bool  # any condition that is not a path pattern
     forward_target_group_arns: tuple[str, ...]
-    other_actions: bool  # any action that is not a plain forward
     tags: Mapping[str, str]
+    # Every other condition, and every action that is not a forward (in their Order).
+    conditions: tuple[RuleControl, ...] = ()
+    actions: tuple[RuleControl, ...] = ()
 
 
 @dataclass(frozen=True)

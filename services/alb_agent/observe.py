@@ -9,13 +9,14 @@
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from services.alb_agent.aws_client import AwsCallError, call
 from services.alb_agent.model import (
-    HealthCheck, ObservedRule, ObservedState, ObservedTargetGroup, Target)
+    HealthCheck, ObservedRule, ObservedState, ObservedTargetGroup, RuleControl, Target)
 
 TAGS_PER_CALL = 20
 
@@ -165,20 +166,37 @@ def observed_target_group(raw: Mapping[str, Any], tags: Mapping[str, str],
         tags=dict(tags), targets=targets)
 
 
+def _without_client_secret(action: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of an action without Order and without any OIDC client secret."""
+    out = copy.deepcopy({k: v for k, v in action.items() if k != "Order"})
+    oidc = out.get("AuthenticateOidcConfig")
+    if isinstance(oidc, dict):
+        oidc.pop("ClientSecret", None)
+        oidc.pop("UseExistingClientSecret", None)
+    return out
+
+
+def _by_order(actions: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    indexed = list(enumerate(actions))
+    return [a for _, a in sorted(indexed, key=lambda ia: (_int(ia[1].get("Order"), 50001),
+                                                          ia[0]))]
+
+
 def observed_rule(raw: Mapping[str, Any], tags: Mapping[str, str]) -> ObservedRule:
     paths: list[str] = []
-    other_conditions = False
+    conditions: list[RuleControl] = []
     for cond in raw.get("Conditions", []):
         if cond.get("Field") == "path-pattern":
             paths.extend((cond.get("PathPatternConfig") or {}).get("Values")
                          or cond.get("Values") or [])
         else:
-            other_conditions = True
+            conditions.append(RuleControl(str(cond.get("Field", "")), copy.deepcopy(dict(cond))))
     forwards: list[str] = []
-    other_actions = False
-    for action in raw.get("Actions", []):
+    actions: list[RuleControl] = []
+    for action in _by_order(raw.get("Actions", [])):
         if action.get("Type") != "forward":
-            other_actions = True
+            actions.append(RuleControl(str(action.get("Type", "")),
+                                       _without_client_secret(action)))
             continue
         arns = [action["TargetGroupArn"]] if action.get("TargetGroupArn") else []
         for group in (action.get("ForwardConfig") or {}).get("TargetGroups") or []:
@@ -188,9 +206,9 @@ def observed_rule(raw: Mapping[str, Any], tags: Mapping[str, str]) -> ObservedRu
     is_default = bool(raw.get("IsDefault")) or raw.get("Priority") == "default"
     return ObservedRule(
         arn=raw["RuleArn"], priority=None if is_default else _int(raw.get("Priority"), -1),
-        is_default=is_default, path_patterns=tuple(paths), other_conditions=other_conditions,
-        forward_target_group_arns=tuple(forwards), other_actions=other_actions,
-        tags=dict(tags))
+        is_default=is_default, path_patterns=tuple(paths),
+        forward_target_group_arns=tuple(forwards), tags=dict(tags),
+        conditions=tuple(conditions), actions=tuple(actions))
 
 
 @dataclass(frozen=True)

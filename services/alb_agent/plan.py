@@ -19,9 +19,12 @@ from services.alb_agent.actions import (
     Action, CreateRule, CreateTargetGroup, DeleteRule, DeleteTargetGroup, DeregisterTarget,
     ModifyRule, RegisterTarget, SetDeregistrationDelay, TagTargetGroup, UpdateTargetGroup)
 from services.alb_agent.config import AlbConfig
+from services.alb_agent.controls import (
+    NO_PRODUCT_CONTROLS, ProductControls, RuleParts, controls_from_config, ours_in_place,
+    split_rule, tagged_kinds)
 from services.alb_agent.model import (
-    INVALID_ROUTE, PATH_CONFLICT, QUOTA, TARGET_GROUP_MISMATCH, DesiredRoute, HealthCheck,
-    ObservedRule, ObservedState, ObservedTargetGroup, RouteError, Target)
+    INVALID_ROUTE, PATH_CONFLICT, QUOTA, RULE_CONFLICT, TARGET_GROUP_MISMATCH, DesiredRoute,
+    HealthCheck, ObservedRule, ObservedState, ObservedTargetGroup, RouteError, Target)
 
 SPARE_PRIORITIES_KEPT = 20  # handed to the applier for PriorityInUse races
 
@@ -49,10 +52,15 @@ class PlanSettings:
     unhealthy_threshold_count: int
     deregistration_delay_seconds: int
     quotas: Quotas = Quotas()
+    controls: ProductControls = NO_PRODUCT_CONTROLS  # from the settings, on every rule
+    # Servers whose rule got the OIDC client secret from this process: AWS never shows
+    # the secret, so it is written once per agent start rather than compared.
+    secret_written: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: AlbConfig, instance_id: str, vpc_id: str,
-                    quotas: Quotas = Quotas()) -> "PlanSettings":
+                    quotas: Quotas = Quotas(),
+                    secret_written: frozenset[str] = frozenset()) -> "PlanSettings":
         return cls(
             cluster_name=config.cluster_name, instance_id=instance_id,
             alb_arn=config.alb_arn, vpc_id=vpc_id,
@@ -62,7 +70,8 @@ class PlanSettings:
             healthy_threshold_count=config.healthy_threshold_count,
             unhealthy_threshold_count=config.unhealthy_threshold_count,
             deregistration_delay_seconds=config.deregistration_delay_seconds,
-            quotas=quotas)
+            quotas=quotas, controls=controls_from_config(config),
+            secret_written=secret_written)
 
     def health_check(self, server_id: str) -> HealthCheck:
         return HealthCheck(
@@ -130,9 +139,9 @@ def target_groups_to_read(desired: Mapping[str, DesiredRoute],
     return out
 
 
-def _rule_matches(rule: ObservedRule, paths: Sequence[str], tg_arn: Optional[str]) -> bool:
+def _ours_match(rule: ObservedRule, paths: Sequence[str], tg_arn: Optional[str]) -> bool:
+    """Our path patterns and our forward are as planned (whatever else the rule has)."""
     return (set(rule.path_patterns) == set(paths) and len(rule.path_patterns) == len(paths)
-            and not rule.other_conditions and not rule.other_actions
             and tg_arn is not None and rule.forward_target_group_arns == (tg_arn,))
 
 
@@ -200,10 +209,52 @@ class _Planner:
         if len(longest) > limit:
             return RouteError(sid, QUOTA, f"path pattern {longest[:40]}... is {len(longest)} "
                                           f"characters; the ALB allows {limit}")
-        if len(paths) > self.s.quotas.condition_values_per_rule:
-            return RouteError(sid, QUOTA, f"{len(paths)} condition values; the ALB allows "
-                                          f"{self.s.quotas.condition_values_per_rule} per rule")
-        return None
+        return self.condition_values_problem(sid, None)
+
+    def condition_values_problem(self, sid: str, parts: Optional[RuleParts]
+                                 ) -> Optional[RouteError]:
+        """The ALB counts every condition value of a rule, the operator's included."""
+        paths = len(naming.path_patterns(sid))
+        cidrs = len(self.s.controls.source_cidrs)
+        theirs = parts.condition_values() if parts else 0
+        limit = self.s.quotas.condition_values_per_rule
+        if paths + cidrs + theirs <= limit:
+            return None
+        counted = [f"{paths} path patterns"]
+        if cidrs:
+            counted.append(f"{cidrs} from [aws] alb_source_cidrs")
+        if theirs:
+            counted.append(f"{theirs} in conditions added to the rule by hand")
+        return RouteError(sid, QUOTA, f"the rule of {sid} needs {paths + cidrs + theirs} "
+                                      f"condition values ({', '.join(counted)}); the ALB "
+                                      f"allows {limit} per rule")
+
+    def rule_drift(self, sid: str, rule: ObservedRule, parts: RuleParts,
+                   tg_arn: Optional[str]) -> str:
+        """Why our parts of `rule` must be written again ("" = they are as planned)."""
+        controls = self.s.controls
+        paths = naming.path_patterns(sid)
+        if set(rule.path_patterns) != set(paths) or len(rule.path_patterns) != len(paths):
+            return "path patterns"
+        if tg_arn is None or rule.forward_target_group_arns != (tg_arn,):
+            return "forward"
+        if not ours_in_place(parts, controls):
+            return "controls from the settings"
+        if tagged_kinds(rule.tags) != controls.kinds:
+            return "record of the controls from the settings"
+        if controls.writes_client_secret and sid not in self.s.secret_written:
+            return "OIDC client secret, written once per agent start"
+        return ""
+
+    def rule_problem(self, sid: str, rule: ObservedRule, parts: RuleParts) -> Optional[RouteError]:
+        """Why a rule that needs writing cannot be written (nothing of it is touched)."""
+        final = parts.kept_final_action
+        if final is not None and not rule.forward_target_group_arns:
+            return RouteError(sid, RULE_CONFLICT, (
+                f"rule {rule.priority} of {sid} ends in a {final.kind} action added by hand "
+                "where our forward belongs (the ALB allows one final action): left as it "
+                f"is; remove that action to route {sid} again"))
+        return self.condition_values_problem(sid, parts)
 
     def pick_target_group(self, sid: str) -> tuple[Optional[ObservedTargetGroup],
                                                    list[ObservedTargetGroup]]:
@@ -223,7 +274,7 @@ class _Planner:
             return None, []
         paths = naming.path_patterns(sid)
         tg_arn = tg.arn if tg else None
-        best = sorted(rules, key=lambda r: (not _rule_matches(r, paths, tg_arn),
+        best = sorted(rules, key=lambda r: (not _ours_match(r, paths, tg_arn),
                                             r.priority if r.priority is not None else 0))
         return best[0], best[1:]
 
@@ -271,6 +322,10 @@ class _Planner:
         rule, extra_rules = self.pick_rule(sid, tg)
         adds_tg = tg is None or self.s.alb_arn not in tg.load_balancer_arns
         problem = problem or self.refusal(sid, rule is None, adds_tg)
+        parts = split_rule(rule, self.s.controls) if rule is not None else None
+        drift = self.rule_drift(sid, rule, parts, tg.arn if tg else None) if parts else ""
+        if problem is None and drift:
+            problem = self.rule_problem(sid, rule, parts)
         if problem:
             self.errors[sid] = problem  # and whatever it has stays as it is
             return
@@ -280,7 +335,7 @@ class _Planner:
         for extra in extra_rules:
             self.rule_deletes.append(DeleteRule(sid, extra.arn, extra.priority))
         changed = self.plan_target_group(sid, route, tg) or bool(extra_tgs or extra_rules)
-        self.plan_rule(sid, rule, tg.arn if tg else None, changed)
+        self.plan_rule(sid, rule, parts, drift, tg.arn if tg else None, changed)
 
     def plan_target_group(self, sid: str, route: DesiredRoute,
                           tg: Optional[ObservedTargetGroup]) -> bool:
@@ -321,16 +376,24 @@ class _Planner:
             self.records.append(TagTargetGroup(sid, tg.arn, tuple(record)))
         return changed
 
-    def plan_rule(self, sid: str, rule: Optional[ObservedRule], tg_arn: Optional[str],
-                  changed: bool) -> None:
+    def plan_rule(self, sid: str, rule: Optional[ObservedRule], parts: Optional[RuleParts],
+                  drift: str, tg_arn: Optional[str], changed: bool) -> None:
         paths = naming.path_patterns(sid)
-        if rule is None:
-            self.rule_writes.append(CreateRule(sid, self.spare.pop(0), paths, tg_arn))
+        controls = self.s.controls
+        if rule is None or parts is None:
+            self.rule_writes.append(CreateRule(
+                sid, self.spare.pop(0), paths, tg_arn, controls.source_cidrs,
+                controls.authenticate, controls.tag_value if controls.kinds else None))
             self.rules_in_use += 1
             self.changes[sid] = "created"
             return
-        if not _rule_matches(rule, paths, tg_arn):
-            self.rule_writes.append(ModifyRule(sid, rule.arn, rule.priority, paths, tg_arn))
+        if drift:
+            record = (controls.tag_value if tagged_kinds(rule.tags) != controls.kinds
+                      else None)
+            self.rule_writes.append(ModifyRule(
+                sid, rule.arn, rule.priority, paths, tg_arn, controls.source_cidrs,
+                controls.authenticate, parts.kept_conditions, parts.kept_actions, record,
+                drift))
             changed = True
         if changed:
             self.changes[sid] = "changed"

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 from services.alb_agent import naming
-from services.alb_agent.actions import Action
+from services.alb_agent.actions import Action, CreateRule, ModifyRule
 from services.alb_agent.apply import PlanApplier
-from services.alb_agent.aws_client import AwsCallError, AwsError, call, make_client
+from services.alb_agent.aws_client import AwsCallError, AwsError, CallWatch, call, make_client
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import (
@@ -74,6 +74,7 @@ class AlbRouter:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.client = client if client is not None else make_client(config)
+        self.calls = CallWatch(self.client, clock)
         self.quotas = quotas
         self.page_size = page_size  # None: the service's default page size
         self.full_refresh_seconds = full_refresh_seconds
@@ -88,6 +89,7 @@ class AlbRouter:
         self._last_status: Optional[dict[str, Any]] = None
         self._health: dict[str, dict[Target, str]] = {}
         self._pending_events: list[RouteEvent] = []
+        self._secret_written: set[str] = set()  # see PlanSettings.secret_written
 
     # -- state of the agent -------------------------------------------------------------
     @property
@@ -97,6 +99,11 @@ class AlbRouter:
     @property
     def last_failure(self) -> Optional[AwsFailure]:
         return self._last_failure
+
+    def stalled(self) -> Optional[AwsFailure]:
+        """The AWS call in flight when it has outlived one attempt's timeout (thread-safe:
+        the agent's loop asks while this router's thread waits on AWS)."""
+        return self.calls.overdue(self.config.api_timeout_seconds)
 
     def take_events(self) -> list[RouteEvent]:
         """Events found outside apply() (target health, AWS errors while reading)."""
@@ -128,7 +135,7 @@ class AlbRouter:
                              LoadBalancerArns=[self.config.alb_arn])
                 self._vpc_id = reply["LoadBalancers"][0].get("VpcId", "")
         return PlanSettings.from_config(self.config, self._instance_id, self._vpc_id,
-                                        self.quotas)
+                                        self.quotas, frozenset(self._secret_written))
 
     def _read(self, full: bool) -> RawState:
         return read_listings(self.client, self.config.alb_arn, self.config.listener_arn,
@@ -182,7 +189,10 @@ class AlbRouter:
 
         outcome = PlanApplier(self.client, listener_arn=self.config.listener_arn,
                               vpc_id=settings.vpc_id, cluster_name=settings.cluster_name,
-                              tag_cache=self._tag_cache).apply(route_plan)
+                              tag_cache=self._tag_cache,
+                              oidc_client_secret=self.config.alb_oidc_client_secret
+                              ).apply(route_plan)
+        self._note_secret_written(settings, outcome.done, routes)
         if full and outcome.failure is None:
             self._last_full = now
         errors = {**route_plan.errors, **outcome.errors}
@@ -193,6 +203,16 @@ class AlbRouter:
         return ApplyResult(route_plan, False, errors=errors, failure=outcome.failure,
                            events=tuple(events), priorities=dict(outcome.priorities),
                            done=tuple(outcome.done))
+
+    def _note_secret_written(self, settings: PlanSettings, done: list[Action],
+                             routes: Mapping[str, DesiredRoute]) -> None:
+        if not settings.controls.writes_client_secret:
+            self._secret_written.clear()
+            return
+        self._secret_written &= {sid for sid, r in routes.items() if r.enabled}
+        self._secret_written |= {a.server_id for a in done
+                                 if isinstance(a, (CreateRule, ModifyRule))
+                                 and a.authenticate is not None}
 
     def _change_events(self, routes: Mapping[str, DesiredRoute], route_plan: RoutePlan,
                        done: list[Any], errors: Mapping[str, RouteError],

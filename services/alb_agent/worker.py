@@ -103,10 +103,18 @@ class RoutingWorker:
         return events
 
     def status(self) -> dict[str, Any]:
-        """The latest routing status (see AlbRouter.status), plus the last apply."""
+        """The latest routing status (see AlbRouter.status), plus the last apply.
+
+        While an AWS call hangs past its timeout the status says degraded at once, without
+        waiting for botocore's attempts to run out.
+        """
+        stalled = self._router.stalled()
         with self._cond:
-            return dict(self._status, last_apply=self._last_apply,
-                        busy=any(not j.done for j in self._queue))
+            status = dict(self._status, last_apply=self._last_apply,
+                          busy=any(not j.done for j in self._queue))
+        if stalled is not None and not status.get("degraded"):
+            status.update(degraded=True, failure=stalled.to_dict())
+        return status
 
     # -- the worker thread ---------------------------------------------------------------
     def _next_job(self) -> Optional[Job]:

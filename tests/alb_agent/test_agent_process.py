@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,7 +20,8 @@ zmq = pytest.importorskip("zmq")
 from common.protocol import RouteEntry, RoutesApply, RoutesStatusQuery  # noqa: E402
 from common.pubsub import Subscriber  # noqa: E402
 from common.reqrep import RemoteError, ReqClient  # noqa: E402
-from tests.alb_agent.listener_view import assert_routes_exactly, routing_of  # noqa: E402
+from services.alb_agent import naming  # noqa: E402
+from tests.alb_agent.listener_view import assert_routes_exactly, routing_of, rules  # noqa: E402
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,4 +232,163 @@ def test_without_an_alb_routing_goes_to_a_local_stand_in(aws, start_agent):
         state = c.call("snapshot.get").state
     assert ":loadbalancer/app/mcp-orchestrator-standin/" in state["load_balancer_arn"]
     assert routing_of(aws, "default") == {}  # the test's own moto saw nothing of it
+    assert agent.stop() == 0
+
+
+# -- controls on our rules: the operator's kept, the settings' added ----------------------
+
+OIDC_BY_HAND = {"Type": "authenticate-oidc", "Order": 1, "AuthenticateOidcConfig": {
+    "Issuer": "https://idp.example.com", "AuthorizationEndpoint": "https://idp.example.com/auth",
+    "TokenEndpoint": "https://idp.example.com/token",
+    "UserInfoEndpoint": "https://idp.example.com/userinfo", "ClientId": "by-hand",
+    "ClientSecret": "operators-secret", "SessionCookieName": "OpsCookie", "Scope": "openid email",
+    "SessionTimeout": 3600, "OnUnauthenticatedRequest": "deny",
+    "AuthenticationRequestExtraParams": {"prompt": "login"}}}
+SOURCE_IP_BY_HAND = {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.20.0.0/16"]}}
+
+
+def our_rule_raw(aws, server_id: str) -> dict:
+    (rule,) = [r for r in rules(aws) if r.tags.get(naming.TAG_SERVER_ID) == server_id]
+    return rule.raw
+
+
+def without_secret(action: dict) -> dict:
+    config = {k: v for k, v in action.get("AuthenticateOidcConfig", {}).items()
+              if k not in ("ClientSecret", "UseExistingClientSecret")}
+    return dict(action, AuthenticateOidcConfig=config)
+
+
+def test_controls_an_operator_adds_survive_reconciles_and_drift_repair(aws, start_agent):
+    agent = start_agent(apply_wait=10.0)
+    assert apply(agent, {"time": 8001}).errors == []
+    raw = our_rule_raw(aws, "time")
+    (forward,) = raw["Actions"]
+    # An operator puts the ALB's own login and an address filter in front of our route.
+    aws.elbv2.modify_rule(RuleArn=raw["RuleArn"],
+                          Conditions=[SOURCE_IP_BY_HAND] + raw["Conditions"],
+                          Actions=[OIDC_BY_HAND, dict(forward, Order=2)])
+    by_hand = our_rule_raw(aws, "time")
+    for _ in range(10):
+        result = apply(agent, {"time": 8001})
+        assert result.errors == [] and result.changes == [], result.changes
+        assert our_rule_raw(aws, "time") == by_hand
+
+    # Our forward drifts (someone points it elsewhere): only our part is put back.
+    elsewhere = aws.elbv2.create_target_group(Name="elsewhere", Protocol="HTTP", Port=80,
+                                              VpcId=aws.vpc_id)["TargetGroups"][0]
+    aws.elbv2.modify_rule(RuleArn=raw["RuleArn"], Actions=[OIDC_BY_HAND, {
+        "Type": "forward", "Order": 2, "TargetGroupArn": elsewhere["TargetGroupArn"]}])
+    result = apply(agent, {"time": 8001})
+    assert [(c.action, c.resource) for c in result.changes] == [("modify", "rule")]
+    fixed = our_rule_raw(aws, "time")
+    assert fixed["Priority"] == by_hand["Priority"]
+    assert fixed["Conditions"] == by_hand["Conditions"]
+    assert [a["Type"] for a in fixed["Actions"]] == ["authenticate-oidc", "forward"]
+    assert without_secret(fixed["Actions"][0]) == without_secret(by_hand["Actions"][0])
+    assert fixed["Actions"][1]["TargetGroupArn"] == forward["TargetGroupArn"]
+    assert_routes_exactly(aws, "default", {"time": 8001})
+    for _ in range(2):
+        assert apply(agent, {"time": 8001}).changes == []
+    assert "operators-secret" not in agent.output()
+    assert agent.stop() == 0
+
+
+OIDC_SETTINGS = {
+    "alb_authenticate": "oidc", "alb_oidc_issuer": "https://login.example.com",
+    "alb_oidc_authorization_endpoint": "https://login.example.com/authorize",
+    "alb_oidc_token_endpoint": "https://login.example.com/token",
+    "alb_oidc_user_info_endpoint": "https://login.example.com/userinfo",
+    "alb_oidc_client_id": "mcp-orchestrator", "alb_oidc_client_secret": "settings-secret-42"}
+
+
+def test_controls_from_the_settings_are_put_on_every_rule_and_then_left_alone(aws, start_agent):
+    agent = start_agent(apply_wait=10.0, alb_source_cidrs="10.0.0.0/8, 192.0.2.7/32",
+                        **OIDC_SETTINGS)
+    first = apply(agent, {"time": 8001, "git": 8002})
+    assert first.errors == []
+    for sid in ("time", "git"):
+        raw = our_rule_raw(aws, sid)
+        (source_ip,) = [c for c in raw["Conditions"] if c["Field"] == "source-ip"]
+        assert sorted(source_ip["SourceIpConfig"]["Values"]) == ["10.0.0.0/8", "192.0.2.7/32"]
+        assert [a["Type"] for a in raw["Actions"]] == ["authenticate-oidc", "forward"]
+        config = raw["Actions"][0]["AuthenticateOidcConfig"]
+        assert config["ClientId"] == "mcp-orchestrator"
+        assert config["OnUnauthenticatedRequest"] == "deny"
+        assert config["Issuer"] == "https://login.example.com"
+    before = {sid: our_rule_raw(aws, sid) for sid in ("time", "git")}
+    for _ in range(3):
+        again = apply(agent, {"time": 8001, "git": 8002})
+        assert again.errors == [] and again.changes == [], again.changes
+    assert {sid: our_rule_raw(aws, sid) for sid in ("time", "git")} == before
+    with agent.client() as c:
+        state = c.call("snapshot.get").state
+    assert "settings-secret-42" not in repr(state)
+    assert "settings-secret-42" not in agent.output()
+    assert agent.stop() == 0
+
+
+class HungEndpoint:
+    """A TCP listener that accepts connections and never answers a byte."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.held.append(conn)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.held)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def hung_endpoint():
+    endpoint = HungEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def test_a_hung_aws_endpoint_shows_as_degraded_within_seconds(aws, start_agent, hung_endpoint):
+    # Several attempts per call: degraded must not wait for all of them to time out.
+    agent = start_agent(hung_endpoint.url, api_timeout_seconds="1.5", api_max_attempts="5")
+    started = time.monotonic()
+    wait_for(lambda: hung_endpoint.accepted, 10, "the agent to connect to the endpoint")
+
+    def degraded_state():
+        asked = time.monotonic()
+        with agent.client(timeout_ms=1000) as c:
+            state = c.call("snapshot.get").state
+        assert time.monotonic() - asked < 0.5  # the socket loop never waits on AWS
+        return state if state.get("degraded") else None
+
+    state = wait_for(degraded_state, 6, "the agent to report itself degraded")
+    assert time.monotonic() - started < 6
+    assert state["failure"]["code"] == "unreachable"
+    assert "not answered" in state["failure"]["message"]
+    for _ in range(5):  # and it keeps answering promptly while AWS hangs
+        asked = time.monotonic()
+        with agent.client(timeout_ms=1000) as c:
+            c.request("ping")
+            assert c.call("routes.status", RoutesStatusQuery()).status["degraded"] is True
+        assert time.monotonic() - asked < 0.5
     assert agent.stop() == 0

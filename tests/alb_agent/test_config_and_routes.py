@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from services.alb_agent.config import AlbConfig
@@ -50,3 +53,61 @@ def test_routes_from_wire_data():
 def test_routes_must_be_a_map():
     with pytest.raises(ValueError):
         parse_routes([("time", 8001)])
+
+
+def _settings_problems(text: str, environ=None) -> str:
+    from common.settings import SettingsError, load_settings
+
+    path = Path(tempfile.mkdtemp()) / "settings.conf"
+    path.write_text(text)
+    try:
+        load_settings(path, environ or {})
+    except SettingsError as exc:
+        return "\n".join(exc.problems)
+    finally:
+        path.unlink()
+        path.parent.rmdir()
+    return ""
+
+
+def test_alb_access_control_settings_are_checked_and_the_secret_never_shown():
+    secret = "oidc-client-secret-1"
+    problems = _settings_problems("[aws]\nalb_authenticate = oidc\n"
+                                  "alb_oidc_issuer = http://idp.example.com\n",
+                                  {"MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET": secret})
+    assert "alb_oidc_issuer = 'http://idp.example.com': must be an https:// URL" in problems
+    assert ("alb_authenticate = oidc needs alb_oidc_issuer, alb_oidc_authorization_endpoint, "
+            "alb_oidc_token_endpoint, alb_oidc_user_info_endpoint, alb_oidc_client_id") in problems
+    assert secret not in problems
+    problems = _settings_problems("[aws]\nalb_cognito_domain = login\n"
+                                  "alb_source_cidrs = 10.0.0.1/8\n"
+                                  "alb_on_unauthenticated = redirect\n")
+    assert "alb_cognito_domain set but alb_authenticate = none" in problems
+    assert "'10.0.0.1/8' has host bits set: write 10.0.0.0/8" in problems
+    assert "alb_on_unauthenticated = 'redirect': must be one of deny, authenticate, allow" \
+        in problems
+    assert "at most 3" in _settings_problems(
+        "[aws]\nalb_source_cidrs = 10.0.0.0/8, 10.1.0.0/16, 10.2.0.0/16, 10.3.0.0/16\n")
+    assert "api_timeout_seconds" in _settings_problems("[aws]\napi_timeout_seconds = 0\n")
+    assert _settings_problems(
+        "[aws]\nalb_authenticate = cognito\nalb_source_cidrs = 192.0.2.7/32\n"
+        "alb_cognito_user_pool_arn = arn:aws:cognito-idp:us-east-1:123456789012:userpool/p1\n"
+        "alb_cognito_client_id = c\nalb_cognito_domain = d\napi_timeout_seconds = 2.5\n") == ""
+
+
+def test_config_holds_the_client_secret_masked():
+    from common.settings import load_settings
+
+    secret = "oidc-client-secret-2"
+    environ = {f"MCP_ORCHESTRATOR_AWS_ALB_OIDC_{key.upper()}": f"https://idp.example.com/{key}"
+               for key in ("issuer", "authorization_endpoint", "token_endpoint",
+                           "user_info_endpoint")}
+    environ.update({"MCP_ORCHESTRATOR_AWS_ALB_AUTHENTICATE": "oidc",
+                    "MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_ID": "client",
+                    "MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET": secret,
+                    "MCP_ORCHESTRATOR_AWS_API_TIMEOUT_SECONDS": "2.5"})
+    settings = load_settings(None, environ)
+    config = AlbConfig.from_mapping(settings.aws)
+    assert config.api_timeout_seconds == 2.5
+    assert config.alb_oidc_client_secret.reveal() == secret
+    assert secret not in repr(config) and secret not in repr(settings.public_dict())

@@ -4,11 +4,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from common.secrets import Secret
 from services.alb_agent import naming
 from services.alb_agent.actions import CreateRule, CreateTargetGroup, DeleteRule, ModifyRule
+from services.alb_agent.config import AlbConfig
+from services.alb_agent.controls import (
+    TAG_CONTROLS, controls_from_config, rule_actions, rule_conditions)
 from services.alb_agent.model import (
-    INVALID_ROUTE, PATH_CONFLICT, QUOTA, TARGET_GROUP_MISMATCH, DesiredRoute, ObservedRule,
-    ObservedState, ObservedTargetGroup, Target)
+    INVALID_ROUTE, PATH_CONFLICT, QUOTA, RULE_CONFLICT, TARGET_GROUP_MISMATCH, DesiredRoute,
+    ObservedRule, ObservedState, ObservedTargetGroup, RuleControl, Target)
+from services.alb_agent.observe import observed_rule
 from services.alb_agent.plan import (
     PlanSettings, Quotas, plan_routes, target_groups_to_read)
 
@@ -46,22 +51,23 @@ def our_rule(sid: str, priority: int, *, cluster: str = CLUSTER, forward: Option
              paths=None, arn: Optional[str] = None) -> ObservedRule:
     return ObservedRule(
         arn=arn or f"arn:rule/{cluster}/{sid}/{priority}", priority=priority, is_default=False,
-        path_patterns=tuple(paths or naming.path_patterns(sid)), other_conditions=False,
-        forward_target_group_arns=(forward or tg_arn(sid, cluster),), other_actions=False,
+        path_patterns=tuple(paths or naming.path_patterns(sid)),
+        forward_target_group_arns=(forward or tg_arn(sid, cluster),),
         tags=naming.ownership_tags(cluster, sid))
 
 
 def foreign_rule(priority: int, paths=("/app/*",), tags=None, forward="arn:tg/foreign"):
     return ObservedRule(
         arn=f"arn:rule/foreign/{priority}", priority=priority, is_default=False,
-        path_patterns=tuple(paths), other_conditions=False,
-        forward_target_group_arns=(forward,), other_actions=False,
+        path_patterns=tuple(paths), forward_target_group_arns=(forward,),
         tags=dict(tags or {}))
 
 
 DEFAULT_RULE = ObservedRule(arn="arn:rule/default", priority=None, is_default=True,
-                            path_patterns=(), other_conditions=False,
-                            forward_target_group_arns=(), other_actions=True, tags={})
+                            path_patterns=(), forward_target_group_arns=(), tags={},
+                            actions=(RuleControl("fixed-response", {
+                                "Type": "fixed-response",
+                                "FixedResponseConfig": {"StatusCode": "404"}}),))
 
 
 def routed(ports: dict[str, int], first_priority: int = 100, extra_rules=(), extra_tgs=()
@@ -383,3 +389,197 @@ def test_plan_to_dict_is_plain_data():
     assert data["actions"][0]["action"] == "CreateTargetGroup"
     assert data["actions"][0]["health_check"]["path"] == "/mcp/time/health"
     assert all(isinstance(a["summary"], str) for a in data["actions"])
+
+
+# -- operator-owned controls and the settings' controls ---------------------------------
+
+OPERATOR_OIDC = RuleControl("authenticate-oidc", {
+    "Type": "authenticate-oidc", "AuthenticateOidcConfig": {
+        "Issuer": "https://idp.example.com", "AuthorizationEndpoint": "https://idp.example.com/a",
+        "TokenEndpoint": "https://idp.example.com/t", "UserInfoEndpoint": "https://idp.example.com/u",
+        "ClientId": "theirs", "Scope": "openid email", "OnUnauthenticatedRequest": "deny",
+        "AuthenticationRequestExtraParams": {"prompt": "login"}}})
+OPERATOR_SOURCE_IP = RuleControl("source-ip", {"Field": "source-ip",
+                                               "SourceIpConfig": {"Values": ["10.0.0.0/8"]}})
+OPERATOR_HEADER = RuleControl("http-header", {"Field": "http-header", "HttpHeaderConfig": {
+    "HttpHeaderName": "X-Team", "Values": ["a", "b"]}})
+
+
+def with_controls(rule: ObservedRule, conditions=(), actions=(), **tags) -> ObservedRule:
+    return replace(rule, conditions=tuple(conditions), actions=tuple(actions),
+                   tags=dict(rule.tags, **{TAG_CONTROLS: v for v in tags.values()}))
+
+
+def oidc_settings(secret_written=frozenset(), **overrides) -> PlanSettings:
+    values = dict(alb_authenticate="oidc", alb_oidc_issuer="https://idp.example.com",
+                  alb_oidc_authorization_endpoint="https://idp.example.com/a",
+                  alb_oidc_token_endpoint="https://idp.example.com/t",
+                  alb_oidc_user_info_endpoint="https://idp.example.com/u",
+                  alb_oidc_client_id="ours", alb_oidc_client_secret=Secret("s3cr3t-value"))
+    values.update(overrides)
+    config = AlbConfig(region="r", alb_arn=ALB, listener_arn="l", **values)
+    return replace(SETTINGS, controls=controls_from_config(config),
+                   secret_written=frozenset(secret_written))
+
+
+def cidr_settings(cidrs: str) -> PlanSettings:
+    config = AlbConfig(region="r", alb_arn=ALB, listener_arn="l", alb_source_cidrs=cidrs)
+    return replace(SETTINGS, controls=controls_from_config(config))
+
+
+def test_controls_an_operator_added_are_not_drift():
+    rule = with_controls(our_rule("time", 100), [OPERATOR_SOURCE_IP, OPERATOR_HEADER],
+                         [OPERATOR_OIDC])
+    plan = plan_routes(want(time=8000), ObservedState((our_tg("time", 8000),),
+                                                      (rule, DEFAULT_RULE)), SETTINGS)
+    assert plan.empty and not plan.errors and not plan.changes
+
+
+def test_a_drifted_forward_is_fixed_keeping_the_operators_controls_in_order():
+    rule = with_controls(our_rule("time", 100, forward="arn:tg/elsewhere"),
+                         [OPERATOR_HEADER, OPERATOR_SOURCE_IP], [OPERATOR_OIDC])
+    plan = plan_routes(want(time=8000), ObservedState((our_tg("time", 8000),),
+                                                      (rule, DEFAULT_RULE)), SETTINGS)
+    (modify,) = plan.actions
+    assert isinstance(modify, ModifyRule) and modify.target_group_arn == tg_arn("time")
+    assert modify.kept_conditions == (OPERATOR_HEADER, OPERATOR_SOURCE_IP)
+    assert modify.kept_actions == (OPERATOR_OIDC,)
+    assert modify.source_cidrs == () and modify.authenticate is None
+    assert modify.controls_tag is None  # nothing of ours to record
+    assert "keeping 3" in modify.describe()
+    # What is written: theirs first as they were, our path pattern, our forward last.
+    conditions = rule_conditions(modify.path_patterns, modify.source_cidrs,
+                                 modify.kept_conditions)
+    assert conditions == [OPERATOR_HEADER.raw, OPERATOR_SOURCE_IP.raw, {
+        "Field": "path-pattern", "PathPatternConfig": {"Values": ["/mcp/time", "/mcp/time/*"]}}]
+    actions = rule_actions(tg_arn("time"), modify.authenticate, modify.kept_actions)
+    assert [(a["Type"], a["Order"]) for a in actions] == [("authenticate-oidc", 1),
+                                                         ("forward", 2)]
+    config = actions[0]["AuthenticateOidcConfig"]
+    assert config["UseExistingClientSecret"] is True and "ClientSecret" not in config
+    assert {k: v for k, v in config.items() if k != "UseExistingClientSecret"} == \
+        OPERATOR_OIDC.raw["AuthenticateOidcConfig"]
+    assert actions[1]["TargetGroupArn"] == tg_arn("time")
+
+
+def test_drifted_paths_are_fixed_and_the_operators_conditions_kept():
+    rule = with_controls(our_rule("time", 100, paths=("/mcp/time/*",)), [OPERATOR_HEADER])
+    plan = plan_routes(want(time=8000), ObservedState((our_tg("time", 8000),),
+                                                      (rule, DEFAULT_RULE)), SETTINGS)
+    (modify,) = plan.actions
+    assert modify.path_patterns == ("/mcp/time", "/mcp/time/*")
+    assert modify.kept_conditions == (OPERATOR_HEADER,)
+
+
+def test_condition_values_of_the_operator_count_against_the_quota():
+    three = RuleControl("host-header", {"Field": "host-header", "HostHeaderConfig": {
+        "Values": ["a.example.com", "b.example.com", "c.example.com"]}})
+    rule = with_controls(our_rule("time", 100, forward="arn:tg/elsewhere"),
+                         [three, OPERATOR_SOURCE_IP])
+    plan = plan_routes(want(time=8000), ObservedState((our_tg("time", 8000),),
+                                                      (rule, DEFAULT_RULE)), SETTINGS)
+    assert plan.empty and plan.errors["time"].code == QUOTA
+    message = plan.errors["time"].message
+    assert "needs 6 condition values" in message and "allows 5" in message
+    assert "4 in conditions added to the rule by hand" in message
+
+
+def test_a_final_action_put_in_place_of_our_forward_is_left_alone_and_reported():
+    maintenance = RuleControl("fixed-response", {"Type": "fixed-response",
+                                                 "FixedResponseConfig": {"StatusCode": "503"}})
+    rule = replace(our_rule("time", 100), forward_target_group_arns=(), actions=(maintenance,))
+    plan = plan_routes(want(time=8000), ObservedState((our_tg("time", 8000),),
+                                                      (rule, DEFAULT_RULE)), SETTINGS)
+    assert plan.empty and plan.errors["time"].code == RULE_CONFLICT
+    assert "fixed-response" in plan.errors["time"].message
+
+
+def test_settings_controls_go_on_new_rules_with_their_record():
+    settings = oidc_settings()
+    settings = replace(settings, controls=replace(
+        settings.controls, source_cidrs=("10.0.0.0/8",)))
+    plan = plan_routes(want(time=8000), EMPTY, settings)
+    create = plan.actions[-1]
+    assert isinstance(create, CreateRule)
+    assert create.source_cidrs == ("10.0.0.0/8",)
+    assert create.authenticate.kind == "authenticate-oidc"
+    assert create.controls_tag == "authenticate,source-ip"
+    # The secret lives only in the applier's call, never in the plan.
+    assert "s3cr3t-value" not in repr(plan.to_dict()) and "s3cr3t-value" not in repr(plan)
+    actions = rule_actions("arn:tg/x", create.authenticate, (), "s3cr3t-value")
+    assert actions[0]["AuthenticateOidcConfig"]["ClientSecret"] == "s3cr3t-value"
+    assert actions[0]["AuthenticateOidcConfig"]["OnUnauthenticatedRequest"] == "deny"
+    assert [a["Type"] for a in actions] == ["authenticate-oidc", "forward"]
+
+
+def _ours_in_place(rule: ObservedRule, settings: PlanSettings) -> ObservedRule:
+    """`rule` as the applier leaves it with these settings' controls."""
+    controls = settings.controls
+    conditions = ([RuleControl("source-ip", {"Field": "source-ip", "SourceIpConfig": {
+        "Values": list(controls.source_cidrs)}})] if controls.source_cidrs else [])
+    actions = [controls.authenticate] if controls.authenticate else []
+    return replace(rule, conditions=tuple(conditions) + rule.conditions,
+                   actions=tuple(actions) + rule.actions,
+                   tags=dict(rule.tags, **{TAG_CONTROLS: controls.tag_value}))
+
+
+def test_settings_controls_in_place_are_a_no_op_and_the_oidc_secret_is_written_once():
+    settings = oidc_settings()
+    rule = _ours_in_place(with_controls(our_rule("time", 100), [OPERATOR_HEADER]), settings)
+    state = ObservedState((our_tg("time", 8000),), (rule, DEFAULT_RULE))
+    first = plan_routes(want(time=8000), state, settings)
+    (modify,) = first.actions  # this process has not written the secret yet
+    assert "client secret" in modify.reason and modify.kept_conditions == (OPERATOR_HEADER,)
+    again = plan_routes(want(time=8000), state, replace(settings, secret_written={"time"}))
+    assert again.empty
+    cognito = replace(SETTINGS, controls=controls_from_config(AlbConfig(
+        region="r", alb_arn=ALB, listener_arn="l", alb_authenticate="cognito",
+        alb_cognito_user_pool_arn="arn:aws:cognito-idp:us-east-1:123456789012:userpool/p",
+        alb_cognito_client_id="c", alb_cognito_domain="d")))
+    rule = _ours_in_place(our_rule("time", 100), cognito)
+    assert plan_routes(want(time=8000), ObservedState((our_tg("time", 8000),), (
+        rule, DEFAULT_RULE)), cognito).empty
+
+
+def test_changed_settings_controls_are_rewritten_and_theirs_kept():
+    old = cidr_settings("10.0.0.0/8")
+    rule = _ours_in_place(with_controls(our_rule("time", 100), [OPERATOR_HEADER],
+                                        [OPERATOR_OIDC]), old)
+    state = ObservedState((our_tg("time", 8000),), (rule, DEFAULT_RULE))
+    (modify,) = plan_routes(want(time=8000), state, cidr_settings("192.0.2.0/24")).actions
+    assert modify.source_cidrs == ("192.0.2.0/24",) and modify.controls_tag is None
+    assert modify.kept_conditions == (OPERATOR_HEADER,) and modify.kept_actions == (OPERATOR_OIDC,)
+    # Turned off: our source-ip goes (the record says it was ours), theirs stays.
+    (modify,) = plan_routes(want(time=8000), state, SETTINGS).actions
+    assert modify.source_cidrs == () and modify.controls_tag == "none"
+    assert modify.kept_conditions == (OPERATOR_HEADER,) and modify.kept_actions == (OPERATOR_OIDC,)
+
+
+def test_a_kind_the_settings_ask_for_is_ours_even_if_an_operator_added_it():
+    rule = with_controls(our_rule("time", 100), [OPERATOR_SOURCE_IP, OPERATOR_HEADER])
+    (modify,) = plan_routes(want(time=8000), ObservedState((our_tg("time", 8000),), (
+        rule, DEFAULT_RULE)), cidr_settings("192.0.2.0/24")).actions
+    assert modify.source_cidrs == ("192.0.2.0/24",) and modify.kept_conditions == (
+        OPERATOR_HEADER,)
+    assert modify.controls_tag == "source-ip"
+
+
+def test_settings_cidrs_count_against_the_condition_value_quota():
+    plan = plan_routes(want(a=1), EMPTY, replace(cidr_settings("10.0.0.0/8,192.0.2.0/24"),
+                                                 quotas=Quotas(condition_values_per_rule=3)))
+    assert plan.errors["a"].code == QUOTA and "alb_source_cidrs" in plan.errors["a"].message
+
+
+def test_observed_rules_carry_every_field_of_the_operators_controls():
+    raw = {"RuleArn": "arn:r", "Priority": "7", "IsDefault": False, "Conditions": [
+        OPERATOR_SOURCE_IP.raw, {"Field": "path-pattern", "PathPatternConfig": {
+            "Values": ["/mcp/time", "/mcp/time/*"]}}, OPERATOR_HEADER.raw],
+        "Actions": [{"Type": "forward", "TargetGroupArn": "arn:tg", "Order": 3},
+                    {"Type": "authenticate-oidc", "Order": 1, "AuthenticateOidcConfig": dict(
+                        OPERATOR_OIDC.raw["AuthenticateOidcConfig"], ClientSecret="theirs!")}]}
+    rule = observed_rule(raw, {})
+    assert rule.path_patterns == ("/mcp/time", "/mcp/time/*")
+    assert rule.forward_target_group_arns == ("arn:tg",)
+    assert rule.conditions == (OPERATOR_SOURCE_IP, OPERATOR_HEADER)
+    assert rule.actions == (OPERATOR_OIDC,)  # no Order, and no client secret kept
+    assert "theirs!" not in repr(rule)

@@ -350,3 +350,35 @@ def test_the_vpc_defaults_to_the_load_balancers(aws):
     (ours,) = [g for g in groups(aws) if g.tags]
     assert ours.raw["VpcId"] == aws.vpc_id
     assert router.status()["vpc_id"] == aws.vpc_id
+
+
+def test_settings_controls_are_written_once_and_an_operators_condition_is_kept(aws):
+    cidrs = dict(alb_source_cidrs="10.0.0.0/8")
+    cognito = dict(alb_authenticate="cognito", alb_on_unauthenticated="deny",
+                   alb_cognito_user_pool_arn="arn:aws:cognito-idp:us-east-1:123456789012:"
+                                             "userpool/us-east-1_abc",
+                   alb_cognito_client_id="client", alb_cognito_domain="mcp-login")
+    router = AlbRouter(aws.config(**cidrs, **cognito))
+    counter = ApiCallCounter(router.client)
+    assert router.apply(routes({"time": 8001})).ok
+    counter.reset()
+    assert router.apply(routes({"time": 8001})).plan.empty and counter.writes == 0
+
+    (rule,) = rules(aws)
+    header = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Team",
+                                                           "Values": ["ml"]}}
+    aws.elbv2.modify_rule(RuleArn=rule.arn, Conditions=rule.raw["Conditions"] + [header])
+    assert router.apply(routes({"time": 8001})).plan.empty and counter.writes == 0
+
+    # Settings change: the cognito action goes (it was ours), the header stays (theirs).
+    changed = AlbRouter(aws.config(**cidrs))
+    result = changed.apply(routes({"time": 8001}))
+    assert result.ok and [type(a).__name__ for a in result.plan.actions] == ["ModifyRule"]
+    (rule,) = rules(aws)
+    assert [a["Type"] for a in rule.raw["Actions"]] == ["forward"]
+    assert header in rule.raw["Conditions"]
+    assert {c["Field"] for c in rule.raw["Conditions"]} == {"http-header", "source-ip",
+                                                            "path-pattern"}
+    assert rule.tags["mcp-orchestrator:controls"] == "source-ip"
+    counter = ApiCallCounter(changed.client)
+    assert changed.apply(routes({"time": 8001})).plan.empty and counter.writes == 0
