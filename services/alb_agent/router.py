@@ -288,7 +288,10 @@ class AlbRouter:
                     "priority": "default" if rule.is_default else rule.priority,
                     "owned": sid is not None, "server_id": sid,
                     "path_patterns": list(rule.path_patterns),
-                    "target_group_arns": list(rule.forward_target_group_arns)})
+                    "target_group_arns": list(rule.forward_target_group_arns),
+                    # Kinds only (an action's fields may name an IdP client).
+                    "conditions": [c.kind for c in rule.conditions],
+                    "actions": [a.kind for a in rule.actions]})
             rules.sort(key=lambda r: (r["priority"] == "default",
                                       r["priority"] if isinstance(r["priority"], int) else 0))
             listener = self._listener or {}

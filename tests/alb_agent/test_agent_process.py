@@ -290,6 +290,11 @@ def test_controls_an_operator_adds_survive_reconciles_and_drift_repair(aws, star
     for _ in range(2):
         assert apply(agent, {"time": 8001}).changes == []
     assert "operators-secret" not in agent.output()
+    with agent.client() as c:
+        state = c.call("snapshot.get").state
+    (shown,) = [r for r in state["rules"] if r["server_id"] == "time"]
+    assert shown["conditions"] == ["source-ip"] and shown["actions"] == ["authenticate-oidc"]
+    assert "operators-secret" not in repr(state)
     assert agent.stop() == 0
 
 
