@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 from common.secrets import redact
 
@@ -35,3 +36,21 @@ def setup_logging(level: str, process: str) -> None:
     # Library chatter at DEBUG would drown our own lines and may echo request data.
     for noisy in ("botocore", "boto3", "urllib3", "docker", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
+    # Python prints an uncaught exception's traceback to stderr itself, past the formatter.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("uncaught").critical("uncaught exception", exc_info=(exc_type, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("uncaught").error("uncaught exception in thread %s", name,
+                                        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))

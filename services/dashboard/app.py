@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import falcon
 
@@ -31,6 +32,8 @@ from services.dashboard.control import Control
 from services.dashboard.middleware import Paths, RequireSession, SecurityHeaders
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+log = logging.getLogger("dashboard")
 
 
 def create_app(settings: Settings, control: Control, *,
@@ -51,6 +54,8 @@ def create_app(settings: Settings, control: Control, *,
     app.req_options.auto_parse_qs_csv = False
     app.resp_options.secure_cookies_by_default = False  # set per request (https only)
     app.set_error_serializer(_serialize_error)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(loads=_loads)
+    app.add_error_handler(Exception, _unexpected_error)
 
     p = paths.prefix
     app.add_route(p or "/", r.OverviewPage(deps))
@@ -73,6 +78,23 @@ def create_app(settings: Settings, control: Control, *,
     app.add_route(f"{p}/api/actions", r.Actions(deps, api=True))
     app.add_static_route(paths.static, str(STATIC_DIR))
     return app
+
+
+def _loads(text: str) -> Any:
+    """json.loads, where JSON nested deeper than the parser can follow is malformed JSON
+    (a ValueError, so a 400) rather than a RecursionError (a 500)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _unexpected_error(req: falcon.Request, resp: falcon.Response, exc: Exception,
+                      params: dict) -> None:
+    # Instead of falcon's default, which writes the traceback to wsgi.errors (stderr),
+    # past the log formatter that masks secrets.
+    log.error("%s %s failed", req.method, req.path, exc_info=exc)
+    raise falcon.HTTPInternalServerError(description="see the dashboard's log")
 
 
 def _serialize_error(req: falcon.Request, resp: falcon.Response,

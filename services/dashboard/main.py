@@ -37,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         link = service.attach(SchedulerLink(service.ctx, settings))
         try:
-            http = HttpServer(create_app(settings, link), dash.host, dash.port, dash.threads)
+            http = HttpServer(create_app(settings, link), dash)
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", dash.host, dash.port, exc.strerror or exc)
             return 1

@@ -27,6 +27,7 @@ class PageContext:
     csrf_token: str
     default_password: bool
     flash: tuple[tuple[str, str], ...] = ()
+    mcp_auth_warning: Optional[dict] = None    # views.mcp_auth_warning
     request_path: str = ""      # where action forms come back to without JavaScript
 
     def url(self, *parts: str) -> str:
@@ -48,6 +49,14 @@ def _default_password_banner(ctx_default: bool) -> Html:
                 'page can control your MCP servers: set <code>[dashboard] password</code> in '
                 'settings.conf (or MCP_ORCHESTRATOR_DASHBOARD_PASSWORD) and restart the '
                 'dashboard.</div>')
+
+
+def _mcp_auth_banner(warning: Optional[dict]) -> Html:
+    if not warning:
+        return Html("")
+    return html('<div class="banner {}" id="mcp-auth-banner" role="{}"><strong>{}</strong> {}'
+                '</div>', warning["level"], "alert" if warning["level"] == "danger" else "status",
+                "Warning:" if warning["level"] == "danger" else "Note:", warning["message"])
 
 
 def layout(ctx: PageContext, title: str, active: str, fragment: Html) -> Html:
@@ -77,7 +86,9 @@ def layout(ctx: PageContext, title: str, active: str, fragment: Html) -> Html:
         '<main id="live" data-live="{live}">{fragment}</main></body></html>',
         title=title, static=ctx.url("static").rstrip("/"), login=ctx.url("login"),
         csrf=ctx.csrf_token, home=ctx.url(), nav=nav, user=ctx.username,
-        logout=ctx.url("logout"), banner=_default_password_banner(ctx.default_password),
+        logout=ctx.url("logout"),
+        banner=join([_default_password_banner(ctx.default_password),
+                     _mcp_auth_banner(ctx.mcp_auth_warning)]),
         flash=flash, live=(ctx.request_path or ctx.url()) + "?fragment=1", fragment=fragment)
 
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import falcon
 
+from common.client_address import client_address, parse_networks
 from common.settings import Settings
 from services.dashboard import pages, views
 from services.dashboard.auth import (CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, LoginLimiter,
@@ -36,12 +37,21 @@ class Deps:
         self.sessions = sessions
         self.limiter = limiter
         self.clock = clock
+        self.trusted_proxies = parse_networks(settings.service.trusted_proxies)
+
+    def client(self, req: falcon.Request) -> str:
+        """The address login limits count against: the peer, or the client a trusted
+        proxy names in X-Forwarded-For."""
+        forwarded = req.get_header("X-Forwarded-For")
+        return client_address(req.remote_addr, [forwarded] if forwarded else [],
+                              self.trusted_proxies)
 
     def page_context(self, req: falcon.Request) -> pages.PageContext:
         session = req.context.session
         return pages.PageContext(
             prefix=self.paths.prefix, username=session.username, csrf_token=session.csrf_token,
             default_password=self.settings.default_password,
+            mcp_auth_warning=views.mcp_auth_warning(self.settings),
             flash=tuple(self.sessions.take_flash(session)) if not _is_fragment(req) else (),
             request_path=quote(req.path, safe="/"))
 
@@ -64,10 +74,6 @@ def _is_fragment(req: falcon.Request) -> bool:
     return req.get_param_as_bool("fragment", default=False)
 
 
-def _client(req: falcon.Request) -> str:
-    return req.remote_addr or "unknown"
-
-
 def _form(req: falcon.Request) -> dict:
     if not (req.content_type or "").startswith("application/x-www-form-urlencoded"):
         raise falcon.HTTPUnsupportedMediaType(description="expected a form post")
@@ -81,8 +87,11 @@ def _json(req: falcon.Request) -> dict:
         raise falcon.HTTPUnsupportedMediaType(description="expected application/json")
     try:
         body = req.get_media(default_when_empty={})
-    except falcon.MediaMalformedError:
-        raise falcon.HTTPBadRequest(title="Malformed JSON") from None
+    except falcon.MediaMalformedError as exc:
+        # The parser's reason names a position, never the body's content.
+        raise falcon.HTTPBadRequest(title="Malformed JSON",
+                                    description=f"the body is not valid JSON: {exc.__cause__}"
+                                    ) from None
     if not isinstance(body, dict):
         raise falcon.HTTPBadRequest(title="Expected a JSON object")
     return body
@@ -187,7 +196,8 @@ class ApiOverview:
     def on_get(self, req, resp):
         d = self.deps
         resp.media = dict(views.overview(d.control.state(), d.clock()),
-                          default_password=d.settings.default_password)
+                          default_password=d.settings.default_password,
+                          mcp_auth_warning=views.mcp_auth_warning(d.settings))
 
 
 class ApiServers:
@@ -254,7 +264,7 @@ class _LoginBase:
     def attempt(self, req: falcon.Request, username: str, password: str
                 ) -> tuple[Optional[str], Optional[float]]:
         """(cookie value, None) on success, (None, retry_after) when refused."""
-        d, address = self.deps, _client(req)
+        d, address = self.deps, self.deps.client(req)
         wait = d.limiter.retry_after(address)
         if wait > 0:
             log.warning("login from %s refused: too many failed logins", address)
@@ -300,7 +310,8 @@ class LoginPage(_LoginBase):
         next_path = d.paths.safe_next(form.get("next"))
         cookie_token = (req.get_cookie_values(LOGIN_COOKIE) or [None])[0]
         if not tokens_equal(form.get(CSRF_FIELD), cookie_token):
-            log.warning("login from %s refused: login form token missing or wrong", _client(req))
+            log.warning("login from %s refused: login form token missing or wrong",
+                        d.client(req))
             self._render(req, resp, error="The login form expired. Please try again.",
                          status=falcon.HTTP_403, next_path=next_path)
             return
@@ -351,7 +362,7 @@ class Logout:
         for cookie in req.get_cookie_values(SESSION_COOKIE) or []:
             d.sessions.end(cookie)
         d.clear_cookie(req, resp, SESSION_COOKIE, d.paths.cookie_path)
-        log.info("logout of %s from %s", req.context.session.username, _client(req))
+        log.info("logout of %s from %s", req.context.session.username, d.client(req))
         if self.api:
             resp.media = {"ok": True}
             return

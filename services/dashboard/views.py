@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from common.litellm import LiteLLMServer, litellm_names, render_mcp_servers
 from common.mcp_auth import TokenSet
+from common.settings import BRIDGE_AUTH_NONE, Settings
 from services.dashboard.state import DashboardState
 
 # Status words the scheduler may use, by the group the overview counts them in.
@@ -450,6 +451,26 @@ def routing_view(state: DashboardState, *, simulated_default: bool) -> dict:
                        "changes": integer(last_apply.get("changes"))} if last_apply else None,
         "scheduler": scheduler_view(state),
     }
+
+
+# --------------------------------------------------------------- MCP auth notice
+
+
+def mcp_auth_warning(settings: Settings) -> Optional[dict]:
+    """What every page says when the orchestrator does not authenticate MCP requests
+    (None when the bridges ask for a token)."""
+    if not settings.bridge_open:
+        return None
+    if settings.bridge.auth == BRIDGE_AUTH_NONE:
+        return {"level": "danger", "message":
+                "MCP endpoints are not authenticated by the orchestrator: [bridge] auth = none "
+                "says something in front authenticates every request (the ALB's authenticate "
+                "action, or a private network you trust). Make sure it does: anyone who reaches "
+                "a bridge can call every tool."}
+    return {"level": "info", "message":
+            f"MCP endpoints ask for no token: no [bridge] tokens are set, so the bridges listen "
+            f"on {settings.service.bridge_host} only and serve anyone on this host. Set "
+            f"[bridge] tokens before making them reachable from other hosts."}
 
 
 # ---------------------------------------------------------------------- litellm

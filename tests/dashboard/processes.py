@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,13 +48,15 @@ def short_tmp_dir(prefix: str) -> Path:
 
 
 def write_settings(directory: Path, *, dashboard_port: int, extra: str = "",
-                   port_range: tuple[int, int] = (18000, 18999)) -> Path:
+                   port_range: tuple[int, int] = (18000, 18999), service: str = "",
+                   dashboard: str = "") -> Path:
+    """`service` and `dashboard` are more lines for those sections, `extra` more sections."""
     path = directory / "settings.conf"
     path.write_text(
         f"[service]\nport_range_start = {port_range[0]}\nport_range_end = {port_range[1]}\n"
-        "reconciliation_interval_seconds = 5\n"
+        "reconciliation_interval_seconds = 5\n" + service +
         f"[dashboard]\nhost = 127.0.0.1\nport = {dashboard_port}\npassword = {PASSWORD}\n"
-        "threads = 4\n"
+        "threads = 4\n" + dashboard +
         f"[zmq]\nruntime_dir = {directory}/run\nheartbeat_interval_seconds = 0.2\n"
         "request_timeout_ms = 1000\nrequest_retries = 1\n"
         "[logging]\nlevel = INFO\n" + extra)
@@ -157,3 +160,40 @@ class DashboardUser:
             return self.http.get(f"{self.base}/login", timeout=2).status_code == 200
         except requests.RequestException:
             return False
+
+
+class World:
+    """A directory with settings, and the processes started in it (stopped by close())."""
+
+    def __init__(self, **settings: str) -> None:
+        self.dir = short_tmp_dir("dash-")
+        self.port = free_port()
+        self.settings = write_settings(self.dir, dashboard_port=self.port, **settings)
+        self.procs: list[Proc] = []
+
+    def start(self, proc: Proc) -> Proc:
+        self.procs.append(proc)
+        return proc
+
+    def scheduler(self, servers: int = 3, name: str = "fake-scheduler") -> Proc:
+        return self.start(start_fake_scheduler(self.dir, self.settings, servers, name))
+
+    def dashboard(self, name: str = "dashboard", **env: str) -> Proc:
+        proc = self.start(start_dashboard(self.dir, self.settings, name,
+                                          clean_env(**env) if env else None))
+        user = DashboardUser(self.port)
+        wait_for(lambda: user.answers() or (not proc.alive() and _dead(proc)), 20,
+                 f"the dashboard to answer\n{proc.output()}")
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.output()[-4000:]}" for p in self.procs)
+
+    def close(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _dead(proc: Proc) -> bool:
+    raise AssertionError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.output()}")

@@ -1,6 +1,7 @@
 """Every route of the dashboard app under falcon's TestClient, with a fake Control."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from urllib.parse import quote
 
@@ -186,6 +187,51 @@ def test_a_success_clears_the_address_failures(settings, control):
         assert u.login_form(password="guess").status_code == 401
 
 
+def test_login_limits_count_the_client_a_trusted_proxy_names(settings, control):
+    behind = dataclasses.replace(settings, service=dataclasses.replace(
+        settings.service, trusted_proxies="10.0.0.0/24"))
+    client = testing.TestClient(create_app(behind, control, limiter=LoginLimiter(2, 100, 300)))
+    alb = WebUser(client)  # every request arrives from the load balancer, 10.0.0.1
+
+    def login(forwarded_for: str, password: str = "guess") -> int:
+        return alb.post(f"{P}/api/login", json={"username": "admin", "password": password},
+                        headers={"X-Forwarded-For": forwarded_for}).status_code
+
+    assert [login("203.0.113.7"), login("203.0.113.7")] == [401, 401]
+    assert login("203.0.113.7", PASSWORD) == 429
+    assert login("1.2.3.4, 203.0.113.7") == 429   # a forged hop in front changes nothing
+    assert login("198.51.100.9", PASSWORD) == 200
+    outsider = WebUser(client)
+    outsider.remote_addr = "192.0.2.1"  # not a trusted proxy: its header is ignored
+    for _ in range(2):
+        outsider.post(f"{P}/api/login", json={"username": "admin", "password": "guess"},
+                      headers={"X-Forwarded-For": "198.51.100.77"})
+    assert outsider.post(f"{P}/api/login", json={"username": "admin", "password": PASSWORD},
+                         headers={"X-Forwarded-For": "198.51.100.78"}).status_code == 429
+
+
+def test_deep_json_is_a_400_on_every_json_endpoint(logged_in):
+    deep = "[" * 5000 + "]" * 5000
+    for path in (f"{P}/api/login", f"{P}/api/actions"):
+        result = logged_in.client.simulate_post(
+            path, body=deep, headers=logged_in._headers({"Content-Type": "application/json",
+                                                         "X-CSRF-Token": logged_in.csrf}))
+        assert result.status_code == 400, path
+        assert result.json["description"] == "the body is not valid JSON: nested too deeply"
+
+
+def test_an_unexpected_error_is_a_500_logged_through_logging(logged_in, control, caplog, capsys):
+    def broken():
+        raise RuntimeError("the state is broken")
+    control.state = broken
+    with caplog.at_level("ERROR", logger="dashboard"):
+        result = logged_in.get(f"{P}/api/overview")
+    assert result.status_code == 500 and result.json["title"] == "500 Internal Server Error"
+    record = next(r for r in caplog.records if r.name == "dashboard")
+    assert record.getMessage() == "GET /monitor/api/overview failed" and record.exc_info
+    assert "Traceback" not in capsys.readouterr().err  # falcon's own handler prints it
+
+
 def test_api_login_returns_a_csrf_token_and_accepts_json_only(user, control):
     assert user.post(f"{P}/api/login", {"username": "admin", "password": PASSWORD}
                      ).status_code == 415
@@ -358,6 +404,23 @@ def test_default_password_warning_on_every_page(control):
 
 def test_no_default_password_warning_otherwise(logged_in):
     assert "changeme" not in logged_in.get(f"{P}/").text
+
+
+@pytest.mark.parametrize("bridge, level", [({"auth": "none"}, "danger"), ({}, "info"),
+                                           ({"tokens": "a-token-of-32-characters-0123456"}, None)])
+def test_every_page_says_when_mcp_is_not_authenticated_by_us(control, bridge, level):
+    base = make_settings()
+    settings = dataclasses.replace(base, bridge=dataclasses.replace(base.bridge, **bridge))
+    u = WebUser(testing.TestClient(create_app(settings, control)))
+    assert "mcp-auth-banner" not in u.get(f"{P}/login").text  # nothing told before login
+    u.login()
+    for path in PAGES:
+        page = u.get(path).text
+        assert ('id="mcp-auth-banner"' in page) == (level is not None), path
+        if level:
+            assert f'<div class="banner {level}" id="mcp-auth-banner"' in page
+    warning = u.get(f"{P}/api/overview").json["mcp_auth_warning"]
+    assert (warning and warning["level"]) == level
 
 
 def test_scheduler_unavailable_shows_the_last_known_state(client, control):

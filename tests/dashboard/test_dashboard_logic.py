@@ -4,7 +4,11 @@ from __future__ import annotations
 import pytest
 
 from common.protocol import ConfigState, ServerState, StateEvent, published
+from common.settings import load_settings
 from services.dashboard.auth import LoginLimiter, SessionStore, credentials_match
+from services.dashboard.connection_limits import (OVER_ADDRESS, OVER_TOTAL, REQUEST_TIMEOUT,
+                                                  RESERVED_FILES, ConnectionCount, RefusalLog,
+                                                  connections_that_fit)
 from services.dashboard.htmlkit import Html, esc, html, show
 from services.dashboard.state import (MAX_EVENTS, DashboardState, SchedulerLinkStatus,
                                       apply_event, normalize)
@@ -270,3 +274,64 @@ def test_views_survive_junk_everywhere():
     assert detail["stderr_tail"] == [] and detail["mounts"] == []
     routing = views.routing_view(state, simulated_default=False)
     assert routing["errors"][0]["message"] == "plain text"
+
+
+# ---------------------------------------------------------- connection limits
+
+
+def test_connection_count_refuses_over_the_total_and_per_address():
+    count = ConnectionCount(max_total=3, max_per_address=2)
+    count.opened("10.0.0.1")
+    count.opened("10.0.0.1")
+    assert count.refusal("10.0.0.1") is OVER_ADDRESS
+    assert count.refusal("10.0.0.2") is None
+    count.opened("10.0.0.2")
+    assert count.refusal("10.0.0.3") is OVER_TOTAL and count.total == 3
+    count.closed("10.0.0.1")
+    assert count.refusal("10.0.0.1") is None and count.refusal("10.0.0.3") is None
+
+
+def test_refusals_are_complete_http_answers_that_close():
+    head, _, body = OVER_ADDRESS.response().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+    assert b"Connection: close" in head and f"Content-Length: {len(body)}".encode() in head
+    assert body == b"too many open connections from your address\n"
+
+
+def test_max_connections_fit_the_open_file_limit():
+    assert connections_that_fit(1000, 20000) == 1000
+    assert connections_that_fit(1000, 1024) == 1024 - RESERVED_FILES
+    assert connections_that_fit(1000, 10) == 1
+
+
+def test_refusal_log_sums_up_at_most_once_per_interval():
+    clock = Clock()
+    refusals = RefusalLog(interval=10, clock=clock)
+    assert refusals.summary() is None
+    refusals.note(OVER_ADDRESS, "10.0.0.1")
+    assert refusals.summary() == ("connections closed: 1 from 10.0.0.1 "
+                                  "(too many open connections from your address)")
+    for _ in range(500):
+        refusals.note(OVER_ADDRESS, "10.0.0.1")
+    refusals.note(REQUEST_TIMEOUT, "10.0.0.2")
+    clock.now += 9
+    assert refusals.summary() is None
+    clock.now += 1
+    line = refusals.summary()
+    assert line.startswith("connections closed: 500 from 10.0.0.1") and "1 from 10.0.0.2" in line
+    clock.now += 60
+    assert refusals.summary() is None  # nothing new
+
+
+# ------------------------------------------------------------- MCP auth notice
+
+
+def test_mcp_auth_warning_follows_the_bridge_settings():
+    loopback = load_settings(None, environ={})
+    assert views.mcp_auth_warning(loopback)["level"] == "info"
+    assert "listen on 127.0.0.1 only" in views.mcp_auth_warning(loopback)["message"]
+    none = load_settings(None, environ={"MCP_ORCHESTRATOR_BRIDGE_AUTH": "none"})
+    assert views.mcp_auth_warning(none)["level"] == "danger"
+    tokens = load_settings(None, environ={"MCP_ORCHESTRATOR_BRIDGE_TOKENS": "t" * 32})
+    assert views.mcp_auth_warning(tokens) is None
+    assert "t" * 32 not in str(views.mcp_auth_warning(loopback))

@@ -3,7 +3,6 @@ scheduler process speaking the real protocol: state, actions, restarts of either
 systemd notification and a clean stop."""
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import time
@@ -11,44 +10,8 @@ import time
 import pytest
 import requests
 
-from tests.dashboard.processes import (PASSWORD, DashboardUser, Proc, clean_env, free_port, short_tmp_dir,
-                                       start_dashboard, start_fake_scheduler, wait_for,
-                                       write_settings)
-
-
-class World:
-    def __init__(self) -> None:
-        self.dir = short_tmp_dir("dash-")
-        self.port = free_port()
-        self.settings = write_settings(self.dir, dashboard_port=self.port)
-        self.procs: list[Proc] = []
-
-    def start(self, proc: Proc) -> Proc:
-        self.procs.append(proc)
-        return proc
-
-    def scheduler(self, servers: int = 3, name: str = "fake-scheduler") -> Proc:
-        return self.start(start_fake_scheduler(self.dir, self.settings, servers, name))
-
-    def dashboard(self, name: str = "dashboard", **env: str) -> Proc:
-        proc = self.start(start_dashboard(self.dir, self.settings, name,
-                                          clean_env(**env) if env else None))
-        user = DashboardUser(self.port)
-        wait_for(lambda: user.answers() or (not proc.alive() and _dead(proc)), 20,
-                 f"the dashboard to answer\n{proc.output()}")
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.output()[-4000:]}" for p in self.procs)
-
-    def close(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _dead(proc: Proc) -> bool:
-    raise AssertionError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.output()}")
+from tests.dashboard.processes import (PASSWORD, DashboardUser, Proc, World, start_dashboard,
+                                       wait_for)
 
 
 @pytest.fixture
