@@ -88,10 +88,12 @@ def _json(req: falcon.Request) -> dict:
     try:
         body = req.get_media(default_when_empty={})
     except falcon.MediaMalformedError as exc:
-        # The parser's reason names a position, never the body's content.
+        # The JSON parser's reason names a position, never the body's content (the UTF-8
+        # decoder's would quote a byte of it).
+        cause = exc.__cause__
+        reason = "it is not UTF-8" if isinstance(cause, UnicodeDecodeError) else cause
         raise falcon.HTTPBadRequest(title="Malformed JSON",
-                                    description=f"the body is not valid JSON: {exc.__cause__}"
-                                    ) from None
+                                    description=f"the body is not valid JSON: {reason}") from None
     if not isinstance(body, dict):
         raise falcon.HTTPBadRequest(title="Expected a JSON object")
     return body

@@ -218,6 +218,9 @@ def test_deep_json_is_a_400_on_every_json_endpoint(logged_in):
                                                          "X-CSRF-Token": logged_in.csrf}))
         assert result.status_code == 400, path
         assert result.json["description"] == "the body is not valid JSON: nested too deeply"
+    not_utf8 = logged_in.client.simulate_post(f"{P}/api/login", body=b"\xff\xfe",
+                                              headers={"Content-Type": "application/json"})
+    assert not_utf8.json["description"] == "the body is not valid JSON: it is not UTF-8"
 
 
 def test_an_unexpected_error_is_a_500_logged_through_logging(logged_in, control, caplog, capsys):
