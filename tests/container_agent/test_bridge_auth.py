@@ -74,6 +74,15 @@ def test_unauthenticated_calls_are_refused_on_every_endpoint(secured):
                                 {"Content-Type": "application/json"}), False)
 
 
+def test_a_stateless_era_request_is_refused_before_anything_else(secured):
+    _, port = secured
+    discover = {"jsonrpc": "2.0", "id": 3, "method": "server/discover",
+                "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                     "io.modelcontextprotocol/clientCapabilities": {}}}}
+    reply = post_mcp(port, "time", discover, headers={"MCP-Protocol-Version": "2026-07-28"})
+    assert_refused(reply, invalid=False)
+
+
 def test_wrong_tokens_are_refused(secured):
     _, port = secured
     for header in (f"Bearer {OTHER}", f"Bearer {EVERYWHERE[:-1]}", f"Basic {EVERYWHERE}", "Bearer", EVERYWHERE):
