@@ -44,7 +44,7 @@ class Serving:
                                        f"can reach its HTTP port at (network mode "
                                        f"{(attrs.get('HostConfig') or {}).get('NetworkMode')!r})")
                 return self.bridge.serve_http(sid, placement.host_port, address[0], address[1],
-                                              placement.http_path)
+                                              placement.http_path, container_id=attrs["Id"])
             return self.bridge.serve(sid, placement.host_port, attrs["Id"], adopted=adopted,
                                      timeout=CALL_TIMEOUT)
         except BridgeError as exc:

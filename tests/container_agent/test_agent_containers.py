@@ -617,6 +617,10 @@ def test_a_server_that_speaks_http_is_reverse_proxied(world):
     wait_for(lambda: health(port, sid) == 200, 30, "health 200")
     status, _, body = http_call(port, "GET", f"/mcp/{sid}/mcp")
     assert (status, json.loads(body)) == (200, {"ok": True})
+    # The bridge knows which container it proxies to: a second ensure finds it served
+    # and changes nothing (it used to be re-adopted on every ensure).
+    assert agent.call("container.ensure", world.ensure_body(sid, port)).container_id == info.container_id
+    assert agent.output().count(f"server {sid}: adopt") == 0, agent.output()
 
     world.docker.api.kill(info.container_id)
     assert agent.event("container.exited", sid).body.exit_code == 137
