@@ -198,6 +198,18 @@ class ContainerSync:
     wanted: list[str] = field(default_factory=list)
 
 
+class BridgeState(str, Enum):
+    """The bridge's state of a served server (ContainerInfo.bridge; "" when not served)."""
+
+    STARTING = "starting"  # attached; the server has not answered initialize yet
+    READY = "ready"        # initialized (or reverse-proxied): requests are served
+    FAILED = "failed"      # runs, but did not answer initialize in time (or refused it)
+    DOWN = "down"          # not attached: the container ended, or the attach failed
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     """What the container-agent knows about one server's container."""
@@ -214,7 +226,7 @@ class ContainerInfo:
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
     restart_count: int = 0
-    bridge: str = ""                # state of the HTTP bridge of this server
+    bridge: str = ""                # state of the HTTP bridge of this server (BridgeState)
     error: Optional[str] = None     # why the last operation on this server failed
     oom_killed: bool = False        # the last exit was the kernel's OOM killer
     # The last stderr lines of the last run (kept after the container is gone, until
@@ -223,6 +235,8 @@ class ContainerInfo:
     # An operation still running when the reply was sent (e.g. "ensure", "stop"): its
     # outcome follows as events.
     pending: str = ""
+    # Why the bridge does not serve it (failed, down, starting); "" when ready.
+    bridge_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -256,7 +270,7 @@ class ContainerEvent:
     state: str = ""
     exit_code: Optional[int] = None
     health: Optional[str] = None
-    bridge: Optional[str] = None    # container.bridge: "up" or "down"
+    bridge: Optional[str] = None    # container.bridge: "up", "failed" or "down"
     message: str = ""
     oom_killed: bool = False
     stderr_tail: list[str] = field(default_factory=list)  # exited: secret values masked
@@ -529,7 +543,9 @@ MESSAGE_TYPES: Mapping[str, MessageType] = _registry(
     MessageType("route.removed", RouteEvent, _E),
     MessageType("route.health", RouteEvent, _E),
     MessageType("route.error", RouteEvent, _E),
+    MessageType("route.aws_error", RouteEvent, _E),
     MessageType("route.quota", RouteEvent, _E),
+    MessageType("route.recovered", RouteEvent, _E),
     # scheduler: REP `control`, PUB `state`
     MessageType("control.status", ControlStatusQuery, _R, reply="control.state"),
     MessageType("control.action", ControlAction, _R, reply="control.accepted"),

@@ -27,12 +27,13 @@ NOT_FOUND = "not_found"  # the configured load balancer or listener
 INSTANCE_ID = "instance_id"
 API_ERROR = "api_error"
 
-# Event kinds (RouteEvent.kind): the topics of the agent's PUB socket.
+# Event kinds (RouteEvent.kind): the topics of the agent's PUB socket; each is a
+# registered event type in common/protocol.py.
 ROUTE_CREATED = "route.created"
 ROUTE_CHANGED = "route.changed"
 ROUTE_REMOVED = "route.removed"
 TARGET_HEALTH_CHANGED = "route.health"
-AWS_ERROR_EVENT = "route.error"  # detail["code"] says which
+AWS_ERROR_EVENT = "route.aws_error"  # AWS failed the apply; detail["code"] says how
 ROUTE_ERROR = "route.error"  # a server that cannot be routed for another reason
 QUOTA_REACHED = "route.quota"
 AWS_RECOVERED = "route.recovered"  # AWS answers again after a failure

@@ -89,3 +89,15 @@ def test_tags_and_target_tag_round_trip():
     assert naming.parse_target_tag(None) is None
     assert naming.parse_target_tag("garbage") is None
     assert naming.parse_target_tag("i-1:port") is None
+
+
+def test_every_event_kind_is_a_distinct_published_message_type():
+    from services.alb_agent import model, wire
+    from services.alb_agent.model import RouteEvent
+
+    kinds = [getattr(model, name) for name in ("ROUTE_CREATED", "ROUTE_CHANGED", "ROUTE_REMOVED",
+                                               "TARGET_HEALTH_CHANGED", "AWS_ERROR_EVENT",
+                                               "ROUTE_ERROR", "QUOTA_REACHED", "AWS_RECOVERED")]
+    assert len(set(kinds)) == len(kinds)
+    for kind in kinds:  # "AWS answers again" used to be dropped: not a registered type
+        assert wire.event_message(RouteEvent(kind, None, "x")) is not None, kind
