@@ -169,6 +169,7 @@ class Model:
             else:
                 self.routes = None
                 self.routing_error = None
+                self.routing_status = {}  # the old agent's view (rules, groups) is stale too
 
     def _track_crashes(self, now: float, only: Optional[str] = None) -> None:
         assert self.containers is not None

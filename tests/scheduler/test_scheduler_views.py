@@ -77,3 +77,15 @@ def test_public_url():
     s = Settings()
     s = replace(s, service=replace(s.service, public_base_url="https://mcp.example.com/"))
     assert public_url(s, "a", None) == "https://mcp.example.com/mcp/a/mcp"
+
+
+def test_an_alb_agent_restart_forgets_its_whole_view():
+    from services.scheduler.model import Model
+
+    model = Model(Settings())
+    model.observe_routes([RouteInfo(server_id="a", port=8000, rule_arn="r", target_group_arn="t",
+                                    priority=10000)],
+                         status={"listener_arn": "old", "rules": [{"priority": 10000}]})
+    model.forget("routes")
+    assert model.routes is None and model.routing_error is None
+    assert model.routing_status == {}  # the routing page must not show the old agent's rules
