@@ -495,8 +495,8 @@ class StdioUpstream:
                 if stream is not None:
                     stream.put(line if line is not None else jsonrpc.dumps(msg))
             return
-        for method in LIST_CHANGED.get(method, ()):
-            self._list_cache.pop(method, None)
+        for stale_list in LIST_CHANGED.get(method, ()):
+            self._list_cache.pop(stale_list, None)
         data = line if line is not None else jsonrpc.dumps(msg)
         for session in list(self._sessions.streaming):
             if session.stream is not None:
