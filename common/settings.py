@@ -333,7 +333,9 @@ class BridgeSettings:
     request_timeout_seconds: float = _setting(300.0, "a request the server does not answer in "
                                                      "time gets a JSON-RPC error", _positive)
     initialize_timeout_seconds: float = _setting(60.0, "how long a starting server may take to "
-                                                       "answer initialize", _positive)
+                                                       "answer initialize; past it the server is "
+                                                       "not ready (503) and is restarted with the "
+                                                       "crash back-off", _positive)
     session_idle_timeout_seconds: float = _setting(1800.0, "idle MCP sessions are dropped after "
                                                            "this", _positive)
     max_sessions_per_server: int = _setting(10000, "sessions per server; past it the least "

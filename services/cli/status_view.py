@@ -35,16 +35,22 @@ def server_row(s: Mapping[str, Any]) -> list[str]:
             _cell(s.get("restarts"))]
 
 
+def _last_failure(s: Mapping[str, Any]) -> str:
+    """A crash loop's last failure: an exit code, or a run that never became ready."""
+    if s.get("exit_code") is None and s.get("bridge") == "failed":
+        return "running, not ready"
+    return f"exit code {_cell(s.get('exit_code'))}"
+
+
 def server_details(s: Mapping[str, Any], now: Optional[float] = None) -> list[str]:
     """Indented lines under a server's row: why it is not fine."""
     lines = []
     sid = s.get("server_id")
     if s.get("status") == "crash-looping":
-        code = s.get("exit_code")
         wait = ""
         if now is not None and s.get("next_restart_at"):
             wait = f", next start in {max(0, s['next_restart_at'] - now):.0f} s"
-        lines.append(f"  {sid}: crash-looping: exit code {_cell(code)}, "
+        lines.append(f"  {sid}: crash-looping: {_last_failure(s)}, "
                      f"{s.get('failures', '?')} failures, back-off {_cell(s.get('backoff_seconds'))} s"
                      f"{wait}")
     if s.get("last_error"):
@@ -155,7 +161,7 @@ def judge(state: Mapping[str, Any], baseline: int, *, settle_passes: int = 2) ->
         sid = s.get("server_id")
         why = s.get("last_error") or s.get("route_error") or ""
         if s.get("status") == "crash-looping":
-            why = f"exit code {_cell(s.get('exit_code'))}" + (f": {why}" if why else "")
+            why = _last_failure(s) + (f": {why}" if why else "")
         text = (f"{sid}: {s.get('status')}, route {s.get('route')}"
                 + (f": {why}" if why else ""))
         (failed if s.get("status") in FAILED_STATUSES else pending).append(text)

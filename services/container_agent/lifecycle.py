@@ -19,7 +19,8 @@ import threading
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from common.config import ServerConfig
-from common.protocol import ContainerEvent, ContainerInfo, ContainerSynced, ErrorCode, ServiceError
+from common.protocol import (BridgeState, ContainerEvent, ContainerInfo, ContainerSynced, ErrorCode,
+                             ServiceError)
 
 from . import events
 from .docker_ops import DockerOps
@@ -161,18 +162,22 @@ class Lifecycle:
             last_exit = self._last_exit.get(server_id)
             error = self._errors.get(server_id)
             pending = self._pending.get(server_id, "")
-        bridge, _ = self.serving.state(server_id)
+        bridge, bridge_reason, _ = self.serving.state(server_id)
         tail: list[str] = []
         if attrs is not None:
-            if _state(attrs) == "running":
-                tail = self.serving.stderr_tail(server_id, STATUS_TAIL_LINES)
-            else:
-                tail = self.ops.stderr_lines(attrs["Id"], STATUS_TAIL_LINES) or []
+            got = None
+            if _state(attrs) != "running" or bridge == BridgeState.FAILED:
+                # Docker's log: a server stuck before its handshake often said why
+                # before the bridge attached.
+                got = self.ops.stderr_lines(attrs["Id"], STATUS_TAIL_LINES)
+            if got is None and _state(attrs) == "running":
+                got = self.serving.stderr_tail(server_id, STATUS_TAIL_LINES)
+            tail = got or []
             if not is_ours(_labels(attrs), self.cluster):
                 error = error or (f"container {container_name(server_id)} is not managed by "
                                   f"this orchestrator")
-        return container_info(server_id, attrs, bridge=bridge, last_exit=last_exit, error=error,
-                              pending=pending, stderr_tail=tail)
+        return container_info(server_id, attrs, bridge=bridge, bridge_reason=bridge_reason,
+                              last_exit=last_exit, error=error, pending=pending, stderr_tail=tail)
 
     def status(self, server_id: Optional[str] = None) -> list[ContainerInfo]:
         if server_id is not None:

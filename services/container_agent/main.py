@@ -12,7 +12,7 @@ ensure, start or restart failed after the reply: `message` says why). A read tha
 Docker does not answer within READ_WAIT_SECONDS fails with `timeout`.
 
 Events come from the Docker events stream (not from polling) and from the bridge
-(`container.bridge`, up/down). At start the agent adopts the running containers of
+(`container.bridge`, up/failed/down). At start the agent adopts the running containers of
 its cluster (found by label) and serves them again, without recreating them.
 
 SIGTERM (or SIGINT) closes the bridges and the sockets and leaves every container

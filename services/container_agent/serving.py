@@ -11,7 +11,7 @@ import logging
 from concurrent.futures import TimeoutError as CallTimeout
 from typing import Any, Mapping, Optional
 
-from common.protocol import ErrorCode, ServiceError
+from common.protocol import BridgeState, ErrorCode, ServiceError
 
 from .bridge import BridgeError, BridgeThread
 from .docker_ops import proxy_address
@@ -60,20 +60,23 @@ class Serving:
             raise ServiceError(ErrorCode.TIMEOUT,
                                f"server {server_id}: the bridge did not answer in time") from None
 
-    def state(self, server_id: str) -> tuple[str, str]:
-        """(bridge state, container id served): ("", "") when not served."""
+    def state(self, server_id: str) -> tuple[str, str, str]:
+        """(bridge state, why it is not ready, container id served): ("", "", "") when not
+        served; the reason is "" when ready."""
         try:
             health = self.bridge.health(server_id)
         except (CallTimeout, RuntimeError):
-            return "", ""
+            return "", "", ""
         if health is None:
-            return "", ""
-        return health.state, health.container_id
+            return "", "", ""
+        reason = "" if health.state == BridgeState.READY else health.reason
+        return health.state, reason, health.container_id
 
     def served_container(self, server_id: str) -> Optional[str]:
-        """The container served for the server unless it is marked down."""
-        state, container_id = self.state(server_id)
-        return container_id if state and state != "down" and container_id else None
+        """The container served for the server unless it is marked down. (One that did
+        not answer initialize is served: serving it again would not make it answer.)"""
+        state, _, container_id = self.state(server_id)
+        return container_id if state and state != BridgeState.DOWN and container_id else None
 
     def served_ids(self) -> list[str]:
         bridge = self.bridge.bridge

@@ -62,16 +62,20 @@ def _int(value: Any) -> Optional[int]:
 
 
 def container_info(server_id: str, attrs: Optional[Mapping[str, Any]], *,
-                   bridge: str = "", last_exit: Optional[LastExit] = None,
+                   bridge: str = "", bridge_reason: str = "",
+                   last_exit: Optional[LastExit] = None,
                    error: Optional[str] = None, pending: str = "",
                    stderr_tail: Iterable[str] = ()) -> ContainerInfo:
     """The status of one server. `attrs`: `docker inspect` of its container (None: it
-    has none). `bridge`: the bridge's state for it ("" when not served)."""
+    has none). `bridge`: the bridge's state for it ("" when not served), and
+    `bridge_reason` why it is not ready."""
     tail = clean_lines(stderr_tail, STATUS_TAIL_LINES)
+    bridge_reason = redact(bridge_reason)  # it may quote the server's own error message
     if attrs is None:
         return ContainerInfo(
             server_id=server_id, container_id=None, name=container_name(server_id),
-            state="missing", bridge=bridge, error=error, pending=pending,
+            state="missing", bridge=bridge, bridge_reason=bridge_reason, error=error,
+            pending=pending,
             exit_code=last_exit.exit_code if last_exit else None,
             oom_killed=last_exit.oom_killed if last_exit else False,
             finished_at=last_exit.finished_at if last_exit else None,
@@ -97,6 +101,7 @@ def container_info(server_id: str, attrs: Optional[Mapping[str, Any]], *,
         finished_at=None if running else _time(state.get("FinishedAt")),
         restart_count=_int(attrs.get("RestartCount")) or 0,
         bridge=bridge,
+        bridge_reason=bridge_reason,
         error=error,
         oom_killed=bool(state.get("OOMKilled")) and not running,
         stderr_tail=tail,

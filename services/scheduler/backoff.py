@@ -1,22 +1,27 @@
 """Crash loops: when a server that keeps failing may be started again. Pure logic.
 
 A failure is a run of the server's container that ended (seen by its exit record:
-container id, finish time, exit code) or a start attempt the container-agent could not
-carry out (its error, tied to the attempt). Failures are counted from what the
-container-agent reports, each once however often it is observed. The first failure
-restarts at once (a killed container serves again in seconds); from the second on the
-server is crash-looping and waits `first` seconds, doubling up to `maximum`. A run
-that stays up for `stable_after` seconds, a configuration change and a manual start
-or restart reset the count.
+container id, finish time, exit code), a run whose MCP server did not answer initialize
+(the bridge says "failed", with the reason; it is restarted like a crash), or a start
+attempt the container-agent could not carry out (its error, tied to the attempt).
+Failures are counted from what the container-agent reports, each once however often it
+is observed. The first failure restarts at once (a killed container serves again in
+seconds); from the second on the server is crash-looping and waits `first` seconds,
+doubling up to `maximum`. A run that stays up and served for `stable_after` seconds, a
+configuration change and a manual start or restart reset the count.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from common.protocol import ContainerInfo
+from common.protocol import BridgeState, ContainerInfo
 
 RUNNING_STATES = frozenset({"running", "paused", "restarting"})
+# Kinds of failure that make a crash loop (a refused start is an error instead).
+EXITED, UNREADY, REFUSED = "exit", "unready", "error"
+# Bridge states of a run that does not count as up yet.
+NOT_SERVED_YET = frozenset({BridgeState.STARTING, BridgeState.FAILED})
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class CrashRecord:
     delay: float = 0.0                    # the delay that set next_start_at
     exit_code: Optional[int] = None
     oom_killed: bool = False
-    error: Optional[str] = None           # why the last start failed (agent's words)
+    error: Optional[str] = None           # why the last start or run failed (agent's words)
     stderr_tail: tuple[str, ...] = ()
     last_failure: Optional[str] = None    # identity of the last failure counted
     run: Optional[str] = None             # identity of the run seen running
@@ -53,6 +58,11 @@ class CrashRecord:
 
     def crash_looping(self, policy: BackoffPolicy) -> bool:
         return self.failures >= policy.crash_loop_after
+
+    @property
+    def last_kind(self) -> Optional[str]:
+        """EXITED, UNREADY or REFUSED: what the last failure counted was."""
+        return self.last_failure.partition("|")[0] if self.last_failure else None
 
     def waiting(self, now: float) -> float:
         """Seconds until the server may be started again (0 when it may now)."""
@@ -66,16 +76,21 @@ def run_identity(info: ContainerInfo) -> str:
 def exit_identity(info: ContainerInfo, attempts: int = 0) -> Optional[str]:
     """The identity of the failure `info` shows, None when it shows none.
 
-    A container that ended has a finish time; a start that failed leaves an error on
-    a missing or never-started container. A container that was never started and has
-    no error (created a moment ago) is not a failure.
+    A container that ended has a finish time; a run whose server did not answer
+    initialize is known by its start time; a start that failed leaves an error on a
+    missing or never-started container. A container that was never started and has no
+    error (created a moment ago) is not a failure.
     """
-    if info.pending or info.state in RUNNING_STATES:
+    if info.pending:
+        return None
+    if info.state in RUNNING_STATES:
+        if info.bridge == BridgeState.FAILED:
+            return f"{UNREADY}|{info.container_id}|{info.started_at}"
         return None
     if info.finished_at:
-        return f"exit|{info.container_id}|{info.finished_at}|{info.exit_code}"
+        return f"{EXITED}|{info.container_id}|{info.finished_at}|{info.exit_code}"
     if info.error:
-        return f"error|{attempts}|{info.error}"
+        return f"{REFUSED}|{attempts}|{info.error}"
     return None
 
 
@@ -84,19 +99,23 @@ def observe(record: CrashRecord, info: Optional[ContainerInfo], now: float,
     """`record` updated with the container-agent's latest view of the server."""
     if info is None:
         return record
-    if info.state in RUNNING_STATES and not info.pending:
+    identity = exit_identity(info, record.attempts)
+    if info.state in RUNNING_STATES and not info.pending and identity is None:
         run = run_identity(info)
         if run != record.run:
             record = replace(record, run=run, running_since=now)
         if (record.failures and record.running_since is not None
+                and info.bridge not in NOT_SERVED_YET
                 and now - record.running_since >= policy.stable_after):
             record = replace(record, failures=0, next_start_at=0.0, delay=0.0, error=None)
         return record
-    identity = exit_identity(info, record.attempts)
     if identity is None or identity == record.last_failure:
         return record
-    return _failed(record, identity, now, policy, exit_code=info.exit_code,
-                   oom_killed=info.oom_killed, error=info.error,
+    unready = info.state in RUNNING_STATES
+    return _failed(record, identity, now, policy, exit_code=None if unready else info.exit_code,
+                   oom_killed=info.oom_killed,
+                   error=(info.bridge_reason or "the MCP server is not ready") if unready
+                   else info.error,
                    stderr_tail=tuple(info.stderr_tail) or record.stderr_tail)
 
 

@@ -1,7 +1,8 @@
 """Desired state against what the agents report: the steps that close the gap. Pure.
 
 Containers: each wanted server gets at most one step (create, recreate, start, adopt,
-restart, stop); a container of ours whose server is no longer wanted is removed,
+restart, stop; a running container whose server did not answer initialize is restarted
+like a crash); a container of ours whose server is no longer wanted is removed,
 except for servers the configuration protects. A server with an operation still in
 flight at the container-agent, or waiting out a crash back-off, gets no step.
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Collection, Mapping, Optional
 
-from common.protocol import ContainerInfo, RouteEntry, RouteInfo
+from common.protocol import BridgeState, ContainerInfo, RouteEntry, RouteInfo
 
 from .backoff import RUNNING_STATES
 
@@ -97,8 +98,11 @@ def plan_containers(wants: Mapping[str, Want], observed: Mapping[str, ContainerI
         elif want.restart and running:
             steps.append(Step("restart", sid, "restart asked for"))
             continue
+        elif running and info.bridge == BridgeState.FAILED:
+            # Its server did not answer initialize: restarted like a crash, back-off included.
+            step = Step("restart", sid, info.bridge_reason or "the MCP server is not ready")
         elif running:
-            if info.bridge in ("", "down") and want.adopt_ok:
+            if info.bridge in ("", BridgeState.DOWN) and want.adopt_ok:
                 steps.append(Step("adopt", sid, "running but not served by the bridge"))
             continue
         else:

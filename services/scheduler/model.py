@@ -18,7 +18,7 @@ from common.protocol import (ConfigState, ContainerInfo, ControlState, ErrorCode
                              RouteInfo, ServerState, ServiceError, StateEvent, to_plain)
 from common.settings import Settings
 
-from .backoff import BackoffPolicy, CrashBook
+from .backoff import UNREADY, BackoffPolicy, CrashBook
 from .config_keeper import ActiveConfig
 from .diff import ContainerPlan, RoutePlan, Step, Want, plan_containers, plan_routes
 from .ports import allocate_ports
@@ -191,6 +191,9 @@ class Model:
                     msg = (f"server {sid}: failed again ({why}); crash-looping, next start "
                            f"in {after.delay:.0f} s")
                     level = "error"
+                elif after.last_kind == UNREADY:
+                    msg = f"server {sid}: not ready ({why}); restarting it"
+                    level = "warning"
                 else:
                     msg = f"server {sid}: container ended ({why}); starting it again"
                     level = "warning"

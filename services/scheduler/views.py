@@ -6,8 +6,10 @@ port, container, crash record, route, hand stop) into one `ServerState`. Statuse
     running        the container runs (health: the bridge's or Docker's)
     starting       an operation is in flight, or the bridge has not initialized yet
     pending        wanted, nothing running yet
-    crash-looping  exits again and again: restarted with a growing back-off
-    error          cannot be started (no port, image missing, the agent refused)
+    crash-looping  exits (or does not answer initialize) again and again: restarted
+                   with a growing back-off
+    error          cannot be started (no port, image missing, the agent refused), or
+                   runs but its server did not answer initialize (restarted at once)
     stopped        stopped by hand (stays so until started or reconfigured)
     disabled       "disabled": true in the configuration
     invalid        invalid in the configuration and never good: left alone
@@ -20,10 +22,12 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from common.config import ServerConfig
-from common.protocol import ContainerInfo, RouteInfo, ServerState
+from common.protocol import BridgeState, ContainerInfo, RouteInfo, ServerState
 from common.settings import Settings
 
-from .backoff import RUNNING_STATES, BackoffPolicy, CrashRecord
+from .backoff import EXITED, RUNNING_STATES, UNREADY, BackoffPolicy, CrashRecord
+
+_BRIDGE_STATES = frozenset(state.value for state in BridgeState)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def _health(info: Optional[ContainerInfo]) -> Optional[str]:
         return None
     if info.health:
         return info.health
-    return {"ready": "ready", "starting": "starting", "down": "down"}.get(info.bridge)
+    return info.bridge if info.bridge in _BRIDGE_STATES else None
 
 
 def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy,
@@ -119,10 +123,13 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy,
         status = "stopping" if running else "stopped"
     elif f.port_error:
         status = "error"
+    elif running and info.bridge == BridgeState.FAILED:
+        # It runs, but its server did not answer initialize: a failure, restarted as one.
+        status = "crash-looping" if crash.crash_looping(policy) else "error"
     elif running:
         # The bridge initializes the MCP session after the container started.
-        status = "starting" if info.bridge == "starting" else "running"
-    elif crash.crash_looping(policy) and (crash.last_failure or "").startswith("exit|"):
+        status = "starting" if info.bridge == BridgeState.STARTING else "running"
+    elif crash.crash_looping(policy) and crash.last_kind in (EXITED, UNREADY):
         status = "crash-looping"
     elif crash.error or f.call_error:
         status = "error"
@@ -135,6 +142,8 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy,
         last_error = "no usable configuration yet: left as it is"
     if running and not f.port_error:
         last_error = f.call_error or (info.error if info is not None else None)
+        if info is not None and info.bridge in (BridgeState.FAILED, BridgeState.DOWN):
+            last_error = last_error or info.bridge_reason or None
     exit_code = info.exit_code if info is not None and info.exit_code is not None \
         else crash.exit_code
     stderr = list(info.stderr_tail) if info is not None and info.stderr_tail \

@@ -89,20 +89,31 @@ def test_a_server_that_exits_reports_down_and_keeps_its_stderr(
     bridge.unserve("exits")
 
 
-def test_a_server_that_never_initializes_is_down(docker_client, containers: Containers, busybox_image):
+def test_a_server_that_never_initializes_is_not_ready(docker_client, containers: Containers, busybox_image):
     slow = start_bridge(docker_client, initialize_timeout_seconds=1.0)
     try:
         container = containers.run(busybox_image, ["sh", "-c", "cat > /dev/null"])
         port = slow.serve("mute", 0, container.id)
         assert slow.wait_ready("mute", 30) is False
-        event = slow.next_event("mute", "down")
-        assert "initialize failed" in event.reason and "within 1 s" in event.reason
+        event = slow.next_event("mute", "failed")
+        assert event.reason == "did not answer initialize within 1 s"
+        assert slow.health("mute").state == "failed"
         health = http_request(port, "GET", "/mcp/mute/health")
-        assert health.status == 503 and "initialize failed" in health.json()["reason"]
+        assert health.status == 503
+        assert health.json() == {"server": "mute", "status": "failed", "reason": event.reason}
         reply = post_mcp(port, "mute", {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})
-        assert reply.status == 503 and "initialize failed" in reply.json()["error"]["message"]
+        assert reply.status == 503 and event.reason in reply.json()["error"]["message"]
     finally:
         slow.thread.stop()
+    # Adopted by a restarted agent, its silence is still no handshake.
+    second = start_bridge(docker_client, initialize_timeout_seconds=1.0)
+    try:
+        assert second.serve("mute", port, container.id, adopted=True) == port
+        assert second.wait_ready("mute", 30) is False
+        assert second.next_event("mute", "failed").reason == event.reason
+        assert http_request(port, "GET", "/mcp/mute/health").status == 503
+    finally:
+        second.thread.stop()
 
 
 def test_serve_errors_are_clear(bridge: RunningBridge, containers: Containers, busybox_image):

@@ -490,7 +490,7 @@ class _CountingOps:
 
 class _QuietServing:
     def state(self, sid):
-        return "ready", ""
+        return "ready", "", ""
 
     def stderr_tail(self, sid, n):
         return []

@@ -50,7 +50,7 @@ class BridgeError(Exception):
 @dataclass(frozen=True)
 class BridgeEvent:
     server_id: str
-    kind: str  # "up": initialized and serving; "down": the server became unavailable
+    kind: str  # "up": initialized and serving; "failed": no answer to initialize; "down": gone
     reason: str
     container_id: str
 
@@ -60,7 +60,7 @@ class ServerHealth:
     server_id: str
     port: int
     mode: str  # "stdio" or "http"
-    state: str  # "starting", "ready" or "down"
+    state: str  # a BridgeState: "starting", "ready", "failed" or "down"
     reason: str
     container_id: str
     sessions: int
@@ -317,6 +317,8 @@ class Bridge:
             return
         if state is State.READY:
             self._emit(BridgeEvent(server.server_id, "up", reason, server.container_id))
+        elif state is State.FAILED:
+            self._emit(BridgeEvent(server.server_id, "failed", reason, server.container_id))
         elif state is State.DOWN and not upstream.deliberately_closed:
             self._emit(BridgeEvent(server.server_id, "down", reason, server.container_id))
 

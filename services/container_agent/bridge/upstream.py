@@ -15,8 +15,11 @@ import asyncio
 import json
 import logging
 import random
-from enum import Enum
+import time
 from typing import Any, Callable, Optional
+
+from common.protocol import BridgeState as State
+from common.secrets import redact
 
 from . import jsonrpc
 from .channel import Channel
@@ -29,12 +32,6 @@ log = logging.getLogger(__name__)
 
 CLIENT_INFO = {"name": "mcp-orchestrator-bridge", "version": "0.1.0"}
 _NO_TOKEN = object()
-
-
-class State(str, Enum):
-    STARTING = "starting"  # attached, the server has not answered initialize yet
-    READY = "ready"
-    DOWN = "down"
 
 
 class IdAllocator:
@@ -148,12 +145,15 @@ class StdioUpstream:
         self._list_cache.clear()  # a new container may list other things
 
     async def initialize(self, adopted: bool = False) -> None:
-        """The bridge's own handshake with the server; sets READY or DOWN.
+        """The bridge's own handshake with the server; sets READY, FAILED or DOWN.
 
-        `adopted`: the server was initialized by an earlier agent process. A
-        newline goes first (it ends whatever half line that process may have left
-        in stdin; servers skip blank lines), and a server that refuses a second
-        initialize is served with assumed capabilities rather than marked down.
+        A server that has not answered within the initialize timeout is FAILED (not
+        ready: 503, requests refused at once) and stays so unless its answer comes
+        after all, which makes it READY. `adopted`: the server was initialized by an
+        earlier agent process. A newline goes first (it ends whatever half line that
+        process may have left in stdin; servers skip blank lines), and a server that
+        refuses a second initialize is served with assumed capabilities: it answered,
+        so it is alive. Silence is never taken for such an answer.
         """
         if adopted:
             self._write(b"\n")
@@ -164,8 +164,18 @@ class StdioUpstream:
             "method": "initialize",
             "params": {"protocolVersion": OFFERED_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO},
         }
-        self._send_request(None, request, sink, timeout=self._config.initialize_timeout_seconds)
-        await sink.wait(None)  # the request's timer or the server's exit ends the wait
+        limit = self._config.initialize_timeout_seconds
+        sent = time.monotonic()
+        bid = self._send_request(None, request, sink, timeout=None)  # no timer: a late answer counts
+        if bid not in self.pending:  # not written: the attach connection is gone
+            self._set_state(State.DOWN, "cannot write to the container's stdin")
+            return
+        self.reason = f"waiting for the answer to initialize (at most {limit:g} s)"
+        if not await sink.wait(limit) and self.state is State.STARTING:
+            log.warning("server %s: did not answer initialize within %g s; not ready until it does",
+                        self.server_id, limit)
+            self._set_state(State.FAILED, f"did not answer initialize within {limit:g} s")
+        await sink.wait(None)  # the answer, or the end of the attach connection
         item = sink.pop()
         if self.state is State.DOWN:
             return
@@ -181,32 +191,33 @@ class StdioUpstream:
                 self.server_version = res["protocolVersion"]
                 self._write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
                 log.info(
-                    "server %s: initialized (protocol %s, server %s)",
+                    "server %s: initialized (protocol %s, server %s)%s",
                     self.server_id,
                     self.server_version,
                     _server_name(res),
+                    f" after {time.monotonic() - sent:.1f} s" if self.state is State.FAILED else "",
                 )
                 self._set_state(State.READY, "initialized")
                 return
             err = answer.get("error") if isinstance(answer, dict) else None
-            if isinstance(err, dict) and adopted and self.state is State.STARTING:
+            if isinstance(err, dict) and adopted:
                 log.warning(
                     "server %s: refused a second initialize (%s); serving it with assumed capabilities",
                     self.server_id,
-                    str(err.get("message", "error"))[:200],
+                    redact(str(err.get("message", "error")))[:200],
                 )
                 self.init_result = _assumed_result(self.server_id)
                 self._set_state(State.READY, "adopted without a new handshake")
                 return
             if isinstance(err, dict):
-                problem = str(err.get("message", "error"))[:300]
+                problem = redact(str(err.get("message", "error")))[:300]  # redact, then cut
             else:
                 problem = "an answer without a valid InitializeResult"
-        self._set_state(State.DOWN, f"initialize failed: {problem}")
+        self._set_state(State.FAILED, f"initialize failed: {problem}")
         log.warning("server %s: initialize failed: %s", self.server_id, problem)
 
     async def wait_settled(self, timeout: float) -> bool:
-        """Wait until the server is READY (True) or DOWN or the time is up (False)."""
+        """Wait until the server is READY (True), FAILED or DOWN, or the time is up (False)."""
         if self.state is State.STARTING:
             try:
                 await asyncio.wait_for(self._settled.wait(), timeout)
@@ -324,7 +335,9 @@ class StdioUpstream:
         if self._stdio is not None:
             await self._stdio.drain()
 
-    def _send_request(self, session: Optional[HttpSession], msg: dict, sink: Channel, timeout: float) -> int:
+    def _send_request(
+        self, session: Optional[HttpSession], msg: dict, sink: Channel, timeout: Optional[float]
+    ) -> int:
         bid = self._ids.take(self.pending)
         token = _NO_TOKEN
         params = msg.get("params")
@@ -339,7 +352,8 @@ class StdioUpstream:
         self.pending[bid] = p
         if session is not None:
             session.inflight[bid] = p
-        p.timer = self._loop.call_later(timeout, self._expire, bid, timeout)
+        if timeout is not None:
+            p.timer = self._loop.call_later(timeout, self._expire, bid, timeout)
         if not self._write(jsonrpc.dumps(msg) + b"\n"):
             del self.pending[bid]
             self._finish(
