@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -103,6 +104,14 @@ def test_a_server_that_never_initializes_is_not_ready(docker_client, containers:
         assert health.json() == {"server": "mute", "status": "failed", "reason": event.reason}
         reply = post_mcp(port, "mute", {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})
         assert reply.status == 503 and event.reason in reply.json()["error"]["message"]
+        # Restarted (a new run, silent again): while it starts, clients are not held.
+        slow.serve("mute", port, containers.run(busybox_image, ["sh", "-c", "cat > /dev/null"]).id)
+        assert slow.health("mute").state == "starting"
+        begun = time.monotonic()
+        reply = post_mcp(port, "mute", {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}})
+        assert reply.status == 503 and reply.json()["error"]["code"] == -32000
+        assert time.monotonic() - begun < 0.5
+        assert slow.next_event("mute", "failed").reason == event.reason
     finally:
         slow.thread.stop()
     # Adopted by a restarted agent, its silence is still no handshake.

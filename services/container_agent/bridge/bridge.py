@@ -315,6 +315,8 @@ class Bridge:
         server = self._servers.get(upstream.server_id)
         if server is None or server.upstream is not upstream:
             return
+        if state in (State.READY, State.FAILED):
+            server.initialize_failed = state is State.FAILED
         if state is State.READY:
             self._emit(BridgeEvent(server.server_id, "up", reason, server.container_id))
         elif state is State.FAILED:

@@ -43,6 +43,9 @@ class ServedServer:
     proxy_down: str = ""
     # Reverse-proxy mode: requests being forwarded (cut when the server goes).
     forwarding: set = field(default_factory=set)
+    # Its last run did not answer initialize: while it starts again, requests are
+    # refused at once instead of waiting (a crash loop must not hold clients).
+    initialize_failed: bool = False
 
     def cut_forwarding(self) -> None:
         for task in list(self.forwarding):
@@ -62,7 +65,7 @@ class ServedServer:
         upstream = self.upstream
         if upstream is None:
             return self.unavailable("not attached")
-        if upstream.state is State.STARTING:
+        if upstream.state is State.STARTING and not self.initialize_failed:
             await upstream.wait_settled(config.initialize_timeout_seconds)
             upstream = self.upstream
             if upstream is None:
