@@ -111,12 +111,13 @@ def observe(record: CrashRecord, info: Optional[ContainerInfo], now: float,
         return record
     if identity is None or identity == record.last_failure:
         return record
-    unready = info.state in RUNNING_STATES
-    return _failed(record, identity, now, policy, exit_code=None if unready else info.exit_code,
-                   oom_killed=info.oom_killed,
-                   error=(info.bridge_reason or "the MCP server is not ready") if unready
-                   else info.error,
-                   stderr_tail=tuple(info.stderr_tail) or record.stderr_tail)
+    stderr_tail = tuple(info.stderr_tail) or record.stderr_tail
+    if info.state in RUNNING_STATES:  # it runs, but its server did not answer initialize
+        return _failed(record, identity, now, policy, exit_code=None, oom_killed=False,
+                       error=info.bridge_reason or "the MCP server is not ready",
+                       stderr_tail=stderr_tail)
+    return _failed(record, identity, now, policy, exit_code=info.exit_code,
+                   oom_killed=info.oom_killed, error=info.error, stderr_tail=stderr_tail)
 
 
 def attempted(record: CrashRecord) -> CrashRecord:
