@@ -13,7 +13,7 @@ import pytest
 
 from common.protocol import ContainerStatusQuery
 from test_agent_containers import (FAKE_SERVER, World, health, http_call, mcp_call,  # noqa: F401
-                                   mcp_session, wait_for, world)
+                                   mcp_session, world)
 
 pytestmark = pytest.mark.docker
 
