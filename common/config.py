@@ -155,6 +155,8 @@ def read_config_file(path: Path) -> tuple[Optional[dict], list[ConfigIssue]]:
         return None, [ConfigIssue("error", f"{path}: key {exc.args[0]!r} appears twice in one "
                                            f"object; JSON readers would silently keep only the "
                                            f"last one")]
+    except RecursionError:
+        return None, [ConfigIssue("error", f"{path}: the JSON is nested too deeply")]
     except json.JSONDecodeError as exc:
         return None, [ConfigIssue("error", f"{path}: not valid JSON at line {exc.lineno} column "
                                            f"{exc.colno}: {exc.msg}{_json_error_hint(text, exc)}")]

@@ -969,6 +969,8 @@ def _security_opt(run: _Run, written: str, value: str) -> None:
             raise _Bad(f"cannot read the seccomp profile {val} ({path}): {reason}") from None
         except ValueError as exc:
             raise _Bad(f"the seccomp profile {val} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise _Bad(f"the seccomp profile {val} is JSON nested too deeply") from None
         value = "seccomp=" + _compact_json(text)
     run.add("security_opt", value)
 

@@ -219,3 +219,11 @@ def test_real_published_configs_load_deliberately(tmp_path, path):
         if sid in config.invalid:
             errors = [i for i in config.errors if i.server_id == sid]
             assert errors and all(len(e.message) > 20 for e in errors)
+
+
+def test_deeply_nested_json_is_a_clear_error(tmp_path):
+    path = tmp_path / "mcp.config.json"
+    path.write_text('{"mcpServers": ' + "[" * 30000 + "]" * 30000 + "}")
+    config = load_config(path)
+    assert not config.readable
+    assert any("nested too deeply" in issue.message for issue in config.errors)

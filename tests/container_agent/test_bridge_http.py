@@ -375,3 +375,16 @@ def test_legacy_sse_session(port):
         )
     finally:
         stream.close()
+
+
+def test_deeply_nested_json_is_a_parse_error_on_every_transport(port):
+    deep = "[" * 30000 + "]" * 30000
+    session = initialize(port, SID)
+    assert_error(post_mcp(port, SID, deep, session), 400, -32700, "nested too deeply")
+    stream = SseStream(port, f"/mcp/{SID}/sse")
+    try:
+        _, endpoint = stream.next_event()
+        reply = http_request(port, "POST", endpoint, deep, {"Content-Type": "application/json"})
+        assert_error(reply, 400, -32700, "nested too deeply")
+    finally:
+        stream.close()

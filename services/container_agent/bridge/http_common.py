@@ -149,6 +149,8 @@ async def read_json(request: web.BaseRequest, max_bytes: int) -> Any:
         return json.loads(body)
     except ValueError as exc:
         return rejection(400, jsonrpc.PARSE_ERROR, f"Parse error: {exc}")
+    except RecursionError:
+        return rejection(400, jsonrpc.PARSE_ERROR, "Parse error: the JSON is nested too deeply")
 
 
 def sse_event(data: bytes, event: bytes = b"message") -> bytes:

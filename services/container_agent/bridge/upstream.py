@@ -183,7 +183,7 @@ class StdioUpstream:
         if item is not None:
             try:
                 answer = json.loads(item[0])
-            except ValueError:
+            except (ValueError, RecursionError):
                 answer = {}
             res = answer.get("result") if isinstance(answer, dict) else None
             if isinstance(res, dict) and isinstance(res.get("protocolVersion"), str):
@@ -412,7 +412,7 @@ class StdioUpstream:
         """Keep a first-page list answer (no cursor asked, none returned) for everyone."""
         try:
             msg = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         result = msg.get("result") if isinstance(msg, dict) else None
         if isinstance(result, dict) and not result.get("nextCursor"):
@@ -444,9 +444,11 @@ class StdioUpstream:
             return
         try:
             msg = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             log.warning("server %s: skipped a line of non-JSON output on stdout (%d bytes)", self.server_id, len(line))
-            log.debug("server %s: the skipped line starts with %r", self.server_id, line[:120])
+            # Masked before it is cut: a secret straddling the cut must not show in part.
+            log.debug("server %s: the skipped line starts with %r", self.server_id,
+                      redact(line.decode("utf-8", "replace"))[:120])
             return
         if isinstance(msg, list):  # a batch from the server: route each member
             for member in msg:
