@@ -27,6 +27,17 @@ def redact(text: str) -> str:
     return text
 
 
+# Text shown to people (stderr tails, quoted errors) is cut at this many characters.
+MAX_SHOWN_CHARS = 2000
+
+
+def shown(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """`text` made safe to show: masked first, then cut. Cutting first would leave the
+    start of a secret that straddles the cut unmasked."""
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + " [cut]"
+
+
 class Secret:
     __slots__ = ("_value",)
 

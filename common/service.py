@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import zmq
 
-from common.secrets import redact
+from common.secrets import shown
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,7 @@ def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
     values masked, and where it was raised (file:line function, innermost last)."""
     frames = traceback.extract_tb(exc.__traceback__)[-4:]
     where = " <- ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames))
-    text = redact(str(exc))
-    if len(text) > 300:
-        text = text[:297] + "..."
+    text = shown(str(exc), 300)
     logger.error("%s: %s: %s [at %s]", what, type(exc).__name__, text, where or "?")
 
 

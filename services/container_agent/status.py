@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
 from common.protocol import ContainerInfo
-from common.secrets import redact
+from common.secrets import redact, shown
 
 from .labels import container_name, placement_of
 
@@ -18,7 +18,6 @@ from .labels import container_name, placement_of
 _ZERO_TIME_PREFIX = "0001-01-01"
 # stderr lines carried in a status reply or an exited event (container.logs gives more).
 STATUS_TAIL_LINES = 10
-MAX_LINE_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -31,13 +30,8 @@ class LastExit:
 
 
 def clean_lines(lines: Iterable[str], n: int) -> list[str]:
-    """The last `n` lines, each cut to a readable length, known secret values masked."""
-    out = []
-    for line in list(lines)[-n:] if n > 0 else []:
-        if len(line) > MAX_LINE_CHARS:
-            line = line[:MAX_LINE_CHARS] + " [cut]"
-        out.append(redact(line))
-    return out
+    """The last `n` lines, known secret values masked, each cut to a readable length."""
+    return [shown(line) for line in (list(lines)[-n:] if n > 0 else [])]
 
 
 def split_log(data: bytes) -> list[str]:

@@ -71,3 +71,14 @@ def test_config_issues_and_views_never_show_env_values(tmp_path):
     config = load_config(path, environ={})
     everything = json.dumps(config.public_dict()) + repr(config) + " ".join(map(str, config.issues))
     assert CANARY not in everything
+
+
+def test_shown_masks_before_it_cuts():
+    from common.secrets import Secret, shown
+
+    value = "straddling-secret-0123456789"
+    Secret(value)
+    line = "x" * 1990 + value + " tail"
+    out = shown(line)
+    assert "***" in out and "straddl" not in out
+    assert shown("y" * 3000).endswith(" [cut]") and len(shown("y" * 3000)) == 2006

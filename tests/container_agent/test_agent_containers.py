@@ -652,3 +652,26 @@ def test_a_server_that_crashes_at_once_shows_its_exit_code_and_stderr(world):
     assert health(port, sid) in (None, 503)  # never healthy
     # --rm in the args does not take the evidence away: the container is still there.
     assert world.inspect(f"mcp-{sid}")["State"]["ExitCode"] == 3
+
+
+def test_a_secret_straddling_the_stderr_cut_shows_nowhere_even_in_part(world):
+    sid = world.sid("straddle")
+    # The secret starts 10 characters before the 2,000-character cut of a stderr line.
+    script = ('pad=$(printf "%01990d" 0); echo "${pad}${TOKEN} and more" >&2; '
+              'echo "second line ${TOKEN}" >&2; exit 3')
+    world.servers[sid] = {"command": "docker", "args": [
+        "run", "-i", "--rm", "-e", "TOKEN", world.busybox, "sh", "-c", script],
+        "env": {"TOKEN": world.secret}}
+    world.write_config()
+    agent = world.agent()
+    try:
+        agent.call("container.ensure", world.ensure_body(sid, world.ports[3]))
+    except RemoteError:
+        pass  # it may die before the agent sees it running
+    exited = agent.event("container.exited", sid)
+    status = agent.call("container.status", ContainerStatusQuery(sid)).containers[0]
+    logs = agent.call("container.logs", ContainerLogsQuery(sid, 50))
+    shown = repr(exited.body) + repr(status) + repr(logs) + agent.output()
+    assert "second line ***" in shown
+    prefix = world.secret[:6]
+    assert prefix not in shown, "a part of the secret escaped"

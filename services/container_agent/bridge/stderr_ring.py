@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-# A line longer than this is cut: the tail is for reading, not for archiving.
-MAX_LINE_CHARS = 2000
+from common.secrets import shown
 
 
 class StderrRing:
@@ -15,10 +14,8 @@ class StderrRing:
         self._lines: deque[str] = deque(maxlen=size)
 
     def append(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace")
-        if len(text) > MAX_LINE_CHARS:
-            text = text[:MAX_LINE_CHARS] + " [cut]"
-        self._lines.append(text)
+        # Masked and cut once, here: the tail is for reading, not for archiving.
+        self._lines.append(shown(line.decode("utf-8", "replace")))
 
     def tail(self, n: int) -> list[str]:
         if n <= 0:

@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable, Optional
 
 from common.protocol import BridgeState as State
-from common.secrets import redact
+from common.secrets import redact, shown
 
 from . import jsonrpc
 from .channel import Channel
@@ -204,7 +204,7 @@ class StdioUpstream:
                 log.warning(
                     "server %s: refused a second initialize (%s); serving it with assumed capabilities",
                     self.server_id,
-                    redact(str(err.get("message", "error")))[:200],
+                    shown(str(err.get("message", "error")), 200),
                 )
                 self.init_result = _assumed_result(self.server_id)
                 self._set_state(State.READY, "adopted without a new handshake")
@@ -446,9 +446,8 @@ class StdioUpstream:
             msg = json.loads(line)
         except (ValueError, RecursionError):
             log.warning("server %s: skipped a line of non-JSON output on stdout (%d bytes)", self.server_id, len(line))
-            # Masked before it is cut: a secret straddling the cut must not show in part.
             log.debug("server %s: the skipped line starts with %r", self.server_id,
-                      redact(line.decode("utf-8", "replace"))[:120])
+                      shown(line.decode("utf-8", "replace"), 120))
             return
         if isinstance(msg, list):  # a batch from the server: route each member
             for member in msg:
