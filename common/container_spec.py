@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 from common.secrets import MASK, Secret
+from common.spec_hash_key import installation_key
 
 Pairs = Tuple[Tuple[str, str], ...]
 
@@ -415,12 +417,16 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def spec_hash(spec: ContainerSpec) -> str:
-    """Stable short hex hash of the effective spec (env values included: docker inspect
-    shows them anyway). Same spec -> same hash across processes and Python runs."""
+def spec_hash(spec: ContainerSpec, key: Optional[bytes] = None) -> str:
+    """Stable short hex hash of the effective spec, env values included (a changed secret
+    recreates the container). Keyed (HMAC-SHA256) with the installation's key, so the
+    published hash cannot be used to test guesses of a secret. Same spec -> same hash
+    across processes and restarts of one installation."""
     text = json.dumps(_canonical(spec), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=True)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    mac = hmac.new(key if key is not None else installation_key(), text.encode("utf-8"),
+                   hashlib.sha256)
+    return mac.hexdigest()[:16]
 
 
 __all__ = [

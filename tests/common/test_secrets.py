@@ -82,3 +82,30 @@ def test_shown_masks_before_it_cuts():
     out = shown(line)
     assert "***" in out and "straddl" not in out
     assert shown("y" * 3000).endswith(" [cut]") and len(shown("y" * 3000)) == 2006
+
+
+def test_the_spec_hash_cannot_be_used_to_test_a_guessed_secret():
+    import dataclasses
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from common.secrets import Secret
+
+    from common.container_spec import _canonical, spec_hash
+    from common.docker_args import parse_docker_run
+    from common.spec_hash_key import installation_key
+
+    def spec(value: str):
+        return parse_docker_run(["-i", "-e", "TOKEN", "img"], env_block={"TOKEN": Secret(value)},
+                                process_env={}, base_dir=Path("/")).spec
+
+    secret = spec("guess-me-0123456789")
+    published = spec_hash(secret)
+    # The old unkeyed hash of the same spec, which a guesser could recompute, differs.
+    text = json.dumps(_canonical(secret), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] != published
+    assert spec_hash(secret, key=b"another installation") != published
+    assert spec_hash(spec("guess-me-0123456789")) == published  # stable for one key
+    assert spec_hash(spec("rotated-0123456789")) != published   # a new secret recreates
+    assert len(installation_key()) == 32 and dataclasses.is_dataclass(secret)
