@@ -10,8 +10,45 @@ import logging
 import os
 import sys
 import threading
+import time
+from typing import Callable
 
 from common.secrets import redact
+
+
+class RepeatLimiter(logging.Filter):
+    """Lets through at most `burst` warnings or errors of one kind (logger and message
+    template) per `interval` seconds; the first one let through afterwards says how many
+    were held back. A flood (an accept loop failing, a client repeating a bad request)
+    must not flood the journal too."""
+
+    def __init__(self, burst: int = 5, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst = burst
+        self.interval = interval
+        self._clock = clock
+        self._windows: dict[tuple[str, object], list] = {}  # kind -> [start, passed, held]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        now = self._clock()
+        kind = (record.name, record.msg if isinstance(record.msg, str) else type(record.msg).__name__)
+        window = self._windows.get(kind)
+        if window is None or now - window[0] >= self.interval:
+            held = window[2] if window is not None else 0
+            if len(self._windows) > 1000:  # kinds are few; never let the table grow without end
+                self._windows.clear()
+            self._windows[kind] = [now, 1, 0]
+            if held:
+                record.msg = f"({held} more like this were held back) {record.msg}"
+            return True
+        if window[1] < self.burst:
+            window[1] += 1
+            return True
+        window[2] += 1
+        return False
 
 
 class RedactingFormatter(logging.Formatter):
@@ -28,6 +65,7 @@ def setup_logging(level: str, process: str) -> None:
         fmt = f"%(asctime)s %(levelname)s {process} %(name)s: %(message)s"
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(fmt))
+    handler.addFilter(RepeatLimiter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -16,7 +16,6 @@ a 503 or 429 the moment it is accepted.
 from __future__ import annotations
 
 import logging
-import resource
 import threading
 import time
 from typing import Any, Callable, Iterable, Optional
@@ -28,9 +27,9 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 from waitress.trigger import trigger
 
+from common.connection_limits import (REQUEST_TIMEOUT, ConnectionCount, Refusal, RefusalLog,
+                                      fit_open_files)
 from common.settings import DashboardSettings
-from services.dashboard.connection_limits import (REQUEST_TIMEOUT, RESERVED_FILES, ConnectionCount,
-                                                  Refusal, RefusalLog, connections_that_fit)
 
 log = logging.getLogger("dashboard")
 wsgi_log = logging.getLogger("dashboard.wsgi")
@@ -171,29 +170,9 @@ def _errors_to_log(app: Callable) -> Callable:
     return wrapped
 
 
-def _max_connections(wanted: int) -> int:
-    """`wanted`, after raising the soft open-file limit as far as it needs and may go."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = wanted + RESERVED_FILES
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    fitted = connections_that_fit(wanted, soft)
-    if fitted < wanted:
-        log.warning("[dashboard] max_connections lowered from %d to %d to fit the open-file "
-                    "limit (%d; raise LimitNOFILE)", wanted, fitted, soft)
-    return fitted
-
-
 class HttpServer:
     def __init__(self, app: Any, settings: DashboardSettings) -> None:
-        max_connections = _max_connections(settings.max_connections)
+        max_connections = fit_open_files(settings.max_connections, "[dashboard] max_connections", log)
         self.count = ConnectionCount(max_connections, settings.max_connections_per_address)
         # Proxy headers are passed through untouched: the app believes X-Forwarded-For
         # only from [service] trusted_proxies, and X-Forwarded-Proto only to add the

@@ -36,3 +36,23 @@ def test_uncaught_exceptions_are_logged_redacted():
     assert "RuntimeError: in a thread: ***" in err
     assert "CRITICAL test uncaught: uncaught exception" in err
     assert "RuntimeError: in the main thread: ***" in err
+
+
+def test_repeated_warnings_are_held_back_and_counted():
+    import logging
+
+    from common.logs import RepeatLimiter
+
+    now = [0.0]
+    limiter = RepeatLimiter(burst=3, interval=10, clock=lambda: now[0])
+
+    def record(msg, level=logging.ERROR):
+        return logging.LogRecord("asyncio", level, __file__, 1, msg, None, None)
+
+    passed = [limiter.filter(record("socket.accept() out of system resource")) for _ in range(1000)]
+    assert sum(passed) == 3
+    assert limiter.filter(record("another message"))
+    assert all(limiter.filter(record("chatty info", logging.INFO)) for _ in range(100))
+    now[0] = 11.0
+    later = record("socket.accept() out of system resource")
+    assert limiter.filter(later) and later.msg.startswith("(997 more like this were held back)")

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -146,7 +147,7 @@ def mcp_session(port: int, server_id: str) -> str:
 
 
 class Agent:
-    def __init__(self, world: "World", reply_wait: float) -> None:
+    def __init__(self, world: "World", reply_wait: float, nofile: Optional[int] = None) -> None:
         self.world = world
         self.log_path = world.dir / f"agent-{len(world.agents)}.log"
         self.log = open(self.log_path, "w+")
@@ -156,7 +157,10 @@ class Agent:
             [sys.executable, "-m", "services.container_agent", "--settings",
              str(world.settings), "--config", str(world.config), "--reply-wait", str(reply_wait),
              "--label", f"{TEST_LABEL}={world.tag}"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            # As a unit's LimitNOFILE= would set it (soft = hard).
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+            if nofile else None)
         self.ctx = zmq.Context()
         self.sub = Subscriber(self.ctx, world.events, topics=("container.",))
         self.seen: list[Message] = []
@@ -286,8 +290,8 @@ class World:
     def ensure_body(self, server_id: str, port: int) -> ContainerEnsure:
         return ContainerEnsure(server_id, {}, port, self.spec_hash(server_id))
 
-    def agent(self, reply_wait: float = 5.0) -> Agent:
-        agent = Agent(self, reply_wait)
+    def agent(self, reply_wait: float = 5.0, nofile: Optional[int] = None) -> Agent:
+        agent = Agent(self, reply_wait, nofile)
         self.agents.append(agent)
         return agent
 

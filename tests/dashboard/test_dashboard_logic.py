@@ -6,7 +6,7 @@ import pytest
 from common.protocol import ConfigState, ServerState, StateEvent, published
 from common.settings import load_settings
 from services.dashboard.auth import LoginLimiter, SessionStore, credentials_match
-from services.dashboard.connection_limits import (OVER_ADDRESS, OVER_TOTAL, REQUEST_TIMEOUT,
+from common.connection_limits import (OVER_ADDRESS, OVER_TOTAL, REQUEST_TIMEOUT,
                                                   RESERVED_FILES, ConnectionCount, RefusalLog,
                                                   connections_that_fit)
 from services.dashboard.htmlkit import Html, esc, html, show

@@ -32,6 +32,7 @@ from .http_common import (
     rejection,
     unauthorized,
 )
+from .limits import ACCEPT_BACKLOG, BoundedServer, ConnectionLimits
 from .served import HTTP, STDIO, ProxyTarget, ServedServer
 from .sessions import SessionTable
 from .stderr_ring import StderrRing
@@ -97,7 +98,8 @@ class Bridge:
     # --- life cycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        server = BoundedServer(self._handle, limits=ConnectionLimits(self._config), handler_cancellation=True,
+                               access_log=None, keepalive_timeout=self._config.keepalive_timeout_seconds)
         self._runner = web.ServerRunner(server, shutdown_timeout=5.0)
         await self._runner.setup()
         self._spawn(self._sweep())
@@ -286,7 +288,7 @@ class Bridge:
         holder = self._by_port.get(host_port) if host_port else None
         if holder is not None:
             raise BridgeError(f"server {server_id}: port {host_port} is already serving {holder.server_id}")
-        site = web.TCPSite(self._runner, self._config.bind_host, host_port, reuse_address=True, backlog=1024)
+        site = web.TCPSite(self._runner, self._config.bind_host, host_port, reuse_address=True, backlog=ACCEPT_BACKLOG)
         try:
             await site.start()
         except OSError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from common.client_address import parse_networks
 from common.mcp_auth import TokenSet
 
 
@@ -36,6 +37,18 @@ class BridgeConfig:
     # Bearer tokens every MCP request must carry; empty: none is asked (loopback only,
     # or `[bridge] auth = none`: something in front authenticates).
     tokens: TokenSet = field(default_factory=TokenSet)
+    # A connection must deliver its first request's headers within this time.
+    header_timeout_seconds: float = 10.0
+    # Idle keep-alive connections are closed after this (above the ALB's 60 s).
+    keepalive_timeout_seconds: float = 75.0
+    # Open connections to all bridge ports together (lowered to fit the open-file
+    # limit), and from one client address.
+    max_connections: int = 4096
+    max_connections_per_address: int = 512
+    # Sessions per server one client address may hold.
+    max_sessions_per_address: int = 1000
+    # Proxies whose X-Forwarded-For names the client (the ALB's subnets).
+    trusted_proxies: tuple = ()
 
     @classmethod
     def from_settings(cls, settings) -> "BridgeConfig":
@@ -53,13 +66,19 @@ class BridgeConfig:
                    stderr_lines=b.stderr_lines,
                    allowed_origins=origins,
                    proxy_connect_timeout_seconds=b.proxy_connect_timeout_seconds,
-                   tokens=settings.bridge_tokens)
+                   tokens=settings.bridge_tokens,
+                   header_timeout_seconds=b.header_timeout_seconds,
+                   keepalive_timeout_seconds=b.keepalive_timeout_seconds,
+                   max_connections=b.max_connections,
+                   max_connections_per_address=b.max_connections_per_address,
+                   max_sessions_per_address=b.max_sessions_per_address,
+                   trusted_proxies=parse_networks(settings.service.trusted_proxies))
 
     def __post_init__(self) -> None:
         problems = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("bind_host", "allowed_origins", "tokens"):
+            if f.name in ("bind_host", "allowed_origins", "tokens", "trusted_proxies"):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 problems.append(f"{f.name} must be a positive number, got {value!r}")

@@ -1,8 +1,9 @@
-"""How many connections the dashboard holds, in all and per client address (pure logic).
+"""How many connections a server holds, in all and per client address.
 
-A connection costs a file descriptor and a place in waitress's socket map until it is
-closed, whether or not it ever sends a request; without bounds a few hundred idle or
-half-sent connections make the dashboard unreachable. The HTTP server asks `refusal()`
+Used by the dashboard (waitress) and the MCP bridges (aiohttp). A connection costs a
+file descriptor until it is closed, whether or not it ever sends a request; without
+bounds a few hundred idle or half-sent connections make a server unreachable, or (in
+the container-agent) starve Docker of file descriptors. The server asks `refusal()`
 before it takes on an accepted connection and answers the ones over a limit at once
 (503 over the total, 429 over the per-address cap), so everyone else stays served.
 
@@ -13,6 +14,9 @@ holds rather than what one client holds.
 """
 from __future__ import annotations
 
+import json
+import logging
+import resource
 import threading
 import time
 from collections import Counter
@@ -29,11 +33,18 @@ class Refusal:
 
     status: str     # "503 Service Unavailable"
     reason: str     # one line for the client and the log
+    jsonrpc: bool = False  # the body is a JSON-RPC error (MCP clients show its message)
 
     def response(self) -> bytes:
         """A complete HTTP/1.1 answer that closes the connection."""
-        body = (self.reason + "\n").encode()
-        return (f"HTTP/1.1 {self.status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        if self.jsonrpc:
+            body = json.dumps({"jsonrpc": "2.0", "id": None,
+                               "error": {"code": -32000, "message": self.reason}}).encode()
+            ctype = "application/json"
+        else:
+            body = (self.reason + "\n").encode()
+            ctype = "text/plain; charset=utf-8"
+        return (f"HTTP/1.1 {self.status}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nRetry-After: 10\r\nConnection: close\r\n"
                 "\r\n").encode() + body
 
@@ -79,9 +90,30 @@ class ConnectionCount:
                 del self._by_address[address]
 
 
-def connections_that_fit(wanted: int, open_files_limit: int) -> int:
+def connections_that_fit(wanted: int, open_files_limit: int, reserved: int = RESERVED_FILES) -> int:
     """`wanted`, lowered so that the connections and the process's other files fit."""
-    return max(1, min(wanted, open_files_limit - RESERVED_FILES))
+    return max(1, min(wanted, open_files_limit - reserved))
+
+
+def fit_open_files(wanted: int, what: str, log: logging.Logger, reserved: int = RESERVED_FILES) -> int:
+    """`wanted` connections, after raising the soft open-file limit as far as they need
+    and the hard limit allows; lowered (and said so) when they still would not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + reserved
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    fitted = connections_that_fit(wanted, soft, reserved)
+    if fitted < wanted:
+        log.warning("%s lowered from %d to %d to fit the open-file limit (%d; raise "
+                    "LimitNOFILE)", what, wanted, fitted, soft)
+    return fitted
 
 
 class RefusalLog:
