@@ -13,7 +13,7 @@ from services.container_agent.bridge.channel import Channel
 from services.container_agent.bridge.config import BridgeConfig
 from services.container_agent.bridge.http_common import origin_allowed, parse_accept, sse_event
 from services.container_agent.bridge.proxy import SseEndpointRewriter
-from services.container_agent.bridge.sessions import LEGACY_SSE, STREAMABLE_HTTP, SessionTable
+from services.container_agent.bridge.sessions import LEGACY_SSE, STREAMABLE_HTTP, SessionLimit, SessionTable
 from services.container_agent.bridge.stderr_ring import StderrRing
 from services.container_agent.bridge.upstream import IdAllocator
 from services.container_agent.bridge.versions import negotiate
@@ -260,15 +260,46 @@ def test_sessions_expire_when_idle_but_not_while_busy():
 
 def test_full_table_evicts_the_least_recently_used_idle_session():
     clock = Clock()
-    table = SessionTable(idle_timeout=60, max_sessions=2, clock=clock)
+    table = SessionTable(idle_timeout=60, max_sessions=2, clock=clock, max_per_address=5)
     busy, _ = table.create(STREAMABLE_HTTP, "v")
     table.open_stream(busy, Channel())
     old, _ = table.create(STREAMABLE_HTTP, "v")
     new, evicted = table.create(STREAMABLE_HTTP, "v")
     assert evicted is old and new is not None and len(table) == 2
     table.open_stream(new, Channel())
-    none, evicted = table.create(STREAMABLE_HTTP, "v")
-    assert none is None and evicted is None
+    with pytest.raises(SessionLimit) as full:
+        table.create(STREAMABLE_HTTP, "v")
+    assert full.value.status == 503
+
+
+def test_a_flood_from_one_address_churns_only_its_own_sessions():
+    clock = Clock()
+    table = SessionTable(idle_timeout=60, max_sessions=100, clock=clock, max_per_address=10)
+    legit = [table.create(STREAMABLE_HTTP, "v", "10.0.0.1")[0] for _ in range(5)]
+    held = [table.create(STREAMABLE_HTTP, "v", "10.6.6.6")[0] for _ in range(4)]
+    for session in held:  # the attacker keeps streams open: busy, never evicted
+        table.open_stream(session, Channel())
+    for _ in range(10_000):
+        session, evicted = table.create(STREAMABLE_HTTP, "v", "10.6.6.6")
+        assert evicted is None or evicted.address == "10.6.6.6"
+    assert all(table.get(s.id) is s for s in legit)
+    assert len(table) == 5 + 10
+    fresh, evicted = table.create(STREAMABLE_HTTP, "v", "10.0.0.2")
+    assert fresh is not None and evicted is None
+    for session in list(table.all()):
+        if session.address == "10.6.6.6" and not session.busy:
+            table.open_stream(session, Channel())
+    with pytest.raises(SessionLimit) as limit:
+        table.create(STREAMABLE_HTTP, "v", "10.6.6.6")
+    assert limit.value.status == 429
+
+
+def test_a_full_table_takes_room_from_the_address_holding_the_most():
+    table = SessionTable(idle_timeout=60, max_sessions=6, clock=Clock(), max_per_address=5)
+    few = table.create(STREAMABLE_HTTP, "v", "a")[0]
+    many = [table.create(STREAMABLE_HTTP, "v", "b")[0] for _ in range(5)]
+    _, evicted = table.create(STREAMABLE_HTTP, "v", "c")
+    assert evicted is many[0] and table.get(few.id) is few
 
 
 def test_channel_closes_after_the_expected_answers():

@@ -302,7 +302,11 @@ class Bridge:
                 server_id=server_id,
                 port=port,
                 site=site,
-                sessions=SessionTable(self._config.session_idle_timeout_seconds, self._config.max_sessions_per_server),
+                sessions=SessionTable(
+                    self._config.session_idle_timeout_seconds,
+                    self._config.max_sessions_per_server,
+                    max_per_address=self._config.max_sessions_per_address,
+                ),
                 stderr=StderrRing(self._config.stderr_lines),
             )
             self._servers[server_id] = server

@@ -12,6 +12,7 @@ from typing import Any, Optional, Union
 
 from aiohttp import web
 
+from common.client_address import client_address
 from common.mcp_auth import bearer_token
 
 from . import jsonrpc
@@ -66,6 +67,11 @@ def origin_allowed(config: BridgeConfig, origin: Optional[str]) -> bool:
         return True
     allowed = config.allowed_origins
     return "*" in allowed or origin.rstrip("/") in allowed
+
+
+def client_of(request: web.BaseRequest, config: BridgeConfig) -> str:
+    """The client's address, for per-address limits (X-Forwarded-For from trusted proxies)."""
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", ()), config.trusted_proxies)
 
 
 AUTH_REALM = 'Bearer realm="mcp-orchestrator"'

@@ -16,6 +16,7 @@ from . import jsonrpc
 from .channel import Channel
 from .config import BridgeConfig
 from .http_common import (
+    client_of,
     json_response,
     method_not_allowed,
     pump,
@@ -27,7 +28,7 @@ from .http_common import (
 )
 from .jsonrpc import Kind
 from .served import ServedServer
-from .sessions import LEGACY_SSE, STREAM_BACKLOG
+from .sessions import LEGACY_SSE, STREAM_BACKLOG, SessionLimit
 from .versions import LEGACY_SSE_VERSION
 
 
@@ -39,11 +40,12 @@ async def handle_stream(
     upstream = await server.ready_upstream(config)
     if isinstance(upstream, web.Response):
         return upstream
-    session, evicted = server.sessions.create(LEGACY_SSE, LEGACY_SSE_VERSION)
+    try:
+        session, evicted = server.sessions.create(LEGACY_SSE, LEGACY_SSE_VERSION, client_of(request, config))
+    except SessionLimit as limit:
+        return rejection(limit.status, jsonrpc.TRANSPORT_ERROR, f"MCP server '{server.server_id}': {limit.reason}")
     if evicted is not None:
         upstream.drop_session(evicted, "session evicted: too many sessions")
-    if session is None:
-        return server.unavailable("too many open sessions")
     channel = Channel(limit=STREAM_BACKLOG)
     server.sessions.open_stream(session, channel)
     endpoint = f"/mcp/{quote(server.server_id, safe='')}/messages?sessionId={session.id}"

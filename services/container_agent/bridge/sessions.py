@@ -13,8 +13,6 @@ from .channel import Channel
 STREAMABLE_HTTP = "streamable-http"
 LEGACY_SSE = "sse"
 
-# How far from the least recently used end to look for a session to evict.
-_EVICTION_SCAN = 64
 # Messages a standing stream may have queued before it is cut off as stalled.
 STREAM_BACKLOG = 1000
 
@@ -30,20 +28,45 @@ class HttpSession:
     # Requests sent to the server and not answered yet, by the id the bridge gave them.
     inflight: dict[int, Any] = field(default_factory=dict)
     closed: bool = False
+    # The client address it was made for (limits count per address).
+    address: str = ""
 
     @property
     def busy(self) -> bool:
         return self.stream is not None or bool(self.inflight)
 
 
-class SessionTable:
-    """Sessions by id, least recently used first, with idle expiry and a size cap."""
+class SessionLimit(Exception):
+    """No session can be made now; `status` is the HTTP status to answer with."""
 
-    def __init__(self, idle_timeout: float, max_sessions: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class SessionTable:
+    """Sessions by id, least recently used first, with idle expiry and two caps.
+
+    One client address holds at most `max_per_address` sessions: past it that address's
+    own least recently used idle session makes room, so a flood from one address churns
+    only its own sessions. When the whole table is full, the room is made by the address
+    holding the most. A session with a stream or a request in flight is never dropped.
+    """
+
+    def __init__(
+        self,
+        idle_timeout: float,
+        max_sessions: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_per_address: Optional[int] = None,
+    ) -> None:
         self._sessions: OrderedDict[str, HttpSession] = OrderedDict()
+        self._by_address: dict[str, OrderedDict[str, HttpSession]] = {}
         self.streaming: set[HttpSession] = set()
         self._idle = idle_timeout
         self._max = max_sessions
+        self._max_per_address = max_per_address or max_sessions
         self._clock = clock
 
     def __len__(self) -> int:
@@ -52,18 +75,22 @@ class SessionTable:
     def all(self) -> list[HttpSession]:
         return list(self._sessions.values())
 
-    def create(self, transport: str, protocol_version: str) -> tuple[Optional[HttpSession], Optional[HttpSession]]:
-        """A new session, and the idle session evicted to make room for it (if any).
-
-        (None, None) when the table is full of busy sessions.
-        """
+    def create(self, transport: str, protocol_version: str, address: str = "") -> tuple[HttpSession, Optional[HttpSession]]:
+        """A new session for a client at `address`, and the idle session dropped to make
+        room for it (if any). SessionLimit when no room can be made."""
         evicted = None
-        if len(self._sessions) >= self._max:
-            evicted = self._evict_one()
+        own = self._by_address.get(address)
+        if own is not None and len(own) >= self._max_per_address:
+            evicted = self._evict_from(own)
             if evicted is None:
-                return None, None
-        session = HttpSession(secrets.token_hex(16), transport, protocol_version, self._clock())
+                raise SessionLimit(429, "too many sessions from your address, all of them in use")
+        elif len(self._sessions) >= self._max:
+            evicted = self._evict_anywhere()
+            if evicted is None:
+                raise SessionLimit(503, "too many open sessions")
+        session = HttpSession(secrets.token_hex(16), transport, protocol_version, self._clock(), address=address)
         self._sessions[session.id] = session
+        self._by_address.setdefault(address, OrderedDict())[session.id] = session
         return session, evicted
 
     def get(self, session_id: str) -> Optional[HttpSession]:
@@ -76,10 +103,16 @@ class SessionTable:
         session.last_seen = self._clock()
         if session.id in self._sessions:
             self._sessions.move_to_end(session.id)
+            self._by_address[session.address].move_to_end(session.id)
 
     def remove(self, session_id: str) -> Optional[HttpSession]:
         session = self._sessions.pop(session_id, None)
         if session is not None:
+            own = self._by_address.get(session.address)
+            if own is not None:
+                own.pop(session_id, None)
+                if not own:
+                    del self._by_address[session.address]
             session.closed = True
             self.streaming.discard(session)
             if session.stream is not None:
@@ -114,10 +147,14 @@ class SessionTable:
             self.remove(session.id)
         return gone
 
-    def _evict_one(self) -> Optional[HttpSession]:
-        for n, session in enumerate(self._sessions.values()):
-            if n >= _EVICTION_SCAN:
-                break
-            if not session.busy:
-                return self.remove(session.id)
+    def _evict_from(self, sessions: "OrderedDict[str, HttpSession]") -> Optional[HttpSession]:
+        # Least recently used first; busy sessions are skipped (at most the address's cap).
+        victim = next((s for s in sessions.values() if not s.busy), None)
+        return self.remove(victim.id) if victim is not None else None
+
+    def _evict_anywhere(self) -> Optional[HttpSession]:
+        for own in sorted(self._by_address.values(), key=len, reverse=True):
+            evicted = self._evict_from(own)
+            if evicted is not None:
+                return evicted
         return None

@@ -21,6 +21,7 @@ from .http_common import (
     SESSION_HEADER,
     VERSION_HEADER,
     Accepts,
+    client_of,
     json_response,
     method_not_allowed,
     sse_response,
@@ -33,7 +34,7 @@ from .http_common import (
 )
 from .jsonrpc import Kind
 from .served import ServedServer
-from .sessions import STREAM_BACKLOG, STREAMABLE_HTTP, HttpSession
+from .sessions import STREAM_BACKLOG, STREAMABLE_HTTP, HttpSession, SessionLimit
 from .versions import KNOWN_VERSIONS, is_known
 
 ALLOW = "GET, POST, DELETE"
@@ -146,11 +147,12 @@ async def _initialize(
     upstream = await server.ready_upstream(config)
     if isinstance(upstream, web.Response):
         return upstream
-    session, evicted = server.sessions.create(STREAMABLE_HTTP, "")
+    try:
+        session, evicted = server.sessions.create(STREAMABLE_HTTP, "", client_of(request, config))
+    except SessionLimit as limit:
+        return rejection(limit.status, jsonrpc.TRANSPORT_ERROR, f"MCP server '{server.server_id}': {limit.reason}")
     if evicted is not None:
         upstream.drop_session(evicted, "session evicted: too many sessions")
-    if session is None:
-        return server.unavailable("too many open sessions")
     params = msg.get("params")
     client_version = params.get("protocolVersion") if isinstance(params, dict) else None
     answer, session.protocol_version = upstream.initialize_answer(jsonrpc.dumps(msg["id"]), client_version)
