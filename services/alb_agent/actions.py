@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
-from services.alb_agent.model import HealthCheck, RuleControl, Target
+from services.alb_agent.model import HealthCheck, RuleControl, Target, plain
 
 
 class _Step:
@@ -19,20 +19,12 @@ class _Step:
             if isinstance(value, (HealthCheck, Target)):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             elif isinstance(value, RuleControl):
-                value = _plain(value.raw)
+                value = plain(value.raw)
             elif isinstance(value, tuple):
                 value = [list(v) if isinstance(v, tuple) else
-                         _plain(v.raw) if isinstance(v, RuleControl) else v for v in value]
+                         plain(v.raw) if isinstance(v, RuleControl) else v for v in value]
             out[f.name] = value
         return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)

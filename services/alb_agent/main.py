@@ -33,6 +33,7 @@ from services.alb_agent.aws_client import make_client
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.router import AlbRouter
 from services.alb_agent.standin import StandIn, StandInError, start_standin
+from services.alb_agent.model import plain
 from services.alb_agent.worker import RoutingWorker
 
 log = logging.getLogger("alb-agent")
@@ -83,11 +84,11 @@ class AlbAgent:
     def on_status(self, msg: Message) -> RoutesList:
         status = self.worker.status()
         return RoutesList(routes=wire.route_infos(status, only=msg.body.server_id),
-                          status=_plain(status) if msg.body.server_id is None else {})
+                          status=plain(status) if msg.body.server_id is None else {})
 
     def on_snapshot(self, msg: Message) -> Snapshot:
         self.publish_events()  # the state below already includes them
-        return self.pub.snapshot(_plain(self.worker.status()))
+        return self.pub.snapshot(plain(self.worker.status()))
 
     # -- events --------------------------------------------------------------------------
     def _poke(self) -> None:
@@ -112,15 +113,6 @@ class AlbAgent:
         self.worker.stop()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _plain(value: Any) -> Any:
-    """Snapshot state as msgpack-ready data (tuples become lists)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def build_router(settings: Settings) -> tuple[AlbRouter, Optional[StandIn]]:

@@ -186,3 +186,12 @@ def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteErro
             continue
         routes[key] = DesiredRoute(port=port, enabled=enabled)
     return routes, errors
+
+
+def plain(value: Any) -> Any:
+    """Data as msgpack takes it: tuples become lists, keys strings."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
