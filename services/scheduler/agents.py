@@ -47,8 +47,12 @@ class AgentLink:
     def __init__(self, name: str, ctx: zmq.Context, endpoint: str, *, timeout_ms: int,
                  attempts: int, src: str, max_bytes: int,
                  silent: Callable[[], bool] = lambda: False,
+                 on_back: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
+        # Called (before the reply is used) when an agent that had stopped answering
+        # answers again: it may be a new process, and what it said before is stale.
+        self._on_back = on_back
         # Its PUB socket has been quiet for several heartbeats (set by the loop thread).
         self.silent = silent
         self.endpoint = endpoint
@@ -113,6 +117,7 @@ class AgentLink:
 
     def _answered(self) -> None:
         with self._lock:
+            back = not self._available and self._ever
             if not self._available:
                 log.info("%s is available at %s", self.name, self.endpoint)
             self._available = True
@@ -120,6 +125,8 @@ class AgentLink:
             self._error = None
             self._failures = 0
             self._next_try = 0.0
+        if back:
+            self._on_back()
 
     def _down(self, error: str) -> None:
         with self._lock:

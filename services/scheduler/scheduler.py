@@ -85,8 +85,10 @@ class Scheduler:
                        attempts=z.request_retries, src=NAME, max_bytes=z.max_message_bytes)
         self.links = {
             CONTAINER_AGENT: link(CONTAINER_AGENT, endpoint=z.containers,
-                                  silent=self.subs[CONTAINER_AGENT].silent),
-            ALB_AGENT: link(ALB_AGENT, endpoint=z.routes, silent=self.subs[ALB_AGENT].silent),
+                                  silent=self.subs[CONTAINER_AGENT].silent,
+                                  on_back=partial(self.model.forget, "containers")),
+            ALB_AGENT: link(ALB_AGENT, endpoint=z.routes, silent=self.subs[ALB_AGENT].silent,
+                            on_back=partial(self.model.forget, "routes")),
         }
         # The reconcile thread pokes this pair when the state may have changed.
         self._wake_r, self._wake_w = socket.socketpair()

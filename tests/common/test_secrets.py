@@ -52,7 +52,25 @@ def test_log_lines_and_tracebacks_are_redacted(tmp_path):
     assert CANARY not in out and out.count(MASK) == 2
 
 
-def test_setup_logging_installs_redaction(capsys):
+@pytest.fixture
+def process_logging():
+    """setup_logging() changes the whole process: put everything back afterwards, or the
+    handler left on this test's captured (then closed) stderr breaks later tests."""
+    import sys
+    import threading
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, sys.excepthook, threading.excepthook)
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+    sys.excepthook, threading.excepthook = saved[2], saved[3]
+
+
+def test_setup_logging_installs_redaction(capsys, process_logging):
     Secret(CANARY)
     setup_logging("INFO", "test")
     logging.getLogger("x").warning("value %s", CANARY)

@@ -90,3 +90,40 @@ def test_a_silent_agent_that_failed_is_not_asked_again(ctx, endpoint):
     agent.heard()
     assert agent.due()
     agent.close()
+
+
+def test_an_agent_that_answers_again_after_a_failure_makes_its_state_forgotten(ctx, endpoint):
+    """It may be a new process that has not yet published its new epoch: what the old one
+    said (routes, containers) must not be shown as current meanwhile."""
+    backs = []
+    now = [0.0]
+    agent = AgentLink("alb-agent", ctx, endpoint, timeout_ms=300, attempts=1, src="test",
+                      max_bytes=1 << 20, on_back=lambda: backs.append(1), clock=lambda: now[0])
+
+    def answer_once():
+        server = RepServer(ctx, endpoint, {}, src="agent")
+        done = threading.Event()
+
+        def serve():
+            deadline = time.monotonic() + 10
+            while not done.is_set() and time.monotonic() < deadline:
+                if server.socket.poll(50):
+                    server.handle_ready()
+                    done.set()
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            agent.call("ping")
+        finally:
+            done.set()
+            thread.join()
+            server.close()
+
+    answer_once()
+    assert backs == []          # the first answer ever: nothing to forget
+    with pytest.raises(AgentUnavailable):
+        agent.call("ping")      # gone
+    now[0] += 10                # past the back-off
+    answer_once()
+    assert backs == [1]         # back: forget before the reply is used
+    agent.close()
