@@ -4,6 +4,7 @@ and a counter of the API calls a boto3 client makes.
 It stands for AWS: the alb-agent of the control-plane benchmarks reaches it over HTTP
 like any endpoint, so its work is not counted in the agent's CPU or memory.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,13 @@ from typing import Any, Optional
 from services.alb_agent.standin import build_world
 
 REGION = "us-east-1"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_SESSION_TOKEN": "bench",
-               "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_SESSION_TOKEN": "bench",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 @dataclass
@@ -30,9 +36,11 @@ class World:
 
     def settings_lines(self) -> str:
         """The [aws] keys that point an alb-agent at this world."""
-        return (f"region = {REGION}\nalb_arn = {self.alb_arn}\nlistener_arn = {self.listener_arn}\n"
-                f"vpc_id = {self.vpc_id}\nendpoint_url = {self.url}\ninstance_id = {self.instance_id}\n"
-                f"imds_endpoint = {self.url}\n")
+        return (
+            f"region = {REGION}\nalb_arn = {self.alb_arn}\nlistener_arn = {self.listener_arn}\n"
+            f"vpc_id = {self.vpc_id}\nendpoint_url = {self.url}\ninstance_id = {self.instance_id}\n"
+            f"imds_endpoint = {self.url}\n"
+        )
 
     def rule_paths(self) -> set[str]:
         paths: set[str] = set()
@@ -93,5 +101,4 @@ class Moto:
         self.reset()
         ec2, elbv2 = self.client("ec2"), self.client("elbv2")
         ids = build_world(ec2, elbv2, REGION, name="mcp-bench-alb")
-        return World(self.url, ids["vpc_id"], ids["instance_id"], ids["alb_arn"],
-                     ids["listener_arn"], elbv2)
+        return World(self.url, ids["vpc_id"], ids["instance_id"], ids["alb_arn"], ids["listener_arn"], elbv2)

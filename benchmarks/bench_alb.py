@@ -6,6 +6,7 @@ yet); then one change at a time: a server added, a port changed, a server remove
 Reads are Describe* calls, writes are everything else. Wall times are moto's more
 than ours and are only indicative.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,9 +35,16 @@ def measure_size(moto: Moto, n: int) -> dict[str, dict]:
     from services.alb_agent.router import AlbRouter
 
     world = moto.world()
-    config = AlbConfig(region="us-east-1", alb_arn=world.alb_arn, listener_arn=world.listener_arn,
-                       vpc_id=world.vpc_id, endpoint_url=world.url, instance_id=world.instance_id,
-                       imds_endpoint=world.url, api_max_attempts=2)
+    config = AlbConfig(
+        region="us-east-1",
+        alb_arn=world.alb_arn,
+        listener_arn=world.listener_arn,
+        vpc_id=world.vpc_id,
+        endpoint_url=world.url,
+        instance_id=world.instance_id,
+        imds_endpoint=world.url,
+        api_max_attempts=2,
+    )
     ports = {f"srv-{i:03d}": FIRST_PORT + i for i in range(n)}
     router = AlbRouter(config)
     counter = ApiCallCounter(router.client)
@@ -47,8 +55,14 @@ def measure_size(moto: Moto, n: int) -> dict[str, dict]:
         result = router_.apply(_routes(desired))
         seconds = time.perf_counter() - t0
         reads, writes, calls = counter_.take()
-        steps[name] = {"reads": reads, "writes": writes, "calls": calls, "seconds": round(seconds, 3),
-                       "ok": bool(result.ok), "actions": len(result.plan.actions)}
+        steps[name] = {
+            "reads": reads,
+            "writes": writes,
+            "calls": calls,
+            "seconds": round(seconds, 3),
+            "ok": bool(result.ok),
+            "actions": len(result.plan.actions),
+        }
 
     step("from nothing", router, counter, ports)
     step("no-op", router, counter, ports)
@@ -80,12 +94,12 @@ def run(ctx: Context) -> Outcome:
             ctx.say(f"ALB calls at {n} servers measured in {time.perf_counter() - t0:.1f} s")
     finally:
         moto.stop()
-    names = ["from nothing", "no-op", "no-op, new router", "one server removed", "one server added",
-             "one port changed"]
+    names = ["from nothing", "no-op", "no-op, new router", "one server removed", "one server added", "one port changed"]
     table = Table(TITLE, ["servers", *[f"{s} (r/w)" for s in names]])
     for n, steps in sizes.items():
-        table.add(n, *[f"{steps[s]['reads']}/{steps[s]['writes']}" + ("" if steps[s]["ok"] else " FAILED")
-                       for s in names])
+        table.add(
+            n, *[f"{steps[s]['reads']}/{steps[s]['writes']}" + ("" if steps[s]["ok"] else " FAILED") for s in names]
+        )
     table.notes += [
         "r/w = Describe* calls / all other calls, counted on the router's boto3 client",
         "the no-op is what a periodic reconcile costs; a new router (an agent restart) reads the tags once",
@@ -104,13 +118,25 @@ def run(ctx: Context) -> Outcome:
     if biggest is not None:
         s = sizes[biggest]
         noop = s["no-op"]
-        out.goals.append(Goal("4", f"no-op reconcile at {biggest} servers", "≤ 5 reads, 0 writes",
-                              f"{noop['reads']} reads, {noop['writes']} writes",
-                              noop["reads"] <= 5 and noop["writes"] == 0))
+        out.goals.append(
+            Goal(
+                "4",
+                f"no-op reconcile at {biggest} servers",
+                "≤ 5 reads, 0 writes",
+                f"{noop['reads']} reads, {noop['writes']} writes",
+                noop["reads"] <= 5 and noop["writes"] == 0,
+            )
+        )
         changes = ("one server removed", "one server added", "one port changed")
         worst = max(s[k]["writes"] for k in changes)
         failed = [k for k in changes if not s[k]["ok"]]
-        out.goals.append(Goal("4", f"one change at {biggest} servers (remove, add, port)", "≤ 5 writes",
-                              f"at most {worst} writes" + (f"; failed: {', '.join(failed)}" if failed else ""),
-                              worst <= 5 and not failed))
+        out.goals.append(
+            Goal(
+                "4",
+                f"one change at {biggest} servers (remove, add, port)",
+                "≤ 5 writes",
+                f"at most {worst} writes" + (f"; failed: {', '.join(failed)}" if failed else ""),
+                worst <= 5 and not failed,
+            )
+        )
     return out

@@ -7,6 +7,7 @@ are computed within the repeat before their median is taken. A session makes its
 calls back to back (`get_current_time`); latency is one call's round trip as the load
 generator sees it, calls/s is all sessions' calls over the phase's wall time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -165,8 +166,9 @@ async def measure(ctx: Context) -> tuple[dict[int, dict[str, list[PhaseResult]]]
                 for run in live[shift:] + live[:shift]:
                     result = await phase(run, run.sessions[:level], counts.calls_for(level))
                     per[run.name].append(result)
-                line = ", ".join(f"{n} p50 {rs[-1].p(50) or 0:.2f} ms {rs[-1].calls_per_s or 0:.0f}/s"
-                                 for n, rs in per.items())
+                line = ", ".join(
+                    f"{n} p50 {rs[-1].p(50) or 0:.2f} ms {rs[-1].calls_per_s or 0:.0f}/s" for n, rs in per.items()
+                )
                 ctx.say(f"{level} session(s), run {rep + 1}/{counts.repeats}: {line}")
             results[level] = per
     finally:
@@ -178,18 +180,29 @@ def _by_rep(per: dict[str, list[PhaseResult]], name: str, fn) -> list[Optional[f
     return [fn(r) for r in per.get(name, [])]
 
 
-def summarize(ctx: Context, results: dict[int, dict[str, list[PhaseResult]]],
-              runs: list[Running]) -> Outcome:
+def summarize(ctx: Context, results: dict[int, dict[str, list[PhaseResult]]], runs: list[Running]) -> Outcome:
     out = Outcome(KEY, TITLE)
     names = [r.name for r in runs]
     notes = {r.name: r.target.note for r in runs}
     levels_data: dict[str, Any] = {}
     for level, per in results.items():
-        table = Table(f"{TITLE}: {level} concurrent session(s), {ctx.counts.calls_for(level)} calls each, "
-                      f"{ctx.counts.repeats} run(s)",
-                      ["target", "p50 ms", "p99 ms", "calls/s", "p50 ×bridge", "p99 ×bridge",
-                       "calls/s ×bridge", "bridge µs/call", "server µs/call", "engine µs/call",
-                       "errors"])
+        table = Table(
+            f"{TITLE}: {level} concurrent session(s), {ctx.counts.calls_for(level)} calls each, "
+            f"{ctx.counts.repeats} run(s)",
+            [
+                "target",
+                "p50 ms",
+                "p99 ms",
+                "calls/s",
+                "p50 ×bridge",
+                "p99 ×bridge",
+                "calls/s ×bridge",
+                "bridge µs/call",
+                "server µs/call",
+                "engine µs/call",
+                "errors",
+            ],
+        )
         level_data: dict[str, Any] = {}
         base = per.get(BRIDGE, [])
         for name in names:
@@ -201,45 +214,78 @@ def summarize(ctx: Context, results: dict[int, dict[str, list[PhaseResult]]],
                 continue
 
             def rel(fn) -> Spread:
-                return Spread.of(ratio(fn(a), fn(b)) if b is not None else None
-                                 for a, b in zip(reps, base + [None] * (len(reps) - len(base))))
+                return Spread.of(
+                    ratio(fn(a), fn(b)) if b is not None else None
+                    for a, b in zip(reps, base + [None] * (len(reps) - len(base)))
+                )
 
             p50 = Spread.of(_by_rep(per, name, lambda r: r.p(50)))
             p99 = Spread.of(_by_rep(per, name, lambda r: r.p(99)))
             cps = Spread.of(_by_rep(per, name, lambda r: r.calls_per_s))
-            cpu = {part: Spread.of(_by_rep(per, name, lambda r: r.cpu.per(r.calls, part)))
-                   for part in ("bridge", "server", "engine")}
+            cpu = {
+                part: Spread.of(_by_rep(per, name, lambda r: r.cpu.per(r.calls, part)))
+                for part in ("bridge", "server", "engine")
+            }
             client = Spread.of(_by_rep(per, name, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
             errors = sum(r.errors for r in reps)
             first = next((r.first_error for r in reps if r.first_error), "")
             if first:
                 table.notes.append(f"{name}: {errors} failed call(s), the first: {first}")
             r50, r99, rcps = (rel(lambda r: r.p(50)), rel(lambda r: r.p(99)), rel(lambda r: r.calls_per_s))
-            table.add(name, p50.fmt(2), p99.fmt(2), cps.fmt(0), r50.fmt(2), r99.fmt(2), rcps.fmt(2),
-                      cpu["bridge"].fmt(0), cpu["server"].fmt(0), cpu["engine"].fmt(0), errors)
-            level_data[name] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": cps,
-                                "p50_vs_bridge": r50, "p99_vs_bridge": r99, "calls_per_s_vs_bridge": rcps,
-                                "cpu_us_per_call": cpu, "load_generator_cpu_pct": client,
-                                "errors": errors, "first_error": first, "calls": sum(r.calls for r in reps)}
-        table.notes.append("median (min–max) over the runs; ×bridge = the target's value ÷ this bridge's, "
-                           "per run; CPU per call: bridge = its process and children (the peers' docker "
-                           "CLI), server = the container(s) of the MCP server, engine = dockerd, containerd and "
-                           "the server containers' shims")
+            table.add(
+                name,
+                p50.fmt(2),
+                p99.fmt(2),
+                cps.fmt(0),
+                r50.fmt(2),
+                r99.fmt(2),
+                rcps.fmt(2),
+                cpu["bridge"].fmt(0),
+                cpu["server"].fmt(0),
+                cpu["engine"].fmt(0),
+                errors,
+            )
+            level_data[name] = {
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "calls_per_s": cps,
+                "p50_vs_bridge": r50,
+                "p99_vs_bridge": r99,
+                "calls_per_s_vs_bridge": rcps,
+                "cpu_us_per_call": cpu,
+                "load_generator_cpu_pct": client,
+                "errors": errors,
+                "first_error": first,
+                "calls": sum(r.calls for r in reps),
+            }
+        table.notes.append(
+            "median (min–max) over the runs; ×bridge = the target's value ÷ this bridge's, "
+            "per run; CPU per call: bridge = its process and children (the peers' docker "
+            "CLI), server = the container(s) of the MCP server, engine = dockerd, containerd and "
+            "the server containers' shims"
+        )
         if level > 1:
-            table.notes.append("direct stdio pipes through the docker CLI, which attaches to dockerd; the "
-                               "bridge attaches to dockerd itself, one hop less, so with several sessions it "
-                               "can outrun this floor")
+            table.notes.append(
+                "direct stdio pipes through the docker CLI, which attaches to dockerd; the "
+                "bridge attaches to dockerd itself, one hop less, so with several sessions it "
+                "can outrun this floor"
+            )
         client = Spread.of(_by_rep(per, BRIDGE, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
         if client.known:
-            table.notes.append(f"the load generator (one Python process) used {client.fmt(0)} % of a core "
-                               f"during this bridge's runs")
+            table.notes.append(
+                f"the load generator (one Python process) used {client.fmt(0)} % of a core during this bridge's runs"
+            )
         out.tables.append(table)
         levels_data[str(level)] = level_data
     if out.tables:
         out.tables[-1].notes += [f"{n}: {notes[n]}" for n in names]
-    out.data = {"levels": levels_data, "tool": TOOL, "calls": {str(k): ctx.counts.calls_for(k)
-                                                              for k in ctx.counts.levels},
-                "repeats": ctx.counts.repeats, "targets": notes}
+    out.data = {
+        "levels": levels_data,
+        "tool": TOOL,
+        "calls": {str(k): ctx.counts.calls_for(k) for k in ctx.counts.levels},
+        "repeats": ctx.counts.repeats,
+        "targets": notes,
+    }
     out.goals = goals(results)
     return out
 
@@ -248,21 +294,34 @@ def goals(results: dict[int, dict[str, list[PhaseResult]]]) -> list[Goal]:
     found: list[Goal] = []
     one = results.get(1, {})
     if one:
-        gaps = Spread.of(b.p(50) - d.p(50) if b.p(50) is not None and d.p(50) is not None else None
-                         for b, d in zip(one.get(BRIDGE, []), one.get(DIRECT, [])))
-        found.append(Goal("1", "p50 at 1 session, minus direct stdio's", "≤ 1 ms",
-                          gaps.fmt(2, " ms") if gaps.known else "not measured",
-                          gaps.median <= 1.0 if gaps.known else None))
+        gaps = Spread.of(
+            b.p(50) - d.p(50) if b.p(50) is not None and d.p(50) is not None else None
+            for b, d in zip(one.get(BRIDGE, []), one.get(DIRECT, []))
+        )
+        found.append(
+            Goal(
+                "1",
+                "p50 at 1 session, minus direct stdio's",
+                "≤ 1 ms",
+                gaps.fmt(2, " ms") if gaps.known else "not measured",
+                gaps.median <= 1.0 if gaps.known else None,
+            )
+        )
     for level in (8, 32):
         per = results.get(level)
         if not per:
             continue
         for peer in PEERS:
-            x = Spread.of(ratio(b.calls_per_s, p.calls_per_s)
-                          for b, p in zip(per.get(BRIDGE, []), per.get(peer, [])))
-            found.append(Goal("1", f"calls/s at {level} sessions, this bridge ÷ {peer}", "≥ 2×",
-                              x.fmt(2, "×") if x.known else f"not measured ({peer} unavailable)",
-                              x.median >= 2.0 if x.known else None))
+            x = Spread.of(ratio(b.calls_per_s, p.calls_per_s) for b, p in zip(per.get(BRIDGE, []), per.get(peer, [])))
+            found.append(
+                Goal(
+                    "1",
+                    f"calls/s at {level} sessions, this bridge ÷ {peer}",
+                    "≥ 2×",
+                    x.fmt(2, "×") if x.known else f"not measured ({peer} unavailable)",
+                    x.median >= 2.0 if x.known else None,
+                )
+            )
     return found
 
 
@@ -284,8 +343,7 @@ async def profile_bridge(ctx: Context, what: str, workload, top: int = 25) -> st
     buf = io.StringIO()
     stats = pstats.Stats(str(path), stream=buf)
     stats.sort_stats("tottime").print_stats(top)
-    head = (f"cProfile of this bridge's thread: {what} ({done / seconds:.0f}/s while profiled); "
-            f"by own time:\n")
+    head = f"cProfile of this bridge's thread: {what} ({done / seconds:.0f}/s while profiled); by own time:\n"
     body = buf.getvalue().splitlines()
     # pstats' preamble (date, file name) says nothing useful here.
     start = next((i for i, line in enumerate(body) if "function calls" in line), 0)
@@ -311,9 +369,13 @@ def run(ctx: Context, profile: bool = False) -> Outcome:
         ctx.say("profiling the bridge (a goal was missed or profiling was asked for)")
         calls = ctx.counts.calls_for(level)
         try:
-            out.data["profile"] = asyncio.run(profile_bridge(
-                ctx, f"{level} sessions × {calls} tools/call",
-                lambda target: _calls_workload(ctx, level, calls, target)))
+            out.data["profile"] = asyncio.run(
+                profile_bridge(
+                    ctx,
+                    f"{level} sessions × {calls} tools/call",
+                    lambda target: _calls_workload(ctx, level, calls, target),
+                )
+            )
         except Exception as exc:
             out.data["profile"] = f"profiling failed: {exc}"
     return out

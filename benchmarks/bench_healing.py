@@ -16,6 +16,7 @@ event to the moment a client sees the result, polling every 50 ms:
 - container-agent restart (SIGTERM, started again) -> every server serving again
   through the new agent's bridge (it adopts the running containers).
 """
+
 from __future__ import annotations
 
 import signal
@@ -78,8 +79,10 @@ def run(ctx: Context) -> Outcome:
         orch.start_all()
         servers, took = wait_until(lambda: orch.converged(set(base)), START_TIMEOUT, 0.2)
         if servers is None:
-            raise RuntimeError(f"{k} servers did not converge in {START_TIMEOUT:g} s: {orch.counts(set(base))}; "
-                               f"dead: {orch.dead()}\n{orch.output('scheduler')}")
+            raise RuntimeError(
+                f"{k} servers did not converge in {START_TIMEOUT:g} s: {orch.counts(set(base))}; "
+                f"dead: {orch.dead()}\n{orch.output('scheduler')}"
+            )
         ctx.say(f"healing: {k} time servers running, served and routed after {took:.1f} s")
         out.data["first_convergence_seconds"] = round(took, 2)
         measure_kill(ctx, orch, base, times["kill"])
@@ -94,8 +97,7 @@ def run(ctx: Context) -> Outcome:
         if orch is not None:
             orch.close()
         moto.stop()
-    table = Table(f"{TITLE}: seconds, median (min–max) of {k}",
-                  ["scenario", "seconds", "runs", "timed out"])
+    table = Table(f"{TITLE}: seconds, median (min–max) of {k}", ["scenario", "seconds", "runs", "timed out"])
     for key, label in SCENARIOS.items():
         values = times[key]
         if not values and key in ("add", "remove") and not ctx.counts.healing_without_init:
@@ -104,9 +106,15 @@ def run(ctx: Context) -> Outcome:
         table.add(label, spread.fmt(2), len(values), sum(v is None for v in values))
         out.data[key] = {"seconds": spread, "values": [None if v is None else round(v, 3) for v in values]}
         timed_out = sum(v is None for v in values)
-        out.goals.append(Goal("3", label, "reported (seconds)",
-                              spread.fmt(2, " s") + (f", {timed_out} timed out" if timed_out else ""),
-                              False if timed_out else None))
+        out.goals.append(
+            Goal(
+                "3",
+                label,
+                "reported (seconds)",
+                spread.fmt(2, " s") + (f", {timed_out} timed out" if timed_out else ""),
+                False if timed_out else None,
+            )
+        )
     table.notes += [
         "measured from the event to what a client sees, polling every 50 ms; serving = a whole MCP "
         "session (initialize, tools/call get_current_time) through the bridge works",
@@ -137,8 +145,7 @@ def measure_kill(ctx: Context, orch: Orchestra, base: dict, times: list) -> None
         ctx.say(f"healing: kill {sid} -> serving again in {times[-1] or float('nan'):.2f} s")
 
 
-def measure_add_remove(ctx: Context, orch: Orchestra, base: dict, added: list, removed: list,
-                       init: bool) -> None:
+def measure_add_remove(ctx: Context, orch: Orchestra, base: dict, added: list, removed: list, init: bool) -> None:
     config = dict(base)
     new_ids = [f"{'init' if init else 'added'}-{i}" for i in range(1, len(base) + 1)]
     for sid in new_ids:

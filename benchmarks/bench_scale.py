@@ -10,6 +10,7 @@ and tools/call), so the bridge sees them healthy and the ALB routes them. Measur
   time each process spends on it (from /proc, less each process's idle rate);
 - the resident memory (RSS) of each of the four processes, with everything running.
 """
+
 from __future__ import annotations
 
 import time
@@ -95,8 +96,9 @@ def run(ctx: Context) -> Outcome:
                 last_note = time.monotonic()
             time.sleep(0.5)
         if servers is None:
-            raise RuntimeError(f"{n} servers did not converge in {deadline:g} s ({orch.counts(wanted)}); "
-                               f"dead: {orch.dead()}")
+            raise RuntimeError(
+                f"{n} servers did not converge in {deadline:g} s ({orch.counts(wanted)}); dead: {orch.dead()}"
+            )
         converge = time.monotonic() - t0
         ctx.say(f"scale: {n} servers running and served, {routable} routed, after {converge:.1f} s")
         out.data["converge_seconds"] = round(converge, 2)
@@ -142,14 +144,22 @@ def measure_steady(ctx: Context, orch: Orchestra, out: Outcome) -> None:
             ctx.say(f"scale: no-op pass {rep + 1}: the metered pass did not run exactly once")
             continue
         passes.append({"wall_ms": wall * 1000, **{f"{p}_cpu_ms": v * 1000 for p, v in cpu.items()}})
-        ctx.say(f"scale: no-op pass {rep + 1}: {wall * 1000:.0f} ms wall, CPU " +
-                ", ".join(f"{p} {v * 1000:.0f} ms" for p, v in cpu.items()))
+        ctx.say(
+            f"scale: no-op pass {rep + 1}: {wall * 1000:.0f} ms wall, CPU "
+            + ", ".join(f"{p} {v * 1000:.0f} ms" for p, v in cpu.items())
+        )
     rss = {p: procfs.memory_mb(orch.pid(p)) for p in PROCESSES}
     peak = {p: procfs.memory_mb(orch.pid(p), "VmHWM") for p in PROCESSES}
-    out.data.update({"idle_cpu_pct": {p: round(100 * v, 2) for p, v in idle_rate.items()},
-                     "status_call_cpu_ms": round(status_cost * 1000, 2), "passes": passes,
-                     "rss_mb": rss, "peak_rss_mb": peak,
-                     "agent_status_reads": agent_status_reads(ctx, orch)})
+    out.data.update(
+        {
+            "idle_cpu_pct": {p: round(100 * v, 2) for p, v in idle_rate.items()},
+            "status_call_cpu_ms": round(status_cost * 1000, 2),
+            "passes": passes,
+            "rss_mb": rss,
+            "peak_rss_mb": peak,
+            "agent_status_reads": agent_status_reads(ctx, orch),
+        }
+    )
 
 
 def timed_pass(orch: Orchestra) -> Optional[float]:
@@ -188,50 +198,73 @@ def agent_status_reads(ctx: Context, orch: Orchestra) -> dict[str, float]:
     for summary in listing:
         ops.inspect(summary["Id"])
     c2 = time.process_time()
-    return {"containers": len(listing), "list_ms": round((c1 - c0) * 1000, 1),
-            "inspects_ms": round((c2 - c1) * 1000, 1)}
+    return {
+        "containers": len(listing),
+        "list_ms": round((c1 - c0) * 1000, 1),
+        "inspects_ms": round((c2 - c1) * 1000, 1),
+    }
 
 
 def build_tables(ctx: Context, out: Outcome) -> None:
     n = ctx.counts.scale_servers
     data = out.data
     passes = data.get("passes", [])
-    table = Table(f"{TITLE}: {n} servers (busybox stdio MCP servers), no-op reconcile over "
-                  f"{len(passes)} run(s)", ["process", "RSS MB", "peak RSS MB", "idle CPU %",
-                                            "no-op pass CPU ms"])
+    table = Table(
+        f"{TITLE}: {n} servers (busybox stdio MCP servers), no-op reconcile over {len(passes)} run(s)",
+        ["process", "RSS MB", "peak RSS MB", "idle CPU %", "no-op pass CPU ms"],
+    )
     totals = [sum(p[f"{m}_cpu_ms"] for m in METERED) for p in passes]
     for name in PROCESSES:
         cpu = Spread.of(p.get(f"{name}_cpu_ms") for p in passes) if name in METERED else None
         rss = data.get("rss_mb", {}).get(name)
         peak = data.get("peak_rss_mb", {}).get(name)
         idle = data.get("idle_cpu_pct", {}).get(name)
-        table.add(name, "—" if rss is None else f"{rss:.1f}", "—" if peak is None else f"{peak:.1f}",
-                  "—" if idle is None else f"{idle:.1f}", cpu.fmt(0) if cpu is not None else "—")
+        table.add(
+            name,
+            "—" if rss is None else f"{rss:.1f}",
+            "—" if peak is None else f"{peak:.1f}",
+            "—" if idle is None else f"{idle:.1f}",
+            cpu.fmt(0) if cpu is not None else "—",
+        )
     total = Spread.of(totals)
     wall = Spread.of(p["wall_ms"] for p in passes)
     table.add("all (no-op pass)", "", "", "", total.fmt(0))
     routable = data.get("routable", n)
     if "converge_seconds" in data:
-        table.notes.append(f"from nothing to {n} servers running and served, {routable} of them routed: "
-                           f"{data['converge_seconds']:.1f} s")
+        table.notes.append(
+            f"from nothing to {n} servers running and served, {routable} of them routed: "
+            f"{data['converge_seconds']:.1f} s"
+        )
     if routable < n:
-        table.notes.append(f"the ALB's default quota of {routable} rules lets {routable} servers be routed; "
-                           f"the alb-agent refuses the other {n - routable} with the quota as the reason, "
-                           f"and every no-op pass plans them again")
+        table.notes.append(
+            f"the ALB's default quota of {routable} rules lets {routable} servers be routed; "
+            f"the alb-agent refuses the other {n - routable} with the quota as the reason, "
+            f"and every no-op pass plans them again"
+        )
     if passes:
-        table.notes.append(f"no-op pass wall time: {wall.fmt(0)} ms (from control.action sync to the "
-                           f"reconcile count going up, polled every {POLL_SECONDS * 1000:.0f} ms)")
-        table.notes.append("pass CPU: /proc around a pass nobody watches (sync, then a wait of three times "
-                           "its wall time), less each process's idle rate over the same time")
-        table.notes.append(f"one control.status costs the scheduler {data.get('status_call_cpu_ms')} ms CPU "
-                           f"(it answers with every server's state)")
+        table.notes.append(
+            f"no-op pass wall time: {wall.fmt(0)} ms (from control.action sync to the "
+            f"reconcile count going up, polled every {POLL_SECONDS * 1000:.0f} ms)"
+        )
+        table.notes.append(
+            "pass CPU: /proc around a pass nobody watches (sync, then a wait of three times "
+            "its wall time), less each process's idle rate over the same time"
+        )
+        table.notes.append(
+            f"one control.status costs the scheduler {data.get('status_call_cpu_ms')} ms CPU "
+            f"(it answers with every server's state)"
+        )
     reads = data.get("agent_status_reads")
     if reads:
-        table.notes.append(f"the container-agent's container.status makes one container listing and "
-                           f"{reads['containers']} inspects; replayed in this process they cost "
-                           f"{reads['list_ms']} ms and {reads['inspects_ms']} ms of CPU")
-    table.notes += ["the dashboard takes no part in a reconcile; its RSS is with the scheduler's state mirrored",
-                    "the ALB is moto over HTTP in the benchmark's own process (not counted)"]
+        table.notes.append(
+            f"the container-agent's container.status makes one container listing and "
+            f"{reads['containers']} inspects; replayed in this process they cost "
+            f"{reads['list_ms']} ms and {reads['inspects_ms']} ms of CPU"
+        )
+    table.notes += [
+        "the dashboard takes no part in a reconcile; its RSS is with the scheduler's state mirrored",
+        "the ALB is moto over HTTP in the benchmark's own process (not counted)",
+    ]
     if out.reason:
         table.notes.append(out.reason.splitlines()[0][:200])
     out.tables.append(table)
@@ -239,15 +272,28 @@ def build_tables(ctx: Context, out: Outcome) -> None:
     out.data["noop_wall_ms"] = wall
     if passes:
         sched = Spread.of(p["scheduler_cpu_ms"] for p in passes)
-        out.goals.append(Goal("5", f"no-op reconcile CPU at {n} servers, all processes (scheduler alone)",
-                              f"< {CPU_GOAL_MS:.0f} ms", f"{total.fmt(0, ' ms')} ({sched.fmt(0, ' ms')})",
-                              total.median < CPU_GOAL_MS))
+        out.goals.append(
+            Goal(
+                "5",
+                f"no-op reconcile CPU at {n} servers, all processes (scheduler alone)",
+                f"< {CPU_GOAL_MS:.0f} ms",
+                f"{total.fmt(0, ' ms')} ({sched.fmt(0, ' ms')})",
+                total.median < CPU_GOAL_MS,
+            )
+        )
     else:
-        out.goals.append(Goal("5", f"no-op reconcile CPU at {n} servers", f"< {CPU_GOAL_MS:.0f} ms",
-                              "not measured", None))
+        out.goals.append(
+            Goal("5", f"no-op reconcile CPU at {n} servers", f"< {CPU_GOAL_MS:.0f} ms", "not measured", None)
+        )
     rss = data.get("rss_mb", {})
     for name in PROCESSES:
         value = rss.get(name)
-        out.goals.append(Goal("5", f"{name} RSS with {n} servers", f"< {RSS_GOAL_MB:.0f} MB",
-                              "not measured" if value is None else f"{value:.1f} MB",
-                              None if value is None else value < RSS_GOAL_MB))
+        out.goals.append(
+            Goal(
+                "5",
+                f"{name} RSS with {n} servers",
+                f"< {RSS_GOAL_MB:.0f} MB",
+                "not measured" if value is None else f"{value:.1f} MB",
+                None if value is None else value < RSS_GOAL_MB,
+            )
+        )

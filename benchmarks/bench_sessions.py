@@ -10,6 +10,7 @@ does not load the next one's phase.
 The direct row is what a client without a bridge does for a short session: start
 `docker run -i --rm IMAGE`, initialize, list the tools, close stdin.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -101,8 +102,8 @@ async def settle(ctx: Context, baseline: int) -> None:
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
         running = await asyncio.to_thread(
-            ctx.docker.api.containers, filters={"label": f"mcp-orchestrator.bench={ctx.run_id}",
-                                                "status": "running"})
+            ctx.docker.api.containers, filters={"label": f"mcp-orchestrator.bench={ctx.run_id}", "status": "running"}
+        )
         if len(running) <= baseline:
             return
         await asyncio.sleep(0.2)
@@ -115,24 +116,34 @@ async def measure(ctx: Context) -> tuple[dict[str, list[Rate]], list[Running]]:
     rates: dict[str, list[Rate]] = {DIRECT: []}
     rates.update({r.name: [] for r in runs if not r.error})
     try:
-        baseline = len(await asyncio.to_thread(
-            ctx.docker.api.containers, filters={"label": f"mcp-orchestrator.bench={ctx.run_id}"}))
+        baseline = len(
+            await asyncio.to_thread(
+                ctx.docker.api.containers, filters={"label": f"mcp-orchestrator.bench={ctx.run_id}"}
+            )
+        )
         phases = [(DIRECT, lambda: one_stdio_session(ctx), lambda: Meter([], []))]
         for run in runs:
             if not run.error:
                 target = run.target
                 # Only containers that live through the phase can be metered.
                 containers = await asyncio.to_thread(target.container_ids)
-                phases.append((run.name, (lambda t: lambda: one_http_session(t))(target),
-                               (lambda t, c: lambda: Meter(t.pids(), c))(target, containers)))
+                phases.append(
+                    (
+                        run.name,
+                        (lambda t: lambda: one_http_session(t))(target),
+                        (lambda t, c: lambda: Meter(t.pids(), c))(target, containers),
+                    )
+                )
         for rep in range(counts.repeats):
             shift = rep % len(phases)
             for name, make, meter in phases[shift:] + phases[:shift]:
                 rate = await timed(make, counts.short_seconds, counts.short_concurrency, meter())
                 rates[name].append(rate)
                 await settle(ctx, baseline)
-            ctx.say(f"short sessions, run {rep + 1}/{counts.repeats}: " + ", ".join(
-                f"{n} {rs[-1].per_second or 0:.1f}/s" for n, rs in rates.items() if rs))
+            ctx.say(
+                f"short sessions, run {rep + 1}/{counts.repeats}: "
+                + ", ".join(f"{n} {rs[-1].per_second or 0:.1f}/s" for n, rs in rates.items() if rs)
+            )
     finally:
         await stop_targets(runs)
     return rates, runs
@@ -140,10 +151,21 @@ async def measure(ctx: Context) -> tuple[dict[str, list[Rate]], list[Running]]:
 
 def summarize(ctx: Context, rates: dict[str, list[Rate]], runs: list[Running]) -> Outcome:
     out = Outcome(KEY, TITLE)
-    table = Table(f"{TITLE}: {ctx.counts.short_concurrency} clients × {ctx.counts.short_seconds:g} s, "
-                  f"{ctx.counts.repeats} run(s)",
-                  ["target", "sessions/s", "×bridge", "ms/session", "bridge µs/session",
-                   "server µs/session", "engine µs/session", "sessions", "errors"])
+    table = Table(
+        f"{TITLE}: {ctx.counts.short_concurrency} clients × {ctx.counts.short_seconds:g} s, "
+        f"{ctx.counts.repeats} run(s)",
+        [
+            "target",
+            "sessions/s",
+            "×bridge",
+            "ms/session",
+            "bridge µs/session",
+            "server µs/session",
+            "engine µs/session",
+            "sessions",
+            "errors",
+        ],
+    )
     base = rates.get(BRIDGE, [])
     data = {}
     for name in [DIRECT, *[r.name for r in runs]]:
@@ -155,19 +177,35 @@ def summarize(ctx: Context, rates: dict[str, list[Rate]], runs: list[Running]) -
             continue
         per_s = Spread.of(r.per_second for r in reps)
         rel = Spread.of(ratio(a.per_second, b.per_second) for a, b in zip(reps, base))
-        ms = Spread.of(1000 * ctx.counts.short_concurrency / r.per_second if r.per_second else None
-                       for r in reps)
+        ms = Spread.of(1000 * ctx.counts.short_concurrency / r.per_second if r.per_second else None for r in reps)
         errors = sum(r.errors for r in reps)
         first = next((r.first_error for r in reps if r.first_error), "")
-        cpu = {part: Spread.of(r.cpu.per(r.sessions, part) if r.cpu else None for r in reps)
-               for part in ("bridge", "server", "engine")}
+        cpu = {
+            part: Spread.of(r.cpu.per(r.sessions, part) if r.cpu else None for r in reps)
+            for part in ("bridge", "server", "engine")
+        }
         client = Spread.of(100 * r.cpu.client / r.seconds if r.cpu and r.seconds else None for r in reps)
-        table.add(name, per_s.fmt(1), rel.fmt(3 if (rel.known and rel.median < 0.1) else 2), ms.fmt(1),
-                  cpu["bridge"].fmt(0), cpu["server"].fmt(0), cpu["engine"].fmt(0),
-                  sum(r.sessions for r in reps), errors)
-        data[name] = {"sessions_per_s": per_s, "vs_bridge": rel, "ms_per_session": ms, "errors": errors,
-                      "cpu_us_per_session": cpu, "load_generator_cpu_pct": client,
-                      "sessions": sum(r.sessions for r in reps), "first_error": first}
+        table.add(
+            name,
+            per_s.fmt(1),
+            rel.fmt(3 if (rel.known and rel.median < 0.1) else 2),
+            ms.fmt(1),
+            cpu["bridge"].fmt(0),
+            cpu["server"].fmt(0),
+            cpu["engine"].fmt(0),
+            sum(r.sessions for r in reps),
+            errors,
+        )
+        data[name] = {
+            "sessions_per_s": per_s,
+            "vs_bridge": rel,
+            "ms_per_session": ms,
+            "errors": errors,
+            "cpu_us_per_session": cpu,
+            "load_generator_cpu_pct": client,
+            "sessions": sum(r.sessions for r in reps),
+            "first_error": first,
+        }
     table.notes += [
         "each session: a new connection, initialize + notifications/initialized, tools/list, DELETE",
         "direct stdio: a new `docker run -i --rm IMAGE` per session (initialize, tools/list, close stdin): "
@@ -179,25 +217,38 @@ def summarize(ctx: Context, rates: dict[str, list[Rate]], runs: list[Running]) -
     ]
     client = data.get(BRIDGE, {}).get("load_generator_cpu_pct")
     if client is not None and client.known:
-        table.notes.append(f"the load generator (one Python process) used {client.fmt(0)} % of a core "
-                           f"during this bridge's runs")
+        table.notes.append(
+            f"the load generator (one Python process) used {client.fmt(0)} % of a core during this bridge's runs"
+        )
     out.tables.append(table)
-    out.data = {"targets": data, "concurrency": ctx.counts.short_concurrency,
-                "seconds": ctx.counts.short_seconds, "repeats": ctx.counts.repeats}
+    out.data = {
+        "targets": data,
+        "concurrency": ctx.counts.short_concurrency,
+        "seconds": ctx.counts.short_seconds,
+        "repeats": ctx.counts.repeats,
+    }
     best_per_rep = []
     for i, b in enumerate(base):
         peers = [rates[p][i].per_second for p in PEERS if p in rates and i < len(rates[p])]
         peers = [p for p in peers if p]
         best_per_rep.append(ratio(b.per_second, max(peers)) if peers else None)
     x = Spread.of(best_per_rep)
-    out.goals.append(Goal("2", "short sessions/s, this bridge ÷ the best peer", "≥ 3×",
-                          x.fmt(1, "×") if x.known else "not measured", x.median >= 3 if x.known else None))
+    out.goals.append(
+        Goal(
+            "2",
+            "short sessions/s, this bridge ÷ the best peer",
+            "≥ 3×",
+            x.fmt(1, "×") if x.known else "not measured",
+            x.median >= 3 if x.known else None,
+        )
+    )
     return out
 
 
 async def _sessions_workload(ctx: Context, target: HttpTarget) -> int:
-    rate = await timed(lambda: one_http_session(target), ctx.counts.short_seconds,
-                       ctx.counts.short_concurrency, Meter([], []))
+    rate = await timed(
+        lambda: one_http_session(target), ctx.counts.short_seconds, ctx.counts.short_concurrency, Meter([], [])
+    )
     return rate.sessions
 
 
@@ -207,9 +258,13 @@ def run(ctx: Context, profile: bool = False) -> Outcome:
     if profile or any(g.met is False for g in out.goals):
         ctx.say("profiling the bridge under short sessions (a goal was missed or profiling was asked for)")
         try:
-            out.data["profile"] = asyncio.run(profile_bridge(
-                ctx, f"short sessions, {ctx.counts.short_concurrency} clients",
-                lambda target: _sessions_workload(ctx, target)))
+            out.data["profile"] = asyncio.run(
+                profile_bridge(
+                    ctx,
+                    f"short sessions, {ctx.counts.short_concurrency} clients",
+                    lambda target: _sessions_workload(ctx, target),
+                )
+            )
         except Exception as exc:
             out.data["profile"] = f"profiling failed: {exc}"
     return out

@@ -9,6 +9,7 @@ handshake is done and prints one JSON line `{"port": N}` on stdout. It runs unti
 stdin closes or SIGTERM arrives. With --profile, the bridge's thread (where all of its
 work happens) is profiled with cProfile and the statistics are written to FILE on exit.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ the container-agent) carries the label `mcp-orchestrator.bench=<run id>` (plus a
 extra labels, e.g. the tests' label), so that one filter finds them all at the end,
 however the run ended.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -47,16 +48,33 @@ class Counts:
 
     @classmethod
     def quick(cls) -> "Counts":
-        return cls(repeats=1, levels=(1, 8, 32), calls={1: 100, 8: 20, 32: 8}, warmup_calls=5,
-                   short_seconds=2.0, healing_repeats=2, alb_sizes=(10, 100), scale_servers=40,
-                   scale_repeats=2)
+        return cls(
+            repeats=1,
+            levels=(1, 8, 32),
+            calls={1: 100, 8: 20, 32: 8},
+            warmup_calls=5,
+            short_seconds=2.0,
+            healing_repeats=2,
+            alb_sizes=(10, 100),
+            scale_servers=40,
+            scale_repeats=2,
+        )
 
     @classmethod
     def tiny(cls) -> "Counts":
-        return cls(repeats=1, levels=(1, 2), calls={1: 3, 2: 2}, warmup_calls=1, short_seconds=0.5,
-                   short_concurrency=2, healing_repeats=1, healing_without_init=False, alb_sizes=(3,),
-                   scale_servers=3,
-                   scale_repeats=1)
+        return cls(
+            repeats=1,
+            levels=(1, 2),
+            calls={1: 3, 2: 2},
+            warmup_calls=1,
+            short_seconds=0.5,
+            short_concurrency=2,
+            healing_repeats=1,
+            healing_without_init=False,
+            alb_sizes=(3,),
+            scale_servers=3,
+            scale_repeats=1,
+        )
 
     def calls_for(self, level: int) -> int:
         if level in self.calls:
@@ -94,8 +112,9 @@ class Context:
         return ["docker", "run", "-i", "--rm", *labels, image or self.time_image]
 
     def container_ids(self, target: str, running_only: bool = True) -> list[str]:
-        found = self.docker.api.containers(all=not running_only, filters={
-            "label": [f"{BENCH_LABEL}={self.run_id}", f"{TARGET_LABEL}={target}"]})
+        found = self.docker.api.containers(
+            all=not running_only, filters={"label": [f"{BENCH_LABEL}={self.run_id}", f"{TARGET_LABEL}={target}"]}
+        )
         return [c["Id"] for c in found]
 
     @property

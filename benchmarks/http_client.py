@@ -5,6 +5,7 @@ the bridge's: requests are pre-encoded bytes, responses are parsed incrementally
 from one buffer (Content-Length, chunked, or until close), one request at a time on
 a connection. No redirects, no cookies, no compression.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -6,6 +6,7 @@ read whole, since the SDK servers end the stream after the response). The stdio
 client writes JSON-RPC lines to `docker run -i` and matches answers by id, so
 several sessions can share one server process, as they share one bridge.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -70,8 +71,7 @@ class HttpSession:
 
     async def initialize(self) -> dict:
         rid = next(self._ids)
-        body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "initialize",
-                           "params": initialize_params()}).encode()
+        body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "initialize", "params": initialize_params()}).encode()
         response = await self._post(body)
         if response.status != 200:
             raise McpError(f"initialize: HTTP {response.status}: {response.body[:200]!r}")
@@ -126,8 +126,12 @@ class StdioServer:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, limit=16 * 1024 * 1024)
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=16 * 1024 * 1024,
+        )
         self._reader = asyncio.ensure_future(self._read())
         self._errs = asyncio.ensure_future(self._read_stderr())
 
@@ -148,8 +152,11 @@ class StdioServer:
                     future.set_result(msg)
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(McpError("the server closed its stdout: "
-                                              + b" | ".join(self.stderr_tail[-3:]).decode(errors="replace")))
+                future.set_exception(
+                    McpError(
+                        "the server closed its stdout: " + b" | ".join(self.stderr_tail[-3:]).decode(errors="replace")
+                    )
+                )
         self._pending.clear()
 
     async def _read_stderr(self) -> None:

@@ -1,6 +1,7 @@
 """CPU time spent by each party during a measured phase: the bridge's processes, the
 server's container(s), the Docker engine (dockerd, containerd, and the shims of the
 metered containers, which carry their stdio), and the load generator itself."""
+
 from __future__ import annotations
 
 import time

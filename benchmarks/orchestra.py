@@ -6,6 +6,7 @@ own: ipc:// endpoints in the run's temporary directory, a cluster name of their 
 (so they touch no other container), a free port range on 127.0.0.1, and the ALB in
 the benchmark's moto server. Every container the agent creates carries the run's labels.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -80,8 +81,9 @@ class Orchestra:
         "dashboard": ("services.dashboard", False),
     }
 
-    def __init__(self, ctx: Context, world: World, *, ports: int, interval: int = 60,
-                 log_level: str = "INFO", name: str = "orch") -> None:
+    def __init__(
+        self, ctx: Context, world: World, *, ports: int, interval: int = 60, log_level: str = "INFO", name: str = "orch"
+    ) -> None:
         import zmq
 
         self.ctx = ctx
@@ -100,7 +102,8 @@ class Orchestra:
             f"bridge_host = 127.0.0.1\n"
             f"[dashboard]\nhost = 127.0.0.1\nport = {self.dashboard_port}\npassword = bench-{ctx.run_id}\n"
             f"[zmq]\nruntime_dir = {self.dir}/run\n"
-            f"[logging]\nlevel = {log_level}\n")
+            f"[logging]\nlevel = {log_level}\n"
+        )
         self.write_config({})
         self.procs: dict[str, subprocess.Popen] = {}
         self.starts: dict[str, int] = {}
@@ -129,9 +132,15 @@ class Orchestra:
                 args += ["--label", f"{key}={value}"]
         self.starts[name] = self.starts.get(name, 0) + 1
         with open(self.log_path(name), "wb") as log:
-            self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                preexec_fn=die_with_parent)
+            self.procs[name] = subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         return self.procs[name]
 
     def start_all(self, dashboard: bool = False) -> None:
@@ -180,8 +189,7 @@ class Orchestra:
     def request(self, type: str, body: Any = None, timeout_ms: int = 5000) -> Any:
         from common.reqrep import ReqClient
 
-        with ReqClient(self.zmq, self.control_endpoint, timeout_ms=timeout_ms, retries=0,
-                       src="bench") as client:
+        with ReqClient(self.zmq, self.control_endpoint, timeout_ms=timeout_ms, retries=0, src="bench") as client:
             return client.call(type, body)
 
     def status(self) -> Optional[dict]:
@@ -224,9 +232,11 @@ class Orchestra:
         """How far the wanted servers are: running / served / routed (for progress lines)."""
         servers = self.servers_of(self.status())
         got = [servers.get(sid, {}) for sid in wanted]
-        return (f"{sum(s.get('status') == 'running' for s in got)} running, "
-                f"{sum(s.get('bridge') == 'ready' for s in got)} served, "
-                f"{sum(s.get('route') == 'routed' for s in got)} routed of {len(wanted)}")
+        return (
+            f"{sum(s.get('status') == 'running' for s in got)} running, "
+            f"{sum(s.get('bridge') == 'ready' for s in got)} served, "
+            f"{sum(s.get('route') == 'routed' for s in got)} routed of {len(wanted)}"
+        )
 
     # --- Docker ---------------------------------------------------------------------------
 
@@ -274,8 +284,13 @@ async def _call(port: int, server_id: str, tool: str, arguments: dict, timeout: 
         session.close()
 
 
-def answers(port: Optional[int], server_id: str, tool: str = "get_current_time",
-            arguments: Optional[dict] = None, timeout: float = 5.0) -> bool:
+def answers(
+    port: Optional[int],
+    server_id: str,
+    tool: str = "get_current_time",
+    arguments: Optional[dict] = None,
+    timeout: float = 5.0,
+) -> bool:
     """A whole MCP session through the bridge at `port` works right now."""
     if not port:
         return False

@@ -1,4 +1,5 @@
 """What one benchmark hands back: its tables, its numbers, and its goals met or missed."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,8 +21,13 @@ class Goal:
         return {True: "met", False: "missed", None: "—"}[self.met]
 
     def to_dict(self) -> dict:
-        return {"benchmark": self.benchmark, "what": self.what, "goal": self.goal,
-                "measured": self.measured, "met": self.met}
+        return {
+            "benchmark": self.benchmark,
+            "what": self.what,
+            "goal": self.goal,
+            "measured": self.measured,
+            "met": self.met,
+        }
 
 
 @dataclass
@@ -36,7 +42,13 @@ class Outcome:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "title": self.title, "available": self.available,
-                "reason": self.reason, "seconds": round(self.seconds, 1),
-                "tables": [t.to_dict() for t in self.tables],
-                "goals": [g.to_dict() for g in self.goals], "data": self.data}
+        return {
+            "key": self.key,
+            "title": self.title,
+            "available": self.available,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 1),
+            "tables": [t.to_dict() for t in self.tables],
+            "goals": [g.to_dict() for g in self.goals],
+            "data": self.data,
+        }

@@ -1,4 +1,5 @@
 """CPU time and memory of processes, read from /proc (Linux)."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ def _stat_fields(pid: int) -> Optional[list[str]]:
     except OSError:
         return None
     # The command name may hold spaces: fields are counted after its closing parenthesis.
-    return stat[stat.rindex(")") + 2:].split()
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def cpu_seconds(pid: int) -> Optional[float]:
@@ -87,8 +88,10 @@ def container_cpu_seconds(container_id: str) -> Optional[float]:
         return int(v1.read_text()) / 1e9
     except OSError:
         pass
-    for v2 in (Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"),
-               Path(f"/sys/fs/cgroup/docker/{container_id}/cpu.stat")):
+    for v2 in (
+        Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"),
+        Path(f"/sys/fs/cgroup/docker/{container_id}/cpu.stat"),
+    ):
         try:
             for line in v2.read_text().splitlines():
                 if line.startswith("usage_usec "):

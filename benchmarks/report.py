@@ -1,4 +1,5 @@
 """Tables as text for the terminal and as Markdown for the README; the JSON results."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ class Table:
                 widths[i] = max(widths[i], len(cell))
 
         def line(cells: list[str]) -> str:
-            return "  ".join(c.ljust(w) if i < self.text_columns else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+            return "  ".join(
+                c.ljust(w) if i < self.text_columns else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
 
         out = [self.title, line(self.columns), "  ".join("-" * w for w in widths)]
         out += [line(r) for r in self.rows]
@@ -40,9 +42,12 @@ class Table:
         def esc(cell: str) -> str:
             return cell.replace("|", "\\|")
 
-        out = [f"**{self.title}**", "", "| " + " | ".join(self.columns) + " |",
-               "|" + "|".join("---" if i < self.text_columns else "---:" for i in range(len(self.columns)))
-               + "|"]
+        out = [
+            f"**{self.title}**",
+            "",
+            "| " + " | ".join(self.columns) + " |",
+            "|" + "|".join("---" if i < self.text_columns else "---:" for i in range(len(self.columns))) + "|",
+        ]
         out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in self.rows]
         if self.notes:
             out.append("")
@@ -70,9 +75,14 @@ def machine() -> dict:
                 mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": mem_gib,
-            "kernel": platform.release(), "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
 
 
 def write_results(out_dir: Path, results: dict[str, Any], summary_md: str) -> Path:

@@ -12,6 +12,7 @@ Needs a Docker engine, the images mcp-orchestrator/mcp-server-time:latest and
 mcp-orchestrator/busybox:test, and the peers from scripts/ensure-bench-tools.sh
 (`make bench` sets all of that up first).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,13 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Context, bool], Outcome]]] = {
     "alb": ("4", lambda ctx, profile: bench_alb.run(ctx)),
     "scale": ("5", lambda ctx, profile: bench_scale.run(ctx)),
 }
-TITLES = {"bridge": bench_bridge.TITLE, "sessions": bench_sessions.TITLE, "healing": bench_healing.TITLE,
-          "alb": bench_alb.TITLE, "scale": bench_scale.TITLE}
+TITLES = {
+    "bridge": bench_bridge.TITLE,
+    "sessions": bench_sessions.TITLE,
+    "healing": bench_healing.TITLE,
+    "alb": bench_alb.TITLE,
+    "scale": bench_scale.TITLE,
+}
 
 
 def select(only: str) -> list[str]:
@@ -49,8 +55,9 @@ def select(only: str) -> list[str]:
     for item in (i.strip() for i in only.split(",") if i.strip()):
         key = by_number.get(item, item)
         if key not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {item!r}; known: "
-                             + ", ".join(f"{k} ({n})" for k, (n, _) in BENCHMARKS.items()))
+            raise ValueError(
+                f"unknown benchmark {item!r}; known: " + ", ".join(f"{k} ({n})" for k, (n, _) in BENCHMARKS.items())
+            )
         if key not in keys:
             keys.append(key)
     return keys
@@ -75,8 +82,13 @@ def summary_markdown(outcomes: list[Outcome], info: dict, quick: bool) -> str:
     goals = Table("Goals", ["#", "what", "goal", "measured", "verdict"], text_columns=5)
     for outcome in outcomes:
         if not outcome.available or (not outcome.goals and outcome.reason):
-            goals.add(outcome.key, outcome.title, "", outcome.reason.splitlines()[0][:120] if outcome.reason
-                      else "not run", "n/a")
+            goals.add(
+                outcome.key,
+                outcome.title,
+                "",
+                outcome.reason.splitlines()[0][:120] if outcome.reason else "not run",
+                "n/a",
+            )
         for g in outcome.goals:
             goals.add(g.benchmark, g.what, g.goal, g.measured, g.verdict)
     head = [
@@ -97,16 +109,28 @@ def summary_markdown(outcomes: list[Outcome], info: dict, quick: bool) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
-                        help="fewer runs and smaller counts (also BENCH_QUICK=1)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+        help="fewer runs and smaller counts (also BENCH_QUICK=1)",
+    )
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the smoke test's counts
-    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ""), metavar="KEYS",
-                        help="bridge,sessions,healing,alb,scale (or 1-5), comma-separated")
+    parser.add_argument(
+        "--only",
+        default=os.environ.get("BENCH_ONLY", ""),
+        metavar="KEYS",
+        help="bridge,sessions,healing,alb,scale (or 1-5), comma-separated",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results", metavar="DIR")
-    parser.add_argument("--profile", action="store_true",
-                        help="profile the bridge even when its goals are met")
-    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                        help="an extra label on every container the run starts")
+    parser.add_argument("--profile", action="store_true", help="profile the bridge even when its goals are met")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra label on every container the run starts",
+    )
     args = parser.parse_args(argv)
     try:
         keys = select(args.only)
@@ -153,8 +177,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ctx.close()
     info["load_after"] = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     summary = summary_markdown(outcomes, info, args.quick)
-    results = {"machine": info, "quick": args.quick, "tiny": args.tiny, "counts": counts.__dict__,
-               "benchmarks": {o.key: o.to_dict() for o in outcomes}}
+    results = {
+        "machine": info,
+        "quick": args.quick,
+        "tiny": args.tiny,
+        "counts": counts.__dict__,
+        "benchmarks": {o.key: o.to_dict() for o in outcomes},
+    }
     path = write_results(args.out, results, summary)
     print("\n" + summary + "\n", flush=True)
     ctx.say(f"results: {path} (and {args.out / 'latest.md'})")

@@ -1,4 +1,5 @@
 """Percentiles, medians and spreads over repeated runs. Pure functions."""
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,7 @@ class Spread:
         def clean(v: float) -> Optional[float]:
             return None if math.isnan(v) else round(v, 6)
 
-        return {"median": clean(self.median), "low": clean(self.low), "high": clean(self.high),
-                "runs": self.runs}
+        return {"median": clean(self.median), "low": clean(self.low), "high": clean(self.high), "runs": self.runs}
 
 
 def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:

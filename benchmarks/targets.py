@@ -11,6 +11,7 @@
   command: it starts one child (so one container) per session. Its default mode is
   stateless, which starts a child per request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -137,8 +138,9 @@ class HttpTarget(Target):
     def _spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         log = open(self.log_path, "ab")
         try:
-            return subprocess.Popen(argv, stderr=log, cwd=ROOT, start_new_session=True,
-                                    preexec_fn=die_with_parent, **kwargs)
+            return subprocess.Popen(
+                argv, stderr=log, cwd=ROOT, start_new_session=True, preexec_fn=die_with_parent, **kwargs
+            )
         finally:
             log.close()
 
@@ -183,12 +185,23 @@ class ProjectBridge(HttpTarget):
             # As the container-agent creates them: stdin open and not closed by the first
             # attach's end (the docker SDK's `detach` leaves StdinOnce false).
             return self.ctx.docker.containers.run(
-                self.ctx.time_image, detach=True, stdin_open=True, labels=self.ctx.target_labels(self.slug),
-                name=f"bench-{self.ctx.run_id}-bridge-{free_port()}")
+                self.ctx.time_image,
+                detach=True,
+                stdin_open=True,
+                labels=self.ctx.target_labels(self.slug),
+                name=f"bench-{self.ctx.run_id}-bridge-{free_port()}",
+            )
 
         self.container = await asyncio.to_thread(create)
-        argv = [sys.executable, "-m", "benchmarks.bridge_host", "--server-id", self.server_id,
-                "--container", self.container.id]
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.bridge_host",
+            "--server-id",
+            self.server_id,
+            "--container",
+            self.container.id,
+        ]
         if self.profile:
             argv += ["--profile", self.profile]
         self.proc = self._spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -218,8 +231,17 @@ class McpProxy(HttpTarget):
         if not MCP_PROXY.exists():
             raise RuntimeError(f"{MCP_PROXY} is missing: run scripts/ensure-bench-tools.sh")
         self.port = free_port()
-        argv = [str(MCP_PROXY), "--host", "127.0.0.1", "--port", str(self.port),
-                "--log-level", "WARNING", "--", *self.ctx.docker_run_argv(self.slug)]
+        argv = [
+            str(MCP_PROXY),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "WARNING",
+            "--",
+            *self.ctx.docker_run_argv(self.slug),
+        ]
         self.proc = self._spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         await self._wait_listening()
 
@@ -227,20 +249,30 @@ class McpProxy(HttpTarget):
 class Supergateway(HttpTarget):
     name = "supergateway"
     slug = "supergateway"
-    note = ("supergateway (npm) `--stdio 'docker run -i --rm IMAGE' --outputTransport streamableHttp "
-            "--stateful`: one child, so one container, per session (its default stateless mode starts "
-            "one per request)")
+    note = (
+        "supergateway (npm) `--stdio 'docker run -i --rm IMAGE' --outputTransport streamableHttp "
+        "--stateful`: one child, so one container, per session (its default stateless mode starts "
+        "one per request)"
+    )
 
     async def start(self) -> None:
         if not SUPERGATEWAY.exists():
             raise RuntimeError(f"{SUPERGATEWAY} is missing: run scripts/ensure-bench-tools.sh")
         self.port = free_port()
-        argv = [str(SUPERGATEWAY), "--stdio", shlex.join(self.ctx.docker_run_argv(self.slug)),
-                "--outputTransport", "streamableHttp", "--stateful", "--port", str(self.port),
-                "--logLevel", "none"]
+        argv = [
+            str(SUPERGATEWAY),
+            "--stdio",
+            shlex.join(self.ctx.docker_run_argv(self.slug)),
+            "--outputTransport",
+            "streamableHttp",
+            "--stateful",
+            "--port",
+            str(self.port),
+            "--logLevel",
+            "none",
+        ]
         self.proc = self._spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         await self._wait_listening()
 
 
-TARGETS = {"direct": DirectStdio, "bridge": ProjectBridge, "mcp-proxy": McpProxy,
-           "supergateway": Supergateway}
+TARGETS = {"direct": DirectStdio, "bridge": ProjectBridge, "mcp-proxy": McpProxy, "supergateway": Supergateway}

@@ -6,6 +6,7 @@ client, but anyone can send that header: it is believed only from peers in
 `[service] trusted_proxies`, read from the right (the hop nearest to us) and only as
 far as the chain stays inside the trusted networks.
 """
+
 from __future__ import annotations
 
 import ipaddress

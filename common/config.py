@@ -6,6 +6,7 @@ out of `McpConfig.servers` while the others stay valid, so one typo never takes
 the rest of the file down with it. Servers that are not Docker-based (`npx …`,
 URL-only remote servers) are skipped with a notice.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,14 +28,26 @@ MAX_SERVER_ID_LENGTH = 100  # keeps "/mcp/{id}/*" well inside the ALB's 128 char
 SERVER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 REMOTE_TYPES = {"sse", "http", "streamable-http", "streamablehttp", "streamable_http"}
 # Keys the MCP clients write that mean nothing to the orchestrator but are kept.
-CLIENT_KEYS = {"alwaysAllow", "timeout", "type", "transportType", "autoStart", "description",
-               "name", "cwd", "envFile", "networkTimeout", "trust", "includeTools",
-               "excludeTools"}
+CLIENT_KEYS = {
+    "alwaysAllow",
+    "timeout",
+    "type",
+    "transportType",
+    "autoStart",
+    "description",
+    "name",
+    "cwd",
+    "envFile",
+    "networkTimeout",
+    "trust",
+    "includeTools",
+    "excludeTools",
+}
 
 
 @dataclass(frozen=True)
 class ConfigIssue:
-    severity: str                   # "error" | "warning" | "info"
+    severity: str  # "error" | "warning" | "info"
     message: str
     server_id: Optional[str] = None
     flag: Optional[str] = None
@@ -45,13 +58,13 @@ class ConfigIssue:
         return f"{where}{what}{self.message}"
 
     def public_dict(self) -> dict:
-        return {"severity": self.severity, "server_id": self.server_id, "flag": self.flag,
-                "message": self.message}
+        return {"severity": self.severity, "server_id": self.server_id, "flag": self.flag, "message": self.message}
 
 
 @dataclass(frozen=True)
 class HttpUpstream:
     """A server that speaks MCP over HTTP inside its container: reverse-proxied."""
+
     port: int
     path: str = "/mcp"
 
@@ -60,7 +73,7 @@ class HttpUpstream:
 class ServerConfig:
     server_id: str
     disabled: bool
-    spec: ContainerSpec              # what the container-agent creates (policy applied)
+    spec: ContainerSpec  # what the container-agent creates (policy applied)
     spec_hash: str
     auto_approve: tuple[str, ...] = ()
     http: Optional[HttpUpstream] = None
@@ -87,11 +100,11 @@ class ServerConfig:
 @dataclass(frozen=True)
 class McpConfig:
     source: str
-    servers: Mapping[str, ServerConfig]       # valid Docker-based servers, disabled included
-    invalid: tuple[str, ...] = ()             # Docker-based servers with errors
+    servers: Mapping[str, ServerConfig]  # valid Docker-based servers, disabled included
+    invalid: tuple[str, ...] = ()  # Docker-based servers with errors
     skipped: Mapping[str, str] = field(default_factory=dict)  # not Docker-based: id -> reason
     issues: tuple[ConfigIssue, ...] = ()
-    readable: bool = True                     # False: the file itself could not be used
+    readable: bool = True  # False: the file itself could not be used
 
     @property
     def errors(self) -> list[ConfigIssue]:
@@ -117,6 +130,7 @@ class McpConfig:
 
 
 # --- file level ----------------------------------------------------------------------
+
 
 class _DuplicateKey(ValueError):
     pass
@@ -152,41 +166,55 @@ def read_config_file(path: Path) -> tuple[Optional[dict], list[ConfigIssue]]:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
-        return None, [ConfigIssue("error", f"{path}: key {exc.args[0]!r} appears twice in one "
-                                           f"object; JSON readers would silently keep only the "
-                                           f"last one")]
+        return None, [
+            ConfigIssue(
+                "error",
+                f"{path}: key {exc.args[0]!r} appears twice in one "
+                f"object; JSON readers would silently keep only the "
+                f"last one",
+            )
+        ]
     except RecursionError:
         return None, [ConfigIssue("error", f"{path}: the JSON is nested too deeply")]
     except json.JSONDecodeError as exc:
-        return None, [ConfigIssue("error", f"{path}: not valid JSON at line {exc.lineno} column "
-                                           f"{exc.colno}: {exc.msg}{_json_error_hint(text, exc)}")]
+        return None, [
+            ConfigIssue(
+                "error",
+                f"{path}: not valid JSON at line {exc.lineno} column "
+                f"{exc.colno}: {exc.msg}{_json_error_hint(text, exc)}",
+            )
+        ]
     if not isinstance(data, dict):
-        return None, [ConfigIssue("error", f"{path}: the top level must be a JSON object with "
-                                           f"an \"mcpServers\" object")]
+        return None, [ConfigIssue("error", f'{path}: the top level must be a JSON object with an "mcpServers" object')]
     servers = data.get("mcpServers")
     if servers is None:
-        hint = (" (found \"servers\", VS Code's key: rename it to \"mcpServers\")"
-                if "servers" in data else "")
-        return None, [ConfigIssue("error", f"{path}: no \"mcpServers\" object{hint}")]
+        hint = ' (found "servers", VS Code\'s key: rename it to "mcpServers")' if "servers" in data else ""
+        return None, [ConfigIssue("error", f'{path}: no "mcpServers" object{hint}')]
     if not isinstance(servers, dict):
-        return None, [ConfigIssue("error", f"{path}: \"mcpServers\" must be an object mapping "
-                                           f"server ids to their settings")]
+        return None, [
+            ConfigIssue("error", f'{path}: "mcpServers" must be an object mapping server ids to their settings')
+        ]
     return data, []
 
 
 # --- one server --------------------------------------------------------------------
+
 
 def server_id_problem(server_id: str) -> Optional[str]:
     """Why a server id cannot be used in URL paths, container names and AWS names."""
     if not server_id:
         return "the server id is empty"
     if len(server_id) > MAX_SERVER_ID_LENGTH:
-        return (f"the server id is {len(server_id)} characters long; at most "
-                f"{MAX_SERVER_ID_LENGTH} fit in ALB path patterns")
+        return (
+            f"the server id is {len(server_id)} characters long; at most "
+            f"{MAX_SERVER_ID_LENGTH} fit in ALB path patterns"
+        )
     if not SERVER_ID_PATTERN.fullmatch(server_id):
-        return ("the server id must start with a letter or digit and contain only letters, "
-                "digits, '.', '_' and '-' (it becomes part of a URL path, the container name "
-                "and AWS resource names)")
+        return (
+            "the server id must start with a letter or digit and contain only letters, "
+            "digits, '.', '_' and '-' (it becomes part of a URL path, the container name "
+            "and AWS resource names)"
+        )
     return None
 
 
@@ -199,7 +227,7 @@ def _remote_reason(entry: Mapping[str, Any]) -> Optional[str]:
 
 def _str_list(value: Any, what: str, sid: str, issues: list[ConfigIssue]) -> Optional[list[str]]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        issues.append(ConfigIssue("error", f"\"{what}\" must be an array of strings", sid))
+        issues.append(ConfigIssue("error", f'"{what}" must be an array of strings', sid))
         return None
     return value
 
@@ -208,46 +236,45 @@ def _env_block(value: Any, sid: str, issues: list[ConfigIssue]) -> Optional[dict
     if value is None:
         return {}
     if not isinstance(value, dict):
-        issues.append(ConfigIssue("error", "\"env\" must be an object of NAME: \"value\" pairs",
-                                  sid))
+        issues.append(ConfigIssue("error", '"env" must be an object of NAME: "value" pairs', sid))
         return None
     env: dict[str, Secret] = {}
     ok = True
     for name, val in value.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
-            issues.append(ConfigIssue("error", f"env name {name!r} is not a valid environment "
-                                               f"variable name", sid))
+            issues.append(ConfigIssue("error", f"env name {name!r} is not a valid environment variable name", sid))
             ok = False
         elif not isinstance(val, str):
             # Never echo the value: it may be a secret typed without quotes.
-            issues.append(ConfigIssue("error", f"env {name} must be a string (put the value "
-                                               f"in quotes)", sid))
+            issues.append(ConfigIssue("error", f"env {name} must be a string (put the value in quotes)", sid))
             ok = False
         else:
             env[name] = Secret(val)
     return env if ok else None
 
 
-def _http_upstream(entry: Mapping[str, Any], sid: str,
-                   issues: list[ConfigIssue]) -> tuple[bool, Optional[HttpUpstream]]:
+def _http_upstream(
+    entry: Mapping[str, Any], sid: str, issues: list[ConfigIssue]
+) -> tuple[bool, Optional[HttpUpstream]]:
     opts = entry.get("orchestrator")
     if opts is None:
         return True, None
     if not isinstance(opts, dict) or set(opts) - {"http"}:
-        issues.append(ConfigIssue("error", "\"orchestrator\" must be an object whose only key "
-                                           "is \"http\"", sid))
+        issues.append(ConfigIssue("error", '"orchestrator" must be an object whose only key is "http"', sid))
         return False, None
     http = opts.get("http")
     if http is None:
         return True, None
     if not isinstance(http, dict) or set(http) - {"port", "path"}:
-        issues.append(ConfigIssue("error", "\"orchestrator.http\" must be {\"port\": N, "
-                                           "\"path\": \"/mcp\"}", sid))
+        issues.append(ConfigIssue("error", '"orchestrator.http" must be {"port": N, "path": "/mcp"}', sid))
         return False, None
     port, path = http.get("port"), http.get("path", "/mcp")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-        issues.append(ConfigIssue("error", "\"orchestrator.http.port\" must be the container "
-                                           "port (1-65535) the server listens on", sid))
+        issues.append(
+            ConfigIssue(
+                "error", '"orchestrator.http.port" must be the container port (1-65535) the server listens on', sid
+            )
+        )
         return False, None
     if not isinstance(path, str) or not path.startswith("/"):
         issues.append(ConfigIssue("error", "\"orchestrator.http.path\" must start with '/'", sid))
@@ -268,10 +295,9 @@ def _port_conflicts(spec: ContainerSpec, port_range: tuple[int, int]) -> list[st
     return conflicts
 
 
-def load_server(server_id: str, entry: Any, *, base_dir: Path,
-                environ: Mapping[str, str],
-                port_range: tuple[int, int]) -> tuple[Optional[ServerConfig], Optional[str],
-                                                      list[ConfigIssue]]:
+def load_server(
+    server_id: str, entry: Any, *, base_dir: Path, environ: Mapping[str, str], port_range: tuple[int, int]
+) -> tuple[Optional[ServerConfig], Optional[str], list[ConfigIssue]]:
     """(server, skip_reason, issues) for one entry of mcpServers."""
     issues: list[ConfigIssue] = []
     sid = server_id
@@ -286,18 +312,16 @@ def load_server(server_id: str, entry: Any, *, base_dir: Path,
         return None, remote, [ConfigIssue("info", f"skipped: {remote}", sid)]
     command = entry.get("command")
     if not isinstance(command, str) or not command:
-        return None, None, [ConfigIssue("error", "\"command\" is missing; it must be \"docker\"",
-                                        sid)]
+        return None, None, [ConfigIssue("error", '"command" is missing; it must be "docker"', sid)]
     if os.path.basename(command) not in ("docker", "docker.exe"):
-        reason = (f"command {command!r} is not docker: only Docker-based servers are run by "
-                  f"the orchestrator")
+        reason = f"command {command!r} is not docker: only Docker-based servers are run by the orchestrator"
         return None, reason, [ConfigIssue("info", f"skipped: {reason}", sid)]
 
     args = _str_list(entry.get("args", []), "args", sid, issues)
     env = _env_block(entry.get("env"), sid, issues)
     disabled = entry.get("disabled", False)
     if not isinstance(disabled, bool):
-        issues.append(ConfigIssue("error", "\"disabled\" must be true or false", sid))
+        issues.append(ConfigIssue("error", '"disabled" must be true or false', sid))
     auto_approve = _str_list(entry.get("autoApprove", []), "autoApprove", sid, issues)
     if "alwaysAllow" in entry:
         _str_list(entry["alwaysAllow"], "alwaysAllow", sid, issues)
@@ -311,8 +335,11 @@ def load_server(server_id: str, entry: Any, *, base_dir: Path,
         run_args = args[2:]
     else:
         first = args[0] if args else "nothing"
-        return None, None, [ConfigIssue("error", f"\"args\" must start with \"run\" (as in "
-                                                 f"docker run ...), not {first!r}", sid)]
+        return (
+            None,
+            None,
+            [ConfigIssue("error", f'"args" must start with "run" (as in docker run ...), not {first!r}', sid)],
+        )
 
     parsed = parse_docker_run(run_args, env_block=env, process_env=environ, base_dir=base_dir)
     issues.extend(ConfigIssue(i.severity, i.message, sid, i.flag) for i in parsed.issues)
@@ -322,19 +349,32 @@ def load_server(server_id: str, entry: Any, *, base_dir: Path,
     issues.extend(ConfigIssue(i.severity, i.message, sid, i.flag) for i in policy)
     conflicts = _port_conflicts(spec, port_range)
     if conflicts:
-        issues.append(ConfigIssue(
-            "error", f"host port(s) {', '.join(conflicts)} lie in the orchestrator's port range "
-                     f"{port_range[0]}-{port_range[1]}, which the bridges use", sid, "-p"))
+        issues.append(
+            ConfigIssue(
+                "error",
+                f"host port(s) {', '.join(conflicts)} lie in the orchestrator's port range "
+                f"{port_range[0]}-{port_range[1]}, which the bridges use",
+                sid,
+                "-p",
+            )
+        )
         return None, None, issues
     client_keys = {k: v for k, v in entry.items() if k in CLIENT_KEYS}
-    server = ServerConfig(server_id=sid, disabled=disabled, spec=spec, spec_hash=spec_hash(spec),
-                          auto_approve=tuple(auto_approve or ()), http=http,
-                          client_keys=client_keys)
+    server = ServerConfig(
+        server_id=sid,
+        disabled=disabled,
+        spec=spec,
+        spec_hash=spec_hash(spec),
+        auto_approve=tuple(auto_approve or ()),
+        http=http,
+        client_keys=client_keys,
+    )
     return server, None, issues
 
 
-def load_config(path: os.PathLike | str, *, port_range: tuple[int, int] = (8000, 9000),
-                environ: Optional[Mapping[str, str]] = None) -> McpConfig:
+def load_config(
+    path: os.PathLike | str, *, port_range: tuple[int, int] = (8000, 9000), environ: Optional[Mapping[str, str]] = None
+) -> McpConfig:
     """Read and validate mcp.config.json. Never raises for bad content."""
     path = Path(path)
     environ = os.environ if environ is None else environ
@@ -350,20 +390,28 @@ def load_config(path: os.PathLike | str, *, port_range: tuple[int, int] = (8000,
     for sid, entry in data["mcpServers"].items():
         clash = folded.get(sid.lower())
         if clash is not None:
-            issues.append(ConfigIssue("error", f"differs from server {clash!r} only in letter "
-                                               f"case; the two would clash in container and AWS "
-                                               f"names", sid))
+            issues.append(
+                ConfigIssue(
+                    "error",
+                    f"differs from server {clash!r} only in letter "
+                    f"case; the two would clash in container and AWS "
+                    f"names",
+                    sid,
+                )
+            )
             invalid.append(sid)
             continue
         folded[sid.lower()] = sid
-        server, skip, server_issues = load_server(sid, entry, base_dir=base_dir, environ=environ,
-                                                  port_range=port_range)
+        server, skip, server_issues = load_server(sid, entry, base_dir=base_dir, environ=environ, port_range=port_range)
         disabled = isinstance(entry, dict) and entry.get("disabled") is True
         if disabled:
             # A disabled server runs nothing: its problems cannot hurt, so they only warn.
-            server_issues = [ConfigIssue("warning" if i.severity == "error" else i.severity,
-                                         f"(disabled) {i.message}", i.server_id, i.flag)
-                             for i in server_issues]
+            server_issues = [
+                ConfigIssue(
+                    "warning" if i.severity == "error" else i.severity, f"(disabled) {i.message}", i.server_id, i.flag
+                )
+                for i in server_issues
+            ]
         issues.extend(server_issues)
         if server is not None:
             servers[sid] = server
@@ -371,5 +419,4 @@ def load_config(path: os.PathLike | str, *, port_range: tuple[int, int] = (8000,
             skipped[sid] = skip
         elif not disabled:
             invalid.append(sid)
-    return McpConfig(source=str(path), servers=servers, invalid=tuple(invalid),
-                     skipped=skipped, issues=tuple(issues))
+    return McpConfig(source=str(path), servers=servers, invalid=tuple(invalid), skipped=skipped, issues=tuple(issues))

@@ -12,6 +12,7 @@ arrives. Behind the ALB the peers are the load balancer's nodes, which forward a
 only once its headers are complete, so the per-address cap there bounds what one node
 holds rather than what one client holds.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,22 +32,25 @@ RESERVED_FILES = 64
 class Refusal:
     """An answer the server gives on its own, just before it closes the connection."""
 
-    status: str     # "503 Service Unavailable"
-    reason: str     # one line for the client and the log
+    status: str  # "503 Service Unavailable"
+    reason: str  # one line for the client and the log
     jsonrpc: bool = False  # the body is a JSON-RPC error (MCP clients show its message)
 
     def response(self) -> bytes:
         """A complete HTTP/1.1 answer that closes the connection."""
         if self.jsonrpc:
-            body = json.dumps({"jsonrpc": "2.0", "id": None,
-                               "error": {"code": -32000, "message": self.reason}}).encode()
+            body = json.dumps(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": self.reason}}
+            ).encode()
             ctype = "application/json"
         else:
             body = (self.reason + "\n").encode()
             ctype = "text/plain; charset=utf-8"
-        return (f"HTTP/1.1 {self.status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nRetry-After: 10\r\nConnection: close\r\n"
-                "\r\n").encode() + body
+        return (
+            f"HTTP/1.1 {self.status}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: 10\r\nConnection: close\r\n"
+            "\r\n"
+        ).encode() + body
 
 
 OVER_TOTAL = Refusal("503 Service Unavailable", "the dashboard has too many open connections")
@@ -111,8 +115,9 @@ def fit_open_files(wanted: int, what: str, log: logging.Logger, reserved: int = 
         return wanted
     fitted = connections_that_fit(wanted, soft, reserved)
     if fitted < wanted:
-        log.warning("%s lowered from %d to %d to fit the open-file limit (%d; raise "
-                    "LimitNOFILE)", what, wanted, fitted, soft)
+        log.warning(
+            "%s lowered from %d to %d to fit the open-file limit (%d; raise LimitNOFILE)", what, wanted, fitted, soft
+        )
     return fitted
 
 
@@ -138,6 +143,8 @@ class RefusalLog:
         top = self._counts.most_common(5)
         more = len(self._counts) - len(top)
         self._counts.clear()
-        return ("connections closed: " + "; ".join(f"{count} from {address} ({reason})"
-                                                   for (reason, address), count in top)
-                + (f"; and from {more} more address(es)" if more > 0 else ""))
+        return (
+            "connections closed: "
+            + "; ".join(f"{count} from {address} ({reason})" for (reason, address), count in top)
+            + (f"; and from {more} more address(es)" if more > 0 else "")
+        )

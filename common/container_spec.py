@@ -9,6 +9,7 @@ for the parser and the orchestrator's policy). This module also turns a spec int
   place env values are revealed;
 - `spec_hash`: a stable short hash for a drift-detecting container label.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,8 +74,12 @@ class MountSpec:
         return self.bind_propagation is not None or self.bind_nonrecursive is not None
 
     def has_volume_options(self) -> bool:
-        return (self.volume_nocopy is not None or bool(self.volume_labels)
-                or self.volume_driver is not None or bool(self.volume_options))
+        return (
+            self.volume_nocopy is not None
+            or bool(self.volume_labels)
+            or self.volume_driver is not None
+            or bool(self.volume_options)
+        )
 
     def has_tmpfs_options(self) -> bool:
         return self.tmpfs_size is not None or self.tmpfs_mode is not None
@@ -322,13 +327,22 @@ def create_kwargs(spec: ContainerSpec) -> dict:
         kw["stop_signal"] = spec.stop_signal
     if spec.healthcheck_disabled:
         kw["healthcheck"] = {"test": ["NONE"]}
-    for attr, key in (("user", "user"), ("working_dir", "working_dir"),
-                      ("hostname", "hostname"), ("domainname", "domainname"),
-                      ("platform", "platform"), ("network", "network_mode"),
-                      ("ipc", "ipc_mode"), ("pid", "pid_mode"), ("uts", "uts_mode"),
-                      ("userns", "userns_mode"), ("cgroupns", "cgroupns"),
-                      ("runtime", "runtime"), ("cpuset_cpus", "cpuset_cpus"),
-                      ("cpuset_mems", "cpuset_mems")):
+    for attr, key in (
+        ("user", "user"),
+        ("working_dir", "working_dir"),
+        ("hostname", "hostname"),
+        ("domainname", "domainname"),
+        ("platform", "platform"),
+        ("network", "network_mode"),
+        ("ipc", "ipc_mode"),
+        ("pid", "pid_mode"),
+        ("uts", "uts_mode"),
+        ("userns", "userns_mode"),
+        ("cgroupns", "cgroupns"),
+        ("runtime", "runtime"),
+        ("cpuset_cpus", "cpuset_cpus"),
+        ("cpuset_mems", "cpuset_mems"),
+    ):
         value = getattr(spec, attr)
         if value:
             kw[key] = value
@@ -353,8 +367,7 @@ def create_kwargs(spec: ContainerSpec) -> dict:
         ports.setdefault(key, [])
     if ports:
         kw["ports"] = ports
-    for attr in ("extra_hosts", "dns", "dns_search", "group_add", "cap_add", "cap_drop",
-                 "security_opt"):
+    for attr in ("extra_hosts", "dns", "dns_search", "group_add", "cap_add", "cap_drop", "security_opt"):
         value = getattr(spec, attr)
         if value:
             kw[attr] = list(value)
@@ -364,24 +377,38 @@ def create_kwargs(spec: ContainerSpec) -> dict:
     if spec.privileged:
         kw["privileged"] = True
     if spec.devices:
-        kw["devices"] = [{"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container,
-                          "CgroupPermissions": d.permissions} for d in spec.devices]
+        kw["devices"] = [
+            {"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container, "CgroupPermissions": d.permissions}
+            for d in spec.devices
+        ]
     if spec.gpus:
         kw["device_requests"] = [
-            {"Driver": g.driver, "Count": g.count,
-             "DeviceIDs": list(g.device_ids) if g.device_ids is not None else None,
-             "Capabilities": [list(c) for c in g.capabilities], "Options": dict(g.options)}
-            for g in spec.gpus]
+            {
+                "Driver": g.driver,
+                "Count": g.count,
+                "DeviceIDs": list(g.device_ids) if g.device_ids is not None else None,
+                "Capabilities": [list(c) for c in g.capabilities],
+                "Options": dict(g.options),
+            }
+            for g in spec.gpus
+        ]
     if spec.sysctls:
         kw["sysctls"] = dict(spec.sysctls)
 
-    for attr, key in (("memory", "mem_limit"), ("memory_swap", "memswap_limit"),
-                      ("memory_reservation", "mem_reservation"),
-                      ("memory_swappiness", "mem_swappiness"), ("shm_size", "shm_size"),
-                      ("nano_cpus", "nano_cpus"), ("cpu_shares", "cpu_shares"),
-                      ("cpu_period", "cpu_period"), ("cpu_quota", "cpu_quota"),
-                      ("pids_limit", "pids_limit"), ("oom_kill_disable", "oom_kill_disable"),
-                      ("oom_score_adj", "oom_score_adj")):
+    for attr, key in (
+        ("memory", "mem_limit"),
+        ("memory_swap", "memswap_limit"),
+        ("memory_reservation", "mem_reservation"),
+        ("memory_swappiness", "mem_swappiness"),
+        ("shm_size", "shm_size"),
+        ("nano_cpus", "nano_cpus"),
+        ("cpu_shares", "cpu_shares"),
+        ("cpu_period", "cpu_period"),
+        ("cpu_quota", "cpu_quota"),
+        ("pids_limit", "pids_limit"),
+        ("oom_kill_disable", "oom_kill_disable"),
+        ("oom_score_adj", "oom_score_adj"),
+    ):
         value = getattr(spec, attr)
         if value is not None:
             kw[key] = value
@@ -422,14 +449,21 @@ def spec_hash(spec: ContainerSpec, key: Optional[bytes] = None) -> str:
     recreates the container). Keyed (HMAC-SHA256) with the installation's key, so the
     published hash cannot be used to test guesses of a secret. Same spec -> same hash
     across processes and restarts of one installation."""
-    text = json.dumps(_canonical(spec), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=True)
-    mac = hmac.new(key if key is not None else installation_key(), text.encode("utf-8"),
-                   hashlib.sha256)
+    text = json.dumps(_canonical(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    mac = hmac.new(key if key is not None else installation_key(), text.encode("utf-8"), hashlib.sha256)
     return mac.hexdigest()[:16]
 
 
 __all__ = [
-    "ArgIssue", "ContainerSpec", "DeviceMapping", "GpuRequest", "MountSpec", "PortBinding",
-    "RestartPolicy", "Ulimit", "VolumeSpec", "create_kwargs", "spec_hash",
+    "ArgIssue",
+    "ContainerSpec",
+    "DeviceMapping",
+    "GpuRequest",
+    "MountSpec",
+    "PortBinding",
+    "RestartPolicy",
+    "Ulimit",
+    "VolumeSpec",
+    "create_kwargs",
+    "spec_hash",
 ]

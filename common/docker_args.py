@@ -14,6 +14,7 @@ Env values are secrets: they are wrapped in `Secret` and no issue message ever s
 one. Relative paths of files the args name (`--env-file`, `--label-file`, a seccomp
 profile) are resolved against `base_dir`, the config file's directory.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,17 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from common.container_spec import (
-    ArgIssue, ContainerSpec, DeviceMapping, GpuRequest, MountSpec, PortBinding,
-    RestartPolicy, Ulimit, VolumeSpec, create_kwargs, spec_hash,
+    ArgIssue,
+    ContainerSpec,
+    DeviceMapping,
+    GpuRequest,
+    MountSpec,
+    PortBinding,
+    RestartPolicy,
+    Ulimit,
+    VolumeSpec,
+    create_kwargs,
+    spec_hash,
 )
 from common.secrets import Secret
 
@@ -65,74 +75,145 @@ class _Flag:
 def _flags() -> Tuple[Dict[str, _Flag], Dict[str, _Flag]]:
     v, b = True, False
     supported = [
-        ("add-host", None, v), ("cap-add", None, v), ("cap-drop", None, v),
-        ("cgroupns", None, v), ("cpu-period", None, v), ("cpu-quota", None, v),
-        ("cpu-shares", "c", v), ("cpus", None, v), ("cpuset-cpus", None, v),
-        ("cpuset-mems", None, v), ("detach", "d", b), ("device", None, v),
-        ("dns", None, v), ("dns-option", None, v), ("dns-search", None, v),
-        ("domainname", None, v), ("entrypoint", None, v), ("env", "e", v),
-        ("env-file", None, v), ("expose", None, v), ("gpus", None, v),
-        ("group-add", None, v), ("hostname", "h", v), ("init", None, b),
-        ("interactive", "i", b), ("ipc", None, v), ("label", "l", v),
-        ("label-file", None, v), ("log-driver", None, v), ("log-opt", None, v),
-        ("memory", "m", v), ("memory-reservation", None, v), ("memory-swap", None, v),
-        ("memory-swappiness", None, v), ("mount", None, v), ("name", None, v),
-        ("network", None, v), ("no-healthcheck", None, b), ("oom-kill-disable", None, b),
-        ("oom-score-adj", None, v), ("pid", None, v), ("pids-limit", None, v),
-        ("platform", None, v), ("privileged", None, b), ("publish", "p", v),
-        ("pull", None, v), ("read-only", None, b), ("restart", None, v), ("rm", None, b),
-        ("runtime", None, v), ("security-opt", None, v), ("shm-size", None, v),
-        ("stop-signal", None, v), ("stop-timeout", None, v), ("sysctl", None, v),
-        ("tmpfs", None, v), ("tty", "t", b), ("ulimit", None, v), ("user", "u", v),
-        ("userns", None, v), ("uts", None, v), ("volume", "v", v), ("workdir", "w", v),
+        ("add-host", None, v),
+        ("cap-add", None, v),
+        ("cap-drop", None, v),
+        ("cgroupns", None, v),
+        ("cpu-period", None, v),
+        ("cpu-quota", None, v),
+        ("cpu-shares", "c", v),
+        ("cpus", None, v),
+        ("cpuset-cpus", None, v),
+        ("cpuset-mems", None, v),
+        ("detach", "d", b),
+        ("device", None, v),
+        ("dns", None, v),
+        ("dns-option", None, v),
+        ("dns-search", None, v),
+        ("domainname", None, v),
+        ("entrypoint", None, v),
+        ("env", "e", v),
+        ("env-file", None, v),
+        ("expose", None, v),
+        ("gpus", None, v),
+        ("group-add", None, v),
+        ("hostname", "h", v),
+        ("init", None, b),
+        ("interactive", "i", b),
+        ("ipc", None, v),
+        ("label", "l", v),
+        ("label-file", None, v),
+        ("log-driver", None, v),
+        ("log-opt", None, v),
+        ("memory", "m", v),
+        ("memory-reservation", None, v),
+        ("memory-swap", None, v),
+        ("memory-swappiness", None, v),
+        ("mount", None, v),
+        ("name", None, v),
+        ("network", None, v),
+        ("no-healthcheck", None, b),
+        ("oom-kill-disable", None, b),
+        ("oom-score-adj", None, v),
+        ("pid", None, v),
+        ("pids-limit", None, v),
+        ("platform", None, v),
+        ("privileged", None, b),
+        ("publish", "p", v),
+        ("pull", None, v),
+        ("read-only", None, b),
+        ("restart", None, v),
+        ("rm", None, b),
+        ("runtime", None, v),
+        ("security-opt", None, v),
+        ("shm-size", None, v),
+        ("stop-signal", None, v),
+        ("stop-timeout", None, v),
+        ("sysctl", None, v),
+        ("tmpfs", None, v),
+        ("tty", "t", b),
+        ("ulimit", None, v),
+        ("user", "u", v),
+        ("userns", None, v),
+        ("uts", None, v),
+        ("volume", "v", v),
+        ("workdir", "w", v),
     ]
     no_effect = [
         ("quiet", "q", b, "it only silences pull progress"),
-        ("sig-proxy", None, b, "it only affects an attached docker CLI; the orchestrator "
-                               "attaches to the container itself"),
-        ("detach-keys", None, v, "it only affects an attached docker CLI; the orchestrator "
-                                 "attaches to the container itself"),
+        (
+            "sig-proxy",
+            None,
+            b,
+            "it only affects an attached docker CLI; the orchestrator attaches to the container itself",
+        ),
+        (
+            "detach-keys",
+            None,
+            v,
+            "it only affects an attached docker CLI; the orchestrator attaches to the container itself",
+        ),
         ("disable-content-trust", None, b, "content trust is a docker CLI feature for pulls"),
     ]
-    addresses = ("static addresses, aliases and links need network endpoint settings "
-                 "that the orchestrator does not manage")
+    addresses = (
+        "static addresses, aliases and links need network endpoint settings that the orchestrator does not manage"
+    )
     blkio = "block-I/O limits are not supported by the orchestrator"
-    health = ("the orchestrator checks a server's health through its MCP bridge; put a "
-              "HEALTHCHECK in the image if Docker should run one")
+    health = (
+        "the orchestrator checks a server's health through its MCP bridge; put a "
+        "HEALTHCHECK in the image if Docker should run one"
+    )
     windows = "it applies to Windows containers only"
     unsupported = [
-        ("attach", "a", v, "the orchestrator attaches to the container's stdin and stdout "
-                           "itself"),
-        ("cidfile", None, v, "it writes the container ID to a file on the host; the "
-                             "orchestrator finds its containers by label"),
-        ("publish-all", "P", b, "it publishes every exposed port on a random host port, "
-                                "outside the orchestrator's port range; use -p"),
+        ("attach", "a", v, "the orchestrator attaches to the container's stdin and stdout itself"),
+        (
+            "cidfile",
+            None,
+            v,
+            "it writes the container ID to a file on the host; the orchestrator finds its containers by label",
+        ),
+        (
+            "publish-all",
+            "P",
+            b,
+            "it publishes every exposed port on a random host port, outside the orchestrator's port range; use -p",
+        ),
         ("use-api-socket", None, b, "it would give the server control of the Docker engine"),
-        ("volumes-from", None, v, "it copies the mounts of another container, which the "
-                                  "orchestrator does not manage; use -v or --mount"),
-        ("link", None, v, addresses), ("ip", None, v, addresses), ("ip6", None, v, addresses),
-        ("link-local-ip", None, v, addresses), ("mac-address", None, v, addresses),
+        (
+            "volumes-from",
+            None,
+            v,
+            "it copies the mounts of another container, which the orchestrator does not manage; use -v or --mount",
+        ),
+        ("link", None, v, addresses),
+        ("ip", None, v, addresses),
+        ("ip6", None, v, addresses),
+        ("link-local-ip", None, v, addresses),
+        ("mac-address", None, v, addresses),
         ("network-alias", None, v, addresses),
-        ("blkio-weight", None, v, blkio), ("blkio-weight-device", None, v, blkio),
-        ("device-read-bps", None, v, blkio), ("device-read-iops", None, v, blkio),
-        ("device-write-bps", None, v, blkio), ("device-write-iops", None, v, blkio),
-        ("health-cmd", None, v, health), ("health-interval", None, v, health),
-        ("health-retries", None, v, health), ("health-start-period", None, v, health),
-        ("health-start-interval", None, v, health), ("health-timeout", None, v, health),
-        ("cpu-count", None, v, windows), ("cpu-percent", None, v, windows),
-        ("io-maxbandwidth", None, v, windows), ("io-maxiops", None, v, windows),
+        ("blkio-weight", None, v, blkio),
+        ("blkio-weight-device", None, v, blkio),
+        ("device-read-bps", None, v, blkio),
+        ("device-read-iops", None, v, blkio),
+        ("device-write-bps", None, v, blkio),
+        ("device-write-iops", None, v, blkio),
+        ("health-cmd", None, v, health),
+        ("health-interval", None, v, health),
+        ("health-retries", None, v, health),
+        ("health-start-period", None, v, health),
+        ("health-start-interval", None, v, health),
+        ("health-timeout", None, v, health),
+        ("cpu-count", None, v, windows),
+        ("cpu-percent", None, v, windows),
+        ("io-maxbandwidth", None, v, windows),
+        ("io-maxiops", None, v, windows),
         ("isolation", None, v, windows),
-        ("cpu-rt-period", None, v, "real-time CPU scheduling is not supported by the "
-                                   "orchestrator"),
-        ("cpu-rt-runtime", None, v, "real-time CPU scheduling is not supported by the "
-                                    "orchestrator"),
-        ("cgroup-parent", None, v, "the orchestrator keeps containers in Docker's default "
-                                   "cgroup"),
-        ("device-cgroup-rule", None, v, "raw device cgroup rules are not supported; use "
-                                        "--device"),
+        ("cpu-rt-period", None, v, "real-time CPU scheduling is not supported by the orchestrator"),
+        ("cpu-rt-runtime", None, v, "real-time CPU scheduling is not supported by the orchestrator"),
+        ("cgroup-parent", None, v, "the orchestrator keeps containers in Docker's default cgroup"),
+        ("device-cgroup-rule", None, v, "raw device cgroup rules are not supported; use --device"),
         ("kernel-memory", None, v, "Docker deprecated it and cgroup v2 ignores it"),
-        ("storage-opt", None, v, "storage-driver options depend on the host's storage "
-                                 "driver"),
+        ("storage-opt", None, v, "storage-driver options depend on the host's storage driver"),
         ("volume-driver", None, v, "use --mount type=volume,volume-driver=NAME instead"),
         ("annotation", None, v, "it needs Docker API 1.43; the orchestrator targets 1.41"),
         ("help", None, b, "it prints usage and is not a container setting"),
@@ -206,8 +287,10 @@ def _parse_size(text: str) -> int:
     return int(size)
 
 
-_CPUS = re.compile(r"[0-9]{1,12}(\.[0-9]{0,12})?([eE][-+]?[0-9]{1,2})?|\.[0-9]{1,12}"
-                   r"|[0-9]{1,12}/[0-9]{1,12}")
+_CPUS = re.compile(
+    r"[0-9]{1,12}(\.[0-9]{0,12})?([eE][-+]?[0-9]{1,2})?|\.[0-9]{1,12}"
+    r"|[0-9]{1,12}/[0-9]{1,12}"
+)
 
 
 def _parse_nano_cpus(text: str) -> int:
@@ -235,8 +318,7 @@ def _unexpanded(path: str) -> Optional[str]:
         return "'~' is not expanded: no shell runs these args; write an absolute path"
     m = _HOST_VAR.search(path)
     if m:
-        return (f"'{m.group(0)}' is not expanded: no shell runs these args; write an "
-                "absolute path")
+        return f"'{m.group(0)}' is not expanded: no shell runs these args; write an absolute path"
     return None
 
 
@@ -255,8 +337,10 @@ _ALNUM = r"[a-z0-9]+"
 _SEP = r"(?:[._]|__|[-]+)"
 _PATH_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = (rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
-           r"(?::[0-9]+)?")
+_DOMAIN = (
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])"
+    r"(?::[0-9]+)?"
+)
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
@@ -273,8 +357,10 @@ def _image_problem(image: str) -> Optional[str]:
     if not m:
         if image.lower() != image and _REFERENCE.fullmatch(image.lower()):
             return f"invalid image reference '{image}': repository names must be lowercase"
-        return (f"invalid image reference '{image}' (expected NAME[:TAG][@DIGEST], for "
-                "example mcp/time, ghcr.io/org/server:1.2 or name@sha256:<64 hex>)")
+        return (
+            f"invalid image reference '{image}' (expected NAME[:TAG][@DIGEST], for "
+            "example mcp/time, ghcr.io/org/server:1.2 or name@sha256:<64 hex>)"
+        )
     if len(m.group("name")) > 255:
         return f"invalid image reference '{image}': the name is longer than 255 characters"
     return None
@@ -297,8 +383,7 @@ def _env_shown(value: str) -> str:
 class _Run:
     """Accumulates one parse: the spec's fields and the issues found."""
 
-    def __init__(self, env_block: Mapping[str, Secret], process_env: Mapping[str, str],
-                 base_dir: Path) -> None:
+    def __init__(self, env_block: Mapping[str, Secret], process_env: Mapping[str, str], base_dir: Path) -> None:
         self.env_block = env_block
         self.process_env = process_env
         self.base_dir = base_dir
@@ -347,8 +432,7 @@ class _Run:
         return None
 
 
-def _split_args(args: Sequence[str], run: _Run) -> Tuple[List[_Occurrence], Optional[str],
-                                                           Tuple[str, ...], bool]:
+def _split_args(args: Sequence[str], run: _Run) -> Tuple[List[_Occurrence], Optional[str], Tuple[str, ...], bool]:
     """Flags, image and command, with pflag's rules (interspersed args off).
 
     Returns (occurrences, image, command, complete); complete is False when parsing had
@@ -366,16 +450,19 @@ def _split_args(args: Sequence[str], run: _Run) -> Tuple[List[_Occurrence], Opti
             break
         if re.search(r"\s", a):
             head = re.split(r"\s", a, maxsplit=1)[0]
-            rest = a[len(head):].strip()
+            rest = a[len(head) :].strip()
             if _is_known_flag_text(head):
                 shown = _env_shown(rest) if _names_env_flag(head) else rest
                 whole = f"{head} {shown}"
-                run.error(head, f'"{whole}" is a flag and its value in one array element. '
-                                "No shell splits these args, so docker would read the value "
-                                "with a leading space; write them as two elements: "
-                                f'"{head}", "{shown}"')
+                run.error(
+                    head,
+                    f'"{whole}" is a flag and its value in one array element. '
+                    "No shell splits these args, so docker would read the value "
+                    "with a leading space; write them as two elements: "
+                    f'"{head}", "{shown}"',
+                )
                 # Go on as if split, to report what else is wrong in one pass.
-                items[i:i + 1] = [head, rest] if rest else [head]
+                items[i : i + 1] = [head, rest] if rest else [head]
                 continue
         if a.startswith("--"):
             body = a[2:]
@@ -404,10 +491,10 @@ def _split_args(args: Sequence[str], run: _Run) -> Tuple[List[_Occurrence], Opti
             flag = _BY_SHORT.get(c)
             if flag is None:
                 # Only the flags up to this one: the rest may be an env value.
-                shown = f" (in {a[:j + 2]}{'…' if j + 1 < len(s) else ''})" if len(s) > 1 else ""
+                shown = f" (in {a[: j + 2]}{'…' if j + 1 < len(s) else ''})" if len(s) > 1 else ""
                 run.error(f"-{c}", f"unknown docker run flag -{c}{shown}")
                 return out, None, (), False
-            rest = s[j + 1:]
+            rest = s[j + 1 :]
             if len(s) - j > 2 and rest.startswith("="):
                 out.append(_Occurrence(f"-{c}", flag, rest[1:]))
                 break
@@ -427,7 +514,7 @@ def _split_args(args: Sequence[str], run: _Run) -> Tuple[List[_Occurrence], Opti
         i += 1
     if i >= len(items):
         return out, None, (), True
-    return out, items[i], tuple(items[i + 1:]), True
+    return out, items[i], tuple(items[i + 1 :]), True
 
 
 def _is_known_flag_text(head: str) -> bool:
@@ -455,13 +542,20 @@ def _handles(*names: str) -> Callable[[_Handler], _Handler]:
         for n in names:
             _HANDLERS[n] = fn
         return fn
+
     return register
 
 
 _BOOL_FIELDS = {
-    "interactive": "stdin_open", "tty": "tty", "detach": "detach", "rm": "auto_remove",
-    "init": "init", "privileged": "privileged", "read-only": "read_only",
-    "no-healthcheck": "healthcheck_disabled", "oom-kill-disable": "oom_kill_disable",
+    "interactive": "stdin_open",
+    "tty": "tty",
+    "detach": "detach",
+    "rm": "auto_remove",
+    "init": "init",
+    "privileged": "privileged",
+    "read-only": "read_only",
+    "no-healthcheck": "healthcheck_disabled",
+    "oom-kill-disable": "oom_kill_disable",
 }
 
 
@@ -474,29 +568,34 @@ def _env(run: _Run, written: str, value: str) -> None:
     # Messages get "-e NAME" (never the value) in front: see parse_docker_run.
     name, eq, literal = value.partition("=")
     if _INPUT_PLACEHOLDER in name:
-        raise _Bad("a VS Code input variable (${input:…}) as the name, which only a VS Code "
-                   "client fills in; write -e NAME and put the value in the server's \"env\" "
-                   "block")
+        raise _Bad(
+            "a VS Code input variable (${input:…}) as the name, which only a VS Code "
+            'client fills in; write -e NAME and put the value in the server\'s "env" '
+            "block"
+        )
     if name == "":
         raise _Bad("no variable name before '='")
     if re.search(r"\s", name):
         raise _Bad("a variable name cannot contain whitespace (write NAME=VALUE)")
     if eq:
         if _INPUT_PLACEHOLDER in literal:
-            raise _Bad("the value is a VS Code input variable (${input:…}), which only a VS "
-                       "Code client fills in; put the value in the server's \"env\" block and "
-                       f'pass it with "-e", "{name}"')
+            raise _Bad(
+                "the value is a VS Code input variable (${input:…}), which only a VS "
+                'Code client fills in; put the value in the server\'s "env" block and '
+                f'pass it with "-e", "{name}"'
+            )
         run.literal_env_names.add(name)
         secret = Secret(literal)
     else:
         found = run.lookup(name)
         if found is None:
-            raise _Bad(f"no value for {name} in the server's env block or the "
-                       "orchestrator's environment")
+            raise _Bad(f"no value for {name} in the server's env block or the orchestrator's environment")
         if _INPUT_PLACEHOLDER in found.reveal():
-            raise _Bad(f"the value of {name} in the server's env block is a VS Code input "
-                       "variable (${input:…}), which only a VS Code client fills in; put "
-                       "the real value there")
+            raise _Bad(
+                f"the value of {name} in the server's env block is a VS Code input "
+                "variable (${input:…}), which only a VS Code client fills in; put "
+                "the real value there"
+            )
         secret = found
     # The CLI merges -e entries through a map: one entry per name, the last one wins.
     run.env_flag_entries[name] = secret
@@ -512,14 +611,18 @@ def _env_file(run: _Run, written: str, value: str) -> None:
         if raw is None:
             found = run.lookup(name)
             if found is None:
-                raise _Bad(f"{value} line {lineno}: no value for {name} in the server's env "
-                           "block or the orchestrator's environment")
+                raise _Bad(
+                    f"{value} line {lineno}: no value for {name} in the server's env "
+                    "block or the orchestrator's environment"
+                )
             secret = found
         else:
             secret = Secret(raw)
         if _INPUT_PLACEHOLDER in secret.reveal():
-            raise _Bad(f"{value} line {lineno}: the value of {name} is a VS Code input "
-                       "variable (${input:…}), which only a VS Code client fills in")
+            raise _Bad(
+                f"{value} line {lineno}: the value of {name} is a VS Code input "
+                "variable (${input:…}), which only a VS Code client fills in"
+            )
         run.env_file_entries.append((name, secret))
 
 
@@ -554,8 +657,10 @@ def _read_kv_file(path: Path, shown: str) -> List[Tuple[int, str, Optional[str]]
         name, eq, value = line.partition("=")
         name = name.lstrip(" \t")
         if re.search(r"[ \t]", name):
-            raise _Bad(f"{shown} line {lineno}: '{_env_shown(name)}' is not NAME=VALUE (a "
-                       "variable name cannot contain whitespace)")
+            raise _Bad(
+                f"{shown} line {lineno}: '{_env_shown(name)}' is not NAME=VALUE (a "
+                "variable name cannot contain whitespace)"
+            )
         if not name:
             raise _Bad(f"{shown} line {lineno}: no variable name before '='")
         out.append((lineno, name.strip() if not eq else name, value if eq else None))
@@ -580,9 +685,12 @@ def _label_file(run: _Run, written: str, value: str) -> None:
     for lineno, name, label_value in _read_kv_file(run.host_file(value), value):
         if label_value is None:
             # The docker CLI drops a label-file line without '='.
-            run.warn(written, f"{value} line {lineno}: '{name}' has no '=' and is "
-                              f"ignored, as the docker CLI does; write {name}= for an "
-                              "empty label")
+            run.warn(
+                written,
+                f"{value} line {lineno}: '{name}' has no '=' and is "
+                f"ignored, as the docker CLI does; write {name}= for an "
+                "empty label",
+            )
             continue
         run.label_file_labels[name] = label_value
 
@@ -615,17 +723,23 @@ def _volume(run: _Run, written: str, value: str) -> None:
         elif opt == "rw":
             read_only = False
         elif opt in ("z", "Z"):
-            raise _Bad(f"'{value}': SELinux relabelling ('{opt}') is not supported by the "
-                       "orchestrator; label the host path yourself (chcon -Rt "
-                       "container_file_t PATH) and drop the option")
+            raise _Bad(
+                f"'{value}': SELinux relabelling ('{opt}') is not supported by the "
+                "orchestrator; label the host path yourself (chcon -Rt "
+                "container_file_t PATH) and drop the option"
+            )
         elif opt in ("shared", "rshared", "slave", "rslave", "private", "rprivate"):
-            raise _Bad(f"'{value}': the option '{opt}' is not supported with -v by the "
-                       "orchestrator; use --mount type=bind,src=SOURCE,dst=TARGET,"
-                       f"bind-propagation={opt}")
+            raise _Bad(
+                f"'{value}': the option '{opt}' is not supported with -v by the "
+                "orchestrator; use --mount type=bind,src=SOURCE,dst=TARGET,"
+                f"bind-propagation={opt}"
+            )
         elif opt == "nocopy":
-            raise _Bad(f"'{value}': the option 'nocopy' is not supported with -v by the "
-                       "orchestrator; use --mount type=volume,src=NAME,dst=TARGET,"
-                       "volume-nocopy")
+            raise _Bad(
+                f"'{value}': the option 'nocopy' is not supported with -v by the "
+                "orchestrator; use --mount type=volume,src=NAME,dst=TARGET,"
+                "volume-nocopy"
+            )
         else:
             raise _Bad(f"'{value}': unknown volume option '{opt}' (use ro or rw)")
     if not source:
@@ -636,17 +750,24 @@ def _volume(run: _Run, written: str, value: str) -> None:
         raise _Bad(f"'{value}': {why}")
     if source.startswith("/"):
         if not os.path.exists(source):
-            run.warn(written, f"'{value}': the host path {source} does not exist; Docker "
-                              "will create it as an empty directory owned by root")
+            run.warn(
+                written,
+                f"'{value}': the host path {source} does not exist; Docker "
+                "will create it as an empty directory owned by root",
+            )
         run.add("volumes", VolumeSpec(value, "bind", source, target, read_only))
         return
     if source in (".", "..") or source.startswith("."):
-        raise _Bad(f"'{value}': the host path '{source}' is relative; the docker CLI "
-                   "resolves it against its own working directory, which an MCP client "
-                   "does not define: write an absolute path")
+        raise _Bad(
+            f"'{value}': the host path '{source}' is relative; the docker CLI "
+            "resolves it against its own working directory, which an MCP client "
+            "does not define: write an absolute path"
+        )
     if not _VOLUME_NAME.fullmatch(source):
-        raise _Bad(f"'{value}': '{source}' is not a valid volume name (letters, digits, "
-                   "'_', '.', '-'); to mount a host directory write an absolute path")
+        raise _Bad(
+            f"'{value}': '{source}' is not a valid volume name (letters, digits, "
+            "'_', '.', '-'); to mount a host directory write an absolute path"
+        )
     run.add("volumes", VolumeSpec(value, "volume", source, target, read_only))
 
 
@@ -700,8 +821,7 @@ def _mount(run: _Run, written: str, value: str) -> None:
             m["consistency"] = val.lower()
         elif key == "bind-propagation":
             if val.lower() not in _PROPAGATIONS:
-                raise _Bad(f"'{value}': invalid bind-propagation '{val}' (one of "
-                           f"{', '.join(sorted(_PROPAGATIONS))})")
+                raise _Bad(f"'{value}': invalid bind-propagation '{val}' (one of {', '.join(sorted(_PROPAGATIONS))})")
             m["bind_propagation"] = val.lower()
         elif key == "bind-nonrecursive":
             m["bind_nonrecursive"] = boolean(key, val)
@@ -722,8 +842,7 @@ def _mount(run: _Run, written: str, value: str) -> None:
                 raise _Bad(f"'{value}': invalid value for tmpfs-size: '{val}'") from None
         elif key == "tmpfs-mode":
             if not re.fullmatch(r"[0-7]+", val) or int(val, 8) > 0xFFFFFFFF:
-                raise _Bad(f"'{value}': invalid value for tmpfs-mode: '{val}' (octal, for "
-                           "example 1770)")
+                raise _Bad(f"'{value}': invalid value for tmpfs-mode: '{val}' (octal, for example 1770)")
             m["tmpfs_mode"] = int(val, 8)
         else:
             raise _Bad(f"'{value}': unexpected key '{key}' in '{fld}'")
@@ -740,8 +859,11 @@ def _mount(run: _Run, written: str, value: str) -> None:
     if not target.startswith("/"):
         raise _Bad(f"'{value}': the target '{target}' must be an absolute path")
     spec = MountSpec(**m)  # type: ignore[arg-type]
-    for has, prefix in ((spec.has_volume_options(), "volume"),
-                        (spec.has_bind_options(), "bind"), (spec.has_tmpfs_options(), "tmpfs")):
+    for has, prefix in (
+        (spec.has_volume_options(), "volume"),
+        (spec.has_bind_options(), "bind"),
+        (spec.has_tmpfs_options(), "tmpfs"),
+    ):
         if has and kind != prefix:
             raise _Bad(f"'{value}': cannot mix '{prefix}-*' options with mount type '{kind}'")
     source = spec.source
@@ -753,17 +875,24 @@ def _mount(run: _Run, written: str, value: str) -> None:
         if not source:
             raise _Bad(f"'{value}': a bind mount needs source=/absolute/host/path")
         if not source.startswith("/"):
-            raise _Bad(f"'{value}': the source '{source}' must be an absolute host path; the "
-                       "docker CLI resolves a relative one against its own working "
-                       "directory, which an MCP client does not define")
+            raise _Bad(
+                f"'{value}': the source '{source}' must be an absolute host path; the "
+                "docker CLI resolves a relative one against its own working "
+                "directory, which an MCP client does not define"
+            )
         if not os.path.exists(source):
-            run.warn(written, f"'{value}': the host path {source} does not exist; Docker "
-                              "refuses to create the container until it does")
+            run.warn(
+                written,
+                f"'{value}': the host path {source} does not exist; Docker "
+                "refuses to create the container until it does",
+            )
     elif kind == "volume" and source and spec.volume_driver is None:
         if not _VOLUME_NAME.fullmatch(source):
-            raise _Bad(f"'{value}': '{source}' is not a valid volume name (letters, digits, "
-                       "'_', '.', '-'); for a host directory use type=bind with an "
-                       "absolute source")
+            raise _Bad(
+                f"'{value}': '{source}' is not a valid volume name (letters, digits, "
+                "'_', '.', '-'); for a host directory use type=bind with an "
+                "absolute source"
+            )
     elif kind == "tmpfs" and source:
         raise _Bad(f"'{value}': a tmpfs mount takes no source")
     run.add("mounts", spec)
@@ -840,8 +969,7 @@ def _publish(run: _Run, written: str, value: str) -> None:
 @_handles("expose")
 def _expose(run: _Run, written: str, value: str) -> None:
     if ":" in value:
-        raise _Bad(f"'{value}': --expose takes PORT[/PROTOCOL] or a range, not a mapping "
-                   "(use -p to publish)")
+        raise _Bad(f"'{value}': --expose takes PORT[/PROTOCOL] or a range, not a mapping (use -p to publish)")
     port, _, proto = value.partition("/")
     proto = proto or "tcp"
     if proto not in _PROTOCOLS:
@@ -883,8 +1011,10 @@ def _dns(run: _Run, written: str, value: str) -> None:
         raise _Bad(f"'{value}' is not an IP address") from None
 
 
-_DOMAIN_RE = re.compile(r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-                        r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*")
+_DOMAIN_RE = re.compile(
+    r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
+)
 
 
 @_handles("dns-search")
@@ -951,11 +1081,12 @@ def _security_opt(run: _Run, written: str, value: str) -> None:
     if not eq and key != "no-new-privileges":
         key, eq, val = value.partition(":")
     if (not eq or val == "") and key != "no-new-privileges":
-        raise _Bad(f"invalid --security-opt '{value}' (expected KEY=VALUE or "
-                   "no-new-privileges)")
+        raise _Bad(f"invalid --security-opt '{value}' (expected KEY=VALUE or no-new-privileges)")
     if value == "systempaths=unconfined":
-        raise _Bad("systempaths=unconfined is not supported by the orchestrator: it "
-                   "unmasks the host's /proc and /sys paths in the container")
+        raise _Bad(
+            "systempaths=unconfined is not supported by the orchestrator: it "
+            "unmasks the host's /proc and /sys paths in the container"
+        )
     if key == "seccomp" and val not in ("unconfined", "builtin"):
         why = _unexpanded(val)
         if why:
@@ -1058,12 +1189,26 @@ def _gpus(run: _Run, written: str, value: str) -> None:
             raise _Bad(f"'{value}': unexpected key '{key}'")
     if count is None:
         count = 0 if device_ids is not None else 1
-    run.add("gpus", GpuRequest(count, driver, device_ids, caps or (("gpu",),),
-                               tuple(options.items())))
+    run.add("gpus", GpuRequest(count, driver, device_ids, caps or (("gpu",),), tuple(options.items())))
 
 
-_ULIMIT_NAMES = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
-                 "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"}
+_ULIMIT_NAMES = {
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+}
 
 
 @_handles("ulimit")
@@ -1072,8 +1217,7 @@ def _ulimit(run: _Run, written: str, value: str) -> None:
     if not eq:
         raise _Bad(f"'{value}': expected NAME=SOFT[:HARD]")
     if name not in _ULIMIT_NAMES:
-        raise _Bad(f"'{value}': unknown ulimit '{name}' (one of "
-                   f"{', '.join(sorted(_ULIMIT_NAMES))})")
+        raise _Bad(f"'{value}': unknown ulimit '{name}' (one of {', '.join(sorted(_ULIMIT_NAMES))})")
     parts = limits.split(":")
     if len(parts) > 2:
         raise _Bad(f"'{value}': expected NAME=SOFT[:HARD]")
@@ -1084,8 +1228,16 @@ def _ulimit(run: _Run, written: str, value: str) -> None:
     run.put("ulimits", name, Ulimit(name, soft, hard))
 
 
-_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_SYSCTLS = {
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+}
 
 
 @_handles("sysctl")
@@ -1094,8 +1246,9 @@ def _sysctl(run: _Run, written: str, value: str) -> None:
     if not eq:
         raise _Bad(f"'{value}': expected NAME=VALUE")
     if name not in _SYSCTLS and not name.startswith(("net.", "fs.mqueue.")):
-        raise _Bad(f"sysctl '{name}' is not allowed in a container (net.*, fs.mqueue.* "
-                   "and some kernel.* IPC settings are)")
+        raise _Bad(
+            f"sysctl '{name}' is not allowed in a container (net.*, fs.mqueue.* and some kernel.* IPC settings are)"
+        )
     run.put("sysctls", name, val)
 
 
@@ -1124,8 +1277,7 @@ def _restart(run: _Run, written: str, value: str) -> None:
     if count:
         retries = _parse_int(count, "an integer retry count")
     if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise _Bad(f"'{value}': unknown restart policy (no, always, unless-stopped, "
-                   "on-failure[:N])")
+        raise _Bad(f"'{value}': unknown restart policy (no, always, unless-stopped, on-failure[:N])")
     if retries and name != "on-failure":
         raise _Bad(f"'{value}': a retry count only goes with on-failure")
     if retries < 0:
@@ -1143,16 +1295,17 @@ def _pull(run: _Run, written: str, value: str) -> None:
 @_handles("platform")
 def _platform(run: _Run, written: str, value: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+)?)?", value):
-        raise _Bad(f"'{value}' is not a platform (OS[/ARCH[/VARIANT]], for example "
-                   "linux/amd64)")
+        raise _Bad(f"'{value}' is not a platform (OS[/ARCH[/VARIANT]], for example linux/amd64)")
     run.fields["platform"] = value
 
 
 @_handles("network")
 def _network(run: _Run, written: str, value: str) -> None:
     if "=" in value:
-        raise _Bad(f"'{value}': the advanced --network syntax (name=...,alias=...) is not "
-                   "supported by the orchestrator; write --network NAME")
+        raise _Bad(
+            f"'{value}': the advanced --network syntax (name=...,alias=...) is not "
+            "supported by the orchestrator; write --network NAME"
+        )
     if not value.strip():
         raise _Bad("no network name")
     run.networks.append(value)
@@ -1168,6 +1321,7 @@ def _namespace_mode(allowed: Tuple[str, ...], container_ok: bool, field_name: st
             options = [a for a in allowed if a] + (["container:NAME"] if container_ok else [])
             raise _Bad(f"invalid mode '{value}' (one of {', '.join(options)})")
         run.fields[field_name] = value or None
+
     return handler
 
 
@@ -1204,20 +1358,25 @@ def _entrypoint(run: _Run, written: str, value: str) -> None:
 def _string_field(field_name: str) -> _Handler:
     def handler(run: _Run, written: str, value: str) -> None:
         run.fields[field_name] = value or None
+
     return handler
 
 
-for _flag_name, _field_name in (("user", "user"), ("hostname", "hostname"),
-                                ("domainname", "domainname"), ("runtime", "runtime")):
+for _flag_name, _field_name in (
+    ("user", "user"),
+    ("hostname", "hostname"),
+    ("domainname", "domainname"),
+    ("runtime", "runtime"),
+):
     _HANDLERS[_flag_name] = _string_field(_field_name)
 
 
 def _cpuset(field_name: str) -> _Handler:
     def handler(run: _Run, written: str, value: str) -> None:
         if not re.fullmatch(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*", value):
-            raise _Bad(f"'{value}' is not a list of CPUs or memory nodes (for example 0-3 "
-                       "or 0,2)")
+            raise _Bad(f"'{value}' is not a list of CPUs or memory nodes (for example 0-3 or 0,2)")
         run.fields[field_name] = value
+
     return handler
 
 
@@ -1232,14 +1391,15 @@ def _stop_signal(run: _Run, written: str, value: str) -> None:
     run.fields["stop_signal"] = value
 
 
-def _int_field(field_name: str, low: Optional[int] = None, high: Optional[int] = None,
-               extra: Tuple[int, ...] = ()) -> _Handler:
+def _int_field(
+    field_name: str, low: Optional[int] = None, high: Optional[int] = None, extra: Tuple[int, ...] = ()
+) -> _Handler:
     def handler(run: _Run, written: str, value: str) -> None:
         n = _parse_int(value)
-        if n not in extra and ((low is not None and n < low) or
-                               (high is not None and n > high)):
+        if n not in extra and ((low is not None and n < low) or (high is not None and n > high)):
             raise _Bad(f"{n} is out of range ({low} to {high})")
         run.fields[field_name] = n
+
     return handler
 
 
@@ -1258,6 +1418,7 @@ def _size_field(field_name: str) -> _Handler:
             run.fields[field_name] = -1
             return
         run.fields[field_name] = _parse_size(value)
+
     return handler
 
 
@@ -1286,25 +1447,22 @@ def _check_combinations(run: _Run, f: Dict[str, object]) -> None:
         if not memory:
             run.error("--memory-swap", "--memory-swap needs a --memory limit too")
         elif isinstance(memory, int) and swap < memory:
-            run.error("--memory-swap", "--memory-swap is memory plus swap: it cannot be "
-                                       "below --memory")
+            run.error("--memory-swap", "--memory-swap is memory plus swap: it cannot be below --memory")
     reservation = f.get("memory_reservation")
-    if isinstance(reservation, int) and isinstance(memory, int) and memory and \
-            reservation > memory:
+    if isinstance(reservation, int) and isinstance(memory, int) and memory and reservation > memory:
         run.error("--memory-reservation", "--memory-reservation must be below --memory")
     if f.get("nano_cpus") and (f.get("cpu_period") or f.get("cpu_quota")):
-        run.error("--cpus", "--cpus conflicts with --cpu-period/--cpu-quota: use one or "
-                            "the other")
+        run.error("--cpus", "--cpus conflicts with --cpu-period/--cpu-quota: use one or the other")
     restart = f.get("restart")
     if f.get("auto_remove") and isinstance(restart, RestartPolicy) and restart.name != "no":
-        run.error("--restart", "conflicting options: --restart and --rm (docker refuses "
-                               "both)")
+        run.error("--restart", "conflicting options: --restart and --rm (docker refuses both)")
     log_driver = f.get("log_driver")
     if log_driver == "none" and run.maps.get("log_options"):
         run.error("--log-opt", "--log-opt does not apply to --log-driver none")
     if len(run.networks) > 1:
-        run.error("--network", "only one --network is supported (Docker API 1.41 connects "
-                               "a new container to one network)")
+        run.error(
+            "--network", "only one --network is supported (Docker API 1.41 connects a new container to one network)"
+        )
 
 
 def _check_mount_targets(run: _Run, f: Dict[str, object]) -> None:
@@ -1314,16 +1472,19 @@ def _check_mount_targets(run: _Run, f: Dict[str, object]) -> None:
     for target, shown in targets:
         key = _clean_path(target)
         if key in seen:
-            run.error(shown.split(" ")[0], f"two mounts at {key} ({seen[key]} and {shown}); "
-                                           "Docker refuses duplicate mount points")
+            run.error(
+                shown.split(" ")[0],
+                f"two mounts at {key} ({seen[key]} and {shown}); Docker refuses duplicate mount points",
+            )
         seen[key] = shown
 
 
 # --- entry points ---------------------------------------------------------------
 
 
-def parse_docker_run(args: Sequence[str], *, env_block: Mapping[str, Secret],
-                     process_env: Mapping[str, str], base_dir: Path) -> ParsedRun:
+def parse_docker_run(
+    args: Sequence[str], *, env_block: Mapping[str, Secret], process_env: Mapping[str, str], base_dir: Path
+) -> ParsedRun:
     """`args` are what follows "run" in the config's args array."""
     run = _Run(env_block, process_env, Path(base_dir))
     for secret in env_block.values():
@@ -1333,16 +1494,20 @@ def parse_docker_run(args: Sequence[str], *, env_block: Mapping[str, Secret],
     for occ in occurrences:
         flag = occ.flag
         if flag.unsupported:
-            run.error(occ.written, f"docker run flag {occ.written} is not supported by the "
-                                   f"orchestrator: {flag.unsupported}")
+            run.error(
+                occ.written, f"docker run flag {occ.written} is not supported by the orchestrator: {flag.unsupported}"
+            )
             continue
         if flag.no_effect:
             run.info(occ.written, f"{occ.written} has no effect here: {flag.no_effect}")
             continue
         if flag.name not in _ENV_FLAGS and _INPUT_PLACEHOLDER in occ.value:
-            run.error(occ.written, f"{occ.written} {occ.value}: ${{input:…}} is a VS Code "
-                                   "input variable that only a VS Code client fills in; "
-                                   "write the value itself")
+            run.error(
+                occ.written,
+                f"{occ.written} {occ.value}: ${{input:…}} is a VS Code "
+                "input variable that only a VS Code client fills in; "
+                "write the value itself",
+            )
             continue
         try:
             if flag.name in _BOOL_FIELDS:
@@ -1350,8 +1515,7 @@ def parse_docker_run(args: Sequence[str], *, env_block: Mapping[str, Secret],
             else:
                 _HANDLERS[flag.name](run, occ.written, occ.value)
         except _Bad as bad:
-            shown = f"{occ.written} {_env_shown(occ.value)}" if flag.name in _ENV_FLAGS \
-                else occ.written
+            shown = f"{occ.written} {_env_shown(occ.value)}" if flag.name in _ENV_FLAGS else occ.written
             run.error(occ.written, f"{shown}: {bad}")
     if not complete:
         return ParsedRun(None, tuple(run.issues))
@@ -1360,17 +1524,23 @@ def parse_docker_run(args: Sequence[str], *, env_block: Mapping[str, Secret],
         run.error(None, "no image: docker run needs an image after its flags")
     else:
         if _INPUT_PLACEHOLDER in image:
-            run.error(None, f"the image '{image}' holds a VS Code input variable "
-                            "(${input:…}) that only a VS Code client fills in")
+            run.error(
+                None,
+                f"the image '{image}' holds a VS Code input variable "
+                "(${input:…}) that only a VS Code client fills in",
+            )
         else:
             problem = _image_problem(image)
             if problem:
                 run.error(None, problem)
     for arg in command:
         if _INPUT_PLACEHOLDER in arg:
-            run.error(None, f"the command argument '{arg}' holds a VS Code input variable "
-                            "(${input:…}) that only a VS Code client fills in; write the "
-                            "value itself")
+            run.error(
+                None,
+                f"the command argument '{arg}' holds a VS Code input variable "
+                "(${input:…}) that only a VS Code client fills in; write the "
+                "value itself",
+            )
 
     _warn_unused_env_block(run)
 
@@ -1380,8 +1550,20 @@ def parse_docker_run(args: Sequence[str], *, env_block: Mapping[str, Secret],
     labels = dict(run.label_file_labels)
     labels.update(run.labels)
     f["labels"] = tuple(labels.items())
-    for key in ("volumes", "mounts", "ports", "exposed", "extra_hosts", "dns", "dns_search",
-                "dns_options", "security_opt", "group_add", "devices", "gpus"):
+    for key in (
+        "volumes",
+        "mounts",
+        "ports",
+        "exposed",
+        "extra_hosts",
+        "dns",
+        "dns_search",
+        "dns_options",
+        "security_opt",
+        "group_add",
+        "devices",
+        "gpus",
+    ):
         if key in run.lists:
             f[key] = tuple(run.lists[key])
     if "volumes" in f:
@@ -1417,12 +1599,14 @@ def _warn_unused_env_block(run: _Run) -> None:
     if missing:
         names = ", ".join(missing)
         noun = "key" if len(missing) == 1 else "keys"
-        run.warn(None, f"env {noun} {names} not passed to the container: the docker CLI only "
-                       "forwards env-block keys named by a bare -e KEY; add \"-e\", \"KEY\" "
-                       "to args for each key the server needs")
+        run.warn(
+            None,
+            f"env {noun} {names} not passed to the container: the docker CLI only "
+            'forwards env-block keys named by a bare -e KEY; add "-e", "KEY" '
+            "to args for each key the server needs",
+        )
     for k in shadowed:
-        run.warn("-e", f"env key {k} is set by -e {k}=… in args, so its env-block value is "
-                       "not used")
+        run.warn("-e", f"env key {k} is set by -e {k}=… in args, so its env-block value is not used")
 
 
 _DOCKER_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
@@ -1446,51 +1630,96 @@ def orchestrated(spec: ContainerSpec) -> Tuple[ContainerSpec, Tuple[ArgIssue, ..
     changes: Dict[str, object] = {"detach": True}
     if spec.tty:
         changes["tty"] = False
-        issues.append(ArgIssue(WARNING, "-t", "-t/--tty is turned off: a TTY would corrupt "
-                                              "the server's JSON-RPC stream (CRLF line "
-                                              "endings, echo)"))
+        issues.append(
+            ArgIssue(
+                WARNING,
+                "-t",
+                "-t/--tty is turned off: a TTY would corrupt the server's JSON-RPC stream (CRLF line endings, echo)",
+            )
+        )
     if not spec.stdin_open:
         changes["stdin_open"] = True
-        issues.append(ArgIssue(WARNING, None, "no -i/--interactive: stdin is attached anyway, "
-                                              "because an MCP stdio server reads its requests "
-                                              "there; add \"-i\" to say so"))
+        issues.append(
+            ArgIssue(
+                WARNING,
+                None,
+                "no -i/--interactive: stdin is attached anyway, "
+                "because an MCP stdio server reads its requests "
+                'there; add "-i" to say so',
+            )
+        )
     if spec.auto_remove:
         changes["auto_remove"] = False
-        issues.append(ArgIssue(INFO, "--rm", "--rm is not passed to Docker: the orchestrator "
-                                             "removes the container itself, after keeping "
-                                             "its exit code and last stderr lines"))
+        issues.append(
+            ArgIssue(
+                INFO,
+                "--rm",
+                "--rm is not passed to Docker: the orchestrator "
+                "removes the container itself, after keeping "
+                "its exit code and last stderr lines",
+            )
+        )
     if spec.name:
         changes["name"] = None
-        issues.append(ArgIssue(WARNING, "--name", f"--name {spec.name} is ignored: the "
-                                                  "orchestrator names containers "
-                                                  "mcp-{server-id}"))
+        issues.append(
+            ArgIssue(
+                WARNING, "--name", f"--name {spec.name} is ignored: the orchestrator names containers mcp-{{server-id}}"
+            )
+        )
     if spec.detach:
-        issues.append(ArgIssue(INFO, "-d", "-d has no effect: the orchestrator always "
-                                           "creates containers detached and attaches to "
-                                           "them itself"))
+        issues.append(
+            ArgIssue(
+                INFO,
+                "-d",
+                "-d has no effect: the orchestrator always creates containers detached and attaches to them itself",
+            )
+        )
     if spec.restart is not None:
         changes["restart"] = None
         if spec.restart.name != "no":
-            issues.append(ArgIssue(WARNING, "--restart",
-                                   f"--restart {spec.restart.name} is ignored: the "
-                                   "orchestrator restarts a crashed server itself, with "
-                                   "back-off, and shows it as crash-looping"))
+            issues.append(
+                ArgIssue(
+                    WARNING,
+                    "--restart",
+                    f"--restart {spec.restart.name} is ignored: the "
+                    "orchestrator restarts a crashed server itself, with "
+                    "back-off, and shows it as crash-looping",
+                )
+            )
     sockets = [v.source for v in spec.volumes if v.kind == "bind"]
     sockets += [m.source for m in spec.mounts if m.type == "bind"]
     for source in sorted({s for s in sockets if _clean_path(s) in _DOCKER_SOCKETS}):
-        issues.append(ArgIssue(WARNING, None, f"the bind of {source} gives the server control "
-                                              "of the Docker engine, including the "
-                                              "orchestrator's other containers"))
+        issues.append(
+            ArgIssue(
+                WARNING,
+                None,
+                f"the bind of {source} gives the server control "
+                "of the Docker engine, including the "
+                "orchestrator's other containers",
+            )
+        )
     reserved = [k for k, _ in spec.labels if k.startswith(RESERVED_LABEL_PREFIX)]
     if reserved:
         changes["labels"] = tuple((k, v) for k, v in spec.labels if k not in reserved)
-        issues.append(ArgIssue(WARNING, "-l", f"label {', '.join(reserved)} is dropped: "
-                                              f"labels under {RESERVED_LABEL_PREFIX} are the "
-                                              "orchestrator's own bookkeeping"))
+        issues.append(
+            ArgIssue(
+                WARNING,
+                "-l",
+                f"label {', '.join(reserved)} is dropped: "
+                f"labels under {RESERVED_LABEL_PREFIX} are the "
+                "orchestrator's own bookkeeping",
+            )
+        )
     return dataclasses.replace(spec, **changes), tuple(issues)  # type: ignore[arg-type]
 
 
 __all__ = [
-    "ArgIssue", "ContainerSpec", "ParsedRun", "RESERVED_LABEL_PREFIX", "create_kwargs",
-    "orchestrated", "parse_docker_run", "spec_hash",
+    "ArgIssue",
+    "ContainerSpec",
+    "ParsedRun",
+    "RESERVED_LABEL_PREFIX",
+    "create_kwargs",
+    "orchestrated",
+    "parse_docker_run",
+    "spec_hash",
 ]

@@ -6,6 +6,7 @@ ids that map to the same name get a numeric suffix, in id order, so the output i
 stable. Values are written as double-quoted YAML scalars (JSON string syntax, which
 YAML reads the same way).
 """
+
 from __future__ import annotations
 
 import json
@@ -53,17 +54,19 @@ def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def render_mcp_servers(servers: Iterable[LiteLLMServer],
-                       comments: Optional[list[str]] = None,
-                       tokens: TokenSet = TokenSet()) -> str:
+def render_mcp_servers(
+    servers: Iterable[LiteLLMServer], comments: Optional[list[str]] = None, tokens: TokenSet = TokenSet()
+) -> str:
     """`tokens`: the bridges' tokens; each server then names the variable LiteLLM reads
     its token from (`os.environ/NAME`): never a token itself."""
     servers = sorted(servers, key=lambda s: s.server_id)
     names = litellm_names(s.server_id for s in servers)
     lines = [f"# {c}" for c in comments or []]
     if tokens and servers:
-        lines.append(f"# set {LITELLM_TOKEN_ENV} (and any {LITELLM_TOKEN_ENV}_<NAME> below) in "
-                     f"LiteLLM's environment to a token from [bridge] tokens")
+        lines.append(
+            f"# set {LITELLM_TOKEN_ENV} (and any {LITELLM_TOKEN_ENV}_<NAME> below) in "
+            f"LiteLLM's environment to a token from [bridge] tokens"
+        )
     if not servers:
         lines.append("mcp_servers: {}")
         return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ The `Secret` type keeps env values out of log calls in the first place; the
 formatter below is a safety net that masks any known secret value that still
 reaches a formatted line (an exception text from a library, say).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,7 @@ class RepeatLimiter(logging.Filter):
     were held back. A flood (an accept loop failing, a client repeating a bad request)
     must not flood the journal too."""
 
-    def __init__(self, burst: int = 5, interval: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, burst: int = 5, interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.burst = burst
         self.interval = interval
@@ -90,5 +90,6 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     name = args.thread.name if args.thread is not None else "?"
-    logging.getLogger("uncaught").error("uncaught exception in thread %s", name,
-                                        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    logging.getLogger("uncaught").error(
+        "uncaught exception in thread %s", name, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )

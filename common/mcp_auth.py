@@ -10,6 +10,7 @@ Only SHA-256 digests of the tokens are kept once parsed, and a presented token i
 compared against every candidate with `hmac.compare_digest`, so neither the time taken
 nor anything kept in memory for long tells which token or how much of it matched.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 All four processes find settings.conf and mcp.config.json the same way, so that run
 by hand from the same directory they agree on the same ZeroMQ endpoints.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,22 @@ def default_path(env_var: str, name: str) -> Path:
 
 
 def add_file_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, metavar="PATH",
-                        help="MCP servers file (default: $MCP_ORCHESTRATOR_CONFIG, "
-                             "./mcp.config.json, /etc/mcp-orchestrator/mcp.config.json)")
-    parser.add_argument("--settings", type=Path, default=None, metavar="PATH",
-                        help="settings file (default: $MCP_ORCHESTRATOR_SETTINGS, "
-                             "./settings.conf, /etc/mcp-orchestrator/settings.conf)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="MCP servers file (default: $MCP_ORCHESTRATOR_CONFIG, "
+        "./mcp.config.json, /etc/mcp-orchestrator/mcp.config.json)",
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="settings file (default: $MCP_ORCHESTRATOR_SETTINGS, "
+        "./settings.conf, /etc/mcp-orchestrator/settings.conf)",
+    )
 
 
 def resolve_paths(args: argparse.Namespace) -> tuple[Path, Optional[Path]]:
@@ -41,8 +52,7 @@ def resolve_paths(args: argparse.Namespace) -> tuple[Path, Optional[Path]]:
     config = args.config or default_path("MCP_ORCHESTRATOR_CONFIG", "mcp.config.json")
     settings = args.settings or default_path("MCP_ORCHESTRATOR_SETTINGS", "settings.conf")
     # A missing settings file is fine when nobody asked for one: defaults apply.
-    if args.settings is None and "MCP_ORCHESTRATOR_SETTINGS" not in os.environ \
-            and not settings.exists():
+    if args.settings is None and "MCP_ORCHESTRATOR_SETTINGS" not in os.environ and not settings.exists():
         return config, None
     return config, settings
 

@@ -18,15 +18,15 @@ the protocol refuses (malformed, too large, unknown type, wrong field type, a Se
 a body) raises ProtocolError with a specific ErrorCode. Error texts name fields and
 types, never values.
 """
+
 from __future__ import annotations
 
 import functools
 import time
 import uuid
-from dataclasses import dataclass, field, fields, is_dataclass, MISSING
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from enum import Enum
-from typing import (Any, Literal, Mapping, Optional, Sequence, Union, get_args, get_origin,
-                    get_type_hints)
+from typing import Any, Literal, Mapping, Optional, Sequence, Union, get_args, get_origin, get_type_hints
 
 import msgpack
 
@@ -49,19 +49,19 @@ _MAX_ID_LEN = 128
 class ErrorCode(str, Enum):
     """Why a request failed or a message was refused. Compares equal to its string."""
 
-    BAD_MESSAGE = "bad_message"            # not msgpack, not an envelope, wrong frames
-    TOO_LARGE = "too_large"                # over the size limit
-    UNKNOWN_TYPE = "unknown_type"          # type not registered, or not served here
+    BAD_MESSAGE = "bad_message"  # not msgpack, not an envelope, wrong frames
+    TOO_LARGE = "too_large"  # over the size limit
+    UNKNOWN_TYPE = "unknown_type"  # type not registered, or not served here
     VERSION_MISMATCH = "version_mismatch"  # peer speaks another PROTOCOL_VERSION
-    INVALID_BODY = "invalid_body"          # body fields missing or of the wrong type
+    INVALID_BODY = "invalid_body"  # body fields missing or of the wrong type
     INVALID_ARGUMENT = "invalid_argument"  # well-formed, but not acceptable
-    NOT_FOUND = "not_found"                # no such server / container / route
-    CONFLICT = "conflict"                  # clashes with the current state
-    QUOTA_EXCEEDED = "quota_exceeded"      # an AWS or local limit was hit
-    UNAVAILABLE = "unavailable"            # a dependency (Docker, AWS, an agent) is down
-    TIMEOUT = "timeout"                    # no answer in time
-    FAILED = "failed"                      # attempted, and Docker or AWS said no
-    INTERNAL = "internal"                  # a bug on the answering side
+    NOT_FOUND = "not_found"  # no such server / container / route
+    CONFLICT = "conflict"  # clashes with the current state
+    QUOTA_EXCEEDED = "quota_exceeded"  # an AWS or local limit was hit
+    UNAVAILABLE = "unavailable"  # a dependency (Docker, AWS, an agent) is down
+    TIMEOUT = "timeout"  # no answer in time
+    FAILED = "failed"  # attempted, and Docker or AWS said no
+    INTERNAL = "internal"  # a bug on the answering side
 
     def __str__(self) -> str:
         return self.value
@@ -91,8 +91,7 @@ class ProtocolError(CodedError):
     server can point its error reply at the request.
     """
 
-    def __init__(self, code: Union[str, ErrorCode], message: str, *,
-                 msg_id: Optional[str] = None) -> None:
+    def __init__(self, code: Union[str, ErrorCode], message: str, *, msg_id: Optional[str] = None) -> None:
         super().__init__(code, message)
         self.msg_id = msg_id
 
@@ -202,9 +201,9 @@ class BridgeState(str, Enum):
     """The bridge's state of a served server (ContainerInfo.bridge; "" when not served)."""
 
     STARTING = "starting"  # attached; the server has not answered initialize yet
-    READY = "ready"        # initialized (or reverse-proxied): requests are served
-    FAILED = "failed"      # runs, but did not answer initialize in time (or refused it)
-    DOWN = "down"          # not attached: the container ended, or the attach failed
+    READY = "ready"  # initialized (or reverse-proxied): requests are served
+    FAILED = "failed"  # runs, but did not answer initialize in time (or refused it)
+    DOWN = "down"  # not attached: the container ended, or the attach failed
 
     def __str__(self) -> str:
         return self.value
@@ -218,17 +217,17 @@ class ContainerInfo:
     container_id: Optional[str] = None
     name: str = ""
     image: str = ""
-    state: str = ""                 # Docker state, or "missing"
-    health: Optional[str] = None    # Docker health status, if the image has a check
+    state: str = ""  # Docker state, or "missing"
+    health: Optional[str] = None  # Docker health status, if the image has a check
     exit_code: Optional[int] = None
     host_port: Optional[int] = None
     spec_hash: str = ""
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
     restart_count: int = 0
-    bridge: str = ""                # state of the HTTP bridge of this server (BridgeState)
-    error: Optional[str] = None     # why the last operation on this server failed
-    oom_killed: bool = False        # the last exit was the kernel's OOM killer
+    bridge: str = ""  # state of the HTTP bridge of this server (BridgeState)
+    error: Optional[str] = None  # why the last operation on this server failed
+    oom_killed: bool = False  # the last exit was the kernel's OOM killer
     # The last stderr lines of the last run (kept after the container is gone, until
     # the next start); secret values masked.
     stderr_tail: list[str] = field(default_factory=list)
@@ -270,7 +269,7 @@ class ContainerEvent:
     state: str = ""
     exit_code: Optional[int] = None
     health: Optional[str] = None
-    bridge: Optional[str] = None    # container.bridge: "up", "failed" or "down"
+    bridge: Optional[str] = None  # container.bridge: "up", "failed" or "down"
     message: str = ""
     oom_killed: bool = False
     stderr_tail: list[str] = field(default_factory=list)  # exited: secret values masked
@@ -307,8 +306,8 @@ class RoutesStatusQuery:
 
 @dataclass(frozen=True)
 class RouteChange:
-    action: str        # create / modify / delete / register / deregister
-    resource: str      # target-group / rule / target
+    action: str  # create / modify / delete / register / deregister
+    resource: str  # target-group / rule / target
     server_id: Optional[str] = None
     detail: str = ""
 
@@ -322,7 +321,7 @@ class RouteInfo:
     target_group_name: Optional[str] = None
     rule_arn: Optional[str] = None
     priority: Optional[int] = None
-    health: Optional[str] = None   # ELBv2 target health state
+    health: Optional[str] = None  # ELBv2 target health state
     error: Optional[str] = None
 
 
@@ -393,14 +392,14 @@ class ServerState:
     """The scheduler's view of one server (published as state.server)."""
 
     server_id: str
-    status: str = ""                 # e.g. pending, running, crash-looping, stopped, error
+    status: str = ""  # e.g. pending, running, crash-looping, stopped, error
     enabled: bool = True
-    removed: bool = False            # the server left the configuration
+    removed: bool = False  # the server left the configuration
     image: str = ""
     host_port: Optional[int] = None
     container_id: Optional[str] = None
     health: Optional[str] = None
-    route: Optional[str] = None      # routing state at the ALB
+    route: Optional[str] = None  # routing state at the ALB
     restarts: int = 0
     exit_code: Optional[int] = None
     last_error: Optional[str] = None
@@ -409,21 +408,21 @@ class ServerState:
     updated_at: Optional[float] = None
     # Added for the dashboard and the CLI (consumers treat a missing field as unknown).
     container_name: str = ""
-    started_at: Optional[str] = None           # Docker's StartedAt of the running container
-    url: str = ""                              # where MCP clients reach it (/mcp/{id}/mcp)
-    transport: str = ""                        # stdio | http (inside the container)
-    bridge: str = ""                           # the container-agent's bridge state
-    spec_hash: str = ""                        # of the spec in force
+    started_at: Optional[str] = None  # Docker's StartedAt of the running container
+    url: str = ""  # where MCP clients reach it (/mcp/{id}/mcp)
+    transport: str = ""  # stdio | http (inside the container)
+    bridge: str = ""  # the container-agent's bridge state
+    spec_hash: str = ""  # of the spec in force
     stderr_tail: list[str] = field(default_factory=list)  # last stderr lines (secrets masked)
-    mounts: list[str] = field(default_factory=list)       # volumes and mounts, as written
-    failures: int = 0                          # consecutive failed starts (crash loop)
-    backoff_seconds: Optional[float] = None    # the current restart delay while crash-looping
+    mounts: list[str] = field(default_factory=list)  # volumes and mounts, as written
+    failures: int = 0  # consecutive failed starts (crash loop)
+    backoff_seconds: Optional[float] = None  # the current restart delay while crash-looping
     oom_killed: bool = False
-    stopped_by_hand: bool = False              # held stopped until started or reconfigured
-    config_error: Optional[str] = None         # the file's problem while the last good spec runs
+    stopped_by_hand: bool = False  # held stopped until started or reconfigured
+    config_error: Optional[str] = None  # the file's problem while the last good spec runs
     route_priority: Optional[int] = None
     route_target_group: Optional[str] = None
-    route_health: Optional[str] = None         # the ALB's target health
+    route_health: Optional[str] = None  # the ALB's target health
     route_error: Optional[str] = None
 
 
@@ -440,7 +439,7 @@ class ConfigState:
     skipped: list[str] = field(default_factory=list)
     # True while the file on disk is unusable and the last good configuration stays in force.
     kept_last_good: bool = False
-    checked_at: Optional[float] = None         # when the file was last read
+    checked_at: Optional[float] = None  # when the file was last read
     settings_path: str = ""
 
 
@@ -453,9 +452,9 @@ class ControlState:
     # "error": str or None}; empty until the alb-agent answered once.
     routing: dict[str, Any] = field(default_factory=dict)
     agent_errors: dict[str, str] = field(default_factory=dict)  # why an agent is unavailable
-    reconciles: int = 0                        # reconcile passes completed since start
+    reconciles: int = 0  # reconcile passes completed since start
     last_reconcile_at: Optional[float] = None
-    started_at: Optional[float] = None         # when the scheduler started
+    started_at: Optional[float] = None  # when the scheduler started
     port_range: list[int] = field(default_factory=list)  # [first, last]
 
 
@@ -586,13 +585,13 @@ class Message:
     id: str
     src: str
     ts: float
-    body: Any = None                    # an instance of the type's body class; None on error
+    body: Any = None  # an instance of the type's body class; None on error
     v: int = PROTOCOL_VERSION
-    reply_to: Optional[str] = None      # replies
-    ok: Optional[bool] = None           # replies
-    error: Optional[ErrorInfo] = None   # replies with ok=False
-    seq: Optional[int] = None           # published
-    epoch: Optional[str] = None         # published
+    reply_to: Optional[str] = None  # replies
+    ok: Optional[bool] = None  # replies
+    error: Optional[ErrorInfo] = None  # replies with ok=False
+    seq: Optional[int] = None  # published
+    epoch: Optional[str] = None  # published
 
     @property
     def kind(self) -> Kind:
@@ -614,23 +613,29 @@ def request(type: str, body: Any = None, src: str = "") -> Message:
 def reply_ok(req: Message, body: Any = None, src: str = "") -> Message:
     """The successful reply to `req`; `body` must be of the request's reply type."""
     spec = MESSAGE_TYPES[message_type(req.type, Kind.REQUEST).reply]
-    return Message(type=spec.name, id=new_id(), src=src, ts=time.time(),
-                   body=_body_for(spec, body), reply_to=req.id, ok=True)
+    return Message(
+        type=spec.name, id=new_id(), src=src, ts=time.time(), body=_body_for(spec, body), reply_to=req.id, ok=True
+    )
 
 
-def reply_error(req: Union[Message, str, None], code: Union[ErrorCode, str], message: str,
-                src: str = "") -> Message:
+def reply_error(req: Union[Message, str, None], code: Union[ErrorCode, str], message: str, src: str = "") -> Message:
     """The error reply to `req` (a request, its id, or None when no id could be read)."""
     reply_to = req.id if isinstance(req, Message) else (req or "")
-    return Message(type=ERROR_TYPE, id=new_id(), src=src, ts=time.time(), reply_to=reply_to,
-                   ok=False, error=ErrorInfo(as_error_code(code), message))
+    return Message(
+        type=ERROR_TYPE,
+        id=new_id(),
+        src=src,
+        ts=time.time(),
+        reply_to=reply_to,
+        ok=False,
+        error=ErrorInfo(as_error_code(code), message),
+    )
 
 
 def published(type: str, body: Any, *, src: str, seq: int, epoch: str) -> Message:
     """An event for a PUB socket (the Publisher stamps seq and epoch)."""
     spec = message_type(type, Kind.EVENT)
-    return Message(type=type, id=new_id(), src=src, ts=time.time(), body=_body_for(spec, body),
-                   seq=seq, epoch=epoch)
+    return Message(type=type, id=new_id(), src=src, ts=time.time(), body=_body_for(spec, body), seq=seq, epoch=epoch)
 
 
 def _body_for(spec: MessageType, body: Any) -> Any:
@@ -638,12 +643,14 @@ def _body_for(spec: MessageType, body: Any) -> Any:
         try:
             return spec.body()
         except (TypeError, ValueError):
-            raise ProtocolError(ErrorCode.INVALID_BODY,
-                                f"'{spec.name}' needs a body of type {spec.body.__name__}") from None
+            raise ProtocolError(
+                ErrorCode.INVALID_BODY, f"'{spec.name}' needs a body of type {spec.body.__name__}"
+            ) from None
     if not isinstance(body, spec.body):
-        raise ProtocolError(ErrorCode.INVALID_BODY,
-                            f"'{spec.name}' takes a body of type {spec.body.__name__}, "
-                            f"not {type(body).__name__}")
+        raise ProtocolError(
+            ErrorCode.INVALID_BODY,
+            f"'{spec.name}' takes a body of type {spec.body.__name__}, not {type(body).__name__}",
+        )
     return body
 
 
@@ -671,8 +678,10 @@ def encode(msg: Message, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{msg.type}' needs a numeric ts")
     envelope.update(ts=float(msg.ts), src=_text(msg.src, msg.type, "src"))
     if msg.type == ERROR_TYPE:
-        envelope["error"] = {"code": _text(str(msg.error.code), msg.type, "error code"),
-                             "message": _text(msg.error.message, msg.type, "error message")}
+        envelope["error"] = {
+            "code": _text(str(msg.error.code), msg.type, "error code"),
+            "message": _text(msg.error.message, msg.type, "error message"),
+        }
     else:
         try:
             envelope["body"] = _to_wire(_body_for(spec, msg.body), spec.body, "", 0)
@@ -682,11 +691,9 @@ def encode(msg: Message, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         data = msgpack.packb(envelope, use_bin_type=True, default=_refuse)
     except (TypeError, ValueError, OverflowError) as exc:
         # Only the class name: an exception text could quote the offending value.
-        raise ProtocolError(ErrorCode.INVALID_BODY,
-                            f"'{msg.type}' cannot be encoded ({type(exc).__name__})") from None
+        raise ProtocolError(ErrorCode.INVALID_BODY, f"'{msg.type}' cannot be encoded ({type(exc).__name__})") from None
     if len(data) > max_bytes:
-        raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"'{msg.type}' is {len(data)} bytes, over the limit of {max_bytes}")
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"'{msg.type}' is {len(data)} bytes, over the limit of {max_bytes}")
     return data
 
 
@@ -699,8 +706,9 @@ def encode_published(msg: Message, max_bytes: int = DEFAULT_MAX_BYTES) -> list[b
 
 def _text(value: Any, mtype: str, what: str) -> str:
     if isinstance(value, Secret):
-        raise ProtocolError(ErrorCode.INVALID_BODY, f"'{mtype}': {what} holds a Secret: "
-                                                    "secret values are never sent in messages")
+        raise ProtocolError(
+            ErrorCode.INVALID_BODY, f"'{mtype}': {what} holds a Secret: secret values are never sent in messages"
+        )
     if not isinstance(value, str):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{mtype}': {what} must be str, got {_kind_of(value)}")
     return str.__str__(value)
@@ -720,17 +728,24 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Message:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
-        raise ProtocolError(ErrorCode.TOO_LARGE,
-                            f"message of {len(data)} bytes is over the limit of {max_bytes}",
-                            msg_id=peek_id(data))
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE, f"message of {len(data)} bytes is over the limit of {max_bytes}", msg_id=peek_id(data)
+        )
     limit = max(len(data), 1)
     try:
-        raw = msgpack.unpackb(bytes(data), raw=False, use_list=True, strict_map_key=True,
-                              max_str_len=limit, max_bin_len=limit, max_array_len=limit,
-                              max_map_len=limit, max_ext_len=0)
+        raw = msgpack.unpackb(
+            bytes(data),
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=limit,
+            max_bin_len=limit,
+            max_array_len=limit,
+            max_map_len=limit,
+            max_ext_len=0,
+        )
     except Exception as exc:  # msgpack raises many kinds; none may escape as a crash
-        raise ProtocolError(ErrorCode.BAD_MESSAGE,
-                            f"not a msgpack message ({type(exc).__name__})") from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a msgpack message ({type(exc).__name__})") from None
     return _from_envelope(raw)
 
 
@@ -742,17 +757,22 @@ def decode_published(frames: Sequence[bytes], max_bytes: int = DEFAULT_MAX_BYTES
     if msg.kind is not Kind.EVENT:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{msg.type}' is not an event", msg_id=msg.id)
     if bytes(frames[0]) != msg.type.encode():
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"topic does not match type '{msg.type}'",
-                            msg_id=msg.id)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"topic does not match type '{msg.type}'", msg_id=msg.id)
     return msg
 
 
 def peek_id(data: bytes) -> Optional[str]:
     """The `id` of an envelope without unpacking the rest (for errors about big messages)."""
     try:
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=4096, max_str_len=256,
-                                    max_bin_len=256, max_array_len=64, max_map_len=64,
-                                    max_ext_len=0)
+        unpacker = msgpack.Unpacker(
+            raw=False,
+            max_buffer_size=4096,
+            max_str_len=256,
+            max_bin_len=256,
+            max_array_len=64,
+            max_map_len=64,
+            max_ext_len=0,
+        )
         unpacker.feed(bytes(data[:4096]))
         for _ in range(min(unpacker.read_map_header(), 8)):
             key = unpacker.unpack()
@@ -775,9 +795,11 @@ def _from_envelope(raw: Any) -> Message:
     if not _is_int(v):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "message has no valid 'v'", msg_id=msg_id)
     if v != PROTOCOL_VERSION:
-        raise ProtocolError(ErrorCode.VERSION_MISMATCH,
-                            f"protocol version {v} is not supported (this side speaks {PROTOCOL_VERSION})",
-                            msg_id=msg_id)
+        raise ProtocolError(
+            ErrorCode.VERSION_MISMATCH,
+            f"protocol version {v} is not supported (this side speaks {PROTOCOL_VERSION})",
+            msg_id=msg_id,
+        )
     mtype = raw.get("type")
     if not isinstance(mtype, str):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "message has no valid 'type'", msg_id=msg_id)
@@ -788,11 +810,17 @@ def _from_envelope(raw: Any) -> Message:
 
     if mtype == ERROR_TYPE:
         reply_to, error = raw.get("reply_to"), raw.get("error")
-        if (not isinstance(reply_to, str) or raw.get("ok") is not False or not isinstance(error, dict)
-                or not isinstance(error.get("code"), str) or not isinstance(error.get("message"), str)):
+        if (
+            not isinstance(reply_to, str)
+            or raw.get("ok") is not False
+            or not isinstance(error, dict)
+            or not isinstance(error.get("code"), str)
+            or not isinstance(error.get("message"), str)
+        ):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "malformed error reply", msg_id=msg_id)
-        return Message(**common, reply_to=reply_to, ok=False,
-                       error=ErrorInfo(as_error_code(error["code"]), error["message"]))
+        return Message(
+            **common, reply_to=reply_to, ok=False, error=ErrorInfo(as_error_code(error["code"]), error["message"])
+        )
 
     try:
         spec = message_type(mtype)
@@ -801,14 +829,12 @@ def _from_envelope(raw: Any) -> Message:
     extra: dict[str, Any] = {}
     if spec.kind is Kind.REPLY:
         if not isinstance(raw.get("reply_to"), str) or raw.get("ok") is not True:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"reply '{mtype}' needs reply_to and ok=true",
-                                msg_id=msg_id)
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"reply '{mtype}' needs reply_to and ok=true", msg_id=msg_id)
         extra = dict(reply_to=raw["reply_to"], ok=True)
     elif spec.kind is Kind.EVENT:
         seq, epoch = raw.get("seq"), raw.get("epoch")
         if not _is_int(seq) or seq < 0 or not isinstance(epoch, str):
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"event '{mtype}' needs seq and epoch",
-                                msg_id=msg_id)
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"event '{mtype}' needs seq and epoch", msg_id=msg_id)
         extra = dict(seq=seq, epoch=epoch)
     try:
         body = _from_wire(raw.get("body", {}), spec.body, "", 0)
@@ -843,9 +869,11 @@ class _Field:
 @functools.lru_cache(maxsize=None)
 def _fields_of(cls: type) -> tuple[_Field, ...]:
     hints = get_type_hints(cls)
-    return tuple(_Field(f.name, hints[f.name],
-                        f.default is MISSING and f.default_factory is MISSING)
-                 for f in fields(cls) if f.init)
+    return tuple(
+        _Field(f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING)
+        for f in fields(cls)
+        if f.init
+    )
 
 
 def _join(path: str, name: str) -> str:
@@ -861,8 +889,16 @@ def _kind_of(v: Any) -> str:
         return "null"
     if isinstance(v, Secret):
         return "Secret"
-    return {bool: "bool", int: "int", float: "float", str: "str", bytes: "bytes",
-            list: "list", tuple: "list", dict: "map"}.get(type(v), type(v).__name__)
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        str: "str",
+        bytes: "bytes",
+        list: "list",
+        tuple: "list",
+        dict: "map",
+    }.get(type(v), type(v).__name__)
 
 
 def _expected(tp: Any) -> str:
@@ -919,8 +955,9 @@ def _to_wire(value: Any, tp: Any, path: str, depth: int) -> Any:
     if is_dataclass(tp):
         if not isinstance(value, tp):
             raise _Invalid(path, f"must be {_expected(tp)}, got {_kind_of(value)}")
-        return {f.name: _to_wire(getattr(value, f.name), f.type, _join(path, f.name), depth + 1)
-                for f in _fields_of(tp)}
+        return {
+            f.name: _to_wire(getattr(value, f.name), f.type, _join(path, f.name), depth + 1) for f in _fields_of(tp)
+        }
     return _scalar(value, tp, path)
 
 

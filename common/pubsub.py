@@ -20,6 +20,7 @@ filters by its `topics` prefixes itself: events outside them advance seq but are
 applied. A plain Subscriber (events only, no state) filters on the socket instead and
 cannot see gaps.
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,9 +57,15 @@ def new_epoch() -> str:
 class Publisher:
     """A PUB socket that stamps seq and epoch on every event it sends."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, src: str, *,
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        src: str,
+        *,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.src = src
         self.epoch = new_epoch()
         self.heartbeat_interval = heartbeat_interval
@@ -90,8 +97,9 @@ class Publisher:
         return msg
 
     def heartbeat(self) -> None:
-        msg = protocol.published(HEARTBEAT_TOPIC, Heartbeat(self.heartbeat_interval),
-                                 src=self.src, seq=self._seq, epoch=self.epoch)
+        msg = protocol.published(
+            HEARTBEAT_TOPIC, Heartbeat(self.heartbeat_interval), src=self.src, seq=self._seq, epoch=self.epoch
+        )
         self._send(protocol.encode_published(msg, self.max_bytes))
 
     def snapshot(self, state: dict) -> Snapshot:
@@ -125,10 +133,17 @@ class Subscriber:
     logged and skipped.
     """
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, *, topics: Iterable[str] = ("",),
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL,
-                 silence_intervals: int = SILENCE_INTERVALS, max_bytes: int = DEFAULT_MAX_BYTES,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        *,
+        topics: Iterable[str] = ("",),
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        silence_intervals: int = SILENCE_INTERVALS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.endpoint = endpoint
         self.topics = tuple(topics)
         self.heartbeat_interval = heartbeat_interval
@@ -184,28 +199,45 @@ class StateMirror:
     by each snapshot. Read it from other threads with `copy_state()`.
     """
 
-    def __init__(self, ctx: zmq.Context, pub_endpoint: str, req_endpoint: str, apply: ApplyFn, *,
-                 topics: Iterable[str] = ("",), src: str = "",
-                 heartbeat_interval: float = HEARTBEAT_INTERVAL,
-                 silence_intervals: int = SILENCE_INTERVALS,
-                 snapshot_timeout_ms: int = 1000, snapshot_retries: int = 0,
-                 max_bytes: int = DEFAULT_MAX_BYTES,
-                 on_change: Optional[Callable[[Optional[Message]], None]] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        pub_endpoint: str,
+        req_endpoint: str,
+        apply: ApplyFn,
+        *,
+        topics: Iterable[str] = ("",),
+        src: str = "",
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        silence_intervals: int = SILENCE_INTERVALS,
+        snapshot_timeout_ms: int = 1000,
+        snapshot_retries: int = 0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        on_change: Optional[Callable[[Optional[Message]], None]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.apply = apply
         self.topics = tuple(topics)
         self.on_change = on_change
         self._clock = clock
-        self._sub = Subscriber(ctx, pub_endpoint, topics=("",), heartbeat_interval=heartbeat_interval,
-                               silence_intervals=silence_intervals, max_bytes=max_bytes, clock=clock)
-        self._req = ReqClient(ctx, req_endpoint, timeout_ms=snapshot_timeout_ms,
-                              retries=snapshot_retries, src=src, max_bytes=max_bytes)
+        self._sub = Subscriber(
+            ctx,
+            pub_endpoint,
+            topics=("",),
+            heartbeat_interval=heartbeat_interval,
+            silence_intervals=silence_intervals,
+            max_bytes=max_bytes,
+            clock=clock,
+        )
+        self._req = ReqClient(
+            ctx, req_endpoint, timeout_ms=snapshot_timeout_ms, retries=snapshot_retries, src=src, max_bytes=max_bytes
+        )
         self.lock = threading.RLock()
         self.state: dict = {}
         self.epoch: Optional[str] = None
         self.seq = 0
         self.synced = False
-        self.snapshots = 0        # snapshots taken so far
+        self.snapshots = 0  # snapshots taken so far
         self.last_error: Optional[str] = None
         self._failures = 0
         self._next_attempt = 0.0
@@ -256,8 +288,7 @@ class StateMirror:
             pause = min(RESYNC_BACKOFF[0] * 2 ** (self._failures - 1), RESYNC_BACKOFF[1])
             self._next_attempt = self._clock() + pause
             self.last_error = str(exc)
-            log.warning("snapshot from %s failed (%s); next try in %.1fs",
-                        self._req.endpoint, exc, pause)
+            log.warning("snapshot from %s failed (%s); next try in %.1fs", self._req.endpoint, exc, pause)
             return False
         with self.lock:
             self.state = dict(body.state)
@@ -308,8 +339,9 @@ class StateMirror:
                 self.seq = msg.seq
         except Exception as exc:
             # The copy may be half updated: start over from a snapshot.
-            log.error("applying %s from %s failed (%s); fetching a snapshot",
-                      msg.type, self._sub.endpoint, type(exc).__name__)
+            log.error(
+                "applying %s from %s failed (%s); fetching a snapshot", msg.type, self._sub.endpoint, type(exc).__name__
+            )
             self.synced = False
             self._next_attempt = 0.0
             return

@@ -15,6 +15,7 @@ RepServer binds a ROUTER socket (REQ and DEALER clients both work) and answers e
 request exactly once, whatever arrives: garbage, oversized or multi-frame payloads,
 unknown types, failing handlers. It never raises out of `handle_ready`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,10 +26,8 @@ from typing import Any, Callable, Mapping, Optional, Union
 import zmq
 
 from common import protocol
-from common.protocol import (DEFAULT_MAX_BYTES, CodedError, ErrorCode, Kind, Message,
-                             ProtocolError)
-from common.service import (close_socket, log_failure, new_socket, remove_socket_file,
-                            socket_file_id)
+from common.protocol import DEFAULT_MAX_BYTES, CodedError, ErrorCode, Kind, Message, ProtocolError
+from common.service import close_socket, log_failure, new_socket, remove_socket_file, socket_file_id
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +66,17 @@ class ReqClient:
     """A Lazy Pirate request client for one endpoint, used by one thread (the first
     that sends a request with it)."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                 retries: int = DEFAULT_RETRIES, backoff_ms: int = DEFAULT_BACKOFF_MS,
-                 src: str = "", max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        *,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        retries: int = DEFAULT_RETRIES,
+        backoff_ms: int = DEFAULT_BACKOFF_MS,
+        src: str = "",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if timeout_ms <= 0 or retries < 0 or backoff_ms < 0:
             raise ValueError("timeout_ms must be positive, retries and backoff_ms not negative")
         self.ctx = ctx
@@ -93,8 +100,9 @@ class ReqClient:
         """`request(...)` returning only the reply body."""
         return self.request(type, body, **kw).body
 
-    def request(self, type: str, body: Any = None, *, timeout_ms: Optional[int] = None,
-                retries: Optional[int] = None) -> Message:
+    def request(
+        self, type: str, body: Any = None, *, timeout_ms: Optional[int] = None, retries: Optional[int] = None
+    ) -> Message:
         """Send a request and return its successful reply.
 
         Raises RemoteError (the server answered ok=False), ProtocolError (the request
@@ -117,10 +125,10 @@ class ReqClient:
             reply = self._attempt(req, payload, timeout_ms)
             if reply is not None:
                 return self._result(reply, expected)
-            log.debug("no reply to %s from %s (attempt %d of %d)", type, self.endpoint,
-                      attempt + 1, retries + 1)
-        raise RequestTimeout(f"no reply to '{type}' from {self.endpoint} after {retries + 1} "
-                             f"attempt(s) of {timeout_ms} ms")
+            log.debug("no reply to %s from %s (attempt %d of %d)", type, self.endpoint, attempt + 1, retries + 1)
+        raise RequestTimeout(
+            f"no reply to '{type}' from {self.endpoint} after {retries + 1} attempt(s) of {timeout_ms} ms"
+        )
 
     def _attempt(self, req: Message, payload: bytes, timeout_ms: int) -> Optional[Message]:
         """One send and wait; None on timeout (the socket is then discarded)."""
@@ -149,9 +157,10 @@ class ReqClient:
 
     def _parse(self, frames: list[bytes]) -> Message:
         if len(frames) != 2 or frames[0] != b"":
-            raise ProtocolError(ErrorCode.BAD_MESSAGE,
-                                f"reply from {self.endpoint} has {len(frames)} frame(s), "
-                                f"expected a delimiter and one payload")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                f"reply from {self.endpoint} has {len(frames)} frame(s), expected a delimiter and one payload",
+            )
         reply = protocol.decode(frames[1], self.max_bytes)
         if reply.kind is not Kind.REPLY:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"'{reply.type}' from {self.endpoint} is not a reply")
@@ -162,8 +171,9 @@ class ReqClient:
             assert reply.error is not None
             raise RemoteError(reply.error.code, reply.error.message, src=reply.src)
         if reply.type != expected:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE,
-                                f"expected a '{expected}' reply from {self.endpoint}, got '{reply.type}'")
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, f"expected a '{expected}' reply from {self.endpoint}, got '{reply.type}'"
+            )
         return reply
 
     def _ensure_socket(self) -> zmq.Socket:
@@ -194,8 +204,15 @@ class RepServer:
     any other exception answers `internal` and is logged. A `ping` handler is built in.
     """
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, handlers: Mapping[str, Handler], *,
-                 src: str = "", max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        handlers: Mapping[str, Handler],
+        *,
+        src: str = "",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.handlers: dict[str, Handler] = {"ping": lambda msg: None}
         for name, fn in handlers.items():
             protocol.message_type(name, Kind.REQUEST)  # a typo is a bug: fail at start-up
@@ -205,7 +222,8 @@ class RepServer:
         # MAXMSGSIZE far above the limit: a peer sending more is dropped instead of
         # answered, so that nobody can make us buffer arbitrary amounts of memory.
         self.socket, self.endpoint = new_socket(
-            ctx, zmq.ROUTER, bind=endpoint, options={zmq.MAXMSGSIZE: max(4 * max_bytes, 64 * 1024)})
+            ctx, zmq.ROUTER, bind=endpoint, options={zmq.MAXMSGSIZE: max(4 * max_bytes, 64 * 1024)}
+        )
         self._file_id = socket_file_id(self.endpoint)
         self.handled = 0
 
@@ -233,7 +251,7 @@ class RepServer:
         # the delimiter of REQ/DEALER clients); it is sent back unchanged.
         try:
             delimiter = frames.index(b"", 1)
-            envelope, payload = frames[:delimiter + 1], frames[delimiter + 1:]
+            envelope, payload = frames[: delimiter + 1], frames[delimiter + 1 :]
         except ValueError:
             envelope, payload = frames[:1], frames[1:]
         try:
@@ -242,8 +260,11 @@ class RepServer:
                 data = protocol.encode(reply, self.max_bytes)
             except ProtocolError as exc:  # a reply too large, or holding a Secret
                 log.error("%s: reply %s not sent: %s", self.src or "rep", reply.type, exc.message)
-                data = protocol.encode(protocol.reply_error(
-                    reply.reply_to, exc.code, f"the reply could not be sent: {exc.message}", self.src))
+                data = protocol.encode(
+                    protocol.reply_error(
+                        reply.reply_to, exc.code, f"the reply could not be sent: {exc.message}", self.src
+                    )
+                )
         except Exception as exc:  # the answer must go out, whatever broke
             log_failure(log, f"{self.src or 'rep'}: building a reply failed", exc)
             data = protocol.encode(protocol.reply_error(None, ErrorCode.INTERNAL, "internal error", self.src))
@@ -255,19 +276,20 @@ class RepServer:
 
     def _reply_for(self, payload: list[bytes]) -> Message:
         if len(payload) != 1:
-            return self._refused(ProtocolError(
-                ErrorCode.BAD_MESSAGE, f"expected one payload frame, got {len(payload)}"))
+            return self._refused(
+                ProtocolError(ErrorCode.BAD_MESSAGE, f"expected one payload frame, got {len(payload)}")
+            )
         try:
             req = protocol.decode(payload[0], self.max_bytes)
         except ProtocolError as exc:
             return self._refused(exc)
         if req.kind is not Kind.REQUEST:
-            return self._refused(ProtocolError(ErrorCode.UNKNOWN_TYPE,
-                                               f"'{req.type}' is not a request", msg_id=req.id))
+            return self._refused(ProtocolError(ErrorCode.UNKNOWN_TYPE, f"'{req.type}' is not a request", msg_id=req.id))
         handler = self.handlers.get(req.type)
         if handler is None:
-            return self._refused(ProtocolError(ErrorCode.UNKNOWN_TYPE,
-                                               f"'{req.type}' is not served here", msg_id=req.id))
+            return self._refused(
+                ProtocolError(ErrorCode.UNKNOWN_TYPE, f"'{req.type}' is not served here", msg_id=req.id)
+            )
         try:
             body = handler(req)
         except CodedError as exc:
@@ -276,14 +298,16 @@ class RepServer:
         except Exception as exc:
             # The client learns only that it failed: the exception text may hold data.
             log_failure(log, f"{self.src or 'rep'}: handler for {req.type} failed", exc)
-            return protocol.reply_error(req, ErrorCode.INTERNAL,
-                                        f"internal error while handling '{req.type}'", self.src)
+            return protocol.reply_error(
+                req, ErrorCode.INTERNAL, f"internal error while handling '{req.type}'", self.src
+            )
         try:
             return protocol.reply_ok(req, body, self.src)
         except ProtocolError as exc:
             log.error("%s: handler for %s returned a wrong body: %s", self.src or "rep", req.type, exc.message)
-            return protocol.reply_error(req, ErrorCode.INTERNAL,
-                                        f"internal error while handling '{req.type}'", self.src)
+            return protocol.reply_error(
+                req, ErrorCode.INTERNAL, f"internal error while handling '{req.type}'", self.src
+            )
 
     def _refused(self, exc: ProtocolError) -> Message:
         log.warning("%s: refused a message: %s", self.src or "rep", exc)

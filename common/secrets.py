@@ -5,6 +5,7 @@ container-agent hands them to Docker. Its str() and repr() are masked, it does n
 compare equal to plain strings by accident, and msgpack refuses to encode it, so a
 secret cannot slip into a log line, an error text or a PUB message unnoticed.
 """
+
 from __future__ import annotations
 
 MASK = "***"

@@ -14,6 +14,7 @@ The endpoint helpers here are shared by every socket we bind or connect: an
 `ipc://` endpoint gets its directory created with mode 0700 and its socket file set
 to 0600, so only the service user can connect.
 """
+
 from __future__ import annotations
 
 import errno
@@ -47,7 +48,7 @@ def ipc_path(endpoint: str) -> Optional[str]:
     """The file path of an `ipc://` endpoint, None for other transports."""
     if not endpoint.startswith("ipc://"):
         return None
-    path = endpoint[len("ipc://"):]
+    path = endpoint[len("ipc://") :]
     if not path or path.startswith("@"):  # "@name": Linux abstract namespace, no file
         return None
     return path
@@ -63,8 +64,10 @@ def prepare_ipc_dir(endpoint: str) -> None:
     if path is None:
         return
     if len(path.encode()) > _MAX_IPC_PATH:
-        raise ValueError(f"ipc endpoint path is {len(path.encode())} bytes, over the limit of "
-                         f"{_MAX_IPC_PATH} for Unix sockets: {path}")
+        raise ValueError(
+            f"ipc endpoint path is {len(path.encode())} bytes, over the limit of "
+            f"{_MAX_IPC_PATH} for Unix sockets: {path}"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -72,8 +75,7 @@ def prepare_ipc_dir(endpoint: str) -> None:
         return
     mode = stat.S_IMODE(os.stat(directory).st_mode)
     if mode & 0o077 and not mode & stat.S_ISVTX:
-        log.warning("ipc directory %s is accessible by other users (mode %04o); "
-                    "0700 is recommended", directory, mode)
+        log.warning("ipc directory %s is accessible by other users (mode %04o); 0700 is recommended", directory, mode)
 
 
 def bind_endpoint(sock: zmq.Socket, endpoint: str) -> str:
@@ -112,9 +114,14 @@ def remove_socket_file(endpoint: str, file_id: Optional[tuple[int, int]]) -> Non
         pass
 
 
-def new_socket(ctx: zmq.Context, kind: int, *, bind: Optional[str] = None,
-               connect: Optional[str] = None, options: Optional[dict[int, Any]] = None
-               ) -> tuple[zmq.Socket, str]:
+def new_socket(
+    ctx: zmq.Context,
+    kind: int,
+    *,
+    bind: Optional[str] = None,
+    connect: Optional[str] = None,
+    options: Optional[dict[int, Any]] = None,
+) -> tuple[zmq.Socket, str]:
     """A socket that never blocks on close (LINGER=0), bound or connected to an endpoint.
 
     Returns the socket and its endpoint (the bound one for `bind`). If binding or
@@ -207,15 +214,21 @@ class Timer:
 class Service:
     """One process's poll loop. Build sockets, attach components, then `run()`.
 
-        svc = Service("container-agent")
-        rep = svc.attach(RepServer(svc.ctx, endpoint, handlers, src=svc.name))
-        pub = svc.attach(Publisher(svc.ctx, events_endpoint, src=svc.name))
-        svc.every(30, refresh)
-        sys.exit(svc.run())
+    svc = Service("container-agent")
+    rep = svc.attach(RepServer(svc.ctx, endpoint, handlers, src=svc.name))
+    pub = svc.attach(Publisher(svc.ctx, events_endpoint, src=svc.name))
+    svc.every(30, refresh)
+    sys.exit(svc.run())
     """
 
-    def __init__(self, name: str, *, ctx: Optional[zmq.Context] = None,
-                 max_poll_ms: int = MAX_POLL_MS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        ctx: Optional[zmq.Context] = None,
+        max_poll_ms: int = MAX_POLL_MS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self._own_ctx = ctx is None
         self.ctx = zmq.Context() if ctx is None else ctx

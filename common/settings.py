@@ -10,6 +10,7 @@ Any key can be overridden from the environment as
 ``MCP_ORCHESTRATOR_DASHBOARD_PASSWORD``), which is how systemd's
 ``EnvironmentFile=`` keeps the dashboard password out of settings.conf.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -43,10 +44,17 @@ class SettingsError(Exception):
 
 # --- field helpers ---------------------------------------------------------------
 
-def _setting(default: Any, help: str, check: Optional[Callable[[Any], Optional[str]]] = None,
-             secret: bool = False, upper: bool = False):
-    return field(default=default, repr=not secret,
-                 metadata={"help": help, "check": check, "secret": secret, "upper": upper})
+
+def _setting(
+    default: Any,
+    help: str,
+    check: Optional[Callable[[Any], Optional[str]]] = None,
+    secret: bool = False,
+    upper: bool = False,
+):
+    return field(
+        default=default, repr=not secret, metadata={"help": help, "check": check, "secret": secret, "upper": upper}
+    )
 
 
 def _between(lo: int, hi: int) -> Callable[[int], Optional[str]]:
@@ -68,9 +76,14 @@ def _url(v: str) -> Optional[str]:
 
 def _arn(kind: str) -> Callable[[str], Optional[str]]:
     pattern = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:" + kind + r"/app/")
-    return lambda v: None if not v or pattern.match(v) else (
-        f"must be an Application Load Balancer {kind} ARN "
-        f"(arn:aws:elasticloadbalancing:REGION:ACCOUNT:{kind}/app/...)")
+    return lambda v: (
+        None
+        if not v or pattern.match(v)
+        else (
+            f"must be an Application Load Balancer {kind} ARN "
+            f"(arn:aws:elasticloadbalancing:REGION:ACCOUNT:{kind}/app/...)"
+        )
+    )
 
 
 def _dashboard_path(v: str) -> Optional[str]:
@@ -107,8 +120,14 @@ def _nonempty(v: str) -> Optional[str]:
 
 ALB_SOURCE_CIDRS_MAX = 3  # the ALB allows 5 condition values per rule; 2 are our paths
 ALB_AUTHENTICATE_KEYS = {
-    "oidc": ("alb_oidc_issuer", "alb_oidc_authorization_endpoint", "alb_oidc_token_endpoint",
-             "alb_oidc_user_info_endpoint", "alb_oidc_client_id", "alb_oidc_client_secret"),
+    "oidc": (
+        "alb_oidc_issuer",
+        "alb_oidc_authorization_endpoint",
+        "alb_oidc_token_endpoint",
+        "alb_oidc_user_info_endpoint",
+        "alb_oidc_client_id",
+        "alb_oidc_client_secret",
+    ),
     "cognito": ("alb_cognito_user_pool_arn", "alb_cognito_client_id", "alb_cognito_domain"),
 }
 
@@ -125,8 +144,10 @@ def _source_cidrs_problem(v: str) -> Optional[str]:
                 return f"{item!r} is not a CIDR block (e.g. 10.0.0.0/8, 203.0.113.7/32)"
             return f"{item!r} has host bits set: write {net.with_prefixlen}"
     if len(items) > ALB_SOURCE_CIDRS_MAX:
-        return (f"has {len(items)} CIDRs; at most {ALB_SOURCE_CIDRS_MAX} fit in a rule (the ALB "
-                f"allows 5 condition values per rule and the two path patterns use 2)")
+        return (
+            f"has {len(items)} CIDRs; at most {ALB_SOURCE_CIDRS_MAX} fit in a rule (the ALB "
+            f"allows 5 condition values per rule and the two path patterns use 2)"
+        )
     return None
 
 
@@ -149,76 +170,80 @@ def _alb_authenticate_problems(aws: "AwsSettings") -> list[str]:
     wanted = ALB_AUTHENTICATE_KEYS.get(aws.alb_authenticate, ())
     missing = [k for k in wanted if not getattr(aws, k)]
     if missing:
-        problems.append(f"[aws] alb_authenticate = {aws.alb_authenticate} needs "
-                        f"{', '.join(missing)} (missing or invalid)")
+        problems.append(
+            f"[aws] alb_authenticate = {aws.alb_authenticate} needs {', '.join(missing)} (missing or invalid)"
+        )
     for mode, keys in ALB_AUTHENTICATE_KEYS.items():
         stray = [k for k in keys if mode != aws.alb_authenticate and getattr(aws, k)]
         if stray:
-            problems.append(f"[aws] {', '.join(stray)} set but alb_authenticate = "
-                            f"{aws.alb_authenticate}: set alb_authenticate = {mode} or remove "
-                            f"{'it' if len(stray) == 1 else 'them'}")
+            problems.append(
+                f"[aws] {', '.join(stray)} set but alb_authenticate = "
+                f"{aws.alb_authenticate}: set alb_authenticate = {mode} or remove "
+                f"{'it' if len(stray) == 1 else 'them'}"
+            )
     return problems
 
 
 @dataclass(frozen=True)
 class AwsSettings:
     region: str = _setting("us-west-2", "AWS region", _nonempty)
-    alb_arn: str = _setting("", "ARN of your Application Load Balancer; empty = routing is "
-                                "simulated by a local AWS stand-in", _arn("loadbalancer"))
-    listener_arn: str = _setting("", "ARN of the ALB listener that gets the /mcp/{id} rules",
-                                 _arn("listener"))
+    alb_arn: str = _setting(
+        "",
+        "ARN of your Application Load Balancer; empty = routing is simulated by a local AWS stand-in",
+        _arn("loadbalancer"),
+    )
+    listener_arn: str = _setting("", "ARN of the ALB listener that gets the /mcp/{id} rules", _arn("listener"))
     vpc_id: str = _setting("", "VPC of the target groups (default: the load balancer's VPC)")
-    endpoint_url: str = _setting("", "ELBv2/EC2 endpoint for an AWS stand-in (moto, LocalStack); "
-                                     "empty = real AWS", _url)
-    instance_id: str = _setting("", "EC2 instance registered as target; empty = ask instance "
-                                    "metadata (IMDSv2)")
+    endpoint_url: str = _setting(
+        "", "ELBv2/EC2 endpoint for an AWS stand-in (moto, LocalStack); empty = real AWS", _url
+    )
+    instance_id: str = _setting("", "EC2 instance registered as target; empty = ask instance metadata (IMDSv2)")
     imds_endpoint: str = _setting("http://169.254.169.254", "instance metadata endpoint", _url)
-    cluster_name: str = _setting("default", "name in the ownership tags: orchestrators with "
-                                            "different names can share a listener", _cluster)
-    rule_priority_start: int = _setting(10000, "first listener rule priority we may use",
-                                        _between(1, 50000))
-    rule_priority_end: int = _setting(10999, "last listener rule priority we may use",
-                                      _between(1, 50000))
-    health_check_interval_seconds: int = _setting(15, "target group health check interval",
-                                                  _between(5, 300))
-    health_check_timeout_seconds: int = _setting(5, "target group health check timeout",
-                                                 _between(2, 120))
-    healthy_threshold_count: int = _setting(2, "checks before a target is healthy",
-                                            _between(2, 10))
-    unhealthy_threshold_count: int = _setting(3, "checks before a target is unhealthy",
-                                              _between(2, 10))
-    deregistration_delay_seconds: int = _setting(30, "draining time of a deregistered target",
-                                                 _between(0, 3600))
-    api_max_attempts: int = _setting(5, "attempts per AWS call (throttling, transient errors)",
-                                     _between(1, 20))
-    api_timeout_seconds: float = _setting(5.0, "connect and read timeout of each AWS call; an "
-                                               "endpoint silent for this long shows as degraded",
-                                          lambda v: None if 0.5 <= v <= 120 else
-                                          "must be between 0.5 and 120")
-    alb_source_cidrs: str = _setting("", "CIDRs allowed to reach the servers through the ALB, "
-                                         "comma-separated (a source-ip condition on each of "
-                                         "our rules; at most 3); empty = any",
-                                     lambda v: _source_cidrs_problem(v))
-    alb_authenticate: str = _setting("none", "none, oidc or cognito: an authenticate action on "
-                                             "each of our rules (needs an HTTPS listener)",
-                                     lambda v: _one_of("none", "oidc", "cognito")(v))
-    alb_on_unauthenticated: str = _setting("deny", "what the authenticate action does without "
-                                                   "a login session: deny (401; API clients "
-                                                   "cannot follow a login), authenticate "
-                                                   "(redirect to the login page) or allow",
-                                           lambda v: _one_of("deny", "authenticate", "allow")(v))
+    cluster_name: str = _setting(
+        "default", "name in the ownership tags: orchestrators with different names can share a listener", _cluster
+    )
+    rule_priority_start: int = _setting(10000, "first listener rule priority we may use", _between(1, 50000))
+    rule_priority_end: int = _setting(10999, "last listener rule priority we may use", _between(1, 50000))
+    health_check_interval_seconds: int = _setting(15, "target group health check interval", _between(5, 300))
+    health_check_timeout_seconds: int = _setting(5, "target group health check timeout", _between(2, 120))
+    healthy_threshold_count: int = _setting(2, "checks before a target is healthy", _between(2, 10))
+    unhealthy_threshold_count: int = _setting(3, "checks before a target is unhealthy", _between(2, 10))
+    deregistration_delay_seconds: int = _setting(30, "draining time of a deregistered target", _between(0, 3600))
+    api_max_attempts: int = _setting(5, "attempts per AWS call (throttling, transient errors)", _between(1, 20))
+    api_timeout_seconds: float = _setting(
+        5.0,
+        "connect and read timeout of each AWS call; an endpoint silent for this long shows as degraded",
+        lambda v: None if 0.5 <= v <= 120 else "must be between 0.5 and 120",
+    )
+    alb_source_cidrs: str = _setting(
+        "",
+        "CIDRs allowed to reach the servers through the ALB, "
+        "comma-separated (a source-ip condition on each of "
+        "our rules; at most 3); empty = any",
+        lambda v: _source_cidrs_problem(v),
+    )
+    alb_authenticate: str = _setting(
+        "none",
+        "none, oidc or cognito: an authenticate action on each of our rules (needs an HTTPS listener)",
+        lambda v: _one_of("none", "oidc", "cognito")(v),
+    )
+    alb_on_unauthenticated: str = _setting(
+        "deny",
+        "what the authenticate action does without "
+        "a login session: deny (401; API clients "
+        "cannot follow a login), authenticate "
+        "(redirect to the login page) or allow",
+        lambda v: _one_of("deny", "authenticate", "allow")(v),
+    )
     alb_oidc_issuer: str = _setting("", "OIDC issuer (https://...)", lambda v: _https_url(v))
-    alb_oidc_authorization_endpoint: str = _setting("", "OIDC authorization endpoint",
-                                                    lambda v: _https_url(v))
+    alb_oidc_authorization_endpoint: str = _setting("", "OIDC authorization endpoint", lambda v: _https_url(v))
     alb_oidc_token_endpoint: str = _setting("", "OIDC token endpoint", lambda v: _https_url(v))
-    alb_oidc_user_info_endpoint: str = _setting("", "OIDC user info endpoint",
-                                                lambda v: _https_url(v))
+    alb_oidc_user_info_endpoint: str = _setting("", "OIDC user info endpoint", lambda v: _https_url(v))
     alb_oidc_client_id: str = _setting("", "OIDC client id")
-    alb_oidc_client_secret: str = _setting("", "OIDC client secret; keep it in the environment "
-                                               "(MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET)",
-                                           secret=True)
-    alb_cognito_user_pool_arn: str = _setting("", "ARN of the Cognito user pool",
-                                              lambda v: _cognito_pool_arn(v))
+    alb_oidc_client_secret: str = _setting(
+        "", "OIDC client secret; keep it in the environment (MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET)", secret=True
+    )
+    alb_cognito_user_pool_arn: str = _setting("", "ARN of the Cognito user pool", lambda v: _cognito_pool_arn(v))
     alb_cognito_client_id: str = _setting("", "Cognito user pool app client id")
     alb_cognito_domain: str = _setting("", "Cognito user pool domain prefix (or custom domain)")
 
@@ -226,79 +251,89 @@ class AwsSettings:
 @dataclass(frozen=True)
 class ServiceSettings:
     reconciliation_interval_seconds: int = _setting(
-        60, "full reconcile period; events trigger one at once anyway", _between(1, 86400))
+        60, "full reconcile period; events trigger one at once anyway", _between(1, 86400)
+    )
     port_range_start: int = _setting(8000, "first host port for MCP servers", _port)
     port_range_end: int = _setting(9000, "last host port for MCP servers", _port)
-    bridge_host: str = _setting("127.0.0.1", "address the MCP bridges listen on (0.0.0.0 "
-                                             "behind an ALB: see [bridge] auth)", _nonempty)
-    public_base_url: str = _setting("", "URL clients use to reach the servers (e.g. "
-                                        "https://mcp.example.com); empty = http://HOST:PORT", _url)
-    trusted_proxies: str = _setting("", "addresses or CIDRs of proxies in front (the ALB's "
-                                        "subnets) whose X-Forwarded-For names the client; "
-                                        "comma-separated", networks_problem)
+    bridge_host: str = _setting(
+        "127.0.0.1", "address the MCP bridges listen on (0.0.0.0 behind an ALB: see [bridge] auth)", _nonempty
+    )
+    public_base_url: str = _setting(
+        "", "URL clients use to reach the servers (e.g. https://mcp.example.com); empty = http://HOST:PORT", _url
+    )
+    trusted_proxies: str = _setting(
+        "",
+        "addresses or CIDRs of proxies in front (the ALB's "
+        "subnets) whose X-Forwarded-For names the client; "
+        "comma-separated",
+        networks_problem,
+    )
 
 
 @dataclass(frozen=True)
 class DashboardSettings:
     username: str = _setting("admin", "dashboard login username", _nonempty)
-    password: str = _setting(DEFAULT_PASSWORD, "dashboard login password (change this!)",
-                             _nonempty, secret=True)
+    password: str = _setting(DEFAULT_PASSWORD, "dashboard login password (change this!)", _nonempty, secret=True)
     path: str = _setting("/monitor", "URL path of the dashboard", _dashboard_path)
     host: str = _setting("0.0.0.0", "address the dashboard listens on", _nonempty)
     port: int = _setting(5000, "port the dashboard listens on", _port)
     threads: int = _setting(8, "waitress worker threads", _between(1, 64))
-    session_minutes: int = _setting(480, "how long a login lasts (a dashboard restart also "
-                                         "ends every session)", _between(5, 10080))
-    login_failures_per_address: int = _setting(5, "failed logins from one client address "
-                                                  "before it must wait", _between(1, 1000))
-    login_failures_total: int = _setting(50, "failed logins from all addresses before every "
-                                             "login must wait", _between(1, 100000))
-    login_window_seconds: int = _setting(300, "how long a failed login counts against the "
-                                              "limits", _between(10, 86400))
-    header_timeout_seconds: float = _setting(10.0, "a connection must send a complete request "
-                                                   "(headers and body) within this time, else "
-                                                   "it is closed", _between(1, 300))
-    idle_timeout_seconds: float = _setting(75.0, "idle keep-alive connections are closed after "
-                                                 "this (above the ALB's 60 s idle timeout)",
-                                           _between(1, 3600))
-    max_connections: int = _setting(1000, "open connections to the dashboard, lowered to fit "
-                                          "the process's open-file limit; 503 above",
-                                    _between(16, 100000))
-    max_connections_per_address: int = _setting(100, "open connections from one client "
-                                                      "address; 429 above",
-                                                 _between(1, 100000))
+    session_minutes: int = _setting(
+        480, "how long a login lasts (a dashboard restart also ends every session)", _between(5, 10080)
+    )
+    login_failures_per_address: int = _setting(
+        5, "failed logins from one client address before it must wait", _between(1, 1000)
+    )
+    login_failures_total: int = _setting(
+        50, "failed logins from all addresses before every login must wait", _between(1, 100000)
+    )
+    login_window_seconds: int = _setting(300, "how long a failed login counts against the limits", _between(10, 86400))
+    header_timeout_seconds: float = _setting(
+        10.0,
+        "a connection must send a complete request (headers and body) within this time, else it is closed",
+        _between(1, 300),
+    )
+    idle_timeout_seconds: float = _setting(
+        75.0, "idle keep-alive connections are closed after this (above the ALB's 60 s idle timeout)", _between(1, 3600)
+    )
+    max_connections: int = _setting(
+        1000,
+        "open connections to the dashboard, lowered to fit the process's open-file limit; 503 above",
+        _between(16, 100000),
+    )
+    max_connections_per_address: int = _setting(
+        100, "open connections from one client address; 429 above", _between(1, 100000)
+    )
 
 
 @dataclass(frozen=True)
 class LoggingSettings:
-    level: str = _setting("INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL", _log_level,
-                          upper=True)
+    level: str = _setting("INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL", _log_level, upper=True)
 
 
 @dataclass(frozen=True)
 class ZmqSettings:
-    runtime_dir: str = _setting("", "directory of the ipc:// sockets (owner-only); empty = "
-                                    "/run/mcp-orchestrator as root, else a per-user directory")
-    scheduler_control: str = _setting("ipc://{runtime_dir}/scheduler-control.sock",
-                                      "scheduler REP (dashboard and CLI requests)", _endpoint)
-    scheduler_state: str = _setting("ipc://{runtime_dir}/scheduler-state.sock",
-                                    "scheduler PUB (state and events)", _endpoint)
-    containers: str = _setting("ipc://{runtime_dir}/containers.sock",
-                               "container-agent REP", _endpoint)
-    container_events: str = _setting("ipc://{runtime_dir}/container-events.sock",
-                                     "container-agent PUB", _endpoint)
+    runtime_dir: str = _setting(
+        "",
+        "directory of the ipc:// sockets (owner-only); empty = "
+        "/run/mcp-orchestrator as root, else a per-user directory",
+    )
+    scheduler_control: str = _setting(
+        "ipc://{runtime_dir}/scheduler-control.sock", "scheduler REP (dashboard and CLI requests)", _endpoint
+    )
+    scheduler_state: str = _setting(
+        "ipc://{runtime_dir}/scheduler-state.sock", "scheduler PUB (state and events)", _endpoint
+    )
+    containers: str = _setting("ipc://{runtime_dir}/containers.sock", "container-agent REP", _endpoint)
+    container_events: str = _setting("ipc://{runtime_dir}/container-events.sock", "container-agent PUB", _endpoint)
     routes: str = _setting("ipc://{runtime_dir}/routes.sock", "alb-agent REP", _endpoint)
-    route_events: str = _setting("ipc://{runtime_dir}/route-events.sock", "alb-agent PUB",
-                                 _endpoint)
-    request_timeout_ms: int = _setting(2500, "how long a request waits for its reply",
-                                       _between(50, 600000))
-    request_retries: int = _setting(3, "attempts per request before an agent counts as "
-                                       "unavailable", _between(1, 20))
-    heartbeat_interval_seconds: float = _setting(1.0, "publishers' heartbeat period",
-                                                 lambda v: None if 0.05 <= v <= 60 else
-                                                 "must be between 0.05 and 60")
-    max_message_bytes: int = _setting(4 * 1024 * 1024, "largest message accepted",
-                                      _between(1024, 256 * 1024 * 1024))
+    route_events: str = _setting("ipc://{runtime_dir}/route-events.sock", "alb-agent PUB", _endpoint)
+    request_timeout_ms: int = _setting(2500, "how long a request waits for its reply", _between(50, 600000))
+    request_retries: int = _setting(3, "attempts per request before an agent counts as unavailable", _between(1, 20))
+    heartbeat_interval_seconds: float = _setting(
+        1.0, "publishers' heartbeat period", lambda v: None if 0.05 <= v <= 60 else "must be between 0.05 and 60"
+    )
+    max_message_bytes: int = _setting(4 * 1024 * 1024, "largest message accepted", _between(1024, 256 * 1024 * 1024))
 
 
 def _positive(v: float) -> Optional[str]:
@@ -308,8 +343,7 @@ def _positive(v: float) -> Optional[str]:
 def _origins(v: str) -> Optional[str]:
     for origin in (o.strip() for o in v.split(",") if o.strip()):
         if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
-            return (f"{origin!r} is not an origin: write scheme://host[:port] (comma-separated), "
-                    f"or * for any")
+            return f"{origin!r} is not an origin: write scheme://host[:port] (comma-separated), or * for any"
     return None
 
 
@@ -323,53 +357,73 @@ BRIDGE_AUTH_NONE = "none"
 
 @dataclass(frozen=True)
 class BridgeSettings:
-    auth: str = _setting(BRIDGE_AUTH_BEARER, "bearer: every MCP request needs a token from "
-                                             "`tokens`; none: something in front (the ALB) "
-                                             "authenticates", _one_of(BRIDGE_AUTH_BEARER,
-                                                                      BRIDGE_AUTH_NONE))
-    tokens: str = _setting("", "bearer tokens, TOKEN (every server) or SERVER-ID:TOKEN, comma-"
-                               "separated; set it in the environment "
-                               "(MCP_ORCHESTRATOR_BRIDGE_TOKENS)", tokens_problem, secret=True)
-    request_timeout_seconds: float = _setting(300.0, "a request the server does not answer in "
-                                                     "time gets a JSON-RPC error", _positive)
-    initialize_timeout_seconds: float = _setting(60.0, "how long a starting server may take to "
-                                                       "answer initialize; past it the server is "
-                                                       "not ready (503) and is restarted with the "
-                                                       "crash back-off", _positive)
-    session_idle_timeout_seconds: float = _setting(1800.0, "idle MCP sessions are dropped after "
-                                                           "this", _positive)
-    max_sessions_per_server: int = _setting(10000, "sessions per server; past it the least "
-                                                   "recently used idle one is dropped",
-                                            _between(1, 1000000))
-    sse_keepalive_seconds: float = _setting(15.0, "keep-alive comments on idle SSE streams "
-                                                  "(under the ALB's 60 s idle timeout)",
-                                            lambda v: None if 0 < v < 60 else
-                                            "must be above 0 and below 60")
-    max_body_bytes: int = _setting(4 * 1024 * 1024, "largest HTTP request body (413 above)",
-                                   _between(1024, 1024 * 1024 * 1024))
-    max_message_bytes: int = _setting(32 * 1024 * 1024, "largest JSON-RPC line accepted from "
-                                                        "a server", _between(1024, 1 << 31))
-    stderr_lines: int = _setting(200, "stderr lines kept per server for the dashboard",
-                                 _between(1, 100000))
-    allowed_origins: str = _setting("", "browser origins allowed to call the bridges "
-                                        "(comma-separated, * = any); requests without Origin "
-                                        "are always allowed", _origins)
-    proxy_connect_timeout_seconds: float = _setting(10.0, "reverse-proxy mode: time to connect "
-                                                          "to the server in the container",
-                                                    _positive)
-    header_timeout_seconds: float = _setting(10.0, "a connection must send a request's headers "
-                                                   "within this time", _positive)
-    keepalive_timeout_seconds: float = _setting(75.0, "idle keep-alive connections are closed "
-                                                      "after this (above the ALB's 60 s)",
-                                                _positive)
-    max_connections: int = _setting(4096, "open connections to all bridges (kept below the "
-                                          "open-file limit); 503 above", _between(16, 1000000))
-    max_connections_per_address: int = _setting(512, "open connections from one client "
-                                                     "address; 429 above", _between(1, 1000000))
-    max_sessions_per_address: int = _setting(1000, "sessions per server held by one client "
-                                                   "address; past it its own least recently "
-                                                   "used idle one is dropped",
-                                             _between(1, 1000000))
+    auth: str = _setting(
+        BRIDGE_AUTH_BEARER,
+        "bearer: every MCP request needs a token from `tokens`; none: something in front (the ALB) authenticates",
+        _one_of(BRIDGE_AUTH_BEARER, BRIDGE_AUTH_NONE),
+    )
+    tokens: str = _setting(
+        "",
+        "bearer tokens, TOKEN (every server) or SERVER-ID:TOKEN, comma-"
+        "separated; set it in the environment "
+        "(MCP_ORCHESTRATOR_BRIDGE_TOKENS)",
+        tokens_problem,
+        secret=True,
+    )
+    request_timeout_seconds: float = _setting(
+        300.0, "a request the server does not answer in time gets a JSON-RPC error", _positive
+    )
+    initialize_timeout_seconds: float = _setting(
+        60.0,
+        "how long a starting server may take to "
+        "answer initialize; past it the server is "
+        "not ready (503) and is restarted with the "
+        "crash back-off",
+        _positive,
+    )
+    session_idle_timeout_seconds: float = _setting(1800.0, "idle MCP sessions are dropped after this", _positive)
+    max_sessions_per_server: int = _setting(
+        10000, "sessions per server; past it the least recently used idle one is dropped", _between(1, 1000000)
+    )
+    sse_keepalive_seconds: float = _setting(
+        15.0,
+        "keep-alive comments on idle SSE streams (under the ALB's 60 s idle timeout)",
+        lambda v: None if 0 < v < 60 else "must be above 0 and below 60",
+    )
+    max_body_bytes: int = _setting(
+        4 * 1024 * 1024, "largest HTTP request body (413 above)", _between(1024, 1024 * 1024 * 1024)
+    )
+    max_message_bytes: int = _setting(
+        32 * 1024 * 1024, "largest JSON-RPC line accepted from a server", _between(1024, 1 << 31)
+    )
+    stderr_lines: int = _setting(200, "stderr lines kept per server for the dashboard", _between(1, 100000))
+    allowed_origins: str = _setting(
+        "",
+        "browser origins allowed to call the bridges "
+        "(comma-separated, * = any); requests without Origin "
+        "are always allowed",
+        _origins,
+    )
+    proxy_connect_timeout_seconds: float = _setting(
+        10.0, "reverse-proxy mode: time to connect to the server in the container", _positive
+    )
+    header_timeout_seconds: float = _setting(
+        10.0, "a connection must send a request's headers within this time", _positive
+    )
+    keepalive_timeout_seconds: float = _setting(
+        75.0, "idle keep-alive connections are closed after this (above the ALB's 60 s)", _positive
+    )
+    max_connections: int = _setting(
+        4096, "open connections to all bridges (kept below the open-file limit); 503 above", _between(16, 1000000)
+    )
+    max_connections_per_address: int = _setting(
+        512, "open connections from one client address; 429 above", _between(1, 1000000)
+    )
+    max_sessions_per_address: int = _setting(
+        1000,
+        "sessions per server held by one client address; past it its own least recently used idle one is dropped",
+        _between(1, 1000000),
+    )
 
 
 SECTIONS: dict[str, type] = {
@@ -430,6 +484,7 @@ class Settings:
 
 # --- loading ---------------------------------------------------------------------
 
+
 def default_runtime_dir() -> str:
     # systemd's RuntimeDirectory= (the units set it; several may be listed).
     if os.environ.get("RUNTIME_DIRECTORY"):
@@ -487,8 +542,10 @@ def _read_ini(path: Path, problems: list[str]) -> Optional[configparser.ConfigPa
         problems.append(f"{path}: cannot read: {exc}")
         return None
     except configparser.MissingSectionHeaderError as exc:
-        problems.append(f"{path}: line {exc.lineno}: a key outside any [section]: "
-                        f"put it under [aws], [service], [dashboard], [logging], [zmq] or [bridge]")
+        problems.append(
+            f"{path}: line {exc.lineno}: a key outside any [section]: "
+            f"put it under [aws], [service], [dashboard], [logging], [zmq] or [bridge]"
+        )
         return None
     except configparser.DuplicateSectionError as exc:
         problems.append(f"{path}: line {exc.lineno}: section [{exc.section}] appears twice")
@@ -503,8 +560,7 @@ def _read_ini(path: Path, problems: list[str]) -> Optional[configparser.ConfigPa
     return parser
 
 
-def load_settings(path: Optional[os.PathLike | str] = None,
-                  environ: Optional[Mapping[str, str]] = None) -> Settings:
+def load_settings(path: Optional[os.PathLike | str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
     """Read settings from `path` (None: defaults only) and `environ` overrides.
 
     Raises SettingsError listing every problem found.
@@ -519,9 +575,11 @@ def load_settings(path: Optional[os.PathLike | str] = None,
             for section in parser.sections():
                 name = section.strip().lower()
                 if name not in SECTIONS:
-                    problems.append(f"{path}: unknown section [{section}]"
-                                    f"{_suggest(name, SECTIONS)}; known sections: "
-                                    f"{', '.join('[' + s + ']' for s in SECTIONS)}")
+                    problems.append(
+                        f"{path}: unknown section [{section}]"
+                        f"{_suggest(name, SECTIONS)}; known sections: "
+                        f"{', '.join('[' + s + ']' for s in SECTIONS)}"
+                    )
                     continue
                 for key, raw in parser.items(section):
                     values[name][key] = (raw.strip(), str(path))
@@ -529,13 +587,12 @@ def load_settings(path: Optional[os.PathLike | str] = None,
     for var, raw in environ.items():
         if not var.startswith(ENV_PREFIX) or var in ENV_NOT_SETTINGS:
             continue
-        rest = var[len(ENV_PREFIX):].lower()
+        rest = var[len(ENV_PREFIX) :].lower()
         section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
-            problems.append(f"environment: {var} does not name a setting "
-                            f"(expected {ENV_PREFIX}<SECTION>_<KEY>)")
+            problems.append(f"environment: {var} does not name a setting (expected {ENV_PREFIX}<SECTION>_<KEY>)")
             continue
-        values[section][rest[len(section) + 1:]] = (raw.strip(), f"environment {var}")
+        values[section][rest[len(section) + 1 :]] = (raw.strip(), f"environment {var}")
 
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
@@ -544,8 +601,7 @@ def load_settings(path: Optional[os.PathLike | str] = None,
         for key, (raw, origin) in values[name].items():
             f = known.get(key)
             if f is None:
-                problems.append(f"{origin}: unknown key {key!r} in [{name}]"
-                                f"{_suggest(key, known)}")
+                problems.append(f"{origin}: unknown key {key!r} in [{name}]{_suggest(key, known)}")
                 continue
             secret = bool(f.metadata.get("secret"))
             if f.metadata.get("upper"):
@@ -574,31 +630,43 @@ def _cross_checks(s: Settings) -> list[str]:
     problems = []
     svc, aws, dash = s.service, s.aws, s.dashboard
     if svc.port_range_start > svc.port_range_end:
-        problems.append(f"[service] port_range_start ({svc.port_range_start}) is above "
-                        f"port_range_end ({svc.port_range_end}): the port range is empty")
+        problems.append(
+            f"[service] port_range_start ({svc.port_range_start}) is above "
+            f"port_range_end ({svc.port_range_end}): the port range is empty"
+        )
     elif s.port_in_range(dash.port):
-        problems.append(f"[dashboard] port {dash.port} lies inside the MCP server port range "
-                        f"{svc.port_range_start}-{svc.port_range_end}")
+        problems.append(
+            f"[dashboard] port {dash.port} lies inside the MCP server port range "
+            f"{svc.port_range_start}-{svc.port_range_end}"
+        )
     if aws.rule_priority_start > aws.rule_priority_end:
-        problems.append(f"[aws] rule_priority_start ({aws.rule_priority_start}) is above "
-                        f"rule_priority_end ({aws.rule_priority_end}): no priority is available")
+        problems.append(
+            f"[aws] rule_priority_start ({aws.rule_priority_start}) is above "
+            f"rule_priority_end ({aws.rule_priority_end}): no priority is available"
+        )
     if bool(aws.alb_arn) != bool(aws.listener_arn):
-        problems.append("[aws] alb_arn and listener_arn must be set together "
-                        "(both empty = routing simulated by a local AWS stand-in)")
+        problems.append(
+            "[aws] alb_arn and listener_arn must be set together "
+            "(both empty = routing simulated by a local AWS stand-in)"
+        )
     problems.extend(_alb_authenticate_problems(aws))
     if aws.health_check_timeout_seconds >= aws.health_check_interval_seconds:
-        problems.append(f"[aws] health_check_timeout_seconds ({aws.health_check_timeout_seconds})"
-                        f" must be less than health_check_interval_seconds "
-                        f"({aws.health_check_interval_seconds})")
-    if (s.bridge.auth == BRIDGE_AUTH_BEARER and not s.bridge.tokens.strip()
-            and not _loopback(svc.bridge_host)):
-        problems.append(f"[service] bridge_host = {svc.bridge_host} makes the MCP bridges reachable "
-                        f"from other hosts, and [bridge] tokens is empty: set tokens "
-                        f"(MCP_ORCHESTRATOR_BRIDGE_TOKENS in the environment file), or bind "
-                        f"bridge_host to 127.0.0.1, or set [bridge] auth = none if something in "
-                        f"front of the bridges authenticates every request")
-    endpoints = {f.name: getattr(s.zmq, f.name) for f in dataclasses.fields(ZmqSettings)
-                 if f.metadata.get("check") is _endpoint}
+        problems.append(
+            f"[aws] health_check_timeout_seconds ({aws.health_check_timeout_seconds})"
+            f" must be less than health_check_interval_seconds "
+            f"({aws.health_check_interval_seconds})"
+        )
+    if s.bridge.auth == BRIDGE_AUTH_BEARER and not s.bridge.tokens.strip() and not _loopback(svc.bridge_host):
+        problems.append(
+            f"[service] bridge_host = {svc.bridge_host} makes the MCP bridges reachable "
+            f"from other hosts, and [bridge] tokens is empty: set tokens "
+            f"(MCP_ORCHESTRATOR_BRIDGE_TOKENS in the environment file), or bind "
+            f"bridge_host to 127.0.0.1, or set [bridge] auth = none if something in "
+            f"front of the bridges authenticates every request"
+        )
+    endpoints = {
+        f.name: getattr(s.zmq, f.name) for f in dataclasses.fields(ZmqSettings) if f.metadata.get("check") is _endpoint
+    }
     seen: dict[str, str] = {}
     for key, endpoint in endpoints.items():
         if endpoint in seen:

@@ -12,6 +12,7 @@ process of one installation (the scheduler and the container-agent both hash) ge
 same key, across restarts and reboots. Without a machine id, a random key is kept in a
 0600 file in the runtime directory, made once by whichever process comes first.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,7 @@ when the server does not answer correctly within the deadline.
 
 Standard library only: it runs before the project's environment may exist.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,14 +77,19 @@ def check(image: str, args: list[str], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     ok = False
     try:
-        send(proc, {
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "build-images-check", "version": "1"},
+        send(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": PROTOCOL_VERSION,
+                    "capabilities": {},
+                    "clientInfo": {"name": "build-images-check", "version": "1"},
+                },
             },
-        })
+        )
         init = await_reply(lines, 1, deadline)
         send(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
         send(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
@@ -91,8 +97,10 @@ def check(image: str, args: list[str], timeout: float) -> str:
         server = init.get("serverInfo", {})
         tool_names = ", ".join(t.get("name", "?") for t in tools) or "none"
         ok = True
-        return (f"{image}: MCP {init.get('protocolVersion', '?')} server "
-                f"{server.get('name', '?')} {server.get('version', '')} answers; tools: {tool_names}")
+        return (
+            f"{image}: MCP {init.get('protocolVersion', '?')} server "
+            f"{server.get('name', '?')} {server.get('version', '')} answers; tools: {tool_names}"
+        )
     except (CheckFailed, BrokenPipeError) as exc:
         stderr = b"".join(_drain(errors)).decode(errors="replace").strip()
         detail = f"\n--- container stderr ---\n{stderr[-2000:]}" if stderr else ""
@@ -136,8 +144,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("image")
     # Everything after the image goes to the server, flags included.
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments after the image")
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds (default 60); give it before the image")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60); give it before the image")
     ns = parser.parse_args(argv)
     try:
         print(check(ns.image, ns.args, ns.timeout))

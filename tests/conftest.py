@@ -3,6 +3,7 @@
 Tests use a real Docker engine. Everything a test creates carries the label
 TEST_LABEL so that a crashed run can be cleaned up with one filter.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The README is the operators' reference: keep it true to the code."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 A target group created earlier in the same plan has no ARN yet at planning time; steps
 that need it carry `target_group_arn=None` and the applier looks it up by server id.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -21,8 +22,10 @@ class _Step:
             elif isinstance(value, RuleControl):
                 value = plain(value.raw)
             elif isinstance(value, tuple):
-                value = [list(v) if isinstance(v, tuple) else
-                         plain(v.raw) if isinstance(v, RuleControl) else v for v in value]
+                value = [
+                    list(v) if isinstance(v, tuple) else plain(v.raw) if isinstance(v, RuleControl) else v
+                    for v in value
+                ]
             out[f.name] = value
         return out
 
@@ -65,8 +68,7 @@ class RegisterTarget(_Step):
     target: Target
 
     def describe(self) -> str:
-        return (f"register {self.target.instance_id}:{self.target.port} "
-                f"for {self.server_id}")
+        return f"register {self.target.instance_id}:{self.target.port} for {self.server_id}"
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,7 @@ class DeregisterTarget(_Step):
     target: Target
 
     def describe(self) -> str:
-        return (f"deregister {self.target.instance_id}:{self.target.port} "
-                f"of {self.server_id}")
+        return f"deregister {self.target.instance_id}:{self.target.port} of {self.server_id}"
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class CreateRule(_Step):
 @dataclass(frozen=True)
 class ModifyRule(_Step):
     """Rewrite one of our rules: our parts as planned, the operator's kept as they were."""
+
     server_id: str
     rule_arn: str
     priority: Optional[int]
@@ -122,9 +124,11 @@ class ModifyRule(_Step):
 
     def describe(self) -> str:
         kept = len(self.kept_conditions) + len(self.kept_actions)
-        return (f"modify rule {self.priority} of {self.server_id}"
-                + (f" ({self.reason})" if self.reason else "")
-                + (f", keeping {kept} condition(s)/action(s) added by hand" if kept else ""))
+        return (
+            f"modify rule {self.priority} of {self.server_id}"
+            + (f" ({self.reason})" if self.reason else "")
+            + (f", keeping {kept} condition(s)/action(s) added by hand" if kept else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,15 @@ class DeleteTargetGroup(_Step):
         return f"delete target group {self.name} of {self.server_id}"
 
 
-Action = Union[CreateTargetGroup, UpdateTargetGroup, SetDeregistrationDelay, RegisterTarget,
-               DeregisterTarget, TagTargetGroup, CreateRule, ModifyRule, DeleteRule,
-               DeleteTargetGroup]
+Action = Union[
+    CreateTargetGroup,
+    UpdateTargetGroup,
+    SetDeregistrationDelay,
+    RegisterTarget,
+    DeregisterTarget,
+    TagTargetGroup,
+    CreateRule,
+    ModifyRule,
+    DeleteRule,
+    DeleteTargetGroup,
+]

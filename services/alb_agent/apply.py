@@ -10,6 +10,7 @@ Failure rules, so nothing is ever left half-done in a harmful way:
   balancer, so it would be lost. (One left by a crash is found by name and taken over
   when its server is applied again.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,22 +20,45 @@ from typing import Any, Callable, Optional, Union
 from common.secrets import Secret
 from services.alb_agent import naming
 from services.alb_agent.actions import (
-    Action, CreateRule, CreateTargetGroup, DeleteRule, DeleteTargetGroup, DeregisterTarget,
-    ModifyRule, RegisterTarget, SetDeregistrationDelay, TagTargetGroup, UpdateTargetGroup)
+    Action,
+    CreateRule,
+    CreateTargetGroup,
+    DeleteRule,
+    DeleteTargetGroup,
+    DeregisterTarget,
+    ModifyRule,
+    RegisterTarget,
+    SetDeregistrationDelay,
+    TagTargetGroup,
+    UpdateTargetGroup,
+)
 from services.alb_agent.aws_client import AwsCallError, AwsError, call
 from services.alb_agent.controls import TAG_CONTROLS, rule_actions, rule_conditions
 from services.alb_agent.model import (
-    AWS_ERROR, NAME_CONFLICT, QUOTA, UNREACHABLE, AwsFailure, HealthCheck,
-    RouteError, Target)
+    AWS_ERROR,
+    NAME_CONFLICT,
+    QUOTA,
+    UNREACHABLE,
+    AwsFailure,
+    HealthCheck,
+    RouteError,
+    Target,
+)
 from services.alb_agent.observe import TagCache, read_target_health
 from services.alb_agent.plan import RoutePlan, owner_of
 
 log = logging.getLogger(__name__)
 
 MAX_PRIORITY_ATTEMPTS = 5
-_QUOTA_CODES = {"TooManyRules", "TooManyTargetGroups", "TooManyTargets",
-                "TooManyRegistrationsForTargetId", "TooManyActions", "TooManyConditionValues",
-                "TooManyTags"}
+_QUOTA_CODES = {
+    "TooManyRules",
+    "TooManyTargetGroups",
+    "TooManyTargets",
+    "TooManyRegistrationsForTargetId",
+    "TooManyActions",
+    "TooManyConditionValues",
+    "TooManyTags",
+}
 _GONE_CODES = {"RuleNotFound", "TargetGroupNotFound"}
 
 
@@ -54,8 +78,10 @@ def _tags(mapping: dict[str, str]) -> list[dict[str, str]]:
 
 def _health_check_params(hc: HealthCheck) -> dict[str, Any]:
     return {
-        "HealthCheckProtocol": hc.protocol, "HealthCheckPort": hc.port,
-        "HealthCheckEnabled": True, "HealthCheckPath": hc.path,
+        "HealthCheckProtocol": hc.protocol,
+        "HealthCheckPort": hc.port,
+        "HealthCheckEnabled": True,
+        "HealthCheckPath": hc.path,
         "HealthCheckIntervalSeconds": hc.interval_seconds,
         "HealthCheckTimeoutSeconds": hc.timeout_seconds,
         "HealthyThresholdCount": hc.healthy_threshold,
@@ -69,8 +95,16 @@ def _target_param(target: Target) -> list[dict[str, Any]]:
 
 
 class PlanApplier:
-    def __init__(self, client: Any, *, listener_arn: str, vpc_id: str, cluster_name: str,
-                 tag_cache: TagCache, oidc_client_secret: Optional[Secret] = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        listener_arn: str,
+        vpc_id: str,
+        cluster_name: str,
+        tag_cache: TagCache,
+        oidc_client_secret: Optional[Secret] = None,
+    ) -> None:
         self.client = client
         # Revealed only into the ELBv2 call that writes our authenticate-oidc action.
         self.oidc_client_secret = oidc_client_secret or Secret("")
@@ -117,8 +151,9 @@ class _Run:
                 self.handlers[type(action)](action)
                 self.outcome.done.append(action)
             except AwsCallError as exc:
-                code = (QUOTA if exc.code in _QUOTA_CODES
-                        else exc.code if exc.code in (QUOTA, NAME_CONFLICT) else AWS_ERROR)
+                code = (
+                    QUOTA if exc.code in _QUOTA_CODES else exc.code if exc.code in (QUOTA, NAME_CONFLICT) else AWS_ERROR
+                )
                 self.fail(sid, code, f"{action.describe()}: {exc.code}: {exc.message}")
                 self.roll_back(sid)
             except AwsError as exc:
@@ -156,10 +191,17 @@ class _Run:
     def create_target_group(self, action: CreateTargetGroup) -> None:
         tags = naming.ownership_tags(self.a.cluster_name, action.server_id)
         try:
-            reply = call(self.a.client, "create_target_group",
-                         Name=action.name, Protocol="HTTP", Port=action.port,
-                         VpcId=self.a.vpc_id, TargetType="instance",
-                         Tags=_tags(tags), **_health_check_params(action.health_check))
+            reply = call(
+                self.a.client,
+                "create_target_group",
+                Name=action.name,
+                Protocol="HTTP",
+                Port=action.port,
+                VpcId=self.a.vpc_id,
+                TargetType="instance",
+                Tags=_tags(tags),
+                **_health_check_params(action.health_check),
+            )
         except AwsCallError as exc:
             if exc.code != "DuplicateTargetGroupName":
                 raise
@@ -177,39 +219,50 @@ class _Run:
         tags = call(self.a.client, "describe_tags", ResourceArns=[arn])["TagDescriptions"]
         tag_map = {t["Key"]: t.get("Value", "") for d in tags for t in d.get("Tags", [])}
         if owner_of(tag_map, self.a.cluster_name) != action.server_id:
-            raise AwsCallError("create_target_group", NAME_CONFLICT,
-                               f"a target group named {action.name} exists and is not ours")
+            raise AwsCallError(
+                "create_target_group", NAME_CONFLICT, f"a target group named {action.name} exists and is not ours"
+            )
         self.adopted[action.server_id] = arn
         self.a.tag_cache.put(arn, tag_map)
-        call(self.a.client, "modify_target_group", TargetGroupArn=arn,
-             **_health_check_params(action.health_check))
+        call(self.a.client, "modify_target_group", TargetGroupArn=arn, **_health_check_params(action.health_check))
         # Whatever it has registered is unknown: keep only what this plan registers.
-        planned = {a.target for a in self.plan.actions
-                   if isinstance(a, RegisterTarget) and a.server_id == action.server_id}
+        planned = {
+            a.target for a in self.plan.actions if isinstance(a, RegisterTarget) and a.server_id == action.server_id
+        }
         for health in read_target_health(self.a.client, arn):
             if health.target not in planned and health.state != "draining":
-                call(self.a.client, "deregister_targets", TargetGroupArn=arn,
-                     Targets=_target_param(health.target))
-        log.info("route %s: took over target group %s left by an interrupted apply",
-                 action.server_id, action.name)
+                call(self.a.client, "deregister_targets", TargetGroupArn=arn, Targets=_target_param(health.target))
+        log.info("route %s: took over target group %s left by an interrupted apply", action.server_id, action.name)
 
     def update_target_group(self, action: UpdateTargetGroup) -> None:
-        call(self.a.client, "modify_target_group", TargetGroupArn=action.target_group_arn,
-             **_health_check_params(action.health_check))
+        call(
+            self.a.client,
+            "modify_target_group",
+            TargetGroupArn=action.target_group_arn,
+            **_health_check_params(action.health_check),
+        )
 
     def set_deregistration_delay(self, action: SetDeregistrationDelay) -> None:
-        call(self.a.client, "modify_target_group_attributes", TargetGroupArn=self.tg_arn(action),
-             Attributes=[{"Key": "deregistration_delay.timeout_seconds",
-                          "Value": str(action.seconds)}])
+        call(
+            self.a.client,
+            "modify_target_group_attributes",
+            TargetGroupArn=self.tg_arn(action),
+            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(action.seconds)}],
+        )
 
     def register_target(self, action: RegisterTarget) -> None:
-        call(self.a.client, "register_targets", TargetGroupArn=self.tg_arn(action),
-             Targets=_target_param(action.target))
+        call(
+            self.a.client, "register_targets", TargetGroupArn=self.tg_arn(action), Targets=_target_param(action.target)
+        )
 
     def deregister_target(self, action: DeregisterTarget) -> None:
         try:
-            call(self.a.client, "deregister_targets", TargetGroupArn=action.target_group_arn,
-                 Targets=_target_param(action.target))
+            call(
+                self.a.client,
+                "deregister_targets",
+                TargetGroupArn=action.target_group_arn,
+                Targets=_target_param(action.target),
+            )
         except AwsCallError as exc:
             if exc.code not in _GONE_CODES | {"InvalidTarget"}:
                 raise
@@ -222,19 +275,28 @@ class _Run:
         by instance only, so deregistering the old port drops the new one too. One read
         after a port change (rare) keeps the route either way.
         """
-        new = next((a.target for a in self.plan.actions
-                    if isinstance(a, RegisterTarget)
-                    and a.target_group_arn == action.target_group_arn
-                    and a.target.instance_id == action.target.instance_id
-                    and a.target != action.target), None)
+        new = next(
+            (
+                a.target
+                for a in self.plan.actions
+                if isinstance(a, RegisterTarget)
+                and a.target_group_arn == action.target_group_arn
+                and a.target.instance_id == action.target.instance_id
+                and a.target != action.target
+            ),
+            None,
+        )
         if new is None:
             return
         health = read_target_health(self.a.client, action.target_group_arn)
         if not any(h.target == new and h.state != "draining" for h in health):
-            log.info("route %s: %s:%d vanished with the old port; registering it again",
-                     action.server_id, new.instance_id, new.port)
-            call(self.a.client, "register_targets", TargetGroupArn=action.target_group_arn,
-                 Targets=_target_param(new))
+            log.info(
+                "route %s: %s:%d vanished with the old port; registering it again",
+                action.server_id,
+                new.instance_id,
+                new.port,
+            )
+            call(self.a.client, "register_targets", TargetGroupArn=action.target_group_arn, Targets=_target_param(new))
 
     def tag_target_group(self, action: TagTargetGroup) -> None:
         arn = self.tg_arn(action)
@@ -255,10 +317,10 @@ class _Run:
         kept_conditions = getattr(action, "kept_conditions", ())
         kept_actions = getattr(action, "kept_actions", ())
         return {
-            "Conditions": rule_conditions(action.path_patterns, action.source_cidrs,
-                                          kept_conditions),
-            "Actions": rule_actions(self.tg_arn(action), action.authenticate, kept_actions,
-                                    self.a.oidc_client_secret.reveal()),
+            "Conditions": rule_conditions(action.path_patterns, action.source_cidrs, kept_conditions),
+            "Actions": rule_actions(
+                self.tg_arn(action), action.authenticate, kept_actions, self.a.oidc_client_secret.reveal()
+            ),
         }
 
     def create_rule(self, action: CreateRule) -> None:
@@ -269,17 +331,21 @@ class _Run:
         params = self._rule_params(action)
         for attempt in range(1, MAX_PRIORITY_ATTEMPTS + 1):
             try:
-                reply = call(self.a.client, "create_rule", ListenerArn=self.a.listener_arn,
-                             Priority=priority, Tags=_tags(tags), **params)
+                reply = call(
+                    self.a.client,
+                    "create_rule",
+                    ListenerArn=self.a.listener_arn,
+                    Priority=priority,
+                    Tags=_tags(tags),
+                    **params,
+                )
             except AwsCallError as exc:
                 # Someone took the priority since we looked: take another free one.
                 if exc.code != "PriorityInUse" or attempt == MAX_PRIORITY_ATTEMPTS:
                     raise
                 if not self.spare:
-                    raise AwsCallError("create_rule", QUOTA,
-                                       "priority taken meanwhile and no other one is free")
-                log.info("route %s: priority %d taken meanwhile, trying %d",
-                         action.server_id, priority, self.spare[0])
+                    raise AwsCallError("create_rule", QUOTA, "priority taken meanwhile and no other one is free")
+                log.info("route %s: priority %d taken meanwhile, trying %d", action.server_id, priority, self.spare[0])
                 priority = self.spare.pop(0)
                 continue
             self.a.tag_cache.put(reply["Rules"][0]["RuleArn"], tags)
@@ -295,9 +361,13 @@ class _Run:
             call(self.a.client, "add_tags", ResourceArns=[action.rule_arn], Tags=_tags(tags))
             self.a.tag_cache.merge(action.rule_arn, tags)
         if action.kept_conditions or action.kept_actions:
-            log.info("route %s: rule %s rewritten (%s), keeping %s added by hand",
-                     action.server_id, action.priority, action.reason,
-                     ", ".join(c.kind for c in action.kept_conditions + action.kept_actions))
+            log.info(
+                "route %s: rule %s rewritten (%s), keeping %s added by hand",
+                action.server_id,
+                action.priority,
+                action.reason,
+                ", ".join(c.kind for c in action.kept_conditions + action.kept_actions),
+            )
 
     def delete_rule(self, action: DeleteRule) -> None:
         try:

@@ -3,6 +3,7 @@
 Retries of throttling and transient errors are botocore's job (its retry modes, with
 back-off); what still fails after them reaches us as one of the errors below.
 """
+
 from __future__ import annotations
 
 import threading
@@ -16,22 +17,47 @@ from botocore.config import Config
 
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.model import (
-    ACCESS_DENIED, API_ERROR, NO_CREDENTIALS, NOT_FOUND, THROTTLED, UNREACHABLE, AwsFailure)
+    ACCESS_DENIED,
+    API_ERROR,
+    NO_CREDENTIALS,
+    NOT_FOUND,
+    THROTTLED,
+    UNREACHABLE,
+    AwsFailure,
+)
 
 _ACCESS_DENIED_CODES = {
-    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure",
-    "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException",
-    "UnrecognizedClientException", "OperationNotPermitted"}
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "OperationNotPermitted",
+}
 _THROTTLING_CODES = {
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
-    "TooManyRequestsException", "RequestThrottled", "RequestThrottledException",
-    "SlowDown", "PriorRequestNotComplete"}
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+}
 # The configured load balancer or listener is gone: nothing can be planned.
 _SETUP_NOT_FOUND = {"LoadBalancerNotFound", "ListenerNotFound"}
 _UNREACHABLE_ERRORS = (
-    botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectionClosedError,
-    botocore.exceptions.HTTPClientError)
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.HTTPClientError,
+)
 
 
 class AwsError(Exception):
@@ -65,8 +91,7 @@ def make_client(config: AlbConfig, session: Optional[boto3.Session] = None) -> A
         retries={"mode": "standard", "max_attempts": config.api_max_attempts},
     )
     session = session or boto3.session.Session()
-    return session.client("elbv2", endpoint_url=config.endpoint_url or None,
-                          config=botocore_config)
+    return session.client("elbv2", endpoint_url=config.endpoint_url or None, config=botocore_config)
 
 
 def error_code(exc: BaseException) -> str:
@@ -82,24 +107,29 @@ def _client_message(exc: botocore.exceptions.ClientError) -> str:
 def translate(operation: str, exc: BaseException) -> Exception:
     """The typed error for an exception raised by a boto3 call."""
     if isinstance(exc, _UNREACHABLE_ERRORS):
-        return AwsError(AwsFailure(UNREACHABLE, operation,
-                                   f"AWS is unreachable ({type(exc).__name__}): {exc}"))
-    if isinstance(exc, (botocore.exceptions.NoCredentialsError,
-                        botocore.exceptions.PartialCredentialsError,
-                        botocore.exceptions.CredentialRetrievalError)):
-        return AwsError(AwsFailure(NO_CREDENTIALS, operation,
-                                   f"no usable AWS credentials: {exc}"))
+        return AwsError(AwsFailure(UNREACHABLE, operation, f"AWS is unreachable ({type(exc).__name__}): {exc}"))
+    if isinstance(
+        exc,
+        (
+            botocore.exceptions.NoCredentialsError,
+            botocore.exceptions.PartialCredentialsError,
+            botocore.exceptions.CredentialRetrievalError,
+        ),
+    ):
+        return AwsError(AwsFailure(NO_CREDENTIALS, operation, f"no usable AWS credentials: {exc}"))
     if isinstance(exc, botocore.exceptions.ClientError):
         code = error_code(exc)
         message = _client_message(exc)
         if code in _ACCESS_DENIED_CODES:
-            return AwsError(AwsFailure(
-                ACCESS_DENIED, operation,
-                f"access denied for elasticloadbalancing:{operation} ({code}): {message}"))
+            return AwsError(
+                AwsFailure(
+                    ACCESS_DENIED, operation, f"access denied for elasticloadbalancing:{operation} ({code}): {message}"
+                )
+            )
         if code in _THROTTLING_CODES:
-            return AwsError(AwsFailure(
-                THROTTLED, operation,
-                f"AWS kept throttling {operation} after retries ({code}): {message}"))
+            return AwsError(
+                AwsFailure(THROTTLED, operation, f"AWS kept throttling {operation} after retries ({code}): {message}")
+            )
         if code in _SETUP_NOT_FOUND:
             return AwsError(AwsFailure(NOT_FOUND, operation, f"{code}: {message}"))
         return AwsCallError(operation, code or "Unknown", message)
@@ -194,6 +224,8 @@ class CallWatch:
         if waiting is None or waiting[1] <= timeout:
             return None
         operation, seconds = waiting
-        return AwsFailure(UNREACHABLE, operation,
-                          f"AWS has not answered {operation} for {seconds:.0f} s "
-                          f"(timeout {timeout:g} s per attempt; still trying)")
+        return AwsFailure(
+            UNREACHABLE,
+            operation,
+            f"AWS has not answered {operation} for {seconds:.0f} s (timeout {timeout:g} s per attempt; still trying)",
+        )

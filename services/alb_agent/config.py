@@ -3,6 +3,7 @@
 Field names mirror the `[aws]` keys of settings.conf, so the process can build this from the
 parsed settings section with `AlbConfig.from_mapping(...)`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -75,10 +76,10 @@ class AlbConfig:
         if not 1 <= self.rule_priority_start <= self.rule_priority_end <= 50000:
             out.append(
                 f"[aws] rule priorities {self.rule_priority_start}..{self.rule_priority_end} "
-                "must be an ascending range within 1..50000")
+                "must be an ascending range within 1..50000"
+            )
         if self.health_check_timeout_seconds >= self.health_check_interval_seconds:
-            out.append("[aws] health_check_timeout_seconds must be below "
-                       "health_check_interval_seconds")
+            out.append("[aws] health_check_timeout_seconds must be below health_check_interval_seconds")
         for key in ("healthy_threshold_count", "unhealthy_threshold_count"):
             if not 2 <= getattr(self, key) <= 10:
                 out.append(f"[aws] {key} must be 2..10")

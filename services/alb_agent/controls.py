@@ -13,6 +13,7 @@ for is ours even when an operator added it first (the ALB allows one of each).
 Plain functions over plain data, used by the planner (what to write) and the applier
 (the ELBv2 parameters).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,13 +38,13 @@ DEFAULT_SESSION_COOKIE = "AWSELBAuthSessionCookie"
 @dataclass(frozen=True)
 class ProductControls:
     """The optional controls the settings put on every rule of ours."""
+
     source_cidrs: tuple[str, ...] = ()
     authenticate: Optional[RuleControl] = None  # never holds the OIDC client secret
 
     @property
     def kinds(self) -> frozenset[str]:
-        return frozenset(([SOURCE_IP] if self.source_cidrs else [])
-                         + ([AUTHENTICATE] if self.authenticate else []))
+        return frozenset(([SOURCE_IP] if self.source_cidrs else []) + ([AUTHENTICATE] if self.authenticate else []))
 
     @property
     def tag_value(self) -> str:
@@ -63,21 +64,35 @@ def controls_from_config(config: AlbConfig) -> ProductControls:
     cidrs = tuple(net.with_prefixlen for net in parse_networks(config.alb_source_cidrs))
     authenticate: Optional[RuleControl] = None
     if config.alb_authenticate == "oidc":
-        authenticate = RuleControl(OIDC, {"Type": OIDC, "AuthenticateOidcConfig": {
-            "Issuer": config.alb_oidc_issuer,
-            "AuthorizationEndpoint": config.alb_oidc_authorization_endpoint,
-            "TokenEndpoint": config.alb_oidc_token_endpoint,
-            "UserInfoEndpoint": config.alb_oidc_user_info_endpoint,
-            "ClientId": config.alb_oidc_client_id,
-            "SessionCookieName": DEFAULT_SESSION_COOKIE,
-            "OnUnauthenticatedRequest": config.alb_on_unauthenticated}})
+        authenticate = RuleControl(
+            OIDC,
+            {
+                "Type": OIDC,
+                "AuthenticateOidcConfig": {
+                    "Issuer": config.alb_oidc_issuer,
+                    "AuthorizationEndpoint": config.alb_oidc_authorization_endpoint,
+                    "TokenEndpoint": config.alb_oidc_token_endpoint,
+                    "UserInfoEndpoint": config.alb_oidc_user_info_endpoint,
+                    "ClientId": config.alb_oidc_client_id,
+                    "SessionCookieName": DEFAULT_SESSION_COOKIE,
+                    "OnUnauthenticatedRequest": config.alb_on_unauthenticated,
+                },
+            },
+        )
     elif config.alb_authenticate == "cognito":
-        authenticate = RuleControl(COGNITO, {"Type": COGNITO, "AuthenticateCognitoConfig": {
-            "UserPoolArn": config.alb_cognito_user_pool_arn,
-            "UserPoolClientId": config.alb_cognito_client_id,
-            "UserPoolDomain": config.alb_cognito_domain,
-            "SessionCookieName": DEFAULT_SESSION_COOKIE,
-            "OnUnauthenticatedRequest": config.alb_on_unauthenticated}})
+        authenticate = RuleControl(
+            COGNITO,
+            {
+                "Type": COGNITO,
+                "AuthenticateCognitoConfig": {
+                    "UserPoolArn": config.alb_cognito_user_pool_arn,
+                    "UserPoolClientId": config.alb_cognito_client_id,
+                    "UserPoolDomain": config.alb_cognito_domain,
+                    "SessionCookieName": DEFAULT_SESSION_COOKIE,
+                    "OnUnauthenticatedRequest": config.alb_on_unauthenticated,
+                },
+            },
+        )
     return ProductControls(source_cidrs=cidrs, authenticate=authenticate)
 
 
@@ -88,13 +103,13 @@ def kind_of(control: RuleControl) -> str:
 
 def tagged_kinds(tags: Mapping[str, str]) -> frozenset[str]:
     value = tags.get(TAG_CONTROLS, "")
-    return frozenset(k for k in (p.strip() for p in value.split(","))
-                     if k and k != NO_CONTROLS)
+    return frozenset(k for k in (p.strip() for p in value.split(",")) if k and k != NO_CONTROLS)
 
 
 @dataclass(frozen=True)
 class RuleParts:
     """The optional controls of one of our rules, split into ours and the operator's."""
+
     our_conditions: tuple[RuleControl, ...]
     our_actions: tuple[RuleControl, ...]
     kept_conditions: tuple[RuleControl, ...]  # the operator's, in their order
@@ -115,12 +130,12 @@ def split_rule(rule: ObservedRule, controls: ProductControls) -> RuleParts:
         our_conditions=tuple(c for c in rule.conditions if kind_of(c) in ours),
         our_actions=tuple(a for a in rule.actions if kind_of(a) in ours),
         kept_conditions=tuple(c for c in rule.conditions if kind_of(c) not in ours),
-        kept_actions=tuple(a for a in rule.actions if kind_of(a) not in ours))
+        kept_actions=tuple(a for a in rule.actions if kind_of(a) not in ours),
+    )
 
 
 def _values(control: RuleControl, config_key: str) -> list[Any]:
-    return list((control.raw.get(config_key) or {}).get("Values") or control.raw.get("Values")
-                or [])
+    return list((control.raw.get(config_key) or {}).get("Values") or control.raw.get("Values") or [])
 
 
 def _same_authenticate(observed: RuleControl, wanted: RuleControl) -> bool:
@@ -143,15 +158,16 @@ def ours_in_place(parts: RuleParts, controls: ProductControls) -> bool:
     elif parts.our_conditions:
         return False
     if controls.authenticate is not None:
-        return (len(parts.our_actions) == 1
-                and _same_authenticate(parts.our_actions[0], controls.authenticate))
+        return len(parts.our_actions) == 1 and _same_authenticate(parts.our_actions[0], controls.authenticate)
     return not parts.our_actions
 
 
 # -- ELBv2 parameters (the applier's side) ----------------------------------------------
 
-def rule_conditions(path_patterns: Iterable[str], source_cidrs: Iterable[str],
-                    kept: Iterable[RuleControl]) -> list[dict[str, Any]]:
+
+def rule_conditions(
+    path_patterns: Iterable[str], source_cidrs: Iterable[str], kept: Iterable[RuleControl]
+) -> list[dict[str, Any]]:
     """The operator's conditions as they were, then ours."""
     out = [dict(c.raw) for c in kept]
     cidrs = list(source_cidrs)
@@ -161,8 +177,9 @@ def rule_conditions(path_patterns: Iterable[str], source_cidrs: Iterable[str],
     return out
 
 
-def rule_actions(target_group_arn: str, authenticate: Optional[RuleControl],
-                 kept: Iterable[RuleControl], client_secret: str = "") -> list[dict[str, Any]]:
+def rule_actions(
+    target_group_arn: str, authenticate: Optional[RuleControl], kept: Iterable[RuleControl], client_secret: str = ""
+) -> list[dict[str, Any]]:
     """Our authenticate action, the operator's actions in their order, our forward last
     (the ALB performs actions by Order and wants the forward last)."""
     actions: list[dict[str, Any]] = []
@@ -184,6 +201,11 @@ def rule_actions(target_group_arn: str, authenticate: Optional[RuleControl],
 
 
 def _deep_copy(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else
-            [(_deep_copy(i) if isinstance(i, Mapping) else i) for i in v]
-            if isinstance(v, (list, tuple)) else v for k, v in raw.items()}
+    return {
+        k: _deep_copy(v)
+        if isinstance(v, Mapping)
+        else [(_deep_copy(i) if isinstance(i, Mapping) else i) for i in v]
+        if isinstance(v, (list, tuple))
+        else v
+        for k, v in raw.items()
+    }

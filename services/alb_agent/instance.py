@@ -3,6 +3,7 @@
 From settings when given; else from instance metadata, IMDSv2 only (a session token
 first, then `instance-id`), with a short timeout so a host outside EC2 fails fast.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,17 +32,24 @@ def _fetch(request: urllib.request.Request, timeout: float) -> str:
 def instance_id_from_imds(endpoint: str, timeout: float = IMDS_TIMEOUT_SECONDS) -> str:
     base = endpoint.rstrip("/")
     try:
-        token = _fetch(urllib.request.Request(
-            f"{base}/latest/api/token", method="PUT",
-            headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)}), timeout)
-        value = _fetch(urllib.request.Request(
-            f"{base}/latest/meta-data/instance-id",
-            headers={"X-aws-ec2-metadata-token": token}), timeout)
+        token = _fetch(
+            urllib.request.Request(
+                f"{base}/latest/api/token",
+                method="PUT",
+                headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)},
+            ),
+            timeout,
+        )
+        value = _fetch(
+            urllib.request.Request(f"{base}/latest/meta-data/instance-id", headers={"X-aws-ec2-metadata-token": token}),
+            timeout,
+        )
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise InstanceIdError(
             f"no [aws] instance_id in the settings and instance metadata at {base} did not "
-            f"answer ({reason}): set [aws] instance_id when not running on EC2") from None
+            f"answer ({reason}): set [aws] instance_id when not running on EC2"
+        ) from None
     if not _INSTANCE_ID_RE.fullmatch(value):
         raise InstanceIdError(f"instance metadata at {base} returned an unusable instance id")
     return value

@@ -15,12 +15,13 @@ Requests (answered at once, whatever AWS is doing):
 While AWS is unreachable every request is still answered from the last known state,
 marked degraded.
 """
+
 from __future__ import annotations
 
 import logging
 import socket
 import sys
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.protocol import Message, RoutesList, RoutesResult, Snapshot
@@ -31,9 +32,9 @@ from common.settings import Settings, SettingsError
 from services.alb_agent import wire
 from services.alb_agent.aws_client import make_client
 from services.alb_agent.config import AlbConfig
+from services.alb_agent.model import plain
 from services.alb_agent.router import AlbRouter
 from services.alb_agent.standin import StandIn, StandInError, start_standin
-from services.alb_agent.model import plain
 from services.alb_agent.worker import RoutingWorker
 
 log = logging.getLogger("alb-agent")
@@ -47,8 +48,9 @@ APPLY_WAIT_SECONDS = 1.0
 class AlbAgent:
     """The agent's sockets and handlers around a RoutingWorker."""
 
-    def __init__(self, service: Service, router: AlbRouter, settings: Settings, *,
-                 apply_wait_seconds: float = APPLY_WAIT_SECONDS) -> None:
+    def __init__(
+        self, service: Service, router: AlbRouter, settings: Settings, *, apply_wait_seconds: float = APPLY_WAIT_SECONDS
+    ) -> None:
         self.apply_wait_seconds = apply_wait_seconds
         zmq_settings = settings.zmq
         # The worker thread pokes this pair so the loop publishes its events at once.
@@ -56,15 +58,24 @@ class AlbAgent:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self.worker = RoutingWorker(router, notify=self._poke)
-        self.rep = service.attach(RepServer(
-            service.ctx, zmq_settings.routes,
-            {"routes.apply": self.on_apply, "routes.status": self.on_status,
-             "snapshot.get": self.on_snapshot},
-            src=NAME, max_bytes=zmq_settings.max_message_bytes))
-        self.pub = service.attach(Publisher(
-            service.ctx, zmq_settings.route_events, src=NAME,
-            heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
-            max_bytes=zmq_settings.max_message_bytes))
+        self.rep = service.attach(
+            RepServer(
+                service.ctx,
+                zmq_settings.routes,
+                {"routes.apply": self.on_apply, "routes.status": self.on_status, "snapshot.get": self.on_snapshot},
+                src=NAME,
+                max_bytes=zmq_settings.max_message_bytes,
+            )
+        )
+        self.pub = service.attach(
+            Publisher(
+                service.ctx,
+                zmq_settings.route_events,
+                src=NAME,
+                heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
+                max_bytes=zmq_settings.max_message_bytes,
+            )
+        )
         service.add_reader(self._wake_r.fileno(), self.publish_events)
         service.on_close(self.close)
         self.worker.start()
@@ -83,8 +94,10 @@ class AlbAgent:
 
     def on_status(self, msg: Message) -> RoutesList:
         status = self.worker.status()
-        return RoutesList(routes=wire.route_infos(status, only=msg.body.server_id),
-                          status=plain(status) if msg.body.server_id is None else {})
+        return RoutesList(
+            routes=wire.route_infos(status, only=msg.body.server_id),
+            status=plain(status) if msg.body.server_id is None else {},
+        )
 
     def on_snapshot(self, msg: Message) -> Snapshot:
         self.publish_events()  # the state below already includes them
@@ -130,10 +143,14 @@ def build_router(settings: Settings) -> tuple[AlbRouter, Optional[StandIn]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = process_parser(NAME, __doc__)
-    parser.add_argument("--apply-wait", type=float, default=APPLY_WAIT_SECONDS,
-                        metavar="SECONDS",
-                        help="how long routes.apply waits for the result before answering "
-                             "'in progress' (keep it below the callers' request timeout)")
+    parser.add_argument(
+        "--apply-wait",
+        type=float,
+        default=APPLY_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="how long routes.apply waits for the result before answering "
+        "'in progress' (keep it below the callers' request timeout)",
+    )
     args = parser.parse_args(argv)
     _, settings_path = resolve_paths(args)
     settings = start_process(NAME, settings_path)

@@ -2,6 +2,7 @@
 
 Everything converts to plain dicts/lists/str/int (`to_dict`) so it can travel over msgpack.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -54,6 +55,7 @@ class Target:
 @dataclass(frozen=True)
 class HealthCheck:
     """The target-group settings we manage that describe_target_groups shows."""
+
     path: str
     interval_seconds: int
     timeout_seconds: int
@@ -88,6 +90,7 @@ class RuleControl:
     client secret is never kept: AWS does not return it (and a stand-in that does is not
     believed), so it is written back with UseExistingClientSecret.
     """
+
     kind: str
     raw: Mapping[str, Any]
 
@@ -132,6 +135,7 @@ class RouteError:
 @dataclass(frozen=True)
 class AwsFailure:
     """Why a whole apply (or read) stopped: nothing after it was attempted."""
+
     code: str
     operation: str
     message: str
@@ -148,8 +152,7 @@ class RouteEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "server_id": self.server_id, "message": self.message,
-                "detail": dict(self.detail)}
+        return {"kind": self.kind, "server_id": self.server_id, "message": self.message, "detail": dict(self.detail)}
 
 
 def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteError]]:
@@ -179,10 +182,12 @@ def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteErro
             continue
         if not enabled and port is None:
             port = 0
-        if isinstance(port, bool) or not isinstance(port, int) or not (
-                0 <= port <= 65535 and (port > 0 or not enabled)):
-            errors[key] = RouteError(key, INVALID_ROUTE,
-                                     f"port must be an integer 1..65535, got {port!r}")
+        if (
+            isinstance(port, bool)
+            or not isinstance(port, int)
+            or not (0 <= port <= 65535 and (port > 0 or not enabled))
+        ):
+            errors[key] = RouteError(key, INVALID_ROUTE, f"port must be an integer 1..65535, got {port!r}")
             continue
         routes[key] = DesiredRoute(port=port, enabled=enabled)
     return routes, errors

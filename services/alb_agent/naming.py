@@ -3,6 +3,7 @@
 Everything here is a pure function of the server id and the cluster name, so an agent
 that restarts computes the same names and recognises its own resources.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,10 @@ def server_id_problem(server_id: object) -> Optional[str]:
     if not isinstance(server_id, str) or not server_id:
         return "a server id must be a non-empty string"
     if not _SERVER_ID_RE.fullmatch(server_id):
-        return (f"server id {server_id!r} cannot be routed: use letters, digits and "
-                "'.', '_', '-', '@', ':', '+', starting with a letter or digit")
+        return (
+            f"server id {server_id!r} cannot be routed: use letters, digits and "
+            "'.', '_', '-', '@', ':', '+', starting with a letter or digit"
+        )
     return None
 
 

@@ -7,6 +7,7 @@
 - registered targets: describe_target_health, one call per group, only for the groups
   the caller names (ours, and only when their target tag does not settle the question).
 """
+
 from __future__ import annotations
 
 import copy
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from services.alb_agent.aws_client import AwsCallError, call
-from services.alb_agent.model import (
-    HealthCheck, ObservedRule, ObservedState, ObservedTargetGroup, RuleControl, Target)
+from services.alb_agent.model import HealthCheck, ObservedRule, ObservedState, ObservedTargetGroup, RuleControl, Target
 
 TAGS_PER_CALL = 20
 
@@ -61,8 +61,7 @@ class TagCache:
             del self._tags[arn]
 
 
-def _paged(client: Any, operation: str, key: str, page_size: Optional[int],
-           **params: Any) -> list[dict[str, Any]]:
+def _paged(client: Any, operation: str, key: str, page_size: Optional[int], **params: Any) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     marker: Optional[str] = None
     while True:
@@ -78,24 +77,20 @@ def _paged(client: Any, operation: str, key: str, page_size: Optional[int],
             return items
 
 
-def list_target_groups(client: Any, alb_arn: str,
-                       page_size: Optional[int] = None) -> list[dict[str, Any]]:
+def list_target_groups(client: Any, alb_arn: str, page_size: Optional[int] = None) -> list[dict[str, Any]]:
     try:
-        return _paged(client, "describe_target_groups", "TargetGroups", page_size,
-                      LoadBalancerArn=alb_arn)
+        return _paged(client, "describe_target_groups", "TargetGroups", page_size, LoadBalancerArn=alb_arn)
     except AwsCallError as exc:
         if exc.code == "TargetGroupNotFound":  # moto's answer for "none yet"
             return []
         raise
 
 
-def list_rules(client: Any, listener_arn: str,
-               page_size: Optional[int] = None) -> list[dict[str, Any]]:
+def list_rules(client: Any, listener_arn: str, page_size: Optional[int] = None) -> list[dict[str, Any]]:
     return _paged(client, "describe_rules", "Rules", page_size, ListenerArn=listener_arn)
 
 
-def read_tags(client: Any, arns: Iterable[str], cache: TagCache,
-              max_age: Optional[float]) -> dict[str, dict[str, str]]:
+def read_tags(client: Any, arns: Iterable[str], cache: TagCache, max_age: Optional[float]) -> dict[str, dict[str, str]]:
     """Tags of every ARN; those the cache knows (younger than max_age) are not read."""
     out: dict[str, dict[str, str]] = {}
     missing: list[str] = []
@@ -106,7 +101,7 @@ def read_tags(client: Any, arns: Iterable[str], cache: TagCache,
         else:
             out[arn] = cached
     for start in range(0, len(missing), TAGS_PER_CALL):
-        batch = missing[start:start + TAGS_PER_CALL]
+        batch = missing[start : start + TAGS_PER_CALL]
         reply = call(client, "describe_tags", ResourceArns=batch)
         for desc in reply.get("TagDescriptions", []):
             tags = {t["Key"]: t.get("Value", "") for t in desc.get("Tags", [])}
@@ -125,17 +120,20 @@ def read_target_health(client: Any, target_group_arn: str) -> list[TargetHealth]
     for desc in reply.get("TargetHealthDescriptions", []):
         target = desc.get("Target", {})
         health = desc.get("TargetHealth", {})
-        out.append(TargetHealth(
-            target=Target(str(target.get("Id", "")), int(target.get("Port", 0) or 0)),
-            state=str(health.get("State", "")), reason=str(health.get("Reason", "") or ""),
-            description=str(health.get("Description", "") or "")))
+        out.append(
+            TargetHealth(
+                target=Target(str(target.get("Id", "")), int(target.get("Port", 0) or 0)),
+                state=str(health.get("State", "")),
+                reason=str(health.get("Reason", "") or ""),
+                description=str(health.get("Description", "") or ""),
+            )
+        )
     return out
 
 
 def registered_targets(health: Iterable[TargetHealth]) -> tuple[Target, ...]:
     """Targets still registered (a draining one is already on its way out)."""
-    return tuple(sorted({h.target for h in health if h.state != "draining"},
-                        key=lambda t: (t.instance_id, t.port)))
+    return tuple(sorted({h.target for h in health if h.state != "draining"}, key=lambda t: (t.instance_id, t.port)))
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -145,13 +143,15 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
-def observed_target_group(raw: Mapping[str, Any], tags: Mapping[str, str],
-                          targets: Optional[tuple[Target, ...]] = None
-                          ) -> ObservedTargetGroup:
+def observed_target_group(
+    raw: Mapping[str, Any], tags: Mapping[str, str], targets: Optional[tuple[Target, ...]] = None
+) -> ObservedTargetGroup:
     matcher = raw.get("Matcher") or {}
     return ObservedTargetGroup(
-        arn=raw["TargetGroupArn"], name=raw.get("TargetGroupName", ""),
-        vpc_id=raw.get("VpcId", ""), protocol=raw.get("Protocol", ""),
+        arn=raw["TargetGroupArn"],
+        name=raw.get("TargetGroupName", ""),
+        vpc_id=raw.get("VpcId", ""),
+        protocol=raw.get("Protocol", ""),
         target_type=raw.get("TargetType", ""),
         health_check=HealthCheck(
             path=raw.get("HealthCheckPath", ""),
@@ -161,9 +161,12 @@ def observed_target_group(raw: Mapping[str, Any], tags: Mapping[str, str],
             unhealthy_threshold=_int(raw.get("UnhealthyThresholdCount")),
             protocol=raw.get("HealthCheckProtocol", ""),
             port=str(raw.get("HealthCheckPort", "")),
-            matcher=str(matcher.get("HttpCode", ""))),
+            matcher=str(matcher.get("HttpCode", "")),
+        ),
         load_balancer_arns=tuple(raw.get("LoadBalancerArns", [])),
-        tags=dict(tags), targets=targets)
+        tags=dict(tags),
+        targets=targets,
+    )
 
 
 def _without_client_secret(action: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,8 +181,7 @@ def _without_client_secret(action: Mapping[str, Any]) -> dict[str, Any]:
 
 def _by_order(actions: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     indexed = list(enumerate(actions))
-    return [a for _, a in sorted(indexed, key=lambda ia: (_int(ia[1].get("Order"), 50001),
-                                                          ia[0]))]
+    return [a for _, a in sorted(indexed, key=lambda ia: (_int(ia[1].get("Order"), 50001), ia[0]))]
 
 
 def observed_rule(raw: Mapping[str, Any], tags: Mapping[str, str]) -> ObservedRule:
@@ -187,16 +189,14 @@ def observed_rule(raw: Mapping[str, Any], tags: Mapping[str, str]) -> ObservedRu
     conditions: list[RuleControl] = []
     for cond in raw.get("Conditions", []):
         if cond.get("Field") == "path-pattern":
-            paths.extend((cond.get("PathPatternConfig") or {}).get("Values")
-                         or cond.get("Values") or [])
+            paths.extend((cond.get("PathPatternConfig") or {}).get("Values") or cond.get("Values") or [])
         else:
             conditions.append(RuleControl(str(cond.get("Field", "")), copy.deepcopy(dict(cond))))
     forwards: list[str] = []
     actions: list[RuleControl] = []
     for action in _by_order(raw.get("Actions", [])):
         if action.get("Type") != "forward":
-            actions.append(RuleControl(str(action.get("Type", "")),
-                                       _without_client_secret(action)))
+            actions.append(RuleControl(str(action.get("Type", "")), _without_client_secret(action)))
             continue
         arns = [action["TargetGroupArn"]] if action.get("TargetGroupArn") else []
         for group in (action.get("ForwardConfig") or {}).get("TargetGroups") or []:
@@ -205,29 +205,43 @@ def observed_rule(raw: Mapping[str, Any], tags: Mapping[str, str]) -> ObservedRu
         forwards.extend(arns)
     is_default = bool(raw.get("IsDefault")) or raw.get("Priority") == "default"
     return ObservedRule(
-        arn=raw["RuleArn"], priority=None if is_default else _int(raw.get("Priority"), -1),
-        is_default=is_default, path_patterns=tuple(paths),
-        forward_target_group_arns=tuple(forwards), tags=dict(tags),
-        conditions=tuple(conditions), actions=tuple(actions))
+        arn=raw["RuleArn"],
+        priority=None if is_default else _int(raw.get("Priority"), -1),
+        is_default=is_default,
+        path_patterns=tuple(paths),
+        forward_target_group_arns=tuple(forwards),
+        tags=dict(tags),
+        conditions=tuple(conditions),
+        actions=tuple(actions),
+    )
 
 
 @dataclass(frozen=True)
 class RawState:
     """The listings and tags of one read, before any target is looked at."""
+
     target_groups: list[dict[str, Any]]
     rules: list[dict[str, Any]]
     tags: dict[str, dict[str, str]]
 
     def observed(self, targets: Mapping[str, tuple[Target, ...]]) -> ObservedState:
         return ObservedState(
-            target_groups=tuple(observed_target_group(tg, self.tags.get(tg["TargetGroupArn"], {}),
-                                                      targets.get(tg["TargetGroupArn"]))
-                                for tg in self.target_groups),
-            rules=tuple(observed_rule(r, self.tags.get(r["RuleArn"], {})) for r in self.rules))
+            target_groups=tuple(
+                observed_target_group(tg, self.tags.get(tg["TargetGroupArn"], {}), targets.get(tg["TargetGroupArn"]))
+                for tg in self.target_groups
+            ),
+            rules=tuple(observed_rule(r, self.tags.get(r["RuleArn"], {})) for r in self.rules),
+        )
 
 
-def read_listings(client: Any, alb_arn: str, listener_arn: str, cache: TagCache,
-                  tag_max_age: Optional[float], page_size: Optional[int] = None) -> RawState:
+def read_listings(
+    client: Any,
+    alb_arn: str,
+    listener_arn: str,
+    cache: TagCache,
+    tag_max_age: Optional[float],
+    page_size: Optional[int] = None,
+) -> RawState:
     target_groups = list_target_groups(client, alb_arn, page_size)
     rules = list_rules(client, listener_arn, page_size)
     arns = [tg["TargetGroupArn"] for tg in target_groups]

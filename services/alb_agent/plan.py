@@ -9,6 +9,7 @@ target groups (create / fix), registrations, replaced targets out, bookkeeping t
 rules (create / modify), then stale rules out, then stale target groups (targets out,
 then the group).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,15 +17,42 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from services.alb_agent import naming
 from services.alb_agent.actions import (
-    Action, CreateRule, CreateTargetGroup, DeleteRule, DeleteTargetGroup, DeregisterTarget,
-    ModifyRule, RegisterTarget, SetDeregistrationDelay, TagTargetGroup, UpdateTargetGroup)
+    Action,
+    CreateRule,
+    CreateTargetGroup,
+    DeleteRule,
+    DeleteTargetGroup,
+    DeregisterTarget,
+    ModifyRule,
+    RegisterTarget,
+    SetDeregistrationDelay,
+    TagTargetGroup,
+    UpdateTargetGroup,
+)
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.controls import (
-    NO_PRODUCT_CONTROLS, ProductControls, RuleParts, controls_from_config, ours_in_place,
-    split_rule, tagged_kinds)
+    NO_PRODUCT_CONTROLS,
+    ProductControls,
+    RuleParts,
+    controls_from_config,
+    ours_in_place,
+    split_rule,
+    tagged_kinds,
+)
 from services.alb_agent.model import (
-    INVALID_ROUTE, PATH_CONFLICT, QUOTA, RULE_CONFLICT, TARGET_GROUP_MISMATCH, DesiredRoute,
-    HealthCheck, ObservedRule, ObservedState, ObservedTargetGroup, RouteError, Target)
+    INVALID_ROUTE,
+    PATH_CONFLICT,
+    QUOTA,
+    RULE_CONFLICT,
+    TARGET_GROUP_MISMATCH,
+    DesiredRoute,
+    HealthCheck,
+    ObservedRule,
+    ObservedState,
+    ObservedTargetGroup,
+    RouteError,
+    Target,
+)
 
 SPARE_PRIORITIES_KEPT = 20  # handed to the applier for PriorityInUse races
 
@@ -32,6 +60,7 @@ SPARE_PRIORITIES_KEPT = 20  # handed to the applier for PriorityInUse races
 @dataclass(frozen=True)
 class Quotas:
     """ALB limits the test double does not enforce (AWS defaults)."""
+
     target_groups_per_load_balancer: int = 100
     rules_per_load_balancer: int = 100  # not counting default rules
     condition_values_per_rule: int = 5
@@ -58,20 +87,30 @@ class PlanSettings:
     secret_written: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, config: AlbConfig, instance_id: str, vpc_id: str,
-                    quotas: Quotas = Quotas(),
-                    secret_written: frozenset[str] = frozenset()) -> "PlanSettings":
+    def from_config(
+        cls,
+        config: AlbConfig,
+        instance_id: str,
+        vpc_id: str,
+        quotas: Quotas = Quotas(),
+        secret_written: frozenset[str] = frozenset(),
+    ) -> "PlanSettings":
         return cls(
-            cluster_name=config.cluster_name, instance_id=instance_id,
-            alb_arn=config.alb_arn, vpc_id=vpc_id,
-            priority_start=config.rule_priority_start, priority_end=config.rule_priority_end,
+            cluster_name=config.cluster_name,
+            instance_id=instance_id,
+            alb_arn=config.alb_arn,
+            vpc_id=vpc_id,
+            priority_start=config.rule_priority_start,
+            priority_end=config.rule_priority_end,
             health_check_interval_seconds=config.health_check_interval_seconds,
             health_check_timeout_seconds=config.health_check_timeout_seconds,
             healthy_threshold_count=config.healthy_threshold_count,
             unhealthy_threshold_count=config.unhealthy_threshold_count,
             deregistration_delay_seconds=config.deregistration_delay_seconds,
-            quotas=quotas, controls=controls_from_config(config),
-            secret_written=secret_written)
+            quotas=quotas,
+            controls=controls_from_config(config),
+            secret_written=secret_written,
+        )
 
     def health_check(self, server_id: str) -> HealthCheck:
         return HealthCheck(
@@ -79,7 +118,8 @@ class PlanSettings:
             interval_seconds=self.health_check_interval_seconds,
             timeout_seconds=self.health_check_timeout_seconds,
             healthy_threshold=self.healthy_threshold_count,
-            unhealthy_threshold=self.unhealthy_threshold_count)
+            unhealthy_threshold=self.unhealthy_threshold_count,
+        )
 
 
 @dataclass(frozen=True)
@@ -114,9 +154,12 @@ def enabled_routes(desired: Mapping[str, DesiredRoute]) -> dict[str, DesiredRout
     return {sid: r for sid, r in desired.items() if r.enabled}
 
 
-def target_groups_to_read(desired: Mapping[str, DesiredRoute],
-                          target_groups: Iterable[ObservedTargetGroup],
-                          settings: PlanSettings, verify: bool = False) -> list[str]:
+def target_groups_to_read(
+    desired: Mapping[str, DesiredRoute],
+    target_groups: Iterable[ObservedTargetGroup],
+    settings: PlanSettings,
+    verify: bool = False,
+) -> list[str]:
     """ARNs of our target groups whose registered targets must be read before planning.
 
     A group whose target tag already says what we want is trusted (that is what keeps a
@@ -141,8 +184,12 @@ def target_groups_to_read(desired: Mapping[str, DesiredRoute],
 
 def _ours_match(rule: ObservedRule, paths: Sequence[str], tg_arn: Optional[str]) -> bool:
     """Our path patterns and our forward are as planned (whatever else the rule has)."""
-    return (set(rule.path_patterns) == set(paths) and len(rule.path_patterns) == len(paths)
-            and tg_arn is not None and rule.forward_target_group_arns == (tg_arn,))
+    return (
+        set(rule.path_patterns) == set(paths)
+        and len(rule.path_patterns) == len(paths)
+        and tg_arn is not None
+        and rule.forward_target_group_arns == (tg_arn,)
+    )
 
 
 def _current_targets(tg: ObservedTargetGroup) -> tuple[Target, ...]:
@@ -153,8 +200,7 @@ def _current_targets(tg: ObservedTargetGroup) -> tuple[Target, ...]:
 
 
 class _Planner:
-    def __init__(self, desired: Mapping[str, DesiredRoute], observed: ObservedState,
-                 settings: PlanSettings) -> None:
+    def __init__(self, desired: Mapping[str, DesiredRoute], observed: ObservedState, settings: PlanSettings) -> None:
         self.s = settings
         self.wanted = enabled_routes(desired)
         self.errors: dict[str, RouteError] = {}
@@ -187,13 +233,11 @@ class _Planner:
                 self.our_rules.setdefault(sid, []).append(rule)
 
         self.rules_in_use = sum(1 for r in observed.rules if not r.is_default)
-        self.tgs_in_use = sum(1 for tg in observed.target_groups
-                              if settings.alb_arn in tg.load_balancer_arns)
+        self.tgs_in_use = sum(1 for tg in observed.target_groups if settings.alb_arn in tg.load_balancer_arns)
         # Every existing priority stays taken for this whole apply: stale rules are
         # deleted only after the new ones exist.
         taken = {r.priority for r in observed.rules if r.priority is not None}
-        self.spare = [p for p in range(settings.priority_start, settings.priority_end + 1)
-                      if p not in taken]
+        self.spare = [p for p in range(settings.priority_start, settings.priority_end + 1) if p not in taken]
         self.stale_tgs: list[ObservedTargetGroup] = []
 
     # -- per server -------------------------------------------------------------------
@@ -207,12 +251,12 @@ class _Planner:
         limit = self.s.quotas.path_pattern_length
         longest = max(paths, key=len)
         if len(longest) > limit:
-            return RouteError(sid, QUOTA, f"path pattern {longest[:40]}... is {len(longest)} "
-                                          f"characters; the ALB allows {limit}")
+            return RouteError(
+                sid, QUOTA, f"path pattern {longest[:40]}... is {len(longest)} characters; the ALB allows {limit}"
+            )
         return self.condition_values_problem(sid, None)
 
-    def condition_values_problem(self, sid: str, parts: Optional[RuleParts]
-                                 ) -> Optional[RouteError]:
+    def condition_values_problem(self, sid: str, parts: Optional[RuleParts]) -> Optional[RouteError]:
         """The ALB counts every condition value of a rule, the operator's included."""
         paths = len(naming.path_patterns(sid))
         cidrs = len(self.s.controls.source_cidrs)
@@ -225,12 +269,15 @@ class _Planner:
             counted.append(f"{cidrs} from [aws] alb_source_cidrs")
         if theirs:
             counted.append(f"{theirs} in conditions added to the rule by hand")
-        return RouteError(sid, QUOTA, f"the rule of {sid} needs {paths + cidrs + theirs} "
-                                      f"condition values ({', '.join(counted)}); the ALB "
-                                      f"allows {limit} per rule")
+        return RouteError(
+            sid,
+            QUOTA,
+            f"the rule of {sid} needs {paths + cidrs + theirs} "
+            f"condition values ({', '.join(counted)}); the ALB "
+            f"allows {limit} per rule",
+        )
 
-    def rule_drift(self, sid: str, rule: ObservedRule, parts: RuleParts,
-                   tg_arn: Optional[str]) -> str:
+    def rule_drift(self, sid: str, rule: ObservedRule, parts: RuleParts, tg_arn: Optional[str]) -> str:
         """Why our parts of `rule` must be written again ("" = they are as planned)."""
         controls = self.s.controls
         paths = naming.path_patterns(sid)
@@ -250,14 +297,18 @@ class _Planner:
         """Why a rule that needs writing cannot be written (nothing of it is touched)."""
         final = parts.kept_final_action
         if final is not None and not rule.forward_target_group_arns:
-            return RouteError(sid, RULE_CONFLICT, (
-                f"rule {rule.priority} of {sid} ends in a {final.kind} action added by hand "
-                "where our forward belongs (the ALB allows one final action): left as it "
-                f"is; remove that action to route {sid} again"))
+            return RouteError(
+                sid,
+                RULE_CONFLICT,
+                (
+                    f"rule {rule.priority} of {sid} ends in a {final.kind} action added by hand "
+                    "where our forward belongs (the ALB allows one final action): left as it "
+                    f"is; remove that action to route {sid} again"
+                ),
+            )
         return self.condition_values_problem(sid, parts)
 
-    def pick_target_group(self, sid: str) -> tuple[Optional[ObservedTargetGroup],
-                                                   list[ObservedTargetGroup]]:
+    def pick_target_group(self, sid: str) -> tuple[Optional[ObservedTargetGroup], list[ObservedTargetGroup]]:
         """The group this server keeps (the expected name first) and its duplicates."""
         groups = sorted(self.our_tgs.get(sid, []), key=lambda tg: tg.name)
         if not groups:
@@ -266,16 +317,18 @@ class _Planner:
         chosen = next((tg for tg in groups if tg.name == expected), groups[0])
         return chosen, [tg for tg in groups if tg is not chosen]
 
-    def pick_rule(self, sid: str, tg: Optional[ObservedTargetGroup]
-                  ) -> tuple[Optional[ObservedRule], list[ObservedRule]]:
+    def pick_rule(
+        self, sid: str, tg: Optional[ObservedTargetGroup]
+    ) -> tuple[Optional[ObservedRule], list[ObservedRule]]:
         """The rule this server keeps (a correct one, else the lowest) and duplicates."""
         rules = self.our_rules.get(sid, [])
         if not rules:
             return None, []
         paths = naming.path_patterns(sid)
         tg_arn = tg.arn if tg else None
-        best = sorted(rules, key=lambda r: (not _ours_match(r, paths, tg_arn),
-                                            r.priority if r.priority is not None else 0))
+        best = sorted(
+            rules, key=lambda r: (not _ours_match(r, paths, tg_arn), r.priority if r.priority is not None else 0)
+        )
         return best[0], best[1:]
 
     def mismatch(self, tg: ObservedTargetGroup) -> Optional[str]:
@@ -295,20 +348,30 @@ class _Planner:
         if needs_rule:
             conflict = self.path_conflict(sid)
             if conflict:
-                return RouteError(sid, PATH_CONFLICT,
-                                  f"{naming.path_prefix(sid)} is already routed by a rule we "
-                                  f"do not own (priority {conflict.priority})")
+                return RouteError(
+                    sid,
+                    PATH_CONFLICT,
+                    f"{naming.path_prefix(sid)} is already routed by a rule we "
+                    f"do not own (priority {conflict.priority})",
+                )
             if self.rules_in_use + 1 > quotas.rules_per_load_balancer:
-                return RouteError(sid, QUOTA, f"the load balancer has {self.rules_in_use} "
-                                              f"rules; the limit is "
-                                              f"{quotas.rules_per_load_balancer}")
+                return RouteError(
+                    sid,
+                    QUOTA,
+                    f"the load balancer has {self.rules_in_use} rules; the limit is {quotas.rules_per_load_balancer}",
+                )
             if not self.spare:
-                return RouteError(sid, QUOTA, f"no free rule priority in "
-                                              f"{self.s.priority_start}..{self.s.priority_end}")
+                return RouteError(
+                    sid, QUOTA, f"no free rule priority in {self.s.priority_start}..{self.s.priority_end}"
+                )
         if adds_tg and self.tgs_in_use + 1 > quotas.target_groups_per_load_balancer:
-            return RouteError(sid, QUOTA, f"the load balancer has {self.tgs_in_use} target "
-                                          f"groups; the limit is "
-                                          f"{quotas.target_groups_per_load_balancer}")
+            return RouteError(
+                sid,
+                QUOTA,
+                f"the load balancer has {self.tgs_in_use} target "
+                f"groups; the limit is "
+                f"{quotas.target_groups_per_load_balancer}",
+            )
         return None
 
     def plan_server(self, sid: str, route: DesiredRoute) -> None:
@@ -316,9 +379,9 @@ class _Planner:
         tg, extra_tgs = self.pick_target_group(sid)
         why = self.mismatch(tg) if tg is not None else None
         if problem is None and why:
-            problem = RouteError(sid, TARGET_GROUP_MISMATCH,
-                                 f"target group {tg.name} {why}: delete it or change the "
-                                 "settings")
+            problem = RouteError(
+                sid, TARGET_GROUP_MISMATCH, f"target group {tg.name} {why}: delete it or change the settings"
+            )
         rule, extra_rules = self.pick_rule(sid, tg)
         adds_tg = tg is None or self.s.alb_arn not in tg.load_balancer_arns
         problem = problem or self.refusal(sid, rule is None, adds_tg)
@@ -337,21 +400,23 @@ class _Planner:
         changed = self.plan_target_group(sid, route, tg) or bool(extra_tgs or extra_rules)
         self.plan_rule(sid, rule, parts, drift, tg.arn if tg else None, changed)
 
-    def plan_target_group(self, sid: str, route: DesiredRoute,
-                          tg: Optional[ObservedTargetGroup]) -> bool:
+    def plan_target_group(self, sid: str, route: DesiredRoute, tg: Optional[ObservedTargetGroup]) -> bool:
         """Group, draining delay, registration and bookkeeping tags; True if a route changes."""
         want_target = Target(self.s.instance_id, route.port)
         want_tag = naming.target_tag_value(self.s.instance_id, route.port)
         health_check = self.s.health_check(sid)
         delay = self.s.deregistration_delay_seconds
         if tg is None:
-            self.tg_writes.append(CreateTargetGroup(
-                sid, naming.target_group_name(sid, self.s.cluster_name), route.port,
-                health_check))
+            self.tg_writes.append(
+                CreateTargetGroup(sid, naming.target_group_name(sid, self.s.cluster_name), route.port, health_check)
+            )
             self.delays.append(SetDeregistrationDelay(sid, None, delay))
             self.registers.append(RegisterTarget(sid, None, want_target))
-            self.records.append(TagTargetGroup(sid, None, (
-                (naming.TAG_TARGET, want_tag), (naming.TAG_DEREGISTRATION_DELAY, str(delay)))))
+            self.records.append(
+                TagTargetGroup(
+                    sid, None, ((naming.TAG_TARGET, want_tag), (naming.TAG_DEREGISTRATION_DELAY, str(delay)))
+                )
+            )
             return True
         changed = False
         record: list[tuple[str, str]] = []
@@ -376,24 +441,49 @@ class _Planner:
             self.records.append(TagTargetGroup(sid, tg.arn, tuple(record)))
         return changed
 
-    def plan_rule(self, sid: str, rule: Optional[ObservedRule], parts: Optional[RuleParts],
-                  drift: str, tg_arn: Optional[str], changed: bool) -> None:
+    def plan_rule(
+        self,
+        sid: str,
+        rule: Optional[ObservedRule],
+        parts: Optional[RuleParts],
+        drift: str,
+        tg_arn: Optional[str],
+        changed: bool,
+    ) -> None:
         paths = naming.path_patterns(sid)
         controls = self.s.controls
         if rule is None or parts is None:
-            self.rule_writes.append(CreateRule(
-                sid, self.spare.pop(0), paths, tg_arn, controls.source_cidrs,
-                controls.authenticate, controls.tag_value if controls.kinds else None))
+            self.rule_writes.append(
+                CreateRule(
+                    sid,
+                    self.spare.pop(0),
+                    paths,
+                    tg_arn,
+                    controls.source_cidrs,
+                    controls.authenticate,
+                    controls.tag_value if controls.kinds else None,
+                )
+            )
             self.rules_in_use += 1
             self.changes[sid] = "created"
             return
         if drift:
-            record = (controls.tag_value if tagged_kinds(rule.tags) != controls.kinds
-                      else None)
-            self.rule_writes.append(ModifyRule(
-                sid, rule.arn, rule.priority, paths, tg_arn, controls.source_cidrs,
-                controls.authenticate, parts.kept_conditions, parts.kept_actions, record,
-                drift))
+            record = controls.tag_value if tagged_kinds(rule.tags) != controls.kinds else None
+            self.rule_writes.append(
+                ModifyRule(
+                    sid,
+                    rule.arn,
+                    rule.priority,
+                    paths,
+                    tg_arn,
+                    controls.source_cidrs,
+                    controls.authenticate,
+                    parts.kept_conditions,
+                    parts.kept_actions,
+                    record,
+                    drift,
+                )
+            )
             changed = True
         if changed:
             self.changes[sid] = "changed"
@@ -414,14 +504,20 @@ class _Planner:
             sid = owner_of(tg.tags, self.s.cluster_name) or ""
             # A rule we do not own still forwarding here: deleting (or even draining)
             # the group would break it.
-            user = next((r for r in self.foreign_rules
-                         if tg.arn in r.forward_target_group_arns
-                         and r.arn not in deleted_rules), None)
+            user = next(
+                (r for r in self.foreign_rules if tg.arn in r.forward_target_group_arns and r.arn not in deleted_rules),
+                None,
+            )
             if user is not None:
-                self.errors.setdefault(sid, RouteError(
-                    sid, TARGET_GROUP_MISMATCH,
-                    f"target group {tg.name} is no longer needed but a rule we do not own "
-                    f"(priority {user.priority}) forwards to it: left in place"))
+                self.errors.setdefault(
+                    sid,
+                    RouteError(
+                        sid,
+                        TARGET_GROUP_MISMATCH,
+                        f"target group {tg.name} is no longer needed but a rule we do not own "
+                        f"(priority {user.priority}) forwards to it: left in place",
+                    ),
+                )
                 continue
             for target in _current_targets(tg):
                 self.stale_targets.append(DeregisterTarget(sid, tg.arn, target))
@@ -433,15 +529,26 @@ class _Planner:
         for sid in sorted(self.wanted):
             self.plan_server(sid, self.wanted[sid])
         self.plan_stale()
-        actions = (self.tg_writes + self.delays + self.registers + self.replaced + self.records
-                   + self.rule_writes + self.rule_deletes + self.stale_targets + self.tg_deletes)
-        return RoutePlan(actions=tuple(actions), errors=dict(self.errors),
-                         changes=dict(self.changes),
-                         spare_priorities=tuple(self.spare[:SPARE_PRIORITIES_KEPT]))
+        actions = (
+            self.tg_writes
+            + self.delays
+            + self.registers
+            + self.replaced
+            + self.records
+            + self.rule_writes
+            + self.rule_deletes
+            + self.stale_targets
+            + self.tg_deletes
+        )
+        return RoutePlan(
+            actions=tuple(actions),
+            errors=dict(self.errors),
+            changes=dict(self.changes),
+            spare_priorities=tuple(self.spare[:SPARE_PRIORITIES_KEPT]),
+        )
 
 
-def plan_routes(desired: Mapping[str, DesiredRoute], observed: ObservedState,
-                settings: PlanSettings) -> RoutePlan:
+def plan_routes(desired: Mapping[str, DesiredRoute], observed: ObservedState, settings: PlanSettings) -> RoutePlan:
     """The ordered writes that make the load balancer route exactly `desired`.
 
     Servers that cannot be routed (invalid, over a quota, path taken by someone else)

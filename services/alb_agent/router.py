@@ -2,6 +2,7 @@
 
 Not thread-safe: one caller at a time (the agent's routing worker thread).
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,13 +17,27 @@ from services.alb_agent.aws_client import AwsCallError, AwsError, CallWatch, cal
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import (
-    API_ERROR, AWS_ERROR, AWS_ERROR_EVENT, AWS_RECOVERED, INSTANCE_ID, NOT_FOUND, QUOTA,
-    QUOTA_REACHED, ROUTE_CHANGED, ROUTE_CREATED, ROUTE_ERROR, ROUTE_REMOVED,
-    TARGET_HEALTH_CHANGED, AwsFailure, DesiredRoute, RouteError, RouteEvent, Target)
-from services.alb_agent.observe import (
-    RawState, TagCache, read_listings, read_target_health, registered_targets)
-from services.alb_agent.plan import (
-    PlanSettings, Quotas, RoutePlan, owner_of, plan_routes, target_groups_to_read)
+    API_ERROR,
+    AWS_ERROR,
+    AWS_ERROR_EVENT,
+    AWS_RECOVERED,
+    INSTANCE_ID,
+    NOT_FOUND,
+    QUOTA,
+    QUOTA_REACHED,
+    ROUTE_CHANGED,
+    ROUTE_CREATED,
+    ROUTE_ERROR,
+    ROUTE_REMOVED,
+    TARGET_HEALTH_CHANGED,
+    AwsFailure,
+    DesiredRoute,
+    RouteError,
+    RouteEvent,
+    Target,
+)
+from services.alb_agent.observe import RawState, TagCache, read_listings, read_target_health, registered_targets
+from services.alb_agent.plan import PlanSettings, Quotas, RoutePlan, owner_of, plan_routes, target_groups_to_read
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +60,9 @@ class ApplyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "dry_run": self.dry_run, "plan": self.plan.to_dict(),
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "plan": self.plan.to_dict(),
             "errors": {k: v.to_dict() for k, v in sorted(self.errors.items())},
             "failure": self.failure.to_dict() if self.failure else None,
             "events": [e.to_dict() for e in self.events],
@@ -69,9 +86,16 @@ class AlbRouter:
     new router knows no tags, so its first apply reads them all.)
     """
 
-    def __init__(self, config: AlbConfig, client: Any = None, *, quotas: Quotas = Quotas(),
-                 page_size: Optional[int] = None, full_refresh_seconds: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: AlbConfig,
+        client: Any = None,
+        *,
+        quotas: Quotas = Quotas(),
+        page_size: Optional[int] = None,
+        full_refresh_seconds: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         self.client = client if client is not None else make_client(config)
         self.calls = CallWatch(self.client, clock)
@@ -121,26 +145,35 @@ class AlbRouter:
             reply = call(self.client, "describe_listeners", ListenerArns=[self.config.listener_arn])
             listener = (reply.get("Listeners") or [{}])[0]
             if listener.get("LoadBalancerArn") != self.config.alb_arn:
-                raise _SetupError(AwsFailure(
-                    NOT_FOUND, "describe_listeners",
-                    f"listener {self.config.listener_arn} belongs to "
-                    f"{listener.get('LoadBalancerArn') or 'no load balancer'}, not to "
-                    f"[aws] alb_arn {self.config.alb_arn}"))
+                raise _SetupError(
+                    AwsFailure(
+                        NOT_FOUND,
+                        "describe_listeners",
+                        f"listener {self.config.listener_arn} belongs to "
+                        f"{listener.get('LoadBalancerArn') or 'no load balancer'}, not to "
+                        f"[aws] alb_arn {self.config.alb_arn}",
+                    )
+                )
             self._listener = listener
         if self._vpc_id is None:
             if self.config.vpc_id:
                 self._vpc_id = self.config.vpc_id
             else:
-                reply = call(self.client, "describe_load_balancers",
-                             LoadBalancerArns=[self.config.alb_arn])
+                reply = call(self.client, "describe_load_balancers", LoadBalancerArns=[self.config.alb_arn])
                 self._vpc_id = reply["LoadBalancers"][0].get("VpcId", "")
-        return PlanSettings.from_config(self.config, self._instance_id, self._vpc_id,
-                                        self.quotas, frozenset(self._secret_written))
+        return PlanSettings.from_config(
+            self.config, self._instance_id, self._vpc_id, self.quotas, frozenset(self._secret_written)
+        )
 
     def _read(self, full: bool) -> RawState:
-        return read_listings(self.client, self.config.alb_arn, self.config.listener_arn,
-                             self._tag_cache, None if full else self.full_refresh_seconds,
-                             self.page_size)
+        return read_listings(
+            self.client,
+            self.config.alb_arn,
+            self.config.listener_arn,
+            self._tag_cache,
+            None if full else self.full_refresh_seconds,
+            self.page_size,
+        )
 
     def _guarded(self, work: Callable[[], Any]) -> tuple[Any, Optional[AwsFailure]]:
         """Run `work`; AWS failures come back as a value."""
@@ -163,20 +196,19 @@ class AlbRouter:
         return events
 
     # -- apply ---------------------------------------------------------------------------
-    def apply(self, routes: Mapping[str, DesiredRoute], dry_run: bool = False,
-              verify_targets: Optional[bool] = None) -> ApplyResult:
+    def apply(
+        self, routes: Mapping[str, DesiredRoute], dry_run: bool = False, verify_targets: Optional[bool] = None
+    ) -> ApplyResult:
         """Make the load balancer route exactly the enabled `routes` (or, dry, say how)."""
         now = self._clock()
-        full = verify_targets if verify_targets is not None else (
-            now - self._last_full >= self.full_refresh_seconds)
+        full = verify_targets if verify_targets is not None else (now - self._last_full >= self.full_refresh_seconds)
 
         def plan() -> tuple[PlanSettings, RoutePlan]:
             settings = self._setup()
             raw = self._read(full)
             bare = raw.observed({})
             to_read = target_groups_to_read(routes, bare.target_groups, settings, verify=full)
-            targets = {arn: registered_targets(read_target_health(self.client, arn))
-                       for arn in to_read}
+            targets = {arn: registered_targets(read_target_health(self.client, arn)) for arn in to_read}
             return settings, plan_routes(routes, raw.observed(targets), settings)
 
         planned, failure = self._guarded(plan)
@@ -187,36 +219,53 @@ class AlbRouter:
         if dry_run:
             return ApplyResult(route_plan, True, errors=dict(route_plan.errors))
 
-        outcome = PlanApplier(self.client, listener_arn=self.config.listener_arn,
-                              vpc_id=settings.vpc_id, cluster_name=settings.cluster_name,
-                              tag_cache=self._tag_cache,
-                              oidc_client_secret=self.config.alb_oidc_client_secret
-                              ).apply(route_plan)
+        outcome = PlanApplier(
+            self.client,
+            listener_arn=self.config.listener_arn,
+            vpc_id=settings.vpc_id,
+            cluster_name=settings.cluster_name,
+            tag_cache=self._tag_cache,
+            oidc_client_secret=self.config.alb_oidc_client_secret,
+        ).apply(route_plan)
         self._note_secret_written(settings, outcome.done, routes)
         if full and outcome.failure is None:
             self._last_full = now
         errors = {**route_plan.errors, **outcome.errors}
         events = self._note_failure(outcome.failure)
-        events += self._change_events(routes, route_plan, outcome.done, errors,
-                                      outcome.priorities, outcome.failure is not None)
+        events += self._change_events(
+            routes, route_plan, outcome.done, errors, outcome.priorities, outcome.failure is not None
+        )
         events += self._error_events(errors)
-        return ApplyResult(route_plan, False, errors=errors, failure=outcome.failure,
-                           events=tuple(events), priorities=dict(outcome.priorities),
-                           done=tuple(outcome.done))
+        return ApplyResult(
+            route_plan,
+            False,
+            errors=errors,
+            failure=outcome.failure,
+            events=tuple(events),
+            priorities=dict(outcome.priorities),
+            done=tuple(outcome.done),
+        )
 
-    def _note_secret_written(self, settings: PlanSettings, done: list[Action],
-                             routes: Mapping[str, DesiredRoute]) -> None:
+    def _note_secret_written(
+        self, settings: PlanSettings, done: list[Action], routes: Mapping[str, DesiredRoute]
+    ) -> None:
         if not settings.controls.writes_client_secret:
             self._secret_written.clear()
             return
         self._secret_written &= {sid for sid, r in routes.items() if r.enabled}
-        self._secret_written |= {a.server_id for a in done
-                                 if isinstance(a, (CreateRule, ModifyRule))
-                                 and a.authenticate is not None}
+        self._secret_written |= {
+            a.server_id for a in done if isinstance(a, (CreateRule, ModifyRule)) and a.authenticate is not None
+        }
 
-    def _change_events(self, routes: Mapping[str, DesiredRoute], route_plan: RoutePlan,
-                       done: list[Any], errors: Mapping[str, RouteError],
-                       priorities: Mapping[str, int], stopped: bool) -> list[RouteEvent]:
+    def _change_events(
+        self,
+        routes: Mapping[str, DesiredRoute],
+        route_plan: RoutePlan,
+        done: list[Any],
+        errors: Mapping[str, RouteError],
+        priorities: Mapping[str, int],
+        stopped: bool,
+    ) -> list[RouteEvent]:
         done_by_server: dict[str, int] = {}
         for action in done:
             done_by_server[action.server_id] = done_by_server.get(action.server_id, 0) + 1
@@ -231,8 +280,9 @@ class AlbRouter:
             detail: dict[str, Any] = {"path": naming.path_prefix(sid)}
             if change == "removed":
                 why = "disabled" if route is not None and not route.enabled else "removed"
-                events.append(RouteEvent(ROUTE_REMOVED, sid, f"route of {sid} removed ({why})",
-                                         dict(detail, reason=why)))
+                events.append(
+                    RouteEvent(ROUTE_REMOVED, sid, f"route of {sid} removed ({why})", dict(detail, reason=why))
+                )
                 continue
             detail["port"] = route.port if route else None
             if sid in priorities:
@@ -249,8 +299,7 @@ class AlbRouter:
         for sid, error in sorted(errors.items()):
             if self._last_errors.get(sid) == error:
                 continue
-            kind = (QUOTA_REACHED if error.code == QUOTA else
-                    AWS_ERROR_EVENT if error.code == AWS_ERROR else ROUTE_ERROR)
+            kind = QUOTA_REACHED if error.code == QUOTA else AWS_ERROR_EVENT if error.code == AWS_ERROR else ROUTE_ERROR
             events.append(RouteEvent(kind, sid, error.message, error.to_dict()))
         self._last_errors = dict(errors)
         return events
@@ -261,6 +310,7 @@ class AlbRouter:
 
         While AWS cannot be read, the last good status comes back marked `stale`.
         """
+
         def read() -> dict[str, Any]:
             settings = self._setup()
             raw = self._read(False)
@@ -272,41 +322,65 @@ class AlbRouter:
                     continue
                 health = read_target_health(self.client, tg.arn)
                 self._health_events(sid, {h.target: h.state for h in health})
-                groups.append({
-                    "server_id": sid, "name": tg.name, "arn": tg.arn,
-                    "health_check_path": tg.health_check.path,
-                    "targets": [{"instance_id": h.target.instance_id, "port": h.target.port,
-                                 "state": h.state, "reason": h.reason,
-                                 "description": h.description} for h in health]})
+                groups.append(
+                    {
+                        "server_id": sid,
+                        "name": tg.name,
+                        "arn": tg.arn,
+                        "health_check_path": tg.health_check.path,
+                        "targets": [
+                            {
+                                "instance_id": h.target.instance_id,
+                                "port": h.target.port,
+                                "state": h.state,
+                                "reason": h.reason,
+                                "description": h.description,
+                            }
+                            for h in health
+                        ],
+                    }
+                )
             for gone in set(self._health) - {g["server_id"] for g in groups}:
                 del self._health[gone]
             rules = []
             for rule in observed.rules:
                 sid = owner_of(rule.tags, settings.cluster_name)
-                rules.append({
-                    "arn": rule.arn,
-                    "priority": "default" if rule.is_default else rule.priority,
-                    "owned": sid is not None, "server_id": sid,
-                    "path_patterns": list(rule.path_patterns),
-                    "target_group_arns": list(rule.forward_target_group_arns),
-                    # Kinds only (an action's fields may name an IdP client).
-                    "conditions": [c.kind for c in rule.conditions],
-                    "actions": [a.kind for a in rule.actions]})
-            rules.sort(key=lambda r: (r["priority"] == "default",
-                                      r["priority"] if isinstance(r["priority"], int) else 0))
+                rules.append(
+                    {
+                        "arn": rule.arn,
+                        "priority": "default" if rule.is_default else rule.priority,
+                        "owned": sid is not None,
+                        "server_id": sid,
+                        "path_patterns": list(rule.path_patterns),
+                        "target_group_arns": list(rule.forward_target_group_arns),
+                        # Kinds only (an action's fields may name an IdP client).
+                        "conditions": [c.kind for c in rule.conditions],
+                        "actions": [a.kind for a in rule.actions],
+                    }
+                )
+            rules.sort(
+                key=lambda r: (r["priority"] == "default", r["priority"] if isinstance(r["priority"], int) else 0)
+            )
             listener = self._listener or {}
             return {
                 "cluster": settings.cluster_name,
                 "load_balancer_arn": self.config.alb_arn,
-                "listener": {"arn": self.config.listener_arn,
-                             "protocol": listener.get("Protocol"), "port": listener.get("Port")},
-                "instance_id": settings.instance_id, "vpc_id": settings.vpc_id,
+                "listener": {
+                    "arn": self.config.listener_arn,
+                    "protocol": listener.get("Protocol"),
+                    "port": listener.get("Port"),
+                },
+                "instance_id": settings.instance_id,
+                "vpc_id": settings.vpc_id,
                 "priority_range": [settings.priority_start, settings.priority_end],
                 "priorities": {
                     "ours": sorted(r["priority"] for r in rules if r["owned"]),
-                    "taken_by_others": sorted(r["priority"] for r in rules
-                                              if not r["owned"] and r["priority"] != "default")},
-                "rules": rules, "target_groups": groups,
+                    "taken_by_others": sorted(
+                        r["priority"] for r in rules if not r["owned"] and r["priority"] != "default"
+                    ),
+                },
+                "rules": rules,
+                "target_groups": groups,
             }
 
         status, failure = self._guarded(read)
@@ -314,17 +388,29 @@ class AlbRouter:
         base = status if status is not None else dict(self._last_status or {})
         if status is not None:
             self._last_status = status
-        return dict(base, degraded=failure is not None, stale=status is None,
-                    failure=failure.to_dict() if failure else None,
-                    errors={k: v.to_dict() for k, v in sorted(self._last_errors.items())})
+        return dict(
+            base,
+            degraded=failure is not None,
+            stale=status is None,
+            failure=failure.to_dict() if failure else None,
+            errors={k: v.to_dict() for k, v in sorted(self._last_errors.items())},
+        )
 
     def _health_events(self, sid: str, now: dict[Target, str]) -> None:
         before = self._health.get(sid, {})
         for target, state in sorted(now.items(), key=lambda kv: kv[0].port):
             if before.get(target) != state:
-                self._pending_events.append(RouteEvent(
-                    TARGET_HEALTH_CHANGED, sid,
-                    f"{sid} target {target.instance_id}:{target.port} is {state}",
-                    {"instance_id": target.instance_id, "port": target.port, "state": state,
-                     "previous": before.get(target)}))
+                self._pending_events.append(
+                    RouteEvent(
+                        TARGET_HEALTH_CHANGED,
+                        sid,
+                        f"{sid} target {target.instance_id}:{target.port} is {state}",
+                        {
+                            "instance_id": target.instance_id,
+                            "port": target.port,
+                            "state": state,
+                            "previous": before.get(target),
+                        },
+                    )
+                )
         self._health[sid] = now

@@ -1,18 +1,44 @@
 """Translation between the agent's plain data and the protocol's message bodies."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
 from common.protocol import (
-    MESSAGE_TYPES, ErrorCode, Kind, RouteChange, RouteEvent as RouteEventBody, RouteInfo,
-    RoutesApply, RoutesResult, ServiceError)
+    MESSAGE_TYPES,
+    ErrorCode,
+    Kind,
+    RouteChange,
+    RouteInfo,
+    RoutesApply,
+    RoutesResult,
+    ServiceError,
+)
+from common.protocol import RouteEvent as RouteEventBody
 from services.alb_agent import naming
 from services.alb_agent.actions import (
-    Action, CreateRule, CreateTargetGroup, DeleteRule, DeleteTargetGroup, DeregisterTarget,
-    ModifyRule, RegisterTarget, SetDeregistrationDelay, TagTargetGroup, UpdateTargetGroup)
+    Action,
+    CreateRule,
+    CreateTargetGroup,
+    DeleteRule,
+    DeleteTargetGroup,
+    DeregisterTarget,
+    ModifyRule,
+    RegisterTarget,
+    SetDeregistrationDelay,
+    TagTargetGroup,
+    UpdateTargetGroup,
+)
 from services.alb_agent.model import (
-    INVALID_ROUTE, THROTTLED, UNREACHABLE, AwsFailure, DesiredRoute, RouteError, RouteEvent,
-    parse_routes)
+    INVALID_ROUTE,
+    THROTTLED,
+    UNREACHABLE,
+    AwsFailure,
+    DesiredRoute,
+    RouteError,
+    RouteEvent,
+    parse_routes,
+)
 from services.alb_agent.router import ApplyResult
 
 _CHANGE = {
@@ -29,14 +55,12 @@ _CHANGE = {
 }
 
 
-def routes_from_request(body: RoutesApply) -> tuple[dict[str, DesiredRoute],
-                                                     dict[str, RouteError]]:
+def routes_from_request(body: RoutesApply) -> tuple[dict[str, DesiredRoute], dict[str, RouteError]]:
     raw: dict[str, Any] = {}
     errors: dict[str, RouteError] = {}
     for entry in body.routes:
         if entry.server_id in raw:
-            errors[entry.server_id] = RouteError(entry.server_id, INVALID_ROUTE,
-                                                 "listed twice in one route set")
+            errors[entry.server_id] = RouteError(entry.server_id, INVALID_ROUTE, "listed twice in one route set")
             continue
         raw[entry.server_id] = {"port": entry.port, "enabled": entry.enabled}
     routes, invalid = parse_routes(raw)
@@ -47,14 +71,16 @@ def routes_from_request(body: RoutesApply) -> tuple[dict[str, DesiredRoute],
 
 def change_of(action: Action) -> RouteChange:
     verb, resource = _CHANGE[type(action)]
-    return RouteChange(action=verb, resource=resource, server_id=action.server_id,
-                       detail=action.describe())
+    return RouteChange(action=verb, resource=resource, server_id=action.server_id, detail=action.describe())
 
 
-def route_infos(status: Mapping[str, Any], routes: Optional[Mapping[str, DesiredRoute]] = None,
-                errors: Optional[Mapping[str, RouteError]] = None,
-                priorities: Optional[Mapping[str, int]] = None,
-                only: Optional[str] = None) -> list[RouteInfo]:
+def route_infos(
+    status: Mapping[str, Any],
+    routes: Optional[Mapping[str, DesiredRoute]] = None,
+    errors: Optional[Mapping[str, RouteError]] = None,
+    priorities: Optional[Mapping[str, int]] = None,
+    only: Optional[str] = None,
+) -> list[RouteInfo]:
     """One RouteInfo per server known to the status, the request or the errors."""
     groups = {g["server_id"]: g for g in status.get("target_groups", [])}
     rules = {r["server_id"]: r for r in status.get("rules", []) if r.get("owned")}
@@ -71,42 +97,54 @@ def route_infos(status: Mapping[str, Any], routes: Optional[Mapping[str, Desired
         group, rule, route = groups.get(sid), rules.get(sid), routes.get(sid)
         targets = [t for t in (group or {}).get("targets", []) if t.get("state") != "draining"]
         port: Optional[int] = route.port if route and route.enabled else None
-        target = next((t for t in targets if port is None or t.get("port") == port),
-                      targets[0] if targets else None)
+        target = next((t for t in targets if port is None or t.get("port") == port), targets[0] if targets else None)
         if port is None and target:
             port = target.get("port")
         enabled = route.enabled if route else bool(rule or group)
         routed = enabled and sid not in known_errors
         priority = priorities.get(sid, rule.get("priority") if rule else None)
-        out.append(RouteInfo(
-            server_id=sid, port=port, enabled=enabled,
-            target_group_arn=group.get("arn") if group else None,
-            target_group_name=(group.get("name") if group else
-                               naming.target_group_name(sid, status["cluster"])
-                               if routed and "cluster" in status else None),
-            rule_arn=rule.get("arn") if rule else None,
-            priority=priority if isinstance(priority, int) else None,
-            health=target.get("state") if target else None,
-            error=known_errors.get(sid)))
+        out.append(
+            RouteInfo(
+                server_id=sid,
+                port=port,
+                enabled=enabled,
+                target_group_arn=group.get("arn") if group else None,
+                target_group_name=(
+                    group.get("name")
+                    if group
+                    else naming.target_group_name(sid, status["cluster"])
+                    if routed and "cluster" in status
+                    else None
+                ),
+                rule_arn=rule.get("arn") if rule else None,
+                priority=priority if isinstance(priority, int) else None,
+                health=target.get("state") if target else None,
+                error=known_errors.get(sid),
+            )
+        )
     return out
 
 
-def routes_result(result: ApplyResult, routes: Mapping[str, DesiredRoute],
-                  status: Mapping[str, Any]) -> RoutesResult:
+def routes_result(result: ApplyResult, routes: Mapping[str, DesiredRoute], status: Mapping[str, Any]) -> RoutesResult:
     steps = result.plan.actions if result.dry_run else result.done
     errors = [f"{sid}: {e.code}: {e.message}" for sid, e in sorted(result.errors.items())]
     if result.failure is not None:
         errors.insert(0, f"AWS ({result.failure.code}): {result.failure.message}")
     return RoutesResult(
-        dry_run=result.dry_run, changes=[change_of(a) for a in steps],
-        routes=route_infos(status, routes, result.errors, result.priorities), errors=errors)
+        dry_run=result.dry_run,
+        changes=[change_of(a) for a in steps],
+        routes=route_infos(status, routes, result.errors, result.priorities),
+        errors=errors,
+    )
 
 
-def pending_result(routes: Mapping[str, DesiredRoute], dry_run: bool,
-                   status: Mapping[str, Any]) -> RoutesResult:
+def pending_result(routes: Mapping[str, DesiredRoute], dry_run: bool, status: Mapping[str, Any]) -> RoutesResult:
     """The answer while the worker is still busy with the request."""
-    return RoutesResult(dry_run=dry_run, routes=route_infos(status, routes),
-                        errors=["in progress: the result follows as route.* events"])
+    return RoutesResult(
+        dry_run=dry_run,
+        routes=route_infos(status, routes),
+        errors=["in progress: the result follows as route.* events"],
+    )
 
 
 def failure_error(failure: AwsFailure) -> ServiceError:
@@ -127,4 +165,5 @@ def event_message(event: RouteEvent) -> Optional[tuple[str, RouteEventBody]]:
         priority=priority if isinstance(priority, int) else None,
         health=detail.get("state") if isinstance(detail.get("state"), str) else None,
         code=str(detail["code"]) if detail.get("code") is not None else None,
-        message=event.message)
+        message=event.message,
+    )

@@ -8,6 +8,7 @@ status now and then, and queues the events for the loop to publish.
 A newer apply replaces one still waiting: only the latest wanted state matters, and
 whoever waited for the older one gets the newer one's result.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,9 @@ STATUS_REFRESH_SECONDS = 60.0
 class Job:
     """One apply (or dry run) handed to the worker."""
 
-    def __init__(self, routes: Mapping[str, DesiredRoute], dry_run: bool,
-                 input_errors: Mapping[str, RouteError]) -> None:
+    def __init__(
+        self, routes: Mapping[str, DesiredRoute], dry_run: bool, input_errors: Mapping[str, RouteError]
+    ) -> None:
         self.routes = dict(routes)
         self.dry_run = dry_run
         self.input_errors = dict(input_errors)
@@ -51,9 +53,14 @@ class Job:
 
 
 class RoutingWorker:
-    def __init__(self, router: AlbRouter, *, notify: Callable[[], None] = lambda: None,
-                 status_refresh_seconds: float = STATUS_REFRESH_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        router: AlbRouter,
+        *,
+        notify: Callable[[], None] = lambda: None,
+        status_refresh_seconds: float = STATUS_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._router = router
         self._notify = notify  # wakes the loop: events are waiting
         self._refresh = status_refresh_seconds
@@ -61,8 +68,13 @@ class RoutingWorker:
         self._cond = threading.Condition()
         self._queue: list[Job] = []
         self._events: list[RouteEvent] = []
-        self._status: dict[str, Any] = {"degraded": False, "stale": True, "failure": None,
-                                        "errors": {}, "starting": True}
+        self._status: dict[str, Any] = {
+            "degraded": False,
+            "stale": True,
+            "failure": None,
+            "errors": {},
+            "starting": True,
+        }
         self._last_apply: Optional[dict[str, Any]] = None
         self._next_refresh = clock()  # first status read right away
         self._stopping = False
@@ -80,8 +92,12 @@ class RoutingWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def submit(self, routes: Mapping[str, DesiredRoute], dry_run: bool = False,
-               input_errors: Optional[Mapping[str, RouteError]] = None) -> Job:
+    def submit(
+        self,
+        routes: Mapping[str, DesiredRoute],
+        dry_run: bool = False,
+        input_errors: Optional[Mapping[str, RouteError]] = None,
+    ) -> Job:
         job = Job(routes, dry_run, input_errors or {})
         with self._cond:
             if not dry_run:
@@ -110,8 +126,7 @@ class RoutingWorker:
         """
         stalled = self._router.stalled()
         with self._cond:
-            status = dict(self._status, last_apply=self._last_apply,
-                          busy=any(not j.done for j in self._queue))
+            status = dict(self._status, last_apply=self._last_apply, busy=any(not j.done for j in self._queue))
         if stalled is not None and not status.get("degraded"):
             status.update(degraded=True, failure=stalled.to_dict())
         return status
@@ -158,9 +173,13 @@ class RoutingWorker:
             result = _with_input_errors(result, job.input_errors)
         events = list(result.events)
         if not job.dry_run:
-            summary = {"ok": result.ok, "at": time.time(), "changes": len(result.done),
-                       "failure": result.failure.to_dict() if result.failure else None,
-                       "errors": {k: v.to_dict() for k, v in sorted(result.errors.items())}}
+            summary = {
+                "ok": result.ok,
+                "at": time.time(),
+                "changes": len(result.done),
+                "failure": result.failure.to_dict() if result.failure else None,
+                "errors": {k: v.to_dict() for k, v in sorted(result.errors.items())},
+            }
             with self._cond:
                 self._last_apply = summary
         job.finish(result)
@@ -189,5 +208,4 @@ def _with_input_errors(result: ApplyResult, errors: Mapping[str, RouteError]) ->
 
 
 def _stopped(job: Job) -> ApplyResult:
-    return ApplyResult(EMPTY_PLAN, job.dry_run,
-                       failure=AwsFailure(API_ERROR, "apply", "the agent is stopping"))
+    return ApplyResult(EMPTY_PLAN, job.dry_run, failure=AwsFailure(API_ERROR, "apply", "the agent is stopping"))

@@ -3,6 +3,7 @@
 One short request at a time; a scheduler that does not answer is an ordinary,
 clearly worded outcome (`SchedulerUnavailable`), never a hang.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -21,13 +22,17 @@ class SchedulerUnavailable(Exception):
 
 
 class ControlClient:
-    def __init__(self, settings: Settings, *, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                 retries: int = 0) -> None:
+    def __init__(self, settings: Settings, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, retries: int = 0) -> None:
         self.endpoint = settings.zmq.scheduler_control
         self._ctx = zmq.Context()
-        self._client = ReqClient(self._ctx, self.endpoint, timeout_ms=timeout_ms,
-                                 retries=retries, src="cli",
-                                 max_bytes=settings.zmq.max_message_bytes)
+        self._client = ReqClient(
+            self._ctx,
+            self.endpoint,
+            timeout_ms=timeout_ms,
+            retries=retries,
+            src="cli",
+            max_bytes=settings.zmq.max_message_bytes,
+        )
 
     def call(self, type: str, body: Any = None) -> Any:
         """The reply body; RemoteError when the scheduler refused; SchedulerUnavailable
@@ -41,7 +46,8 @@ class ControlClient:
                 f"the scheduler does not answer at {self.endpoint} ({exc.message}).\n"
                 f"Is it running? Start everything with `mcp-orchestrator run` (or "
                 f"`systemctl start mcp-orchestrator.target`), and check that --settings "
-                f"names the same settings.conf (its [zmq] endpoints).") from None
+                f"names the same settings.conf (its [zmq] endpoints)."
+            ) from None
 
     def status(self) -> Any:
         return self.call("control.status")

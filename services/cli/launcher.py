@@ -13,6 +13,7 @@ them; the MCP server containers keep running (the next container-agent adopts th
 full reconcile, waits for convergence within a deadline, prints the outcome, stops
 what it started and exits 0 only if everything converged.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -74,19 +75,28 @@ def module_for(package: str) -> Optional[str]:
     return None
 
 
-def child_specs(settings: Settings, config: Path, settings_path: Optional[Path], *,
-                dashboard: bool, container_labels: Sequence[str] = ()) -> list[ChildSpec]:
+def child_specs(
+    settings: Settings,
+    config: Path,
+    settings_path: Optional[Path],
+    *,
+    dashboard: bool,
+    container_labels: Sequence[str] = (),
+) -> list[ChildSpec]:
     """The processes in start order (agents first: the scheduler talks to them)."""
     files = ("--settings", str(settings_path)) if settings_path else ()
     with_config = files + ("--config", str(config))
     z = settings.zmq
     labels = tuple(a for label in container_labels for a in ("--label", label))
     specs = [
-        ChildSpec("container-agent", module_for("container_agent") or "services.container_agent",
-                  with_config + labels, z.containers),
+        ChildSpec(
+            "container-agent",
+            module_for("container_agent") or "services.container_agent",
+            with_config + labels,
+            z.containers,
+        ),
         ChildSpec("alb-agent", module_for("alb_agent") or "services.alb_agent", files, z.routes),
-        ChildSpec("scheduler", module_for("scheduler") or "services.scheduler", with_config,
-                  z.scheduler_control),
+        ChildSpec("scheduler", module_for("scheduler") or "services.scheduler", with_config, z.scheduler_control),
     ]
     if dashboard:
         module = module_for("dashboard")
@@ -105,9 +115,15 @@ def _die_with_parent() -> None:
 
 
 class Launcher:
-    def __init__(self, specs: Sequence[ChildSpec], *, env: Optional[dict] = None,
-                 python: str = sys.executable, out: TextIO = sys.stderr,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ChildSpec],
+        *,
+        env: Optional[dict] = None,
+        python: str = sys.executable,
+        out: TextIO = sys.stderr,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.children = [Child(spec) for spec in specs]
         self.env = dict(os.environ if env is None else env)
         self.python = python
@@ -124,8 +140,7 @@ class Launcher:
     def answers(self, endpoint: Optional[str], timeout_ms: int = 300) -> bool:
         if endpoint is None:
             return False
-        with ReqClient(self._ctx, endpoint, timeout_ms=timeout_ms, retries=0,
-                       src="launcher") as client:
+        with ReqClient(self._ctx, endpoint, timeout_ms=timeout_ms, retries=0, src="launcher") as client:
             try:
                 client.call("ping")
                 return True
@@ -142,8 +157,7 @@ class Launcher:
 
     def spawn(self, child: Child) -> None:
         cmd = [self.python, "-m", child.spec.module, *child.spec.args]
-        child.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True,
-                                      preexec_fn=_die_with_parent)
+        child.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
         child.started_at = self.clock()
         self.say(f"started {child.spec.name} (pid {child.proc.pid})")
 
@@ -166,17 +180,24 @@ class Launcher:
                 code = child.proc.returncode
                 ran = now - child.started_at
                 if code == USAGE_ERROR:
-                    self.say(f"{child.spec.name} (pid {child.proc.pid}) refused its settings or "
-                             f"arguments (status {code}); not started again: see its messages")
+                    self.say(
+                        f"{child.spec.name} (pid {child.proc.pid}) refused its settings or "
+                        f"arguments (status {code}); not started again: see its messages"
+                    )
                     child.gave_up = True
                     child.proc = None
                     continue
                 child.failures = 0 if ran >= STABLE_SECONDS else child.failures + 1
-                delay = 0.0 if child.failures == 0 else min(
-                    RESTART_BACKOFF[0] * 2 ** (child.failures - 1), RESTART_BACKOFF[1])
+                delay = (
+                    0.0
+                    if child.failures == 0
+                    else min(RESTART_BACKOFF[0] * 2 ** (child.failures - 1), RESTART_BACKOFF[1])
+                )
                 how = f"signal {-code}" if code < 0 else f"status {code}"
-                self.say(f"{child.spec.name} (pid {child.proc.pid}) exited with {how} after "
-                         f"{ran:.0f} s; starting it again in {delay:.0f} s")
+                self.say(
+                    f"{child.spec.name} (pid {child.proc.pid}) exited with {how} after "
+                    f"{ran:.0f} s; starting it again in {delay:.0f} s"
+                )
                 child.proc = None
                 child.next_start = now + delay
             if child.proc is None and now >= child.next_start:
@@ -222,6 +243,7 @@ class Launcher:
 def install_signals(launcher: Launcher) -> None:
     def handler(signum: int, frame: object) -> None:
         launcher.request_stop(signal.Signals(signum).name)
+
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
 
@@ -229,8 +251,7 @@ def install_signals(launcher: Launcher) -> None:
 def run_forever(launcher: Launcher) -> int:
     install_signals(launcher)
     launcher.start_all()
-    launcher.say("running; Ctrl-C stops the processes started here (the MCP server "
-                 "containers keep running)")
+    launcher.say("running; Ctrl-C stops the processes started here (the MCP server containers keep running)")
     try:
         launcher.supervise()
     finally:
@@ -239,8 +260,9 @@ def run_forever(launcher: Launcher) -> int:
     return 0
 
 
-def run_one_shot(launcher: Launcher, settings: Settings, *, timeout: float = ONE_SHOT_TIMEOUT,
-                 out: TextIO = sys.stdout) -> int:
+def run_one_shot(
+    launcher: Launcher, settings: Settings, *, timeout: float = ONE_SHOT_TIMEOUT, out: TextIO = sys.stdout
+) -> int:
     install_signals(launcher)
     launcher.start_all()
     deadline = time.monotonic() + timeout
@@ -251,8 +273,7 @@ def run_one_shot(launcher: Launcher, settings: Settings, *, timeout: float = ONE
             while not launcher.stopping and time.monotonic() < deadline:
                 launcher.check_children()
                 if launcher.given_up():
-                    return _one_shot_end(launcher, None, f"{', '.join(launcher.given_up())} "
-                                                         f"could not start", out)
+                    return _one_shot_end(launcher, None, f"{', '.join(launcher.given_up())} could not start", out)
                 try:
                     client.action("sync")
                     baseline = int(client.status().reconciles)
@@ -281,16 +302,25 @@ def run_one_shot(launcher: Launcher, settings: Settings, *, timeout: float = ONE
     if verdict is not None and verdict.done and verdict.converged:
         print("one-shot: converged", file=out)
         return 0
-    why = "interrupted" if launcher.stopping else (
-        f"{', '.join(launcher.given_up())} could not start" if launcher.given_up() else
-        "failed" if verdict is not None and verdict.done else f"not converged after {timeout:.0f} s")
+    why = (
+        "interrupted"
+        if launcher.stopping
+        else (
+            f"{', '.join(launcher.given_up())} could not start"
+            if launcher.given_up()
+            else "failed"
+            if verdict is not None and verdict.done
+            else f"not converged after {timeout:.0f} s"
+        )
+    )
     return _one_shot_end(launcher, verdict, why, out)
 
 
 def _one_shot_end(launcher: Launcher, verdict, why: str, out: TextIO) -> int:
     print(f"one-shot: {why}", file=out)
-    for reason in (verdict.reasons if verdict is not None else []):
+    for reason in verdict.reasons if verdict is not None else []:
         print(f"  {reason}", file=out)
-    print("  (containers that were started keep running; they are served again when the "
-          "container-agent runs)", file=out)
+    print(
+        "  (containers that were started keep running; they are served again when the container-agent runs)", file=out
+    )
     return 1

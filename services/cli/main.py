@@ -10,6 +10,7 @@ Without a command it runs the orchestrator (the original flags work as they did)
 Exit status: 0 on success; 1 when something is invalid, did not converge, or the
 scheduler does not answer; 2 for a usage error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,8 @@ from common.process import add_file_options, resolve_paths
 from common.protocol import to_plain
 from common.settings import Settings, SettingsError, load_settings
 
-def load_all(config_path: Path,
-             settings_path: Optional[Path]) -> tuple[Settings, list[str], McpConfig]:
+
+def load_all(config_path: Path, settings_path: Optional[Path]) -> tuple[Settings, list[str], McpConfig]:
     """Settings (defaults when invalid), settings problems, and the checked config."""
     problems: list[str] = []
     try:
@@ -50,23 +51,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         out = {
             "ok": not failed,
-            "settings": {"source": str(settings_path) if settings_path else None,
-                         "problems": settings_problems,
-                         "values": settings.public_dict()},
+            "settings": {
+                "source": str(settings_path) if settings_path else None,
+                "problems": settings_problems,
+                "values": settings.public_dict(),
+            },
             "config": config.public_dict(),
         }
         _print_json(out)
         return 1 if failed else 0
 
     where = settings_path if settings_path else "built-in defaults (no settings.conf)"
-    print(f"settings: {where}: " + ("OK" if not settings_problems
-                                    else f"{len(settings_problems)} problem(s)"))
+    print(f"settings: {where}: " + ("OK" if not settings_problems else f"{len(settings_problems)} problem(s)"))
     for problem in settings_problems:
         print(f"  error   {problem}")
     enabled = len(config.enabled)
     disabled = len(config.servers) - enabled
-    summary = (f"{enabled} enabled, {disabled} disabled, {len(config.invalid)} invalid, "
-               f"{len(config.skipped)} skipped")
+    summary = f"{enabled} enabled, {disabled} disabled, {len(config.invalid)} invalid, {len(config.skipped)} skipped"
     print(f"config:   {config.source}: " + (summary if config.readable else "unusable"))
     hidden = 0
     for issue in config.issues:
@@ -78,13 +79,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if hidden:
         print(f"  ({hidden} notice(s) about how flags are applied: see --verbose)")
     if config.readable and settings.routing_simulated:
-        print("routing:  no ALB configured ([aws] alb_arn/listener_arn empty): routes go to a "
-              "local AWS stand-in (simulated)")
+        print(
+            "routing:  no ALB configured ([aws] alb_arn/listener_arn empty): routes go to a "
+            "local AWS stand-in (simulated)"
+        )
     print("result:   " + ("invalid" if failed else "valid"))
     return 1 if failed else 0
 
 
 # --- settings for the commands that talk to a running scheduler ------------------------
+
 
 def settings_or_exit(args: argparse.Namespace) -> tuple[Settings, Path, Optional[Path]]:
     config_path, settings_path = resolve_paths(args)
@@ -102,6 +106,7 @@ def _print_json(data: object) -> None:
 
 
 # --- status / plan -----------------------------------------------------------------------
+
 
 def _ask_scheduler(args: argparse.Namespace, ask) -> Optional[dict]:
     """`ask(client)` over the scheduler's control socket, as plain data; None (and a
@@ -127,6 +132,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_json(state)
     else:
         import time
+
         sys.stdout.write(render_status(state, time.time()))
     return 0
 
@@ -146,17 +152,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 # --- litellm-config --------------------------------------------------------------------
 
+
 def cmd_litellm_config(args: argparse.Namespace) -> int:
-    from services.cli.control import ControlClient, SchedulerUnavailable
     from common.litellm import LiteLLMServer, render_mcp_servers
+    from services.cli.control import ControlClient, SchedulerUnavailable
     from services.scheduler.ports import allocate_ports
     from services.scheduler.views import public_url
 
     settings, config_path, _ = settings_or_exit(args)
     if args.public_url:
         from dataclasses import replace
-        settings = replace(settings, service=replace(settings.service,
-                                                     public_base_url=args.public_url))
+
+        settings = replace(settings, service=replace(settings.service, public_base_url=args.public_url))
     state = None
     if not args.offline:
         with ControlClient(settings, timeout_ms=1500) as client:
@@ -164,8 +171,7 @@ def cmd_litellm_config(args: argparse.Namespace) -> int:
                 state = to_plain(client.status())
             except SchedulerUnavailable:
                 state = None
-    comments = ["mcp_servers for LiteLLM Proxy's config.yaml, made by mcp-orchestrator "
-                "litellm-config"]
+    comments = ["mcp_servers for LiteLLM Proxy's config.yaml, made by mcp-orchestrator litellm-config"]
     servers = []
     if state is not None:
         for s in state.get("servers") or []:
@@ -190,8 +196,9 @@ def cmd_litellm_config(args: argparse.Namespace) -> int:
                 servers.append(LiteLLMServer(sid, url))
         comments.append(f"from {config_path} (the scheduler does not answer)")
         if not settings.service.public_base_url:
-            comments.append("ports as a fresh start would give them out; with the scheduler "
-                            "running, the ports in use are printed")
+            comments.append(
+                "ports as a fresh start would give them out; with the scheduler running, the ports in use are printed"
+            )
         for sid in config.invalid:
             comments.append(f"left out: server {sid} is invalid (see mcp-orchestrator validate)")
     if settings.routing_simulated and not settings.service.public_base_url:
@@ -201,6 +208,7 @@ def cmd_litellm_config(args: argparse.Namespace) -> int:
 
 
 # --- run -------------------------------------------------------------------------------
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     from services.cli import launcher
@@ -212,13 +220,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     env["MCP_ORCHESTRATOR_CONFIG"] = str(config_path)
     if settings_path:
         env["MCP_ORCHESTRATOR_SETTINGS"] = str(settings_path)
-    specs = launcher.child_specs(settings, config_path, settings_path,
-                                 dashboard=not (args.no_dashboard or args.one_shot),
-                                 container_labels=args.container_label)
-    if not args.no_dashboard and not args.one_shot and not any(
-            s.name == "dashboard" for s in specs):
-        print("mcp-orchestrator: no dashboard in this installation; use "
-              "`mcp-orchestrator status`", file=sys.stderr)
+    specs = launcher.child_specs(
+        settings,
+        config_path,
+        settings_path,
+        dashboard=not (args.no_dashboard or args.one_shot),
+        container_labels=args.container_label,
+    )
+    if not args.no_dashboard and not args.one_shot and not any(s.name == "dashboard" for s in specs):
+        print("mcp-orchestrator: no dashboard in this installation; use `mcp-orchestrator status`", file=sys.stderr)
     run = launcher.Launcher(specs, env=env)
     if settings.routing_simulated:
         run.say("no ALB configured: routing is simulated by a local AWS stand-in")
@@ -233,62 +243,87 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     add_file_options(parser)
-    parser.add_argument("--one-shot", action="store_true",
-                        help="reconcile once and exit: status 0 only if everything converged")
+    parser.add_argument(
+        "--one-shot", action="store_true", help="reconcile once and exit: status 0 only if everything converged"
+    )
     parser.add_argument("--no-dashboard", action="store_true", help="do not start the dashboard")
-    parser.add_argument("--timeout", type=float, default=180.0, metavar="SECONDS",
-                        help="--one-shot: how long to wait for convergence (default 180)")
-    parser.add_argument("--container-label", action="append", default=[], metavar="KEY=VALUE",
-                        help="an extra label on every container created (repeatable)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        metavar="SECONDS",
+        help="--one-shot: how long to wait for convergence (default 180)",
+    )
+    parser.add_argument(
+        "--container-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra label on every container created (repeatable)",
+    )
 
 
 # --- entry point ---------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mcp-orchestrator",
-        description="Run MCP servers as Docker containers behind an AWS ALB.")
+        prog="mcp-orchestrator", description="Run MCP servers as Docker containers behind an AWS ALB."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    validate = sub.add_parser("validate", help="check settings.conf and mcp.config.json",
-                              description="Load both files and print every problem. Exit 1 "
-                                          "when there is any, 0 otherwise.")
+    validate = sub.add_parser(
+        "validate",
+        help="check settings.conf and mcp.config.json",
+        description="Load both files and print every problem. Exit 1 when there is any, 0 otherwise.",
+    )
     add_file_options(validate)
-    validate.add_argument("--json", action="store_true",
-                          help="print the resolved container specs as JSON (env values masked)")
-    validate.add_argument("-v", "--verbose", action="store_true",
-                          help="also print notices on how each flag is applied")
+    validate.add_argument(
+        "--json", action="store_true", help="print the resolved container specs as JSON (env values masked)"
+    )
+    validate.add_argument("-v", "--verbose", action="store_true", help="also print notices on how each flag is applied")
     validate.set_defaults(func=cmd_validate)
 
-    run = sub.add_parser("run", help="run the orchestrator's processes (the default command)",
-                         description="Start the container-agent, the alb-agent, the scheduler "
-                                     "and the dashboard; Ctrl-C stops them (containers keep "
-                                     "running).")
+    run = sub.add_parser(
+        "run",
+        help="run the orchestrator's processes (the default command)",
+        description="Start the container-agent, the alb-agent, the scheduler "
+        "and the dashboard; Ctrl-C stops them (containers keep "
+        "running).",
+    )
     add_run_options(run)
     run.set_defaults(func=cmd_run)
 
-    status = sub.add_parser("status", help="servers, containers, ports, routes and health",
-                            description="Ask the running scheduler for its state.")
+    status = sub.add_parser(
+        "status",
+        help="servers, containers, ports, routes and health",
+        description="Ask the running scheduler for its state.",
+    )
     add_file_options(status)
     status.add_argument("--json", action="store_true", help="the full state as JSON")
     status.set_defaults(func=cmd_status)
 
-    plan = sub.add_parser("plan", help="what a reconcile would change now",
-                          description="Ask the running scheduler what it would do now.")
+    plan = sub.add_parser(
+        "plan", help="what a reconcile would change now", description="Ask the running scheduler what it would do now."
+    )
     add_file_options(plan)
     plan.add_argument("--json", action="store_true", help="the steps as JSON")
     plan.set_defaults(func=cmd_plan)
 
-    litellm = sub.add_parser("litellm-config",
-                             help="print the mcp_servers: block of a LiteLLM Proxy config.yaml",
-                             description="The enabled servers as LiteLLM Proxy MCP servers "
-                                         "(transport http). Uses the running scheduler's ports, "
-                                         "or the configuration alone when it does not answer.")
+    litellm = sub.add_parser(
+        "litellm-config",
+        help="print the mcp_servers: block of a LiteLLM Proxy config.yaml",
+        description="The enabled servers as LiteLLM Proxy MCP servers "
+        "(transport http). Uses the running scheduler's ports, "
+        "or the configuration alone when it does not answer.",
+    )
     add_file_options(litellm)
-    litellm.add_argument("--public-url", default=None, metavar="URL",
-                         help="base URL clients use (default: [service] public_base_url, else "
-                              "http://HOST:PORT of each bridge)")
-    litellm.add_argument("--offline", action="store_true",
-                         help="do not ask the scheduler; use the configuration alone")
+    litellm.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="base URL clients use (default: [service] public_base_url, else http://HOST:PORT of each bridge)",
+    )
+    litellm.add_argument("--offline", action="store_true", help="do not ask the scheduler; use the configuration alone")
     litellm.set_defaults(func=cmd_litellm_config)
     return parser
 

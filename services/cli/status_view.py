@@ -1,6 +1,7 @@
 """Readable text for `status` and `plan`, and the one-shot verdict. Pure functions over
 the scheduler's replies as plain data (fields read defensively: a missing one is
 unknown)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,9 +31,15 @@ def server_row(s: Mapping[str, Any]) -> list[str]:
     status = s.get("status") or "?"
     if s.get("stopped_by_hand") and status not in ("stopped", "stopping"):
         status += " (held)"
-    return [_cell(s.get("server_id")), status, _cell(s.get("health")),
-            _cell(s.get("host_port")), _cell(container[:12]), _cell(s.get("route")),
-            _cell(s.get("restarts"))]
+    return [
+        _cell(s.get("server_id")),
+        status,
+        _cell(s.get("health")),
+        _cell(s.get("host_port")),
+        _cell(container[:12]),
+        _cell(s.get("route")),
+        _cell(s.get("restarts")),
+    ]
 
 
 def _last_failure(s: Mapping[str, Any]) -> str:
@@ -50,9 +57,11 @@ def server_details(s: Mapping[str, Any], now: Optional[float] = None) -> list[st
         wait = ""
         if now is not None and s.get("next_restart_at"):
             wait = f", next start in {max(0, s['next_restart_at'] - now):.0f} s"
-        lines.append(f"  {sid}: crash-looping: {_last_failure(s)}, "
-                     f"{s.get('failures', '?')} failures, back-off {_cell(s.get('backoff_seconds'))} s"
-                     f"{wait}")
+        lines.append(
+            f"  {sid}: crash-looping: {_last_failure(s)}, "
+            f"{s.get('failures', '?')} failures, back-off {_cell(s.get('backoff_seconds'))} s"
+            f"{wait}"
+        )
     if s.get("last_error"):
         lines.append(f"  {sid}: {s['last_error']}")
     if s.get("config_error"):
@@ -80,8 +89,9 @@ def render_status(state: Mapping[str, Any], now: Optional[float] = None) -> str:
         lines.append(f"  error: {error}")
     agents = state.get("agents") or {}
     errors = state.get("agent_errors") or {}
-    shown = [f"{name} {value}" + (f" ({errors[name]})" if name in errors else "")
-             for name, value in sorted(agents.items())]
+    shown = [
+        f"{name} {value}" + (f" ({errors[name]})" if name in errors else "") for name, value in sorted(agents.items())
+    ]
     lines.append("agents:   " + (", ".join(shown) if shown else "unknown"))
     routing = state.get("routing") or {}
     if routing.get("simulated"):
@@ -98,8 +108,11 @@ def render_status(state: Mapping[str, Any], now: Optional[float] = None) -> str:
         if details:
             lines.append("")
             lines.extend(details)
-        urls = [(s.get("server_id"), s.get("url")) for s in servers
-                if s.get("url") and s.get("status") not in ("disabled", "removed")]
+        urls = [
+            (s.get("server_id"), s.get("url"))
+            for s in servers
+            if s.get("url") and s.get("status") not in ("disabled", "removed")
+        ]
         if urls:
             lines.append("")
             lines.extend(f"  {sid}: {url}" for sid, url in urls)
@@ -109,8 +122,7 @@ def render_status(state: Mapping[str, Any], now: Optional[float] = None) -> str:
 def render_plan(steps: Sequence[Mapping[str, Any]]) -> str:
     if not steps:
         return "nothing to do: everything matches the configuration\n"
-    rows = [[_cell(s.get("action")), _cell(s.get("server_id")), _cell(s.get("reason"))]
-            for s in steps]
+    rows = [[_cell(s.get("action")), _cell(s.get("server_id")), _cell(s.get("reason"))] for s in steps]
     return "\n".join(table(rows, ("ACTION", "SERVER", "WHY"))) + "\n"
 
 
@@ -125,8 +137,7 @@ class Verdict:
 
 
 def converged_server(s: Mapping[str, Any]) -> bool:
-    return (s.get("status") == "running" and s.get("route") == "routed"
-            and s.get("bridge", "ready") in ("ready", ""))
+    return s.get("status") == "running" and s.get("route") == "routed" and s.get("bridge", "ready") in ("ready", "")
 
 
 def judge(state: Mapping[str, Any], baseline: int, *, settle_passes: int = 2) -> Verdict:
@@ -146,15 +157,13 @@ def judge(state: Mapping[str, Any], baseline: int, *, settle_passes: int = 2) ->
     errors = state.get("agent_errors") or {}
     for name in ("container-agent", "alb-agent"):
         if agents.get(name) != "available":
-            reasons.append(f"{name}: {agents.get(name, 'unknown')}"
-                           + (f" ({errors[name]})" if name in errors else ""))
+            reasons.append(f"{name}: {agents.get(name, 'unknown')}" + (f" ({errors[name]})" if name in errors else ""))
     passes = int(state.get("reconciles") or 0) - baseline
     pending, failed = [], []
     for s in sorted(state.get("servers") or [], key=lambda s: s.get("server_id", "")):
         if s.get("status") in ("disabled", "removed") or s.get("removed"):
             if s.get("container_id") or s.get("route") not in ("none", "unknown", None):
-                pending.append(f"{s.get('server_id')}: {s.get('status')}, its container or "
-                               f"route is being removed")
+                pending.append(f"{s.get('server_id')}: {s.get('status')}, its container or route is being removed")
             continue
         if converged_server(s):
             continue
@@ -162,8 +171,7 @@ def judge(state: Mapping[str, Any], baseline: int, *, settle_passes: int = 2) ->
         why = s.get("last_error") or s.get("route_error") or ""
         if s.get("status") == "crash-looping":
             why = _last_failure(s) + (f": {why}" if why else "")
-        text = (f"{sid}: {s.get('status')}, route {s.get('route')}"
-                + (f": {why}" if why else ""))
+        text = f"{sid}: {s.get('status')}, route {s.get('route')}" + (f": {why}" if why else "")
         (failed if s.get("status") in FAILED_STATUSES else pending).append(text)
     reasons += failed + pending
     agents_ok = all(agents.get(n) == "available" for n in ("container-agent", "alb-agent"))

@@ -1,4 +1,5 @@
 """`python -m services.container_agent`: run the container-agent process."""
+
 from __future__ import annotations
 
 import sys

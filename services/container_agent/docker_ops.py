@@ -6,6 +6,7 @@ message that names the server and the operation; Docker's own text is kept (it i
 what an operator needs) with known secret values masked, since an engine error can
 quote the container's configuration.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,18 +45,17 @@ def docker_errors(what: str) -> Iterator[None]:
         code = ErrorCode.CONFLICT if exc.status_code == 409 else ErrorCode.FAILED
         raise ServiceError(code, f"{what}: {_explain(exc)}") from None
     except (requests.exceptions.Timeout, TimeoutError):
-        raise ServiceError(ErrorCode.TIMEOUT,
-                           f"{what}: the Docker engine did not answer in time") from None
+        raise ServiceError(ErrorCode.TIMEOUT, f"{what}: the Docker engine did not answer in time") from None
     except (requests.exceptions.ConnectionError, docker.errors.DockerException, OSError) as exc:
-        raise ServiceError(ErrorCode.UNAVAILABLE,
-                           f"{what}: the Docker engine cannot be reached "
-                           f"({type(exc).__name__})") from None
+        raise ServiceError(
+            ErrorCode.UNAVAILABLE, f"{what}: the Docker engine cannot be reached ({type(exc).__name__})"
+        ) from None
 
 
 def _explain(exc: docker.errors.APIError) -> str:
     text = exc.explanation if isinstance(exc.explanation, str) and exc.explanation else str(exc)
     text = redact(text)
-    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS - 3] + "..."
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
 class DockerOps:

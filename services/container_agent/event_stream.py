@@ -6,6 +6,7 @@ agent adopts running containers then, and after a gap publishes what changed), a
 `on_change` gets every event that matters, as it happens. When dockerd restarts the
 stream ends; the thread opens a new one with a back-off until the engine answers.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,9 +24,15 @@ BACKOFF = (0.2, 5.0)
 
 
 class DockerEventStream:
-    def __init__(self, client_factory: Callable[[], Any], filters: dict,
-                 on_change: Callable[[ContainerChange], None],
-                 on_connect: Callable[[bool], None], *, name: str = "docker-events") -> None:
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        filters: dict,
+        on_change: Callable[[ContainerChange], None],
+        on_connect: Callable[[bool], None],
+        *,
+        name: str = "docker-events",
+    ) -> None:
         self._factory = client_factory
         self._filters = filters
         self._on_change = on_change

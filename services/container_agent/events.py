@@ -10,6 +10,7 @@ The events stream (see event_stream.py) gives dicts like
 Container labels are in the attributes, so the server id and the bridge port come
 with every event and no lookup is needed to publish it.
 """
+
 from __future__ import annotations
 
 import calendar
@@ -36,7 +37,7 @@ class ContainerChange:
     container_id: str
     placement: Placement
     exit_code: Optional[int] = None  # exited
-    health: Optional[str] = None     # health: healthy | unhealthy | starting
+    health: Optional[str] = None  # health: healthy | unhealthy | starting
     time_nano: int = 0
 
 
@@ -64,7 +65,7 @@ def translate(event: Mapping[str, Any]) -> Optional[ContainerChange]:
         kind = OOM
     elif action.startswith(_HEALTH_PREFIX):
         kind = HEALTH
-        health = action[len(_HEALTH_PREFIX):].strip() or None
+        health = action[len(_HEALTH_PREFIX) :].strip() or None
     elif action == "destroy":
         kind = DESTROYED
     if kind is None:
@@ -73,16 +74,21 @@ def translate(event: Mapping[str, Any]) -> Optional[ContainerChange]:
     if not isinstance(time_nano, int):
         seconds = event.get("time")
         time_nano = int(seconds * 1_000_000_000) if isinstance(seconds, (int, float)) else 0
-    return ContainerChange(kind=kind, server_id=placement.server_id, container_id=container_id,
-                           placement=placement, exit_code=exit_code, health=health,
-                           time_nano=time_nano)
+    return ContainerChange(
+        kind=kind,
+        server_id=placement.server_id,
+        container_id=container_id,
+        placement=placement,
+        exit_code=exit_code,
+        health=health,
+        time_nano=time_nano,
+    )
 
 
 Listed = tuple[str, str, Placement, Optional[int]]  # server id, state, placement, exit code
 
 
-def resync_changes(known: Mapping[str, tuple[str, Placement]],
-                   now: Mapping[str, Listed]) -> list[ContainerChange]:
+def resync_changes(known: Mapping[str, tuple[str, Placement]], now: Mapping[str, Listed]) -> list[ContainerChange]:
     """Changes missed while the events stream was down (Docker restarted, say).
 
     `known`: container id -> (server id, placement) of the containers last seen running.

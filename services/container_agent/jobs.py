@@ -6,6 +6,7 @@ reply; `Job.wait_or_detach` tells the handler which case it is in, without a rac
 with the job's end, so that a late failure is reported once, by its own path.
 Workers are daemon threads: a stop in progress never holds the process at exit.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,7 @@ class Job:
         """True when the job ended within `timeout` (nothing else happens)."""
         return self._done.wait(timeout)
 
-    def wait_or_detach(self, timeout: float,
-                       on_late_end: Optional[Callable[["Job"], None]] = None) -> bool:
+    def wait_or_detach(self, timeout: float, on_late_end: Optional[Callable[["Job"], None]] = None) -> bool:
         """True when the job ended within `timeout`; else False, and its end will be
         handed to `on_late_end` (exactly once, on the worker thread)."""
         if self._done.wait(timeout):
@@ -77,8 +77,7 @@ class Workers:
 
     def __init__(self, count: int, name: str = "worker") -> None:
         self._queue: "queue.SimpleQueue[Optional[Job]]" = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
-                         for i in range(count)]
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(count)]
         self._closed = False
         for thread in self._threads:
             thread.start()

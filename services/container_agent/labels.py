@@ -9,6 +9,7 @@ without asking anyone; nothing is kept in a file of ours.
 cluster_name` setting) can share one Docker engine without touching each other's
 containers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,7 @@ HTTP_PORT = RESERVED_LABEL_PREFIX + "http-port"
 HTTP_PATH = RESERVED_LABEL_PREFIX + "http-path"
 
 # The keys above: extra labels (tests, operators) may not override them.
-BOOKKEEPING = frozenset({MANAGED, SERVER_ID, HOST_PORT, SPEC_HASH, CLUSTER, TRANSPORT,
-                         HTTP_PORT, HTTP_PATH})
+BOOKKEEPING = frozenset({MANAGED, SERVER_ID, HOST_PORT, SPEC_HASH, CLUSTER, TRANSPORT, HTTP_PORT, HTTP_PATH})
 
 STDIO = "stdio"
 HTTP = "http"
@@ -50,18 +50,19 @@ def container_name(server_id: str) -> str:
     return f"mcp-{server_id}"
 
 
-def labels_for(placement: Placement, cluster: str,
-               extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+def labels_for(placement: Placement, cluster: str, extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """Our labels for a new container (`extra` first: ours always win)."""
     out = dict(extra or {})
-    out.update({
-        MANAGED: "true",
-        CLUSTER: cluster,
-        SERVER_ID: placement.server_id,
-        HOST_PORT: str(placement.host_port) if placement.host_port is not None else "",
-        SPEC_HASH: placement.spec_hash,
-        TRANSPORT: placement.transport,
-    })
+    out.update(
+        {
+            MANAGED: "true",
+            CLUSTER: cluster,
+            SERVER_ID: placement.server_id,
+            HOST_PORT: str(placement.host_port) if placement.host_port is not None else "",
+            SPEC_HASH: placement.spec_hash,
+            TRANSPORT: placement.transport,
+        }
+    )
     if placement.transport == HTTP:
         out[HTTP_PORT] = str(placement.http_port) if placement.http_port is not None else ""
         out[HTTP_PATH] = placement.http_path
@@ -71,8 +72,7 @@ def labels_for(placement: Placement, cluster: str,
 def is_ours(labels: Optional[Mapping[str, str]], cluster: str) -> bool:
     """Managed by an agent of this cluster (never touch a container when this is False)."""
     labels = labels or {}
-    return (labels.get(MANAGED) == "true" and labels.get(CLUSTER) == cluster
-            and bool(labels.get(SERVER_ID)))
+    return labels.get(MANAGED) == "true" and labels.get(CLUSTER) == cluster and bool(labels.get(SERVER_ID))
 
 
 def placement_of(labels: Optional[Mapping[str, str]]) -> Optional[Placement]:

@@ -11,6 +11,7 @@ each server (exit code, OOM, stderr lines), kept after its container is gone unt
 the server starts again; the last error of an operation; which run of a container the
 bridge is attached to. Everything else is read from Docker, found by our labels.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,14 +20,12 @@ import threading
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from common.config import ServerConfig
-from common.protocol import (BridgeState, ContainerEvent, ContainerInfo, ContainerSynced, ErrorCode,
-                             ServiceError)
+from common.protocol import BridgeState, ContainerEvent, ContainerInfo, ContainerSynced, ErrorCode, ServiceError
 
 from . import events
 from .docker_ops import DockerOps
 from .events import ContainerChange
-from .labels import (HTTP, STDIO, Placement, container_name, is_ours, labels_for,
-                     placement_of)
+from .labels import HTTP, STDIO, Placement, container_name, is_ours, labels_for, placement_of
 from .plan import STARTABLE, Action, Observed, decide, pull_needed, unwanted
 from .serving import Serving
 from .specs import ServerSpecs
@@ -44,8 +43,7 @@ Submit = Callable[[Callable[[], Any]], None]
 
 def placement_for(server: ServerConfig, host_port: int) -> Placement:
     if server.http is not None:
-        return Placement(server.server_id, host_port, server.spec_hash, HTTP,
-                         server.http.port, server.http.path)
+        return Placement(server.server_id, host_port, server.spec_hash, HTTP, server.http.port, server.http.path)
     return Placement(server.server_id, host_port, server.spec_hash, STDIO)
 
 
@@ -58,10 +56,18 @@ def _labels(attrs: Mapping[str, Any]) -> Mapping[str, str]:
 
 
 class Lifecycle:
-    def __init__(self, ops: DockerOps, serving: Serving, specs: ServerSpecs, *,
-                 port_range: tuple[int, int], emit: Emit, submit: Submit,
-                 extra_labels: Optional[Mapping[str, str]] = None,
-                 kept_lines: int = KEPT_LINES) -> None:
+    def __init__(
+        self,
+        ops: DockerOps,
+        serving: Serving,
+        specs: ServerSpecs,
+        *,
+        port_range: tuple[int, int],
+        emit: Emit,
+        submit: Submit,
+        extra_labels: Optional[Mapping[str, str]] = None,
+        kept_lines: int = KEPT_LINES,
+    ) -> None:
         self.ops = ops
         self.serving = serving
         self.specs = specs
@@ -134,13 +140,18 @@ class Lifecycle:
             # Two paths record the same exit (the die event, a removal): keep the richer.
             if old is not None and old.container_id == record.container_id:
                 code = record.exit_code if record.exit_code is not None else old.exit_code
-                record = LastExit(record.container_id, code, record.oom_killed or old.oom_killed,
-                                  record.finished_at or old.finished_at,
-                                  record.stderr_tail or old.stderr_tail)
+                record = LastExit(
+                    record.container_id,
+                    code,
+                    record.oom_killed or old.oom_killed,
+                    record.finished_at or old.finished_at,
+                    record.stderr_tail or old.stderr_tail,
+                )
             self._last_exit[server_id] = record
 
-    def _exit_record(self, server_id: str, attrs: Optional[Mapping[str, Any]], container_id: str,
-                     exit_code: Optional[int] = None) -> LastExit:
+    def _exit_record(
+        self, server_id: str, attrs: Optional[Mapping[str, Any]], container_id: str, exit_code: Optional[int] = None
+    ) -> LastExit:
         state = (attrs or {}).get("State") or {}
         n = self.kept_lines
         tail = self.ops.stderr_lines(container_id, n) if attrs is not None else None
@@ -150,10 +161,13 @@ class Lifecycle:
         finished = state.get("FinishedAt")
         if not finished or finished.startswith("0001"):  # Docker's zero time: never
             finished = None
-        return LastExit(container_id=container_id,
-                        exit_code=code if isinstance(code, int) else None,
-                        oom_killed=bool(state.get("OOMKilled")), finished_at=finished,
-                        stderr_tail=tuple(tail[-n:]))
+        return LastExit(
+            container_id=container_id,
+            exit_code=code if isinstance(code, int) else None,
+            oom_killed=bool(state.get("OOMKilled")),
+            finished_at=finished,
+            stderr_tail=tuple(tail[-n:]),
+        )
 
     # --- reading ------------------------------------------------------------------
 
@@ -174,10 +188,17 @@ class Lifecycle:
                 got = self.serving.stderr_tail(server_id, STATUS_TAIL_LINES)
             tail = got or []
             if not is_ours(_labels(attrs), self.cluster):
-                error = error or (f"container {container_name(server_id)} is not managed by "
-                                  f"this orchestrator")
-        return container_info(server_id, attrs, bridge=bridge, bridge_reason=bridge_reason,
-                              last_exit=last_exit, error=error, pending=pending, stderr_tail=tail)
+                error = error or (f"container {container_name(server_id)} is not managed by this orchestrator")
+        return container_info(
+            server_id,
+            attrs,
+            bridge=bridge,
+            bridge_reason=bridge_reason,
+            last_exit=last_exit,
+            error=error,
+            pending=pending,
+            stderr_tail=tail,
+        )
 
     def status(self, server_id: Optional[str] = None) -> list[ContainerInfo]:
         if server_id is not None:
@@ -200,8 +221,7 @@ class Lifecycle:
         known = sorted(set(found) | remembered | set(self.serving.served_ids()))
         # A server known only from memory may still have a container under its name
         # (not ours, or without our labels any more): show what is there.
-        return [self.info(sid, found[sid] if sid in found else self.ops.inspect_server(sid))
-                for sid in known]
+        return [self.info(sid, found[sid] if sid in found else self.ops.inspect_server(sid)) for sid in known]
 
     def _inspect_listed(self, summary: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
         """Inspect a listed container, or reuse the last inspect while nothing changed."""
@@ -241,8 +261,7 @@ class Lifecycle:
             if record is not None:
                 got = list(record.stderr_tail)
             elif attrs is None:
-                raise ServiceError(ErrorCode.NOT_FOUND,
-                                   f"server {server_id}: no container and no earlier run known")
+                raise ServiceError(ErrorCode.NOT_FOUND, f"server {server_id}: no container and no earlier run known")
             else:
                 got = []
         return clean_lines(got, n)
@@ -254,24 +273,24 @@ class Lifecycle:
             server = self.specs.lookup(server_id, spec_hash)
             lo, hi = self.port_range
             if not lo <= host_port <= hi:
-                raise ServiceError(ErrorCode.INVALID_ARGUMENT,
-                                   f"server {server_id}: host port {host_port} is outside the "
-                                   f"port range {lo}-{hi}")
+                raise ServiceError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"server {server_id}: host port {host_port} is outside the port range {lo}-{hi}",
+                )
             wanted = placement_for(server, host_port)
             attrs = self.ops.inspect_server(server_id)
             observed = None
             if attrs is not None:
                 labels = _labels(attrs)
                 ours = is_ours(labels, self.cluster)
-                observed = Observed(attrs["Id"], _state(attrs), ours,
-                                    placement_of(labels) if ours else None)
+                observed = Observed(attrs["Id"], _state(attrs), ours, placement_of(labels) if ours else None)
             decision = decide(wanted, observed, self.serving.served_container(server_id))
             if decision.action is not Action.NOTHING:
                 log.info("server %s: %s (%s)", server_id, decision.action, decision.reason)
             if decision.action is Action.CONFLICT:
-                raise ServiceError(ErrorCode.CONFLICT,
-                                   f"server {server_id}: {container_name(server_id)}: "
-                                   f"{decision.reason}")
+                raise ServiceError(
+                    ErrorCode.CONFLICT, f"server {server_id}: {container_name(server_id)}: {decision.reason}"
+                )
             if decision.action is Action.RECREATE:
                 assert attrs is not None
                 self._retire(server_id, attrs, self._stop_timeout(server_id, attrs))
@@ -292,9 +311,11 @@ class Lifecycle:
             state = _state(attrs)
             if state != "running":
                 if state not in STARTABLE:
-                    raise ServiceError(ErrorCode.FAILED,
-                                       f"server {server_id}: the container is {state} and cannot "
-                                       f"be started; container.ensure recreates it")
+                    raise ServiceError(
+                        ErrorCode.FAILED,
+                        f"server {server_id}: the container is {state} and cannot "
+                        f"be started; container.ensure recreates it",
+                    )
                 self.ops.start(attrs["Id"], state)
                 attrs = self._running_attrs(server_id, attrs["Id"])
             self._attach(self._placement(attrs), attrs, adopted=state == "running")
@@ -317,9 +338,11 @@ class Lifecycle:
         with self._op(server_id, "restart"):
             attrs = self._own_container(server_id)
             if _state(attrs) not in STARTABLE | {"running", "restarting"}:
-                raise ServiceError(ErrorCode.FAILED,
-                                   f"server {server_id}: the container is {_state(attrs)} and "
-                                   f"cannot be restarted; container.ensure recreates it")
+                raise ServiceError(
+                    ErrorCode.FAILED,
+                    f"server {server_id}: the container is {_state(attrs)} and "
+                    f"cannot be restarted; container.ensure recreates it",
+                )
             log.info("server %s: restarting %s", server_id, attrs["Id"][:12])
             if _state(attrs) == "paused":
                 self.ops.start(attrs["Id"], "paused")
@@ -376,17 +399,20 @@ class Lifecycle:
     def _own_container(self, server_id: str) -> Mapping[str, Any]:
         attrs = self.ops.inspect_server(server_id)
         if attrs is None:
-            raise ServiceError(ErrorCode.NOT_FOUND,
-                               f"server {server_id}: no container {container_name(server_id)}; "
-                               f"container.ensure creates it")
+            raise ServiceError(
+                ErrorCode.NOT_FOUND,
+                f"server {server_id}: no container {container_name(server_id)}; container.ensure creates it",
+            )
         self._check_ours(server_id, attrs)
         return attrs
 
     def _check_ours(self, server_id: str, attrs: Mapping[str, Any]) -> None:
         if not is_ours(_labels(attrs), self.cluster):
-            raise ServiceError(ErrorCode.CONFLICT,
-                               f"server {server_id}: container {container_name(server_id)} is not "
-                               f"managed by this orchestrator; it is left alone")
+            raise ServiceError(
+                ErrorCode.CONFLICT,
+                f"server {server_id}: container {container_name(server_id)} is not "
+                f"managed by this orchestrator; it is left alone",
+            )
 
     def _placement(self, attrs: Mapping[str, Any]) -> Placement:
         placement = placement_of(_labels(attrs))
@@ -427,15 +453,15 @@ class Lifecycle:
         """`docker inspect` of a container just started; FAILED when it is not running."""
         attrs = self.ops.inspect(container_id)
         if attrs is None:
-            raise ServiceError(ErrorCode.FAILED,
-                               f"server {server_id}: the container vanished after its start")
+            raise ServiceError(ErrorCode.FAILED, f"server {server_id}: the container vanished after its start")
         if _state(attrs) != "running":
             state = attrs.get("State") or {}
             lines = self.ops.stderr_lines(container_id, 1) or []
             last = f": {clean_lines(lines, 1)[0]}" if lines else ""
-            raise ServiceError(ErrorCode.FAILED,
-                               f"server {server_id}: the container exited at once with code "
-                               f"{state.get('ExitCode')}{last}")
+            raise ServiceError(
+                ErrorCode.FAILED,
+                f"server {server_id}: the container exited at once with code {state.get('ExitCode')}{last}",
+            )
         return attrs
 
     def _attach(self, placement: Placement, attrs: Mapping[str, Any], *, adopted: bool) -> None:
@@ -486,8 +512,7 @@ class Lifecycle:
             with self._guard:
                 self._running[cid] = (sid, change.placement)
                 self._last_exit.pop(sid, None)  # a crash stays visible until the next start
-            self._emit("container.started", ContainerEvent(sid, cid, state="running",
-                                                           host_port=port))
+            self._emit("container.started", ContainerEvent(sid, cid, state="running", host_port=port))
             self._submit(lambda: self.serve_started(sid, cid, adopted=False))
         elif change.kind == events.EXITED:
             with self._guard:
@@ -497,18 +522,29 @@ class Lifecycle:
             attrs = self._quiet(lambda: self.ops.inspect(cid))
             record = self._exit_record(sid, attrs, cid, change.exit_code)
             self._remember_exit(sid, record)
-            self._emit("container.exited", ContainerEvent(
-                sid, cid, state=_state(attrs) or "missing", exit_code=record.exit_code,
-                oom_killed=record.oom_killed, host_port=port, requested=requested,
-                stderr_tail=clean_lines(record.stderr_tail, STATUS_TAIL_LINES)))
+            self._emit(
+                "container.exited",
+                ContainerEvent(
+                    sid,
+                    cid,
+                    state=_state(attrs) or "missing",
+                    exit_code=record.exit_code,
+                    oom_killed=record.oom_killed,
+                    host_port=port,
+                    requested=requested,
+                    stderr_tail=clean_lines(record.stderr_tail, STATUS_TAIL_LINES),
+                ),
+            )
             self._proxy_down_later(change, "the container exited")
         elif change.kind == events.OOM:
-            self._emit("container.oom", ContainerEvent(sid, cid, state="running", host_port=port,
-                                                       oom_killed=True,
-                                                       message="the kernel's OOM killer struck"))
+            self._emit(
+                "container.oom",
+                ContainerEvent(
+                    sid, cid, state="running", host_port=port, oom_killed=True, message="the kernel's OOM killer struck"
+                ),
+            )
         elif change.kind == events.HEALTH:
-            self._emit("container.health", ContainerEvent(sid, cid, health=change.health,
-                                                          host_port=port))
+            self._emit("container.health", ContainerEvent(sid, cid, health=change.health, host_port=port))
         elif change.kind == events.DESTROYED:
             with self._guard:
                 self._running.pop(cid, None)
@@ -538,8 +574,7 @@ class Lifecycle:
         with self._lock(server_id):
             try:
                 attrs = self.ops.inspect(container_id)
-                if (attrs is None or _state(attrs) != "running"
-                        or not is_ours(_labels(attrs), self.cluster)):
+                if attrs is None or _state(attrs) != "running" or not is_ours(_labels(attrs), self.cluster):
                     return  # it ended meanwhile: the error of an earlier operation stays
                 self._attach(self._placement(attrs), attrs, adopted=adopted)
             except ServiceError as exc:
@@ -558,21 +593,18 @@ class Lifecycle:
         for summary in self.ops.list_ours():
             placement = placement_of(summary.get("Labels"))
             if placement is not None:
-                now[summary["Id"]] = (placement.server_id, str(summary.get("State") or ""),
-                                      placement, None)
+                now[summary["Id"]] = (placement.server_id, str(summary.get("State") or ""), placement, None)
         with self._guard:
             known = dict(self._running)
         if first:
             with self._guard:
-                self._running = {cid: (sid, p) for cid, (sid, state, p, _) in now.items()
-                                 if state == "running"}
+                self._running = {cid: (sid, p) for cid, (sid, state, p, _) in now.items() if state == "running"}
         else:
             for change in events.resync_changes(known, now):
                 self.on_change(change)
         running = [(cid, sid) for cid, (sid, state, _, _) in now.items() if state == "running"]
         if first and running:
-            log.info("adopting %d running container(s): %s", len(running),
-                     ", ".join(sorted(sid for _, sid in running)))
+            log.info("adopting %d running container(s): %s", len(running), ", ".join(sorted(sid for _, sid in running)))
         for cid, sid in running:
             self._submit(lambda sid=sid, cid=cid: self.serve_started(sid, cid, adopted=True))
 

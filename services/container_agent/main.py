@@ -19,6 +19,7 @@ SIGTERM (or SIGINT) closes the bridges and the sockets and leaves every containe
 running: a restarted agent adopts them, and an agent upgrade does not restart the
 MCP servers. Stopping the servers is the scheduler's decision (container.stop).
 """
+
 from __future__ import annotations
 
 import collections
@@ -33,11 +34,20 @@ from typing import Any, Callable, Optional, Sequence
 import docker
 
 from common import protocol
-from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.config import server_id_problem
-from common.protocol import (ContainerEvent, ContainerInfo, ContainerList, ContainerLogs,
-                             ContainerSynced, ErrorCode, Message, ProtocolError, ServiceError,
-                             Snapshot)
+from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
+from common.protocol import (
+    ContainerEvent,
+    ContainerInfo,
+    ContainerList,
+    ContainerLogs,
+    ContainerSynced,
+    ErrorCode,
+    Message,
+    ProtocolError,
+    ServiceError,
+    Snapshot,
+)
 from common.pubsub import Publisher
 from common.reqrep import RepServer
 from common.service import Service
@@ -75,18 +85,21 @@ _RECENT_REQUESTS = 256
 
 
 def docker_client() -> docker.DockerClient:
-    return docker.from_env(version=DOCKER_API_VERSION, timeout=DOCKER_TIMEOUT_SECONDS,
-                           max_pool_size=WORKERS + 8)
+    return docker.from_env(version=DOCKER_API_VERSION, timeout=DOCKER_TIMEOUT_SECONDS, max_pool_size=WORKERS + 8)
 
 
 def _say_how_mcp_is_authenticated(settings: Settings) -> None:
     host = settings.service.bridge_host
     if settings.bridge.auth == BRIDGE_AUTH_NONE:
-        log.warning("MCP requests are not authenticated by the orchestrator ([bridge] auth = none): "
-                    "whatever stands in front of the bridges on %s must authenticate every request", host)
+        log.warning(
+            "MCP requests are not authenticated by the orchestrator ([bridge] auth = none): "
+            "whatever stands in front of the bridges on %s must authenticate every request",
+            host,
+        )
     elif settings.bridge_open:
-        log.info("MCP requests need no token: no [bridge] tokens are set and the bridges listen on "
-                 "%s (loopback) only", host)
+        log.info(
+            "MCP requests need no token: no [bridge] tokens are set and the bridges listen on %s (loopback) only", host
+        )
     else:
         log.info("MCP requests need a bearer token from [bridge] tokens (bridges on %s)", host)
 
@@ -94,11 +107,18 @@ def _say_how_mcp_is_authenticated(settings: Settings) -> None:
 class ContainerAgent:
     """The agent's sockets, workers, bridge and events stream."""
 
-    def __init__(self, service: Service, settings: Settings, specs: ServerSpecs, *,
-                 client: docker.DockerClient, client_factory: Callable[[], Any] = docker_client,
-                 extra_labels: Optional[dict[str, str]] = None,
-                 reply_wait: float = REPLY_WAIT_SECONDS,
-                 bridge_config: Optional[BridgeConfig] = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        settings: Settings,
+        specs: ServerSpecs,
+        *,
+        client: docker.DockerClient,
+        client_factory: Callable[[], Any] = docker_client,
+        extra_labels: Optional[dict[str, str]] = None,
+        reply_wait: float = REPLY_WAIT_SECONDS,
+        bridge_config: Optional[BridgeConfig] = None,
+    ) -> None:
         self.reply_wait = reply_wait
         self.cluster = settings.aws.cluster_name
         zmq_settings = settings.zmq
@@ -109,18 +129,34 @@ class ContainerAgent:
         self._wake_w.setblocking(False)
         self._requests: "collections.OrderedDict[str, Job]" = collections.OrderedDict()
 
-        self.rep = service.attach(RepServer(
-            service.ctx, zmq_settings.containers,
-            {"container.ensure": self.on_ensure, "container.stop": self.on_stop,
-             "container.start": self.on_start, "container.restart": self.on_restart,
-             "container.remove": self.on_remove, "container.status": self.on_status,
-             "container.logs": self.on_logs, "container.sync": self.on_sync,
-             "snapshot.get": self.on_snapshot},
-            src=NAME, max_bytes=zmq_settings.max_message_bytes))
-        self.pub = service.attach(Publisher(
-            service.ctx, zmq_settings.container_events, src=NAME,
-            heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
-            max_bytes=zmq_settings.max_message_bytes))
+        self.rep = service.attach(
+            RepServer(
+                service.ctx,
+                zmq_settings.containers,
+                {
+                    "container.ensure": self.on_ensure,
+                    "container.stop": self.on_stop,
+                    "container.start": self.on_start,
+                    "container.restart": self.on_restart,
+                    "container.remove": self.on_remove,
+                    "container.status": self.on_status,
+                    "container.logs": self.on_logs,
+                    "container.sync": self.on_sync,
+                    "snapshot.get": self.on_snapshot,
+                },
+                src=NAME,
+                max_bytes=zmq_settings.max_message_bytes,
+            )
+        )
+        self.pub = service.attach(
+            Publisher(
+                service.ctx,
+                zmq_settings.container_events,
+                src=NAME,
+                heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
+                max_bytes=zmq_settings.max_message_bytes,
+            )
+        )
         service.add_reader(self._wake_r.fileno(), self.publish_events)
         service.on_close(self.close)
 
@@ -130,20 +166,27 @@ class ContainerAgent:
         self.bridge = BridgeThread(client, config, on_event=self._on_bridge_event)
         self.bridge.start()
         self.lifecycle = Lifecycle(
-            DockerOps(client, self.cluster), Serving(self.bridge), specs,
+            DockerOps(client, self.cluster),
+            Serving(self.bridge),
+            specs,
             port_range=(settings.service.port_range_start, settings.service.port_range_end),
-            emit=self.emit, submit=lambda fn: self.workers.submit(fn, "serve"),
-            extra_labels=extra_labels, kept_lines=settings.bridge.stderr_lines)
-        self.stream = DockerEventStream(client_factory, event_filters(self.cluster),
-                                        self.lifecycle.on_change, self.lifecycle.resync)
+            emit=self.emit,
+            submit=lambda fn: self.workers.submit(fn, "serve"),
+            extra_labels=extra_labels,
+            kept_lines=settings.bridge.stderr_lines,
+        )
+        self.stream = DockerEventStream(
+            client_factory, event_filters(self.cluster), self.lifecycle.on_change, self.lifecycle.resync
+        )
         self.stream.start()
 
     # --- handlers -----------------------------------------------------------------
 
     def on_ensure(self, msg: Message) -> ContainerInfo:
         b = msg.body
-        return self._change(msg, "ensure", _checked(b.server_id),
-                            lambda: self.lifecycle.ensure(b.server_id, b.spec_hash, b.host_port))
+        return self._change(
+            msg, "ensure", _checked(b.server_id), lambda: self.lifecycle.ensure(b.server_id, b.spec_hash, b.host_port)
+        )
 
     def on_stop(self, msg: Message) -> ContainerInfo:
         sid = _checked(msg.body.server_id)
@@ -172,8 +215,7 @@ class ContainerAgent:
         sid = msg.body.server_id
         if sid is not None:
             _checked(sid)
-        return ContainerList(containers=self._read(msg, "status",
-                                                   lambda: self.lifecycle.status(sid)))
+        return ContainerList(containers=self._read(msg, "status", lambda: self.lifecycle.status(sid)))
 
     def on_logs(self, msg: Message) -> ContainerLogs:
         b = msg.body
@@ -198,8 +240,7 @@ class ContainerAgent:
                 self._requests.popitem(last=False)
         return job
 
-    def _change(self, msg: Message, op: str, server_id: str,
-                fn: Callable[[], ContainerInfo]) -> ContainerInfo:
+    def _change(self, msg: Message, op: str, server_id: str, fn: Callable[[], ContainerInfo]) -> ContainerInfo:
         if msg.id not in self._requests:
             self.lifecycle.set_pending(server_id, op)
         job = self._job(msg, op, fn)
@@ -208,8 +249,7 @@ class ContainerAgent:
         log.info("server %s: %s goes on after the reply", server_id, op)
         return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=op)
 
-    def _wait(self, job: Job, timeout: float,
-              on_late_end: Optional[Callable[[Job], None]] = None) -> bool:
+    def _wait(self, job: Job, timeout: float, on_late_end: Optional[Callable[[Job], None]] = None) -> bool:
         """Wait for a job in the loop's thread without starving the PUB socket."""
         deadline = time.monotonic() + timeout
         while True:
@@ -225,19 +265,17 @@ class ContainerAgent:
         if job.error is None:
             log.info("server %s: %s done", server_id, op)
             return
-        message = (job.error.message if isinstance(job.error, ServiceError)
-                   else f"{op} failed: internal error")
+        message = job.error.message if isinstance(job.error, ServiceError) else f"{op} failed: internal error"
         if op in _STARTING_OPS:
-            self.emit("container.exited", ContainerEvent(server_id, state="failed",
-                                                         message=message))
+            self.emit("container.exited", ContainerEvent(server_id, state="failed", message=message))
 
     def _read(self, msg: Message, name: str, fn: Callable[[], Any]) -> Any:
         job = self._job(msg, name, fn)
         if self._wait(job, READ_WAIT_SECONDS):
             return job.outcome()
-        raise ServiceError(ErrorCode.TIMEOUT,
-                           f"{name}: the Docker engine did not answer within "
-                           f"{READ_WAIT_SECONDS:g} s")
+        raise ServiceError(
+            ErrorCode.TIMEOUT, f"{name}: the Docker engine did not answer within {READ_WAIT_SECONDS:g} s"
+        )
 
     # --- events -------------------------------------------------------------------
 
@@ -250,9 +288,10 @@ class ContainerAgent:
             pass
 
     def _on_bridge_event(self, event: BridgeEvent) -> None:
-        self.emit("container.bridge", ContainerEvent(
-            event.server_id, event.container_id or None, bridge=event.kind,
-            message=event.reason))
+        self.emit(
+            "container.bridge",
+            ContainerEvent(event.server_id, event.container_id or None, bridge=event.kind, message=event.reason),
+        )
 
     def publish_events(self) -> None:
         try:
@@ -309,13 +348,23 @@ def _event_detail(body: ContainerEvent) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = process_parser(NAME, __doc__)
-    parser.add_argument("--reply-wait", type=float, default=REPLY_WAIT_SECONDS, metavar="SECONDS",
-                        help="how long a change (ensure, stop, ...) waits for its outcome "
-                             "before the reply says 'pending' (keep it below the callers' "
-                             "request timeout)")
-    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                        help="an extra label for every container the agent creates "
-                             "(repeatable; the tests mark their containers with it)")
+    parser.add_argument(
+        "--reply-wait",
+        type=float,
+        default=REPLY_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="how long a change (ensure, stop, ...) waits for its outcome "
+        "before the reply says 'pending' (keep it below the callers' "
+        "request timeout)",
+    )
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra label for every container the agent creates "
+        "(repeatable; the tests mark their containers with it)",
+    )
     args = parser.parse_args(argv)
     extra, problems = parse_extra(args.label)
     if problems:
@@ -331,8 +380,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     specs.reload()
     service = Service(NAME)
     try:
-        ContainerAgent(service, settings, specs, client=docker_client(), extra_labels=extra,
-                       reply_wait=max(args.reply_wait, 0.0))
+        ContainerAgent(
+            service, settings, specs, client=docker_client(), extra_labels=extra, reply_wait=max(args.reply_wait, 0.0)
+        )
         return service.run()
     finally:
         service.close()

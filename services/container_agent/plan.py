@@ -5,6 +5,7 @@ container found under the server's name and the container the bridge serves, and
 picks one action. `pull_needed` applies `--pull`. `unwanted` picks what a sync
 removes. No Docker here: the lifecycle module carries the decisions out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,11 +20,11 @@ PULL_POLICIES = ("always", "missing", "never")
 
 
 class Action(str, Enum):
-    CREATE = "create"      # no container: create and start one, then serve it
-    ADOPT = "adopt"        # ours, matching and running, not served: serve it
+    CREATE = "create"  # no container: create and start one, then serve it
+    ADOPT = "adopt"  # ours, matching and running, not served: serve it
     RECREATE = "recreate"  # ours but drifted (or unusable): replace it
-    START = "start"        # ours and matching but not running: start it, then serve it
-    NOTHING = "nothing"    # ours, matching, running and served
+    START = "start"  # ours and matching but not running: start it, then serve it
+    NOTHING = "nothing"  # ours, matching, running and served
     CONFLICT = "conflict"  # the name is taken by a container that is not ours
 
     def __str__(self) -> str:
@@ -35,8 +36,8 @@ class Observed:
     """The container found under the server's name."""
 
     container_id: str
-    state: str                      # Docker's State.Status
-    ours: bool                      # our labels, our cluster
+    state: str  # Docker's State.Status
+    ours: bool  # our labels, our cluster
     placement: Optional[Placement]  # from its labels (None if not ours)
 
 
@@ -46,29 +47,27 @@ class Decision:
     reason: str
 
 
-def decide(wanted: Placement, observed: Optional[Observed],
-           served_container_id: Optional[str] = None) -> Decision:
+def decide(wanted: Placement, observed: Optional[Observed], served_container_id: Optional[str] = None) -> Decision:
     """The action for one server. `served_container_id`: the container the bridge
     serves (and is not marked down) for this server, if any."""
     if observed is None:
         return Decision(Action.CREATE, "no container")
     if not observed.ours or observed.placement is None:
-        return Decision(Action.CONFLICT,
-                        "a container with this name exists and is not managed by this "
-                        "orchestrator (cluster); it is left alone: rename or remove it")
+        return Decision(
+            Action.CONFLICT,
+            "a container with this name exists and is not managed by this "
+            "orchestrator (cluster); it is left alone: rename or remove it",
+        )
     have = observed.placement
     if have.server_id != wanted.server_id:
         return Decision(Action.RECREATE, f"it was created for server {have.server_id!r}")
     if have.spec_hash != wanted.spec_hash:
-        return Decision(Action.RECREATE,
-                        f"the spec changed (hash {have.spec_hash or '-'} -> {wanted.spec_hash})")
+        return Decision(Action.RECREATE, f"the spec changed (hash {have.spec_hash or '-'} -> {wanted.spec_hash})")
     if have.host_port != wanted.host_port:
         # Labels cannot change on a container, and a restarted agent serves the port
         # its label records: the label must be right.
-        return Decision(Action.RECREATE,
-                        f"the host port changed ({have.host_port} -> {wanted.host_port})")
-    if (have.transport, have.http_port, have.http_path) != (
-            wanted.transport, wanted.http_port, wanted.http_path):
+        return Decision(Action.RECREATE, f"the host port changed ({have.host_port} -> {wanted.host_port})")
+    if (have.transport, have.http_port, have.http_path) != (wanted.transport, wanted.http_port, wanted.http_path):
         return Decision(Action.RECREATE, "the transport changed")
     if observed.state == "running":
         if served_container_id == observed.container_id:

@@ -5,6 +5,7 @@ calling worker thread until the bridge's loop has done it, with a timeout. A con
 is served in the mode its labels record: attached over stdio, or reverse-proxied when
 it speaks HTTP itself.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,33 +33,31 @@ class Serving:
         when the bridge cannot (the port is taken, the attach failed)."""
         sid = placement.server_id
         if placement.host_port is None:
-            raise ServiceError(ErrorCode.FAILED,
-                               f"server {sid}: the container has no valid host-port label")
+            raise ServiceError(ErrorCode.FAILED, f"server {sid}: the container has no valid host-port label")
         try:
             if placement.transport == HTTP:
-                address = (proxy_address(attrs, placement.http_port)
-                           if placement.http_port is not None else None)
+                address = proxy_address(attrs, placement.http_port) if placement.http_port is not None else None
                 if address is None:
-                    raise ServiceError(ErrorCode.FAILED,
-                                       f"server {sid}: the container has no address the agent "
-                                       f"can reach its HTTP port at (network mode "
-                                       f"{(attrs.get('HostConfig') or {}).get('NetworkMode')!r})")
-                return self.bridge.serve_http(sid, placement.host_port, address[0], address[1],
-                                              placement.http_path, container_id=attrs["Id"])
-            return self.bridge.serve(sid, placement.host_port, attrs["Id"], adopted=adopted,
-                                     timeout=CALL_TIMEOUT)
+                    raise ServiceError(
+                        ErrorCode.FAILED,
+                        f"server {sid}: the container has no address the agent "
+                        f"can reach its HTTP port at (network mode "
+                        f"{(attrs.get('HostConfig') or {}).get('NetworkMode')!r})",
+                    )
+                return self.bridge.serve_http(
+                    sid, placement.host_port, address[0], address[1], placement.http_path, container_id=attrs["Id"]
+                )
+            return self.bridge.serve(sid, placement.host_port, attrs["Id"], adopted=adopted, timeout=CALL_TIMEOUT)
         except BridgeError as exc:
             raise ServiceError(ErrorCode.FAILED, str(exc)) from None
         except CallTimeout:
-            raise ServiceError(ErrorCode.TIMEOUT,
-                               f"server {sid}: the bridge did not answer in time") from None
+            raise ServiceError(ErrorCode.TIMEOUT, f"server {sid}: the bridge did not answer in time") from None
 
     def unserve(self, server_id: str) -> bool:
         try:
             return self.bridge.unserve(server_id, timeout=CALL_TIMEOUT)
         except CallTimeout:
-            raise ServiceError(ErrorCode.TIMEOUT,
-                               f"server {server_id}: the bridge did not answer in time") from None
+            raise ServiceError(ErrorCode.TIMEOUT, f"server {server_id}: the bridge did not answer in time") from None
 
     def state(self, server_id: str) -> tuple[str, str, str]:
         """(bridge state, why it is not ready, container id served): ("", "", "") when not
@@ -101,8 +100,7 @@ class Serving:
 
         async def guarded() -> None:
             health = bridge.health(server_id)
-            if health is not None and (health.container_id == container_id
-                                       or health.mode == HTTP):
+            if health is not None and (health.container_id == container_id or health.mode == HTTP):
                 await bridge.mark_down(server_id, reason)
 
         try:

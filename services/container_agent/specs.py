@@ -7,6 +7,7 @@ the file changed since it was read: it is read again, once per request. Still
 different means the two processes see different files (or environments): an error
 that says so, never a container built from a guess.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,7 @@ Loader = Callable[[], McpConfig]
 
 
 class ServerSpecs:
-    def __init__(self, path: os.PathLike | str, port_range: tuple[int, int],
-                 loader: Optional[Loader] = None) -> None:
+    def __init__(self, path: os.PathLike | str, port_range: tuple[int, int], loader: Optional[Loader] = None) -> None:
         self.path = Path(path)
         self._loader = loader or (lambda: load_config(self.path, port_range=port_range))
         self._lock = threading.Lock()
@@ -58,20 +58,24 @@ class ServerSpecs:
         if server is None:
             config = self.current()
             if server_id in config.invalid:
-                raise ServiceError(ErrorCode.INVALID_ARGUMENT,
-                                   f"server {server_id!r} is invalid in {self.path}; "
-                                   f"see `mcp-orchestrator validate`")
+                raise ServiceError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"server {server_id!r} is invalid in {self.path}; see `mcp-orchestrator validate`",
+                )
             if not config.readable:
-                raise ServiceError(ErrorCode.UNAVAILABLE,
-                                   f"{self.path} cannot be used by the container-agent: "
-                                   f"{'; '.join(str(i) for i in config.errors)}")
-            raise ServiceError(ErrorCode.NOT_FOUND,
-                               f"server {server_id!r} is not in {self.path} as read by the "
-                               f"container-agent")
+                raise ServiceError(
+                    ErrorCode.UNAVAILABLE,
+                    f"{self.path} cannot be used by the container-agent: {'; '.join(str(i) for i in config.errors)}",
+                )
+            raise ServiceError(
+                ErrorCode.NOT_FOUND, f"server {server_id!r} is not in {self.path} as read by the container-agent"
+            )
         if server.spec_hash != spec_hash:
-            raise ServiceError(ErrorCode.CONFLICT,
-                               f"server {server_id!r}: the container-agent's {self.path} gives "
-                               f"spec hash {server.spec_hash}, the request asks for {spec_hash}: "
-                               f"the scheduler and the container-agent read different files or "
-                               f"environments")
+            raise ServiceError(
+                ErrorCode.CONFLICT,
+                f"server {server_id!r}: the container-agent's {self.path} gives "
+                f"spec hash {server.spec_hash}, the request asks for {spec_hash}: "
+                f"the scheduler and the container-agent read different files or "
+                f"environments",
+            )
         return server

@@ -4,6 +4,7 @@
 code and stderr lines stay visible after its container is gone (recreated, removed),
 until the server starts again.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,11 +56,17 @@ def _int(value: Any) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def container_info(server_id: str, attrs: Optional[Mapping[str, Any]], *,
-                   bridge: str = "", bridge_reason: str = "",
-                   last_exit: Optional[LastExit] = None,
-                   error: Optional[str] = None, pending: str = "",
-                   stderr_tail: Iterable[str] = ()) -> ContainerInfo:
+def container_info(
+    server_id: str,
+    attrs: Optional[Mapping[str, Any]],
+    *,
+    bridge: str = "",
+    bridge_reason: str = "",
+    last_exit: Optional[LastExit] = None,
+    error: Optional[str] = None,
+    pending: str = "",
+    stderr_tail: Iterable[str] = (),
+) -> ContainerInfo:
     """The status of one server. `attrs`: `docker inspect` of its container (None: it
     has none). `bridge`: the bridge's state for it ("" when not served), and
     `bridge_reason` why it is not ready."""
@@ -67,14 +74,19 @@ def container_info(server_id: str, attrs: Optional[Mapping[str, Any]], *,
     bridge_reason = redact(bridge_reason)  # it may quote the server's own error message
     if attrs is None:
         return ContainerInfo(
-            server_id=server_id, container_id=None, name=container_name(server_id),
-            state="missing", bridge=bridge, bridge_reason=bridge_reason, error=error,
+            server_id=server_id,
+            container_id=None,
+            name=container_name(server_id),
+            state="missing",
+            bridge=bridge,
+            bridge_reason=bridge_reason,
+            error=error,
             pending=pending,
             exit_code=last_exit.exit_code if last_exit else None,
             oom_killed=last_exit.oom_killed if last_exit else False,
             finished_at=last_exit.finished_at if last_exit else None,
-            stderr_tail=tail or (clean_lines(last_exit.stderr_tail, STATUS_TAIL_LINES)
-                                 if last_exit else []))
+            stderr_tail=tail or (clean_lines(last_exit.stderr_tail, STATUS_TAIL_LINES) if last_exit else []),
+        )
     state = attrs.get("State") or {}
     config = attrs.get("Config") or {}
     placement = placement_of(config.get("Labels"))

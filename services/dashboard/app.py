@@ -14,6 +14,7 @@ URL layout under `[dashboard] path` (P, default /monitor):
 
 Pages accept `?fragment=1`: just the live part, for the poller in dashboard.js.
 """
+
 from __future__ import annotations
 
 import html
@@ -36,17 +37,22 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("dashboard")
 
 
-def create_app(settings: Settings, control: Control, *,
-               sessions: Optional[SessionStore] = None,
-               limiter: Optional[LoginLimiter] = None,
-               clock: Callable[[], float] = time.time) -> falcon.App:
+def create_app(
+    settings: Settings,
+    control: Control,
+    *,
+    sessions: Optional[SessionStore] = None,
+    limiter: Optional[LoginLimiter] = None,
+    clock: Callable[[], float] = time.time,
+) -> falcon.App:
     """The WSGI app. `control` gives the state and sends actions (SchedulerLink, or a
     fake in tests); `sessions` and `limiter` default to fresh ones from settings."""
     dash = settings.dashboard
     paths = Paths(dash.path)
     sessions = sessions or SessionStore(dash.session_minutes * 60)
-    limiter = limiter or LoginLimiter(dash.login_failures_per_address, dash.login_failures_total,
-                                      dash.login_window_seconds)
+    limiter = limiter or LoginLimiter(
+        dash.login_failures_per_address, dash.login_failures_total, dash.login_window_seconds
+    )
     deps = r.Deps(settings, control, paths, sessions, limiter, clock)
 
     app = falcon.App(middleware=[SecurityHeaders(paths), RequireSession(paths, sessions)])
@@ -89,16 +95,14 @@ def _loads(text: str) -> Any:
         raise ValueError("nested too deeply") from None
 
 
-def _unexpected_error(req: falcon.Request, resp: falcon.Response, exc: Exception,
-                      params: dict) -> None:
+def _unexpected_error(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict) -> None:
     # Instead of falcon's default, which writes the traceback to wsgi.errors (stderr),
     # past the log formatter that masks secrets.
     log.error("%s %s failed", req.method, req.path, exc_info=exc)
     raise falcon.HTTPInternalServerError(description="see the dashboard's log")
 
 
-def _serialize_error(req: falcon.Request, resp: falcon.Response,
-                     exc: falcon.HTTPError) -> None:
+def _serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
     """JSON for API clients and scripts, a small escaped page for browsers."""
     if req.client_prefers((falcon.MEDIA_JSON, falcon.MEDIA_HTML)) == falcon.MEDIA_HTML:
         resp.content_type = falcon.MEDIA_HTML
@@ -106,7 +110,8 @@ def _serialize_error(req: falcon.Request, resp: falcon.Response,
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>'
             f"{html.escape(exc.title or exc.status)}</title></head><body><h1>"
             f"{html.escape(exc.title or exc.status)}</h1><p>{html.escape(exc.description or '')}"
-            "</p></body></html>")
+            "</p></body></html>"
+        )
     else:
         resp.content_type = falcon.MEDIA_JSON
         resp.text = json.dumps(exc.to_dict())

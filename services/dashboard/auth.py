@@ -7,6 +7,7 @@ would then be an offline test of password guesses. The cookie holds only a rando
 session id, its expiry and an HMAC of both; the CSRF token is random per session and
 kept server side.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 SESSION_COOKIE = "mcpo_session"
-LOGIN_COOKIE = "mcpo_login"          # double-submit token of the login form
+LOGIN_COOKIE = "mcpo_login"  # double-submit token of the login form
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 # Sessions kept at most; the oldest go first (a flood of logins cannot exhaust memory).
@@ -59,14 +60,20 @@ class Session:
     csrf_token: str
     created: float
     expires: float
-    flash: list[tuple[str, str]]   # (level, message)
+    flash: list[tuple[str, str]]  # (level, message)
 
 
 class SessionStore:
     """Signed session cookies backed by an in-memory table (so logout really ends one)."""
 
-    def __init__(self, lifetime_seconds: float, *, key: Optional[bytes] = None,
-                 clock: Callable[[], float] = time.time, max_sessions: int = MAX_SESSIONS) -> None:
+    def __init__(
+        self,
+        lifetime_seconds: float,
+        *,
+        key: Optional[bytes] = None,
+        clock: Callable[[], float] = time.time,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
         self.lifetime = lifetime_seconds
         self._key = key or secrets.token_bytes(32)
         self._clock = clock
@@ -81,8 +88,14 @@ class SessionStore:
     def create(self, username: str) -> tuple[str, Session]:
         """A new session; returns (cookie value, session)."""
         now = self._clock()
-        session = Session(sid=new_token(), username=username, csrf_token=new_token(),
-                          created=now, expires=now + self.lifetime, flash=[])
+        session = Session(
+            sid=new_token(),
+            username=username,
+            csrf_token=new_token(),
+            created=now,
+            expires=now + self.lifetime,
+            flash=[],
+        )
         with self._lock:
             self._prune(now)
             self._sessions[session.sid] = session
@@ -144,9 +157,15 @@ class LoginLimiter:
     it is positive, the attempt is refused without checking the password.
     """
 
-    def __init__(self, per_address: int, total: int, window_seconds: float, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 max_addresses: int = MAX_TRACKED_ADDRESSES) -> None:
+    def __init__(
+        self,
+        per_address: int,
+        total: int,
+        window_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = MAX_TRACKED_ADDRESSES,
+    ) -> None:
         self.per_address = per_address
         self.total = total
         self.window = window_seconds

@@ -5,6 +5,7 @@ mirror of the scheduler's state plus requests over its control socket); tests pa
 fake. Neither call may block for long: `state()` returns the copy at hand, `act()` is
 bounded by a short request timeout.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ ACTIONS = SERVER_ACTIONS + GLOBAL_ACTIONS
 class ActionResult:
     ok: bool
     message: str
-    code: Optional[str] = None   # the error code when not ok (e.g. unavailable, not_found)
+    code: Optional[str] = None  # the error code when not ok (e.g. unavailable, not_found)
 
 
 class Control(Protocol):

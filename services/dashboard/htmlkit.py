@@ -4,6 +4,7 @@ Pages are built from literal templates filled with values; every value is escape
 (quotes included, so it is safe inside attributes) unless it is markup we built
 ourselves. There is no way to put raw text from the state into a page.
 """
+
 from __future__ import annotations
 
 import html as _html
@@ -45,8 +46,7 @@ def show(value: Any) -> Html:
 
 def html(template: str, *args: Any, **kwargs: Any) -> Html:
     """`template` (a trusted literal) with `{}` fields filled by escaped values."""
-    return Html(template.format(*(esc(a) for a in args),
-                                **{k: esc(v) for k, v in kwargs.items()}))
+    return Html(template.format(*(esc(a) for a in args), **{k: esc(v) for k, v in kwargs.items()}))
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Html:

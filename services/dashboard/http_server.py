@@ -13,6 +13,7 @@ must deliver each request complete within `[dashboard] header_timeout_seconds` (
 closed), and a connection over `max_connections` or `max_connections_per_address` gets
 a 503 or 429 the moment it is accepted.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 from waitress.trigger import trigger
 
-from common.connection_limits import (REQUEST_TIMEOUT, ConnectionCount, Refusal, RefusalLog,
-                                      fit_open_files)
+from common.connection_limits import REQUEST_TIMEOUT, ConnectionCount, Refusal, RefusalLog, fit_open_files
 from common.settings import DashboardSettings
 
 log = logging.getLogger("dashboard")
@@ -47,8 +47,7 @@ class _Channel(HTTPChannel):
     _counted = False
     request_due: Optional[float] = None  # when the request now arriving must be complete
 
-    def __init__(self, server: "_Server", sock: Any, addr: Any, adj: Adjustments,
-                 map: Optional[dict] = None) -> None:
+    def __init__(self, server: "_Server", sock: Any, addr: Any, adj: Adjustments, map: Optional[dict] = None) -> None:
         super().__init__(server, sock, addr, adj, map)
         self.peer = _peer(addr)
         server.count.opened(self.peer)
@@ -76,8 +75,9 @@ class _Channel(HTTPChannel):
 class _Server(TcpWSGIServer):
     channel_class = _Channel
 
-    def __init__(self, app: Any, map: dict, *, count: ConnectionCount, header_timeout: float,
-                 refusals: RefusalLog, **kw: Any) -> None:
+    def __init__(
+        self, app: Any, map: dict, *, count: ConnectionCount, header_timeout: float, refusals: RefusalLog, **kw: Any
+    ) -> None:
         self.count = count
         self.header_timeout = header_timeout
         self.refusals = refusals
@@ -177,15 +177,19 @@ class HttpServer:
         # Proxy headers are passed through untouched: the app believes X-Forwarded-For
         # only from [service] trusted_proxies, and X-Forwarded-Proto only to add the
         # Secure flag to cookies behind an HTTPS load balancer.
-        adj = Adjustments(host=settings.host, port=settings.port, threads=settings.threads,
-                          ident="mcp-orchestrator",
-                          max_request_body_size=MAX_REQUEST_BODY_BYTES,
-                          clear_untrusted_proxy_headers=False,
-                          channel_timeout=max(1, round(settings.idle_timeout_seconds)),
-                          cleanup_interval=1,  # how often deadlines are checked
-                          # A backstop only: the count above answers 503 first.
-                          connection_limit=max_connections + MAP_OVERHEAD,
-                          asyncore_use_poll=True)  # select() stops at descriptor 1024
+        adj = Adjustments(
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            ident="mcp-orchestrator",
+            max_request_body_size=MAX_REQUEST_BODY_BYTES,
+            clear_untrusted_proxy_headers=False,
+            channel_timeout=max(1, round(settings.idle_timeout_seconds)),
+            cleanup_interval=1,  # how often deadlines are checked
+            # A backstop only: the count above answers 503 first.
+            connection_limit=max_connections + MAP_OVERHEAD,
+            asyncore_use_poll=True,
+        )  # select() stops at descriptor 1024
         self._map: dict = {}
         self._dispatcher = ThreadedTaskDispatcher()
         self._dispatcher.set_thread_count(adj.threads)
@@ -194,10 +198,18 @@ class HttpServer:
         self._servers: list[_Server] = []
         try:
             for sockinfo in adj.listen:
-                self._servers.append(_Server(
-                    _errors_to_log(app), self._map, count=self.count,
-                    header_timeout=settings.header_timeout_seconds, refusals=refusals,
-                    dispatcher=self._dispatcher, adj=adj, sockinfo=sockinfo))
+                self._servers.append(
+                    _Server(
+                        _errors_to_log(app),
+                        self._map,
+                        count=self.count,
+                        header_timeout=settings.header_timeout_seconds,
+                        refusals=refusals,
+                        dispatcher=self._dispatcher,
+                        adj=adj,
+                        sockinfo=sockinfo,
+                    )
+                )
         except OSError:
             wasyncore.close_all(self._map, ignore_all=True)
             raise
@@ -218,8 +230,7 @@ class HttpServer:
 
     def _run(self) -> None:
         try:
-            wasyncore.loop(timeout=self._adj.asyncore_loop_timeout, map=self._map,
-                           use_poll=self._adj.asyncore_use_poll)
+            wasyncore.loop(timeout=self._adj.asyncore_loop_timeout, map=self._map, use_poll=self._adj.asyncore_use_poll)
         except Exception:  # pragma: no cover - logged, the service loop decides the rest
             log.exception("the HTTP server stopped unexpectedly")
 

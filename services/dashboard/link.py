@@ -8,6 +8,7 @@ when it changed, and send actions through a ReqClient of their own (ZeroMQ socke
 are not thread-safe) with a short timeout: when the scheduler is down an action
 fails within seconds with a clear message, and pages keep showing the last known state.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,7 @@ SNAPSHOT_TIMEOUT_MS = 1000
 
 
 class SchedulerLink:
-    def __init__(self, ctx: zmq.Context, settings: Settings, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, ctx: zmq.Context, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         z = settings.zmq
         self._ctx = ctx
         self._endpoint = z.scheduler_control
@@ -54,12 +54,20 @@ class SchedulerLink:
         self._local = threading.local()
         self._clients: list[ReqClient] = []
         self.mirror = StateMirror(
-            ctx, z.scheduler_state, z.scheduler_control, apply_event, topics=STATE_TOPICS,
-            src=NAME, heartbeat_interval=z.heartbeat_interval_seconds,
+            ctx,
+            z.scheduler_state,
+            z.scheduler_control,
+            apply_event,
+            topics=STATE_TOPICS,
+            src=NAME,
+            heartbeat_interval=z.heartbeat_interval_seconds,
             snapshot_timeout_ms=min(z.request_timeout_ms, SNAPSHOT_TIMEOUT_MS),
-            max_bytes=z.max_message_bytes, on_change=self._changed)
-        self._status_client = ReqClient(ctx, z.scheduler_control, timeout_ms=STATUS_TIMEOUT_MS,
-                                        retries=0, src=NAME, max_bytes=z.max_message_bytes)
+            max_bytes=z.max_message_bytes,
+            on_change=self._changed,
+        )
+        self._status_client = ReqClient(
+            ctx, z.scheduler_control, timeout_ms=STATUS_TIMEOUT_MS, retries=0, src=NAME, max_bytes=z.max_message_bytes
+        )
 
     # -- the service loop's side -----------------------------------------------------
     def attach(self, service: Any) -> None:
@@ -92,9 +100,12 @@ class SchedulerLink:
 
     # -- the web threads' side -------------------------------------------------------
     def link_status(self) -> SchedulerLinkStatus:
-        return SchedulerLinkStatus(available=self.mirror.available,
-                                   synced_once=self.mirror.snapshots > 0,
-                                   last_heard=self._last_heard, error=self.mirror.last_error)
+        return SchedulerLinkStatus(
+            available=self.mirror.available,
+            synced_once=self.mirror.snapshots > 0,
+            last_heard=self._last_heard,
+            error=self.mirror.last_error,
+        )
 
     def state(self) -> DashboardState:
         link = self.link_status()
@@ -119,8 +130,9 @@ class SchedulerLink:
         except RemoteError as exc:
             return ActionResult(False, f"the scheduler refused {what}: {exc.message}", str(exc.code))
         except RequestTimeout:
-            return ActionResult(False, f"{what} not sent: the scheduler does not answer "
-                                       "(is it running?)", str(ErrorCode.UNAVAILABLE))
+            return ActionResult(
+                False, f"{what} not sent: the scheduler does not answer (is it running?)", str(ErrorCode.UNAVAILABLE)
+            )
         except CodedError as exc:
             return ActionResult(False, f"{what}: {exc.message}", str(exc.code))
         return ActionResult(True, reply.message or f"{what}: accepted by the scheduler")
@@ -128,8 +140,14 @@ class SchedulerLink:
     def _client(self) -> ReqClient:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = ReqClient(self._ctx, self._endpoint, timeout_ms=self._action_timeout_ms,
-                               retries=0, src=NAME, max_bytes=self._max_bytes)
+            client = ReqClient(
+                self._ctx,
+                self._endpoint,
+                timeout_ms=self._action_timeout_ms,
+                retries=0,
+                src=NAME,
+                max_bytes=self._max_bytes,
+            )
             self._local.client = client
             with self._lock:
                 self._clients.append(client)

@@ -6,6 +6,7 @@ The main thread runs the service loop (the scheduler state mirror, signals,
 sd_notify READY=1 once the HTTP port and the sockets are set up, watchdog pings);
 waitress serves the app from its own threads. SIGTERM stops both cleanly.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,6 @@ from typing import Optional, Sequence
 
 from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.service import Service
-
 from services.dashboard.app import create_app
 from services.dashboard.http_server import HttpServer
 from services.dashboard.link import NAME, SchedulerLink
@@ -30,8 +30,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_UNUSABLE
     dash = settings.dashboard
     if settings.default_password:
-        log.warning("the dashboard password is the default 'changeme': set [dashboard] password "
-                    "(or MCP_ORCHESTRATOR_DASHBOARD_PASSWORD) before exposing port %d", dash.port)
+        log.warning(
+            "the dashboard password is the default 'changeme': set [dashboard] password "
+            "(or MCP_ORCHESTRATOR_DASHBOARD_PASSWORD) before exposing port %d",
+            dash.port,
+        )
 
     service = Service(NAME)
     try:
@@ -42,8 +45,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             log.error("cannot listen on %s:%d: %s", dash.host, dash.port, exc.strerror or exc)
             return 1
         service.attach(http)
-        log.info("serving http://%s:%d%s (scheduler at %s)", dash.host, http.port,
-                 dash.path, settings.zmq.scheduler_control)
+        log.info(
+            "serving http://%s:%d%s (scheduler at %s)", dash.host, http.port, dash.path, settings.zmq.scheduler_control
+        )
         return service.run()
     finally:
         service.close()

@@ -5,6 +5,7 @@ State-changing requests (anything but GET/HEAD/OPTIONS) need the session's CSRF 
 in the `X-CSRF-Token` header or the `csrf_token` form field; the login endpoints check
 their own token (there is no session yet).
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,8 @@ log = logging.getLogger("dashboard")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
@@ -48,17 +50,22 @@ class Paths:
         return path == self.prefix or path.startswith(self.prefix + "/")
 
     def public(self, path: str) -> bool:
-        return (path in (self.login, self.api_login)
-                or path.startswith(self.static + "/"))
+        return path in (self.login, self.api_login) or path.startswith(self.static + "/")
 
     def is_api(self, path: str) -> bool:
         return path == self.api or path.startswith(self.api + "/")
 
     def safe_next(self, target: Optional[str]) -> str:
         """`target` if it is a page of ours to go back to after login, else the overview."""
-        if (not target or not isinstance(target, str) or not target.startswith("/")
-                or target.startswith("//") or "\\" in target or len(target) > 2000
-                or any(ord(c) < 0x20 for c in target)):
+        if (
+            not target
+            or not isinstance(target, str)
+            or not target.startswith("/")
+            or target.startswith("//")
+            or "\\" in target
+            or len(target) > 2000
+            or any(ord(c) < 0x20 for c in target)
+        ):
             return self.home
         path = target.split("?", 1)[0]
         if not self.inside(path) or self.public(path) or self.is_api(path):
@@ -70,8 +77,7 @@ class SecurityHeaders:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
 
-    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
-                         req_succeeded: bool) -> None:
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
         for name, value in SECURITY_HEADERS.items():
             resp.set_header(name, value)
         if req.path.startswith(self.paths.static + "/"):
@@ -98,19 +104,19 @@ class RequireSession:
                 raise falcon.HTTPUnauthorized(
                     title="Login required",
                     description=f"log in first: POST {self.paths.api_login} with JSON "
-                                f'{{"username": ..., "password": ...}}',
-                    headers={"WWW-Authenticate": 'Cookie realm="mcp-orchestrator"'})
+                    f'{{"username": ..., "password": ...}}',
+                    headers={"WWW-Authenticate": 'Cookie realm="mcp-orchestrator"'},
+                )
             target = path + (f"?{req.query_string}" if req.query_string else "")
             if req.method in SAFE_METHODS and not req.get_param_as_bool("fragment"):
                 raise falcon.HTTPSeeOther(f"{self.paths.login}?next={quote(target, safe='')}")
             raise falcon.HTTPSeeOther(self.paths.login)
         if req.method not in SAFE_METHODS:
             if not tokens_equal(_csrf_token(req), session.csrf_token):
-                log.warning("refused %s %s from %s: CSRF token missing or wrong",
-                            req.method, path, req.remote_addr)
+                log.warning("refused %s %s from %s: CSRF token missing or wrong", req.method, path, req.remote_addr)
                 raise falcon.HTTPForbidden(
-                    title="CSRF token missing or wrong",
-                    description="Reload the page and try again.")
+                    title="CSRF token missing or wrong", description="Reload the page and try again."
+                )
 
 
 def _csrf_token(req: falcon.Request) -> Optional[str]:

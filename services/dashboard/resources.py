@@ -1,4 +1,5 @@
 """Falcon resources: they only translate HTTP to calls on views, pages and Control."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,16 @@ import falcon
 from common.client_address import client_address, parse_networks
 from common.settings import Settings
 from services.dashboard import pages, views
-from services.dashboard.auth import (CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE, LoginLimiter,
-                                     SessionStore, credentials_match, new_token, tokens_equal)
+from services.dashboard.auth import (
+    CSRF_FIELD,
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    LoginLimiter,
+    SessionStore,
+    credentials_match,
+    new_token,
+    tokens_equal,
+)
 from services.dashboard.control import ActionResult, Control, check_action
 from services.dashboard.htmlkit import Html
 from services.dashboard.middleware import Paths
@@ -21,16 +30,29 @@ from services.dashboard.middleware import Paths
 log = logging.getLogger("dashboard")
 
 # HTTP status of a failed action, by the scheduler's error code.
-ACTION_STATUS = {"invalid_argument": 400, "invalid_body": 400, "not_found": 404,
-                 "conflict": 409, "unavailable": 503, "timeout": 503}
+ACTION_STATUS = {
+    "invalid_argument": 400,
+    "invalid_body": 400,
+    "not_found": 404,
+    "conflict": 409,
+    "unavailable": 503,
+    "timeout": 503,
+}
 LOGIN_COOKIE_SECONDS = 3600
 
 
 class Deps:
     """What the resources share (built by create_app)."""
 
-    def __init__(self, settings: Settings, control: Control, paths: Paths,
-                 sessions: SessionStore, limiter: LoginLimiter, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        control: Control,
+        paths: Paths,
+        sessions: SessionStore,
+        limiter: LoginLimiter,
+        clock: Callable[[], float],
+    ) -> None:
         self.settings = settings
         self.control = control
         self.paths = paths
@@ -43,22 +65,24 @@ class Deps:
         """The address login limits count against: the peer, or the client a trusted
         proxy names in X-Forwarded-For."""
         forwarded = req.get_header("X-Forwarded-For")
-        return client_address(req.remote_addr, [forwarded] if forwarded else [],
-                              self.trusted_proxies)
+        return client_address(req.remote_addr, [forwarded] if forwarded else [], self.trusted_proxies)
 
     def page_context(self, req: falcon.Request) -> pages.PageContext:
         session = req.context.session
         return pages.PageContext(
-            prefix=self.paths.prefix, username=session.username, csrf_token=session.csrf_token,
+            prefix=self.paths.prefix,
+            username=session.username,
+            csrf_token=session.csrf_token,
             default_password=self.settings.default_password,
             mcp_auth_warning=views.mcp_auth_warning(self.settings),
             flash=tuple(self.sessions.take_flash(session)) if not _is_fragment(req) else (),
-            request_path=quote(req.path, safe="/"))
+            request_path=quote(req.path, safe="/"),
+        )
 
-    def set_cookie(self, req: falcon.Request, resp: falcon.Response, name: str, value: str,
-                   max_age: int, path: str) -> None:
-        resp.set_cookie(name, value, max_age=max_age, path=path, http_only=True,
-                        same_site="Strict", secure=_https(req))
+    def set_cookie(
+        self, req: falcon.Request, resp: falcon.Response, name: str, value: str, max_age: int, path: str
+    ) -> None:
+        resp.set_cookie(name, value, max_age=max_age, path=path, http_only=True, same_site="Strict", secure=_https(req))
 
     def clear_cookie(self, req: falcon.Request, resp: falcon.Response, name: str, path: str) -> None:
         resp.unset_cookie(name, path=path, same_site="Strict")
@@ -92,8 +116,9 @@ def _json(req: falcon.Request) -> dict:
         # decoder's would quote a byte of it).
         cause = exc.__cause__
         reason = "it is not UTF-8" if isinstance(cause, UnicodeDecodeError) else cause
-        raise falcon.HTTPBadRequest(title="Malformed JSON",
-                                    description=f"the body is not valid JSON: {reason}") from None
+        raise falcon.HTTPBadRequest(
+            title="Malformed JSON", description=f"the body is not valid JSON: {reason}"
+        ) from None
     if not isinstance(body, dict):
         raise falcon.HTTPBadRequest(title="Expected a JSON object")
     return body
@@ -154,8 +179,9 @@ class ServerPage(_Page):
 
     def fragment(self, req, ctx, server_id: str = "", **params):
         d = self.deps
-        view = views.server_detail(d.control.state(), server_id, d.clock(),
-                                   base_url=d.settings.service.public_base_url, host=req.host)
+        view = views.server_detail(
+            d.control.state(), server_id, d.clock(), base_url=d.settings.service.public_base_url, host=req.host
+        )
         if view is None:
             return pages.not_found_fragment(ctx, server_id)
         return pages.detail_fragment(ctx, view)
@@ -166,8 +192,9 @@ class RoutingPage(_Page):
 
     def fragment(self, req, ctx, **params):
         d = self.deps
-        return pages.routing_fragment(ctx, views.routing_view(
-            d.control.state(), simulated_default=d.settings.routing_simulated))
+        return pages.routing_fragment(
+            ctx, views.routing_view(d.control.state(), simulated_default=d.settings.routing_simulated)
+        )
 
 
 class LitellmPage(_Page):
@@ -175,9 +202,15 @@ class LitellmPage(_Page):
 
     def fragment(self, req, ctx, **params):
         d = self.deps
-        return pages.litellm_fragment(ctx, views.litellm(
-            d.control.state(), base_url=d.settings.service.public_base_url, host=req.host,
-            tokens=d.settings.bridge_tokens))
+        return pages.litellm_fragment(
+            ctx,
+            views.litellm(
+                d.control.state(),
+                base_url=d.settings.service.public_base_url,
+                host=req.host,
+                tokens=d.settings.bridge_tokens,
+            ),
+        )
 
 
 class RootRedirect:
@@ -197,9 +230,11 @@ class ApiOverview:
 
     def on_get(self, req, resp):
         d = self.deps
-        resp.media = dict(views.overview(d.control.state(), d.clock()),
-                          default_password=d.settings.default_password,
-                          mcp_auth_warning=views.mcp_auth_warning(d.settings))
+        resp.media = dict(
+            views.overview(d.control.state(), d.clock()),
+            default_password=d.settings.default_password,
+            mcp_auth_warning=views.mcp_auth_warning(d.settings),
+        )
 
 
 class ApiServers:
@@ -218,11 +253,13 @@ class ApiServer:
 
     def on_get(self, req, resp, server_id: str):
         d = self.deps
-        view = views.server_detail(d.control.state(), server_id, d.clock(),
-                                   base_url=d.settings.service.public_base_url, host=req.host)
+        view = views.server_detail(
+            d.control.state(), server_id, d.clock(), base_url=d.settings.service.public_base_url, host=req.host
+        )
         if view is None:
-            raise falcon.HTTPNotFound(title="No such server",
-                                      description=f"no server {server_id!r} in the current state")
+            raise falcon.HTTPNotFound(
+                title="No such server", description=f"no server {server_id!r} in the current state"
+            )
         resp.media = view
 
 
@@ -232,8 +269,7 @@ class ApiRouting:
 
     def on_get(self, req, resp):
         d = self.deps
-        resp.media = views.routing_view(d.control.state(),
-                                        simulated_default=d.settings.routing_simulated)
+        resp.media = views.routing_view(d.control.state(), simulated_default=d.settings.routing_simulated)
 
 
 class ApiLitellm:
@@ -242,8 +278,12 @@ class ApiLitellm:
 
     def on_get(self, req, resp):
         d = self.deps
-        resp.media = views.litellm(d.control.state(), base_url=d.settings.service.public_base_url,
-                                   host=req.host, tokens=d.settings.bridge_tokens)
+        resp.media = views.litellm(
+            d.control.state(),
+            base_url=d.settings.service.public_base_url,
+            host=req.host,
+            tokens=d.settings.bridge_tokens,
+        )
 
 
 class ApiSession:
@@ -252,8 +292,12 @@ class ApiSession:
 
     def on_get(self, req, resp):
         s = req.context.session
-        resp.media = {"username": s.username, "csrf_token": s.csrf_token, "expires": s.expires,
-                      "default_password": self.deps.settings.default_password}
+        resp.media = {
+            "username": s.username,
+            "csrf_token": s.csrf_token,
+            "expires": s.expires,
+            "default_password": self.deps.settings.default_password,
+        }
 
 
 # ------------------------------------------------------------------ login, logout
@@ -263,8 +307,7 @@ class _LoginBase:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def attempt(self, req: falcon.Request, username: str, password: str
-                ) -> tuple[Optional[str], Optional[float]]:
+    def attempt(self, req: falcon.Request, username: str, password: str) -> tuple[Optional[str], Optional[float]]:
         """(cookie value, None) on success, (None, retry_after) when refused."""
         d, address = self.deps, self.deps.client(req)
         wait = d.limiter.retry_after(address)
@@ -283,22 +326,27 @@ class _LoginBase:
 
     def start_session(self, req: falcon.Request, resp: falcon.Response, cookie: str) -> None:
         d = self.deps
-        d.set_cookie(req, resp, SESSION_COOKIE, cookie, int(d.sessions.lifetime),
-                     d.paths.cookie_path)
+        d.set_cookie(req, resp, SESSION_COOKIE, cookie, int(d.sessions.lifetime), d.paths.cookie_path)
 
 
 class LoginPage(_LoginBase):
-    def _render(self, req, resp, *, error: Optional[str], status=falcon.HTTP_200,
-                username: str = "", next_path: str = "") -> None:
+    def _render(
+        self, req, resp, *, error: Optional[str], status=falcon.HTTP_200, username: str = "", next_path: str = ""
+    ) -> None:
         d = self.deps
         token = req.get_cookie_values(LOGIN_COOKIE)
         token = token[0] if token and len(token[0]) == 43 else new_token()
         d.set_cookie(req, resp, LOGIN_COOKIE, token, LOGIN_COOKIE_SECONDS, d.paths.login)
         resp.status = status
         resp.content_type = falcon.MEDIA_HTML
-        resp.text = pages.login_page(d.paths.prefix, token=token, error=error,
-                                     next_path=next_path or d.paths.home, username=username,
-                                     default_password=d.settings.default_password)
+        resp.text = pages.login_page(
+            d.paths.prefix,
+            token=token,
+            error=error,
+            next_path=next_path or d.paths.home,
+            username=username,
+            default_password=d.settings.default_password,
+        )
 
     def on_get(self, req, resp):
         next_path = self.deps.paths.safe_next(req.get_param("next"))
@@ -312,22 +360,37 @@ class LoginPage(_LoginBase):
         next_path = d.paths.safe_next(form.get("next"))
         cookie_token = (req.get_cookie_values(LOGIN_COOKIE) or [None])[0]
         if not tokens_equal(form.get(CSRF_FIELD), cookie_token):
-            log.warning("login from %s refused: login form token missing or wrong",
-                        d.client(req))
-            self._render(req, resp, error="The login form expired. Please try again.",
-                         status=falcon.HTTP_403, next_path=next_path)
+            log.warning("login from %s refused: login form token missing or wrong", d.client(req))
+            self._render(
+                req,
+                resp,
+                error="The login form expired. Please try again.",
+                status=falcon.HTTP_403,
+                next_path=next_path,
+            )
             return
         username = form.get("username", "")
         cookie, wait = self.attempt(req, username, form.get("password", ""))
         if cookie is None:
             if wait is not None:
                 resp.set_header("Retry-After", str(math.ceil(wait)))
-                self._render(req, resp, status=falcon.HTTP_429, username=username,
-                             next_path=next_path,
-                             error=f"Too many failed logins. Try again in {math.ceil(wait)} s.")
+                self._render(
+                    req,
+                    resp,
+                    status=falcon.HTTP_429,
+                    username=username,
+                    next_path=next_path,
+                    error=f"Too many failed logins. Try again in {math.ceil(wait)} s.",
+                )
             else:
-                self._render(req, resp, status=falcon.HTTP_401, username=username,
-                             next_path=next_path, error="Wrong username or password.")
+                self._render(
+                    req,
+                    resp,
+                    status=falcon.HTTP_401,
+                    username=username,
+                    next_path=next_path,
+                    error="Wrong username or password.",
+                )
             return
         self.start_session(req, resp, cookie)
         d.clear_cookie(req, resp, LOGIN_COOKIE, d.paths.login)
@@ -344,14 +407,21 @@ class ApiLogin(_LoginBase):
         if cookie is None:
             if wait is not None:
                 raise falcon.HTTPTooManyRequests(
-                    title="Too many failed logins", retry_after=math.ceil(wait),
-                    description=f"try again in {math.ceil(wait)} s")
-            raise falcon.HTTPUnauthorized(title="Wrong username or password",
-                                          headers={"WWW-Authenticate": 'Cookie realm="mcp-orchestrator"'})
+                    title="Too many failed logins",
+                    retry_after=math.ceil(wait),
+                    description=f"try again in {math.ceil(wait)} s",
+                )
+            raise falcon.HTTPUnauthorized(
+                title="Wrong username or password", headers={"WWW-Authenticate": 'Cookie realm="mcp-orchestrator"'}
+            )
         self.start_session(req, resp, cookie)
         session = self.deps.sessions.get(cookie)
-        resp.media = {"ok": True, "username": session.username, "csrf_token": session.csrf_token,
-                      "expires": session.expires}
+        resp.media = {
+            "ok": True,
+            "username": session.username,
+            "csrf_token": session.csrf_token,
+            "expires": session.expires,
+        }
 
 
 class Logout:
@@ -398,15 +468,25 @@ class Actions:
             result = ActionResult(False, problem, "invalid_argument")
         else:
             result = d.control.act(action, server_id)
-            log.info("action %s %s by %s: %s%s", action, server_id or "(all)",
-                     req.context.session.username, "" if result.ok else "failed: ",
-                     result.message)
+            log.info(
+                "action %s %s by %s: %s%s",
+                action,
+                server_id or "(all)",
+                req.context.session.username,
+                "" if result.ok else "failed: ",
+                result.message,
+            )
         if wants_json:
-            resp.status = falcon.HTTP_200 if result.ok else \
-                falcon.code_to_http_status(ACTION_STATUS.get(result.code or "", 502))
-            resp.media = {"ok": result.ok, "message": result.message, "code": result.code,
-                          "action": action if isinstance(action, str) else None,
-                          "server_id": server_id if isinstance(server_id, str) else None}
+            resp.status = (
+                falcon.HTTP_200 if result.ok else falcon.code_to_http_status(ACTION_STATUS.get(result.code or "", 502))
+            )
+            resp.media = {
+                "ok": result.ok,
+                "message": result.message,
+                "code": result.code,
+                "action": action if isinstance(action, str) else None,
+                "server_id": server_id if isinstance(server_id, str) else None,
+            }
             return
         d.sessions.add_flash(req.context.session, "ok" if result.ok else "error", result.message)
         _redirect(resp, d.paths.safe_next(body.get("return_to")))

@@ -11,6 +11,7 @@ shape below. Both are pure.
      "config": {...ConfigState...}, "agents": {name: state},
      "routing": {...}, "events": [{...StateEvent..., "ts": float}]}
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,8 +60,7 @@ def normalize(raw: Any) -> dict:
         "config": _as_dict(raw.get("config")),
         "agents": _as_dict(raw.get("agents")),
         "routing": _as_dict(raw.get("routing")),
-        "events": [dict(e) for e in events if isinstance(e, Mapping)][-MAX_EVENTS:]
-        if isinstance(events, list) else [],
+        "events": [dict(e) for e in events if isinstance(e, Mapping)][-MAX_EVENTS:] if isinstance(events, list) else [],
     }
 
 
@@ -90,9 +90,9 @@ def apply_event(state: dict, msg: Message) -> None:
 class SchedulerLinkStatus:
     """How fresh the copy is."""
 
-    available: bool = False          # synced and hearing from the scheduler
-    synced_once: bool = False        # a snapshot was ever received
-    last_heard: Optional[float] = None   # wall-clock time of the last message
+    available: bool = False  # synced and hearing from the scheduler
+    synced_once: bool = False  # a snapshot was ever received
+    last_heard: Optional[float] = None  # wall-clock time of the last message
     error: Optional[str] = None
 
 
@@ -109,8 +109,9 @@ class DashboardState:
     link: SchedulerLinkStatus = field(default_factory=SchedulerLinkStatus)
 
     @classmethod
-    def from_state(cls, state: Any, link: SchedulerLinkStatus,
-                   status: Optional[Mapping[str, Any]] = None) -> "DashboardState":
+    def from_state(
+        cls, state: Any, link: SchedulerLinkStatus, status: Optional[Mapping[str, Any]] = None
+    ) -> "DashboardState":
         """From a mirror state and `status` (the latest control.status reply as plain
         data). Servers, config and events are kept current by the published events;
         agents and routing are not published, so the newer status reply wins for them."""
@@ -120,9 +121,12 @@ class DashboardState:
         extra = _servers(status.get("servers"))
         servers = {sid: {**extra.get(sid, {}), **s} for sid, s in norm["servers"].items()}
         agents_from = status if _as_dict(status.get("agents")) else raw
-        return cls(servers=dict(sorted(servers.items())),
-                   config=norm["config"] or _as_dict(status.get("config")),
-                   agents=_as_dict(agents_from.get("agents")),
-                   agent_errors=_as_dict(agents_from.get("agent_errors")),
-                   routing=_as_dict(status.get("routing")) or norm["routing"],
-                   events=norm["events"], link=link)
+        return cls(
+            servers=dict(sorted(servers.items())),
+            config=norm["config"] or _as_dict(status.get("config")),
+            agents=_as_dict(agents_from.get("agents")),
+            agent_errors=_as_dict(agents_from.get("agent_errors")),
+            routing=_as_dict(status.get("routing")) or norm["routing"],
+            events=norm["events"],
+            link=link,
+        )

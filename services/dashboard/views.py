@@ -5,6 +5,7 @@ or mistyped field becomes None (shown as a dash), never an exception, and fields
 scheduler adds later are passed through where a view has room for them. Environment
 variables appear by name only, whatever shape the state gives them.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,13 +20,28 @@ from services.dashboard.state import DashboardState
 # Status words the scheduler may use, by the group the overview counts them in.
 STATUS_GROUPS: dict[str, tuple[str, ...]] = {
     "running": ("running", "up", "healthy", "serving"),
-    "starting": ("pending", "starting", "created", "creating", "restarting", "waiting",
-                 "converging", "scheduled", "ensuring"),
+    "starting": (
+        "pending",
+        "starting",
+        "created",
+        "creating",
+        "restarting",
+        "waiting",
+        "converging",
+        "scheduled",
+        "ensuring",
+    ),
     # "stopping" counts here: it is on its way to stopped by hand.
-    "stopped": ("stopped", "stopped-by-hand", "stopped-manually", "manually-stopped",
-                "manual-stop", "paused", "stopping"),
-    "crash-looping": ("crash-looping", "crashloop", "crash-loop", "crashlooping", "backoff",
-                      "back-off"),
+    "stopped": (
+        "stopped",
+        "stopped-by-hand",
+        "stopped-manually",
+        "manually-stopped",
+        "manual-stop",
+        "paused",
+        "stopping",
+    ),
+    "crash-looping": ("crash-looping", "crashloop", "crash-loop", "crashlooping", "backoff", "back-off"),
     "error": ("error", "failed", "invalid", "unavailable", "dead"),
     "disabled": ("disabled",),
 }
@@ -33,13 +49,45 @@ GROUP_ORDER = ("running", "starting", "stopped", "crash-looping", "error", "disa
 RECENT_EVENTS = 20
 DETAIL_EVENTS = 50
 # ServerState fields a view shows in a place of its own; others go to "more fields".
-KNOWN_SERVER_FIELDS = frozenset({
-    "server_id", "status", "enabled", "removed", "image", "host_port", "container_id",
-    "health", "route", "restarts", "exit_code", "last_error", "next_restart_at",
-    "env_names", "env", "updated_at", "started_at", "uptime", "uptime_seconds",
-    "stderr_tail", "mounts", "url", "ports", "stopped_by_hand", "container_name", "transport",
-    "bridge", "oom_killed", "config_error", "failures", "backoff_seconds", "route_priority",
-    "route_target_group", "route_health", "route_error"})
+KNOWN_SERVER_FIELDS = frozenset(
+    {
+        "server_id",
+        "status",
+        "enabled",
+        "removed",
+        "image",
+        "host_port",
+        "container_id",
+        "health",
+        "route",
+        "restarts",
+        "exit_code",
+        "last_error",
+        "next_restart_at",
+        "env_names",
+        "env",
+        "updated_at",
+        "started_at",
+        "uptime",
+        "uptime_seconds",
+        "stderr_tail",
+        "mounts",
+        "url",
+        "ports",
+        "stopped_by_hand",
+        "container_name",
+        "transport",
+        "bridge",
+        "oom_killed",
+        "config_error",
+        "failures",
+        "backoff_seconds",
+        "route_priority",
+        "route_target_group",
+        "route_health",
+        "route_error",
+    }
+)
 # Extra fields whose name hints at a value that must never be shown.
 _SENSITIVE_NAME = re.compile(r"env|secret|password|passwd|token|credential|key", re.I)
 
@@ -64,8 +112,11 @@ def number(value: Any) -> Optional[float]:
 def strings(value: Any) -> list[str]:
     if not isinstance(value, (list, tuple)):
         return []
-    return [v if isinstance(v, str) else str(v) for v in value
-            if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+    return [
+        v if isinstance(v, str) else str(v)
+        for v in value
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool)
+    ]
 
 
 def parse_time(value: Any) -> Optional[float]:
@@ -171,8 +222,7 @@ def mounts(server: Mapping[str, Any]) -> list[str]:
             out.append(m)
         elif isinstance(m, Mapping):
             source = text(m.get("source")) or text(m.get("Source")) or text(m.get("name")) or ""
-            target = (text(m.get("target")) or text(m.get("destination"))
-                      or text(m.get("Destination")) or "")
+            target = text(m.get("target")) or text(m.get("destination")) or text(m.get("Destination")) or ""
             kind = text(m.get("type")) or text(m.get("Type"))
             mode = "ro" if m.get("read_only") is True or m.get("readonly") is True else ""
             parts = [p for p in (f"{source} → {target}" if source else target, kind, mode) if p]
@@ -212,14 +262,20 @@ def public_url(server: Mapping[str, Any], base_url: str, host: str) -> Optional[
 
 def _route_infos(routing: Mapping[str, Any]) -> dict[str, dict]:
     routes = routing.get("routes")
-    return {r["server_id"]: dict(r) for r in routes if isinstance(r, Mapping)
-            and isinstance(r.get("server_id"), str)} if isinstance(routes, list) else {}
+    return (
+        {r["server_id"]: dict(r) for r in routes if isinstance(r, Mapping) and isinstance(r.get("server_id"), str)}
+        if isinstance(routes, list)
+        else {}
+    )
 
 
 def _groups_by_server(routing: Mapping[str, Any]) -> dict[str, dict]:
     groups = routing.get("target_groups")
-    return {g["server_id"]: dict(g) for g in groups if isinstance(g, Mapping)
-            and isinstance(g.get("server_id"), str)} if isinstance(groups, list) else {}
+    return (
+        {g["server_id"]: dict(g) for g in groups if isinstance(g, Mapping) and isinstance(g.get("server_id"), str)}
+        if isinstance(groups, list)
+        else {}
+    )
 
 
 def route_health(server: Mapping[str, Any], routing: Mapping[str, Any]) -> Optional[str]:
@@ -265,16 +321,22 @@ def server_row(server: Mapping[str, Any], routing: Mapping[str, Any], now: float
     }
 
 
-def _events(events: Iterable[Mapping[str, Any]], limit: int,
-            server_id: Optional[str] = None) -> list[dict]:
+def _events(events: Iterable[Mapping[str, Any]], limit: int, server_id: Optional[str] = None) -> list[dict]:
     out = []
     for e in reversed(list(events)):
         if server_id is not None and e.get("server_id") != server_id:
             continue
         ts = parse_time(e.get("ts"))
-        out.append({"ts": ts, "time": format_time(ts), "level": text(e.get("level")) or "info",
-                    "server_id": text(e.get("server_id")), "code": text(e.get("code")),
-                    "message": text(e.get("message")) or ""})
+        out.append(
+            {
+                "ts": ts,
+                "time": format_time(ts),
+                "level": text(e.get("level")) or "info",
+                "server_id": text(e.get("server_id")),
+                "code": text(e.get("code")),
+                "message": text(e.get("message")) or "",
+            }
+        )
         if len(out) >= limit:
             break
     return out
@@ -282,18 +344,28 @@ def _events(events: Iterable[Mapping[str, Any]], limit: int,
 
 def scheduler_view(state: DashboardState) -> dict:
     link = state.link
-    return {"available": link.available, "synced_once": link.synced_once,
-            "last_heard": link.last_heard, "last_heard_time": format_time(link.last_heard),
-            "error": link.error, "agents": {str(k): str(v) for k, v in state.agents.items()},
-            "agent_errors": {str(k): str(v) for k, v in state.agent_errors.items()}}
+    return {
+        "available": link.available,
+        "synced_once": link.synced_once,
+        "last_heard": link.last_heard,
+        "last_heard_time": format_time(link.last_heard),
+        "error": link.error,
+        "agents": {str(k): str(v) for k, v in state.agents.items()},
+        "agent_errors": {str(k): str(v) for k, v in state.agent_errors.items()},
+    }
 
 
 def config_view(config: Mapping[str, Any]) -> dict:
     loaded = parse_time(config.get("loaded_at"))
-    return {"ok": config.get("ok") is not False, "path": text(config.get("path")),
-            "loaded_at": loaded, "loaded_time": format_time(loaded),
-            "errors": strings(config.get("errors")), "warnings": strings(config.get("warnings")),
-            "skipped": strings(config.get("skipped"))}
+    return {
+        "ok": config.get("ok") is not False,
+        "path": text(config.get("path")),
+        "loaded_at": loaded,
+        "loaded_time": format_time(loaded),
+        "errors": strings(config.get("errors")),
+        "warnings": strings(config.get("warnings")),
+        "skipped": strings(config.get("skipped")),
+    }
 
 
 def overview(state: DashboardState, now: float) -> dict:
@@ -301,22 +373,32 @@ def overview(state: DashboardState, now: float) -> dict:
     counts = {"total": len(rows), **{g: 0 for g in GROUP_ORDER}}
     for row in rows:
         counts[row["group"]] += 1
-    return {"counts": counts, "config": config_view(state.config),
-            "scheduler": scheduler_view(state), "servers": rows,
-            "events": _events(state.events, RECENT_EVENTS), "now": now}
+    return {
+        "counts": counts,
+        "config": config_view(state.config),
+        "scheduler": scheduler_view(state),
+        "servers": rows,
+        "events": _events(state.events, RECENT_EVENTS),
+        "now": now,
+    }
 
 
-def server_detail(state: DashboardState, server_id: str, now: float, *,
-                  base_url: str = "", host: str = "") -> Optional[dict]:
+def server_detail(
+    state: DashboardState, server_id: str, now: float, *, base_url: str = "", host: str = ""
+) -> Optional[dict]:
     server = state.servers.get(server_id)
     if server is None:
         return None
     row = server_row(server, state.routing, now)
     route = _route_infos(state.routing).get(server_id, {})
     group = _groups_by_server(state.routing).get(server_id, {})
-    extra = {k: v for k, v in server.items()
-             if k not in KNOWN_SERVER_FIELDS and not _SENSITIVE_NAME.search(k)
-             and (isinstance(v, (str, int, float, bool)) or v is None)}
+    extra = {
+        k: v
+        for k, v in server.items()
+        if k not in KNOWN_SERVER_FIELDS
+        and not _SENSITIVE_NAME.search(k)
+        and (isinstance(v, (str, int, float, bool)) or v is None)
+    }
     stopped = parse_time(server.get("updated_at"))
     return {
         **row,
@@ -334,13 +416,17 @@ def server_detail(state: DashboardState, server_id: str, now: float, *,
         "route": {
             "state": text(server.get("route")),
             "health": row["route_health"],
-            "target_group": (text(server.get("route_target_group"))
-                             or text(route.get("target_group_name")) or text(group.get("name"))),
+            "target_group": (
+                text(server.get("route_target_group"))
+                or text(route.get("target_group_name"))
+                or text(group.get("name"))
+            ),
             "priority": integer(server.get("route_priority")) or integer(route.get("priority")),
             "path_patterns": [f"/mcp/{server_id}", f"/mcp/{server_id}/*"],
             "error": text(server.get("route_error")) or text(route.get("error")),
         },
-        "updated_at": stopped, "updated_time": format_time(stopped),
+        "updated_at": stopped,
+        "updated_time": format_time(stopped),
         "next_restart_time": format_time(row["next_restart_at"]),
         "events": _events(state.events, DETAIL_EVENTS, server_id),
         "more": dict(sorted(extra.items())),
@@ -354,8 +440,7 @@ def server_detail(state: DashboardState, server_id: str, now: float, *,
 def _error_list(value: Any) -> list[dict]:
     """Errors given as {server_id: {code, message}}, {server_id: message} or a list."""
     out = []
-    items = value.items() if isinstance(value, Mapping) else enumerate(value) \
-        if isinstance(value, list) else []
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else []
     for key, err in items:
         sid = key if isinstance(key, str) else None
         if isinstance(err, Mapping):
@@ -377,24 +462,47 @@ def routing_view(state: DashboardState, *, simulated_default: bool) -> dict:
         for g in groups_raw:
             if not isinstance(g, Mapping):
                 continue
-            targets = [{"instance_id": text(t.get("instance_id")), "port": integer(t.get("port")),
-                        "state": text(t.get("state")), "reason": text(t.get("reason")),
-                        "description": text(t.get("description"))}
-                       for t in g.get("targets") or [] if isinstance(t, Mapping)]
-            groups.append({"server_id": text(g.get("server_id")), "name": text(g.get("name")),
-                           "arn": text(g.get("arn")),
-                           "health_check_path": text(g.get("health_check_path")),
-                           "targets": targets})
+            targets = [
+                {
+                    "instance_id": text(t.get("instance_id")),
+                    "port": integer(t.get("port")),
+                    "state": text(t.get("state")),
+                    "reason": text(t.get("reason")),
+                    "description": text(t.get("description")),
+                }
+                for t in g.get("targets") or []
+                if isinstance(t, Mapping)
+            ]
+            groups.append(
+                {
+                    "server_id": text(g.get("server_id")),
+                    "name": text(g.get("name")),
+                    "arn": text(g.get("arn")),
+                    "health_check_path": text(g.get("health_check_path")),
+                    "targets": targets,
+                }
+            )
     else:  # only per-server route infos: one target group per route
         for sid, info in sorted(routes.items()):
             if not info.get("target_group_name") and not info.get("target_group_arn"):
                 continue
-            groups.append({"server_id": sid, "name": text(info.get("target_group_name")),
-                           "arn": text(info.get("target_group_arn")),
-                           "health_check_path": f"/mcp/{sid}/health",
-                           "targets": [{"instance_id": None, "port": integer(info.get("port")),
-                                        "state": text(info.get("health")), "reason": None,
-                                        "description": None}]})
+            groups.append(
+                {
+                    "server_id": sid,
+                    "name": text(info.get("target_group_name")),
+                    "arn": text(info.get("target_group_arn")),
+                    "health_check_path": f"/mcp/{sid}/health",
+                    "targets": [
+                        {
+                            "instance_id": None,
+                            "port": integer(info.get("port")),
+                            "state": text(info.get("health")),
+                            "reason": None,
+                            "description": None,
+                        }
+                    ],
+                }
+            )
     names = {g["arn"]: g["name"] for g in groups if g["arn"]}
     rules: list[dict] = []
     if isinstance(r.get("rules"), list):
@@ -402,26 +510,34 @@ def routing_view(state: DashboardState, *, simulated_default: bool) -> dict:
             if not isinstance(rule, Mapping):
                 continue
             priority = rule.get("priority")
-            rules.append({
-                "priority": priority if isinstance(priority, (int, str)) else None,
-                "path_patterns": strings(rule.get("path_patterns")),
-                "server_id": text(rule.get("server_id")),
-                "owned": rule.get("owned") is not False,
-                "target_groups": [names.get(a, a) for a in strings(rule.get("target_group_arns"))],
-            })
+            rules.append(
+                {
+                    "priority": priority if isinstance(priority, (int, str)) else None,
+                    "path_patterns": strings(rule.get("path_patterns")),
+                    "server_id": text(rule.get("server_id")),
+                    "owned": rule.get("owned") is not False,
+                    "target_groups": [names.get(a, a) for a in strings(rule.get("target_group_arns"))],
+                }
+            )
     else:
         for sid, info in sorted(routes.items()):
             if integer(info.get("priority")) is None and not info.get("rule_arn"):
                 continue
-            rules.append({"priority": integer(info.get("priority")),
-                          "path_patterns": [f"/mcp/{sid}", f"/mcp/{sid}/*"], "server_id": sid,
-                          "owned": True,
-                          "target_groups": [text(info.get("target_group_name")) or ""]})
+            rules.append(
+                {
+                    "priority": integer(info.get("priority")),
+                    "path_patterns": [f"/mcp/{sid}", f"/mcp/{sid}/*"],
+                    "server_id": sid,
+                    "owned": True,
+                    "target_groups": [text(info.get("target_group_name")) or ""],
+                }
+            )
     errors = _error_list(r.get("errors"))
-    errors += [{"server_id": sid, "code": None, "message": info["error"],
-                "quota": "quota" in info["error"].lower()}
-               for sid, info in sorted(routes.items())
-               if text(info.get("error")) and sid not in {e["server_id"] for e in errors}]
+    errors += [
+        {"server_id": sid, "code": None, "message": info["error"], "quota": "quota" in info["error"].lower()}
+        for sid, info in sorted(routes.items())
+        if text(info.get("error")) and sid not in {e["server_id"] for e in errors}
+    ]
     failure = r.get("failure") if isinstance(r.get("failure"), Mapping) else None
     if failure is None and text(r.get("error")):
         failure = {"code": None, "message": r["error"]}
@@ -435,20 +551,25 @@ def routing_view(state: DashboardState, *, simulated_default: bool) -> dict:
         "degraded": r.get("degraded") is True,
         "stale": r.get("stale") is True,
         "load_balancer_arn": text(r.get("load_balancer_arn")),
-        "listener": {"arn": text(listener.get("arn")), "protocol": text(listener.get("protocol")),
-                     "port": integer(listener.get("port"))},
+        "listener": {
+            "arn": text(listener.get("arn")),
+            "protocol": text(listener.get("protocol")),
+            "port": integer(listener.get("port")),
+        },
         "cluster": text(r.get("cluster")),
         "instance_id": text(r.get("instance_id")),
-        "priority_range": [p for p in prange if integer(p) is not None]
-        if isinstance(prange, list) else [],
+        "priority_range": [p for p in prange if integer(p) is not None] if isinstance(prange, list) else [],
         "rules": rules,
         "target_groups": groups,
         "errors": errors,
-        "failure": {"code": text(failure.get("code")), "message": text(failure.get("message"))}
-        if failure else None,
-        "last_apply": {"ok": last_apply.get("ok") is not False,
-                       "time": format_time(parse_time(last_apply.get("at"))),
-                       "changes": integer(last_apply.get("changes"))} if last_apply else None,
+        "failure": {"code": text(failure.get("code")), "message": text(failure.get("message"))} if failure else None,
+        "last_apply": {
+            "ok": last_apply.get("ok") is not False,
+            "time": format_time(parse_time(last_apply.get("at"))),
+            "changes": integer(last_apply.get("changes")),
+        }
+        if last_apply
+        else None,
         "scheduler": scheduler_view(state),
     }
 
@@ -462,15 +583,19 @@ def mcp_auth_warning(settings: Settings) -> Optional[dict]:
     if not settings.bridge_open:
         return None
     if settings.bridge.auth == BRIDGE_AUTH_NONE:
-        return {"level": "danger", "message":
-                "MCP endpoints are not authenticated by the orchestrator: [bridge] auth = none "
-                "says something in front authenticates every request (the ALB's authenticate "
-                "action, or a private network you trust). Make sure it does: anyone who reaches "
-                "a bridge can call every tool."}
-    return {"level": "info", "message":
-            f"MCP endpoints ask for no token: no [bridge] tokens are set, so the bridges listen "
-            f"on {settings.service.bridge_host} only and serve anyone on this host. Set "
-            f"[bridge] tokens before making them reachable from other hosts."}
+        return {
+            "level": "danger",
+            "message": "MCP endpoints are not authenticated by the orchestrator: [bridge] auth = none "
+            "says something in front authenticates every request (the ALB's authenticate "
+            "action, or a private network you trust). Make sure it does: anyone who reaches "
+            "a bridge can call every tool.",
+        }
+    return {
+        "level": "info",
+        "message": f"MCP endpoints ask for no token: no [bridge] tokens are set, so the bridges listen "
+        f"on {settings.service.bridge_host} only and serve anyone on this host. Set "
+        f"[bridge] tokens before making them reachable from other hosts.",
+    }
 
 
 # ---------------------------------------------------------------------- litellm
@@ -485,7 +610,13 @@ def litellm(state: DashboardState, *, base_url: str, host: str, tokens: TokenSet
         if url is not None:
             servers.append(LiteLLMServer(server_id=sid, url=url))
     names = litellm_names(s.server_id for s in servers)
-    entries = [{"name": names[s.server_id], "server_id": s.server_id, "url": s.url}
-               for s in sorted(servers, key=lambda s: s.server_id)]
-    return {"yaml": render_mcp_servers(servers, tokens=tokens), "servers": entries,
-            "base_url": base_url or None, "scheduler": scheduler_view(state)}
+    entries = [
+        {"name": names[s.server_id], "server_id": s.server_id, "url": s.url}
+        for s in sorted(servers, key=lambda s: s.server_id)
+    ]
+    return {
+        "yaml": render_mcp_servers(servers, tokens=tokens),
+        "servers": entries,
+        "base_url": base_url or None,
+        "scheduler": scheduler_view(state),
+    }

@@ -1,4 +1,5 @@
 """`python -m services.scheduler`: run the scheduler process."""
+
 from __future__ import annotations
 
 import sys

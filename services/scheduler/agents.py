@@ -7,6 +7,7 @@ from it again on its PUB socket (a new epoch, or a heartbeat after silence) clea
 back-off at once. An agent that answers with an error is available: the error is
 about the request.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,11 +45,20 @@ class AgentLink:
     """Used by the reconcile thread only (its ReqClient belongs to that thread);
     `heard` may be called from any thread."""
 
-    def __init__(self, name: str, ctx: zmq.Context, endpoint: str, *, timeout_ms: int,
-                 attempts: int, src: str, max_bytes: int,
-                 silent: Callable[[], bool] = lambda: False,
-                 on_back: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        ctx: zmq.Context,
+        endpoint: str,
+        *,
+        timeout_ms: int,
+        attempts: int,
+        src: str,
+        max_bytes: int,
+        silent: Callable[[], bool] = lambda: False,
+        on_back: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         # Called (before the reply is used) when an agent that had stopped answering
         # answers again: it may be a new process, and what it said before is stale.
@@ -57,8 +67,9 @@ class AgentLink:
         self.silent = silent
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
-        self._client = ReqClient(ctx, endpoint, timeout_ms=timeout_ms,
-                                 retries=max(attempts - 1, 0), src=src, max_bytes=max_bytes)
+        self._client = ReqClient(
+            ctx, endpoint, timeout_ms=timeout_ms, retries=max(attempts - 1, 0), src=src, max_bytes=max_bytes
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._available = False
@@ -99,8 +110,7 @@ class AgentLink:
         AgentUnavailable: no answer, or still in back-off."""
         if not self.due():
             raise AgentUnavailable(f"{self.name} is unavailable ({self.health().error})")
-        probe = {} if self.health().available else {
-            "timeout_ms": min(self.timeout_ms, PROBE_TIMEOUT_MS), "retries": 0}
+        probe = {} if self.health().available else {"timeout_ms": min(self.timeout_ms, PROBE_TIMEOUT_MS), "retries": 0}
         try:
             body = self._client.call(type, body, **probe)
         except RemoteError:

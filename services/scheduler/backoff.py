@@ -10,6 +10,7 @@ seconds); from the second on the server is crash-looping and waits `first` secon
 doubling up to `maximum`. A run that stays up and served for `stable_after` seconds, a
 configuration change and a manual start or restart reset the count.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -26,11 +27,11 @@ NOT_SERVED_YET = frozenset({BridgeState.STARTING, BridgeState.FAILED})
 
 @dataclass(frozen=True)
 class BackoffPolicy:
-    first: float = 1.0          # delay before the second restart, seconds
+    first: float = 1.0  # delay before the second restart, seconds
     factor: float = 2.0
     maximum: float = 300.0
     stable_after: float = 30.0  # a run this long clears the failure count
-    crash_loop_after: int = 2   # failures in a row that make a crash loop
+    crash_loop_after: int = 2  # failures in a row that make a crash loop
 
     def delay(self, failures: int) -> float:
         """Seconds to wait before starting again after `failures` failures in a row."""
@@ -44,17 +45,17 @@ class CrashRecord:
     """What the scheduler remembers about one server's failures."""
 
     failures: int = 0
-    next_start_at: float = 0.0            # wall clock; 0 = may start now
-    delay: float = 0.0                    # the delay that set next_start_at
+    next_start_at: float = 0.0  # wall clock; 0 = may start now
+    delay: float = 0.0  # the delay that set next_start_at
     exit_code: Optional[int] = None
     oom_killed: bool = False
-    error: Optional[str] = None           # why the last start or run failed (agent's words)
+    error: Optional[str] = None  # why the last start or run failed (agent's words)
     stderr_tail: tuple[str, ...] = ()
-    last_failure: Optional[str] = None    # identity of the last failure counted
-    run: Optional[str] = None             # identity of the run seen running
+    last_failure: Optional[str] = None  # identity of the last failure counted
+    run: Optional[str] = None  # identity of the run seen running
     running_since: Optional[float] = None  # when that run was first seen running
-    total_restarts: int = 0               # restarts caused by failures since start
-    attempts: int = 0                     # start attempts sent to the container-agent
+    total_restarts: int = 0  # restarts caused by failures since start
+    attempts: int = 0  # start attempts sent to the container-agent
 
     def crash_looping(self, policy: BackoffPolicy) -> bool:
         return self.failures >= policy.crash_loop_after
@@ -94,8 +95,7 @@ def exit_identity(info: ContainerInfo, attempts: int = 0) -> Optional[str]:
     return None
 
 
-def observe(record: CrashRecord, info: Optional[ContainerInfo], now: float,
-            policy: BackoffPolicy) -> CrashRecord:
+def observe(record: CrashRecord, info: Optional[ContainerInfo], now: float, policy: BackoffPolicy) -> CrashRecord:
     """`record` updated with the container-agent's latest view of the server."""
     if info is None:
         return record
@@ -104,20 +104,38 @@ def observe(record: CrashRecord, info: Optional[ContainerInfo], now: float,
         run = run_identity(info)
         if run != record.run:
             record = replace(record, run=run, running_since=now)
-        if (record.failures and record.running_since is not None
-                and info.bridge not in NOT_SERVED_YET
-                and now - record.running_since >= policy.stable_after):
+        if (
+            record.failures
+            and record.running_since is not None
+            and info.bridge not in NOT_SERVED_YET
+            and now - record.running_since >= policy.stable_after
+        ):
             record = replace(record, failures=0, next_start_at=0.0, delay=0.0, error=None)
         return record
     if identity is None or identity == record.last_failure:
         return record
     stderr_tail = tuple(info.stderr_tail) or record.stderr_tail
     if info.state in RUNNING_STATES:  # it runs, but its server did not answer initialize
-        return _failed(record, identity, now, policy, exit_code=None, oom_killed=False,
-                       error=info.bridge_reason or "the MCP server is not ready",
-                       stderr_tail=stderr_tail)
-    return _failed(record, identity, now, policy, exit_code=info.exit_code,
-                   oom_killed=info.oom_killed, error=info.error, stderr_tail=stderr_tail)
+        return _failed(
+            record,
+            identity,
+            now,
+            policy,
+            exit_code=None,
+            oom_killed=False,
+            error=info.bridge_reason or "the MCP server is not ready",
+            stderr_tail=stderr_tail,
+        )
+    return _failed(
+        record,
+        identity,
+        now,
+        policy,
+        exit_code=info.exit_code,
+        oom_killed=info.oom_killed,
+        error=info.error,
+        stderr_tail=stderr_tail,
+    )
 
 
 def attempted(record: CrashRecord) -> CrashRecord:
@@ -125,15 +143,33 @@ def attempted(record: CrashRecord) -> CrashRecord:
     return replace(record, attempts=record.attempts + 1)
 
 
-def _failed(record: CrashRecord, identity: str, now: float, policy: BackoffPolicy, *,
-            exit_code: Optional[int], oom_killed: bool, error: Optional[str],
-            stderr_tail: tuple[str, ...]) -> CrashRecord:
+def _failed(
+    record: CrashRecord,
+    identity: str,
+    now: float,
+    policy: BackoffPolicy,
+    *,
+    exit_code: Optional[int],
+    oom_killed: bool,
+    error: Optional[str],
+    stderr_tail: tuple[str, ...],
+) -> CrashRecord:
     failures = record.failures + 1
     delay = policy.delay(failures)
-    return replace(record, failures=failures, next_start_at=now + delay, delay=delay,
-                   exit_code=exit_code, oom_killed=oom_killed, error=error,
-                   stderr_tail=stderr_tail, last_failure=identity, run=None,
-                   running_since=None, total_restarts=record.total_restarts + 1)
+    return replace(
+        record,
+        failures=failures,
+        next_start_at=now + delay,
+        delay=delay,
+        exit_code=exit_code,
+        oom_killed=oom_killed,
+        error=error,
+        stderr_tail=stderr_tail,
+        last_failure=identity,
+        run=None,
+        running_since=None,
+        total_restarts=record.total_restarts + 1,
+    )
 
 
 def acknowledge(record: CrashRecord, info: Optional[ContainerInfo]) -> CrashRecord:

@@ -11,6 +11,7 @@ A bad file never tears anything down:
 
 Servers that left the file, or that are disabled, are no longer wanted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ class ActiveConfig:
     servers: Mapping[str, ServerConfig] = field(default_factory=dict)  # in force, disabled too
     kept: Mapping[str, str] = field(default_factory=dict)  # id -> error; last good spec kept
     protected: frozenset[str] = frozenset()  # invalid, never good: leave alone
-    usable: bool = False                     # False: no good configuration yet
+    usable: bool = False  # False: no good configuration yet
     state: ConfigState = field(default_factory=ConfigState)
 
     @property
@@ -45,8 +46,9 @@ def _server_errors(config: McpConfig) -> dict[str, str]:
     return out
 
 
-def apply_loaded(previous: Optional[ActiveConfig], loaded: McpConfig, now: float,
-                 settings_path: str = "") -> tuple[ActiveConfig, list[StateEvent]]:
+def apply_loaded(
+    previous: Optional[ActiveConfig], loaded: McpConfig, now: float, settings_path: str = ""
+) -> tuple[ActiveConfig, list[StateEvent]]:
     """The configuration in force once `loaded` was read, and what to report about it."""
     errors = [str(i) for i in loaded.errors]
     warnings = [str(i) for i in loaded.issues if i.severity == "warning"]
@@ -54,22 +56,47 @@ def apply_loaded(previous: Optional[ActiveConfig], loaded: McpConfig, now: float
 
     if not loaded.readable:
         if previous is None or not previous.usable:
-            state = ConfigState(path=loaded.source, ok=False, loaded_at=None, errors=errors,
-                                warnings=warnings, checked_at=now, settings_path=settings_path)
-            events.append(StateEvent(
-                message=f"configuration {loaded.source} cannot be used; nothing is changed "
-                        f"until it can: {'; '.join(errors)}", level="error", code="config"))
+            state = ConfigState(
+                path=loaded.source,
+                ok=False,
+                loaded_at=None,
+                errors=errors,
+                warnings=warnings,
+                checked_at=now,
+                settings_path=settings_path,
+            )
+            events.append(
+                StateEvent(
+                    message=f"configuration {loaded.source} cannot be used; nothing is changed "
+                    f"until it can: {'; '.join(errors)}",
+                    level="error",
+                    code="config",
+                )
+            )
             return ActiveConfig(state=state), events
         state = ConfigState(
-            path=loaded.source, ok=False, loaded_at=previous.state.loaded_at, errors=errors,
-            warnings=warnings, server_ids=sorted(previous.servers),
-            skipped=list(previous.state.skipped), kept_last_good=True, checked_at=now,
-            settings_path=settings_path)
-        events.append(StateEvent(
-            message=f"configuration {loaded.source} is invalid; the last good one stays in "
-                    f"force: {'; '.join(errors)}", level="error", code="config"))
-        return ActiveConfig(servers=previous.servers, kept=previous.kept,
-                            protected=previous.protected, usable=True, state=state), events
+            path=loaded.source,
+            ok=False,
+            loaded_at=previous.state.loaded_at,
+            errors=errors,
+            warnings=warnings,
+            server_ids=sorted(previous.servers),
+            skipped=list(previous.state.skipped),
+            kept_last_good=True,
+            checked_at=now,
+            settings_path=settings_path,
+        )
+        events.append(
+            StateEvent(
+                message=f"configuration {loaded.source} is invalid; the last good one stays in "
+                f"force: {'; '.join(errors)}",
+                level="error",
+                code="config",
+            )
+        )
+        return ActiveConfig(
+            servers=previous.servers, kept=previous.kept, protected=previous.protected, usable=True, state=state
+        ), events
 
     servers: dict[str, ServerConfig] = dict(loaded.servers)
     kept: dict[str, str] = {}
@@ -81,29 +108,46 @@ def apply_loaded(previous: Optional[ActiveConfig], loaded: McpConfig, now: float
         if last_good is not None and not last_good.disabled:
             servers[sid] = last_good
             kept[sid] = reason
-            warnings.append(f"server {sid!r}: keeps its last good configuration until the "
-                            f"error is fixed")
+            warnings.append(f"server {sid!r}: keeps its last good configuration until the error is fixed")
         else:
             protected.add(sid)
     for sid, reason in sorted(kept.items()):
-        events.append(StateEvent(message=f"{reason} (the last good configuration of this server "
-                                         f"stays in force)", level="error", server_id=sid,
-                                 code="config"))
+        events.append(
+            StateEvent(
+                message=f"{reason} (the last good configuration of this server stays in force)",
+                level="error",
+                server_id=sid,
+                code="config",
+            )
+        )
     for sid in sorted(protected):
-        events.append(StateEvent(message=f"{per_server.get(sid, 'invalid')} (not started; "
-                                         f"anything running for it is left alone)",
-                                 level="error", server_id=sid, code="config"))
-    state = ConfigState(path=loaded.source, ok=loaded.ok, loaded_at=now, errors=errors,
-                        warnings=warnings, server_ids=sorted(servers),
-                        skipped=sorted(loaded.skipped), kept_last_good=False, checked_at=now,
-                        settings_path=settings_path)
+        events.append(
+            StateEvent(
+                message=f"{per_server.get(sid, 'invalid')} (not started; anything running for it is left alone)",
+                level="error",
+                server_id=sid,
+                code="config",
+            )
+        )
+    state = ConfigState(
+        path=loaded.source,
+        ok=loaded.ok,
+        loaded_at=now,
+        errors=errors,
+        warnings=warnings,
+        server_ids=sorted(servers),
+        skipped=sorted(loaded.skipped),
+        kept_last_good=False,
+        checked_at=now,
+        settings_path=settings_path,
+    )
     if previous is not None and previous.usable:
         events.extend(_changes(previous, servers))
     if loaded.ok:
-        events.append(StateEvent(message=f"configuration {loaded.source} loaded: "
-                                         f"{len(servers)} server(s)", code="config"))
-    return ActiveConfig(servers=servers, kept=kept, protected=frozenset(protected), usable=True,
-                        state=state), events
+        events.append(
+            StateEvent(message=f"configuration {loaded.source} loaded: {len(servers)} server(s)", code="config")
+        )
+    return ActiveConfig(servers=servers, kept=kept, protected=frozenset(protected), usable=True, state=state), events
 
 
 def _changes(previous: ActiveConfig, servers: Mapping[str, ServerConfig]) -> list[StateEvent]:

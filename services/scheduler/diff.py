@@ -9,6 +9,7 @@ flight at the container-agent, or waiting out a crash back-off, gets no step.
 Routes: the alb-agent takes the full wanted route set at once; it is sent only when
 it differs from what the agent reports (or when asked), with the differences listed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,11 +38,11 @@ class Want:
 
     server_id: str
     spec_hash: str
-    host_port: Optional[int]        # None: no port could be given (reported elsewhere)
-    held: bool = False              # stopped by hand
-    wait: float = 0.0               # crash back-off: seconds before it may start again
-    restart: bool = False           # a restart was asked for by hand
-    adopt_ok: bool = True           # a served-check (adopt) may be sent now
+    host_port: Optional[int]  # None: no port could be given (reported elsewhere)
+    held: bool = False  # stopped by hand
+    wait: float = 0.0  # crash back-off: seconds before it may start again
+    restart: bool = False  # a restart was asked for by hand
+    adopt_ok: bool = True  # a served-check (adopt) may be sent now
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,9 @@ def _present(info: Optional[ContainerInfo]) -> bool:
     return info is not None and bool(info.container_id) and info.state != "missing"
 
 
-def plan_containers(wants: Mapping[str, Want], observed: Mapping[str, ContainerInfo],
-                    keep: Collection[str] = ()) -> ContainerPlan:
+def plan_containers(
+    wants: Mapping[str, Want], observed: Mapping[str, ContainerInfo], keep: Collection[str] = ()
+) -> ContainerPlan:
     steps: list[Step] = []
     waiting: dict[str, str] = {}
     for sid in sorted(wants):
@@ -92,8 +94,7 @@ def plan_containers(wants: Mapping[str, Want], observed: Mapping[str, ContainerI
             steps.append(Step("recreate", sid, "the configuration changed"))
             continue
         elif info.host_port != want.host_port:
-            steps.append(Step("recreate", sid, f"the host port changed ({info.host_port} -> "
-                                               f"{want.host_port})"))
+            steps.append(Step("recreate", sid, f"the host port changed ({info.host_port} -> {want.host_port})"))
             continue
         elif want.restart and running:
             steps.append(Step("restart", sid, "restart asked for"))
@@ -134,8 +135,11 @@ class RoutePlan:
 
 def routed_ports(observed: Mapping[str, RouteInfo]) -> dict[str, int]:
     """Servers with a rule and a target group in place, and their target port."""
-    return {sid: r.port for sid, r in observed.items()
-            if r.enabled and r.rule_arn and r.target_group_arn and r.port is not None}
+    return {
+        sid: r.port
+        for sid, r in observed.items()
+        if r.enabled and r.rule_arn and r.target_group_arn and r.port is not None
+    }
 
 
 def plan_routes(wanted: Mapping[str, int], observed: Optional[Mapping[str, RouteInfo]]) -> RoutePlan:

@@ -8,6 +8,7 @@ again and again: on a timer, and at once when a container exits, the configurati
 file changes (or SIGHUP arrives), an agent comes back or an operator asks. SIGTERM
 or SIGINT stops it; the containers and routes stay as they are.
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ through the methods here, under one lock. Decisions are made by the pure modules
 (ports, backoff, diff, views) from a consistent copy of this state, so the plan the
 CLI shows is computed exactly as the reconcile thread computes it.
 """
+
 from __future__ import annotations
 
 import collections
@@ -14,8 +15,18 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterable, Optional
 
-from common.protocol import (ConfigState, ContainerInfo, ControlState, ErrorCode, PlanStep,
-                             RouteInfo, ServerState, ServiceError, StateEvent, to_plain)
+from common.protocol import (
+    ConfigState,
+    ContainerInfo,
+    ControlState,
+    ErrorCode,
+    PlanStep,
+    RouteInfo,
+    ServerState,
+    ServiceError,
+    StateEvent,
+    to_plain,
+)
 from common.settings import Settings
 
 from .backoff import UNREADY, BackoffPolicy, CrashBook
@@ -31,9 +42,14 @@ ADOPT_INTERVAL = 10.0
 
 
 class Model:
-    def __init__(self, settings: Settings, *, policy: Optional[BackoffPolicy] = None,
-                 is_free: Callable[[int], bool] = lambda port: True,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: Optional[BackoffPolicy] = None,
+        is_free: Callable[[int], bool] = lambda port: True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.lock = threading.RLock()
         self.settings = settings
         self.policy = policy or BackoffPolicy()
@@ -101,12 +117,12 @@ class Model:
     def _enabled_or_fail(self, server_id: str) -> None:
         server = self.active.servers.get(server_id)
         if server is None:
-            raise ServiceError(ErrorCode.NOT_FOUND,
-                               f"no server {server_id!r} in the configuration in force")
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no server {server_id!r} in the configuration in force")
         if server.disabled:
-            raise ServiceError(ErrorCode.CONFLICT,
-                               f"server {server_id!r} is disabled in the configuration; "
-                               f"set \"disabled\": false to run it")
+            raise ServiceError(
+                ErrorCode.CONFLICT,
+                f'server {server_id!r} is disabled in the configuration; set "disabled": false to run it',
+            )
 
     def hold(self, server_id: str) -> None:
         with self.lock:
@@ -114,9 +130,15 @@ class Model:
             self.held.add(server_id)
             self.restart_requests.discard(server_id)
             self.crashes.reset(server_id)
-        self.add_events([StateEvent(message=f"server {server_id}: stop asked for; it stays "
-                                            f"stopped until started", server_id=server_id,
-                                    code="action")])
+        self.add_events(
+            [
+                StateEvent(
+                    message=f"server {server_id}: stop asked for; it stays stopped until started",
+                    server_id=server_id,
+                    code="action",
+                )
+            ]
+        )
 
     def release(self, server_id: str, restart: bool = False) -> None:
         with self.lock:
@@ -128,8 +150,9 @@ class Model:
             if restart:
                 self.restart_requests.add(server_id)
         verb = "restart" if restart else "start"
-        self.add_events([StateEvent(message=f"server {server_id}: {verb} asked for",
-                                    server_id=server_id, code="action")])
+        self.add_events(
+            [StateEvent(message=f"server {server_id}: {verb} asked for", server_id=server_id, code="action")]
+        )
 
     # --- observations (reconcile thread) -------------------------------------------------
 
@@ -152,8 +175,9 @@ class Model:
             self.containers[info.server_id] = info
             self._track_crashes(self.clock(), only=info.server_id)
 
-    def observe_routes(self, routes: Optional[Iterable[RouteInfo]],
-                       error: Optional[str] = None, status: Optional[dict] = None) -> None:
+    def observe_routes(
+        self, routes: Optional[Iterable[RouteInfo]], error: Optional[str] = None, status: Optional[dict] = None
+    ) -> None:
         with self.lock:
             if routes is not None:
                 self.routes = {r.server_id: r for r in routes}
@@ -188,8 +212,7 @@ class Model:
                 code = f"exit code {after.exit_code}" if after.exit_code is not None else ""
                 why = after.error or code or "stopped"
                 if after.crash_looping(self.policy):
-                    msg = (f"server {sid}: failed again ({why}); crash-looping, next start "
-                           f"in {after.delay:.0f} s")
+                    msg = f"server {sid}: failed again ({why}); crash-looping, next start in {after.delay:.0f} s"
                     level = "error"
                 elif after.last_kind == UNREADY:
                     msg = f"server {sid}: not ready ({why}); restarting it"
@@ -197,29 +220,38 @@ class Model:
                 else:
                     msg = f"server {sid}: container ended ({why}); starting it again"
                     level = "warning"
-                self.add_events([StateEvent(message=msg, level=level, server_id=sid,
-                                            code="crash")])
+                self.add_events([StateEvent(message=msg, level=level, server_id=sid, code="crash")])
 
     def _allocate(self) -> None:
         assert self.containers is not None
         enabled = sorted(self.active.enabled)
-        from_containers = {sid: i.host_port for sid, i in self.containers.items()
-                           if i.host_port is not None and i.container_id}
-        from_routes = {sid: r.port for sid, r in (self.routes or {}).items()
-                       if r.port is not None and (r.rule_arn or r.target_group_arn)}
+        from_containers = {
+            sid: i.host_port for sid, i in self.containers.items() if i.host_port is not None and i.container_id
+        }
+        from_routes = {
+            sid: r.port
+            for sid, r in (self.routes or {}).items()
+            if r.port is not None and (r.rule_arn or r.target_group_arn)
+        }
         reserved = {port for sid, port in from_containers.items() if sid not in self.active.enabled}
-        allocation = allocate_ports(enabled, self.port_range,
-                                    current={s: p for s, p in self.ports.items() if s in enabled},
-                                    recovered=[from_containers, from_routes], reserved=reserved,
-                                    is_free=self.is_free)
-        new_errors = {sid: e for sid, e in allocation.errors.items()
-                      if self.port_errors.get(sid) != e}
+        allocation = allocate_ports(
+            enabled,
+            self.port_range,
+            current={s: p for s, p in self.ports.items() if s in enabled},
+            recovered=[from_containers, from_routes],
+            reserved=reserved,
+            is_free=self.is_free,
+        )
+        new_errors = {sid: e for sid, e in allocation.errors.items() if self.port_errors.get(sid) != e}
         self.ports = allocation.ports
         self.port_errors = allocation.errors
         if new_errors:
-            self.add_events([StateEvent(message=f"server {sid}: {e}", level="error",
-                                        server_id=sid, code="ports")
-                             for sid, e in sorted(new_errors.items())])
+            self.add_events(
+                [
+                    StateEvent(message=f"server {sid}: {e}", level="error", server_id=sid, code="ports")
+                    for sid, e in sorted(new_errors.items())
+                ]
+            )
 
     def record_call(self, step: Step, error: Optional[str]) -> None:
         with self.lock:
@@ -249,10 +281,14 @@ class Model:
             for sid, server in self.active.enabled.items():
                 sent = self.adopt_sent.get(sid)
                 out[sid] = Want(
-                    server_id=sid, spec_hash=server.spec_hash, host_port=self.ports.get(sid),
-                    held=sid in self.held, wait=self.crashes.get(sid).waiting(now),
+                    server_id=sid,
+                    spec_hash=server.spec_hash,
+                    host_port=self.ports.get(sid),
+                    held=sid in self.held,
+                    wait=self.crashes.get(sid).waiting(now),
                     restart=sid in self.restart_requests,
-                    adopt_ok=sent is None or now - sent >= ADOPT_INTERVAL)
+                    adopt_ok=sent is None or now - sent >= ADOPT_INTERVAL,
+                )
             return out
 
     def route_wants(self) -> dict[str, int]:
@@ -304,22 +340,27 @@ class Model:
             config = self.active.servers.get(server_id)
             route_wanted = server_id in self.route_wants()
             return ServerFacts(
-                server_id=server_id, config=config,
+                server_id=server_id,
+                config=config,
                 protected=server_id in self.active.protected,
                 config_error=self.active.kept.get(server_id),
-                port=self.ports.get(server_id), port_error=self.port_errors.get(server_id),
+                port=self.ports.get(server_id),
+                port_error=self.port_errors.get(server_id),
                 container=(self.containers or {}).get(server_id),
                 containers_known=self.containers is not None,
-                crash=self.crashes.get(server_id), held=server_id in self.held,
-                route=(self.routes or {}).get(server_id), routes_known=self.routes is not None,
-                route_wanted=route_wanted, call_error=self.call_errors.get(server_id),
-                config_usable=self.active.usable)
+                crash=self.crashes.get(server_id),
+                held=server_id in self.held,
+                route=(self.routes or {}).get(server_id),
+                routes_known=self.routes is not None,
+                route_wanted=route_wanted,
+                call_error=self.call_errors.get(server_id),
+                config_usable=self.active.usable,
+            )
 
     def server_states(self) -> dict[str, ServerState]:
         with self.lock:
             now = self.clock()
-            return {sid: server_state(self.facts(sid), self.settings, self.policy, now)
-                    for sid in self.server_ids()}
+            return {sid: server_state(self.facts(sid), self.settings, self.policy, now) for sid in self.server_ids()}
 
     def config_state(self) -> ConfigState:
         with self.lock:
@@ -329,25 +370,29 @@ class Model:
         cplan, rplan = self.plan()
         with self.lock:
             if not self.active.usable:
-                return [PlanStep(action="nothing", reason="no usable configuration yet: "
-                                 + "; ".join(self.active.state.errors))]
+                return [
+                    PlanStep(
+                        action="nothing", reason="no usable configuration yet: " + "; ".join(self.active.state.errors)
+                    )
+                ]
             if self.containers is None:
-                return [PlanStep(action="nothing", reason="the container-agent has not "
-                                                          "answered yet")]
-        steps = [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason)
-                 for s in cplan.steps]
-        steps += [PlanStep(action="wait", server_id=sid, reason=why)
-                  for sid, why in sorted(cplan.waiting.items())]
+                return [PlanStep(action="nothing", reason="the container-agent has not answered yet")]
+        steps = [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason) for s in cplan.steps]
+        steps += [PlanStep(action="wait", server_id=sid, reason=why) for sid, why in sorted(cplan.waiting.items())]
         if rplan is not None:
-            steps += [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason)
-                      for s in rplan.changes]
+            steps += [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason) for s in rplan.changes]
         return steps
 
-    def control_state(self, agents: dict[str, str], agent_errors: dict[str, str],
-                      routing: dict) -> ControlState:
+    def control_state(self, agents: dict[str, str], agent_errors: dict[str, str], routing: dict) -> ControlState:
         with self.lock:
             return ControlState(
-                servers=list(self.server_states().values()), config=self.active.state,
-                agents=dict(agents), routing=routing, agent_errors=dict(agent_errors),
-                reconciles=self.reconciles, last_reconcile_at=self.last_reconcile_at,
-                started_at=self.started_at, port_range=list(self.port_range))
+                servers=list(self.server_states().values()),
+                config=self.active.state,
+                agents=dict(agents),
+                routing=routing,
+                agent_errors=dict(agent_errors),
+                reconciles=self.reconciles,
+                last_reconcile_at=self.last_reconcile_at,
+                started_at=self.started_at,
+                port_range=list(self.port_range),
+            )

@@ -6,6 +6,7 @@ is recovered from what survives any restart, the label on the server's container
 servers with neither get a new port: the lowest one of the range that no server holds
 and nothing else on the host listens on.
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,15 +18,19 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 @dataclass(frozen=True)
 class PortAllocation:
     ports: dict[str, int] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)   # server id -> why it has none
-    skipped: tuple[int, ...] = ()                          # ports found in use by others
+    errors: dict[str, str] = field(default_factory=dict)  # server id -> why it has none
+    skipped: tuple[int, ...] = ()  # ports found in use by others
 
 
-def allocate_ports(server_ids: Sequence[str], port_range: tuple[int, int], *,
-                   current: Optional[Mapping[str, int]] = None,
-                   recovered: Sequence[Mapping[str, int]] = (),
-                   reserved: Iterable[int] = (),
-                   is_free: Callable[[int], bool] = lambda port: True) -> PortAllocation:
+def allocate_ports(
+    server_ids: Sequence[str],
+    port_range: tuple[int, int],
+    *,
+    current: Optional[Mapping[str, int]] = None,
+    recovered: Sequence[Mapping[str, int]] = (),
+    reserved: Iterable[int] = (),
+    is_free: Callable[[int], bool] = lambda port: True,
+) -> PortAllocation:
     """A port for each of `server_ids` (processed in sorted order, so the outcome
     does not depend on the order of the file).
 
@@ -64,9 +69,11 @@ def allocate_ports(server_ids: Sequence[str], port_range: tuple[int, int], *,
         while candidate <= hi and (candidate in taken or not _free(is_free, candidate, skipped)):
             candidate += 1
         if candidate > hi:
-            errors[sid] = (f"no free host port left in the range {lo}-{hi} "
-                           f"([service] port_range_start/port_range_end): widen the range or "
-                           f"disable a server")
+            errors[sid] = (
+                f"no free host port left in the range {lo}-{hi} "
+                f"([service] port_range_start/port_range_end): widen the range or "
+                f"disable a server"
+            )
             continue
         claim(sid, candidate)
     return PortAllocation(ports=ports, errors=errors, skipped=tuple(skipped))

@@ -6,6 +6,7 @@ change, an agent that (re)appeared, an operator's action. The loop thread never 
 for it; it only kicks, and reads the model. Requests to an agent are bounded
 (AgentLink), so one agent that is down delays its own steps, never the other agent's.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,15 @@ import threading
 import time
 from typing import Callable, Optional
 
-from common.protocol import (ContainerEnsure, ContainerInfo, ContainerRef, ContainerStatusQuery,
-                             RoutesApply, RoutesStatusQuery, StateEvent)
+from common.protocol import (
+    ContainerEnsure,
+    ContainerInfo,
+    ContainerRef,
+    ContainerStatusQuery,
+    RoutesApply,
+    RoutesStatusQuery,
+    StateEvent,
+)
 from common.reqrep import RemoteError
 
 from .agents import AgentLink, AgentUnavailable
@@ -32,8 +40,15 @@ ROUTES_RETRY_SECONDS = 10.0
 
 
 class Reconciler:
-    def __init__(self, model: Model, containers: AgentLink, routes: AgentLink, *,
-                 interval: float, notify: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        containers: AgentLink,
+        routes: AgentLink,
+        *,
+        interval: float,
+        notify: Callable[[], None] = lambda: None,
+    ) -> None:
         self.model = model
         self.containers = containers
         self.routes = routes
@@ -100,8 +115,7 @@ class Reconciler:
                 if wake is not None:
                     deadline = min(deadline, now + wake + 0.01)  # a crash back-off ends
                 for link in (self.containers, self.routes):
-                    if (not link.health().available and not link.due()
-                            and not link.wait_for_heartbeat()):
+                    if not link.health().available and not link.due() and not link.wait_for_heartbeat():
                         deadline = min(deadline, now + link.next_try_in() + 0.01)
                 self._cond.wait(max(deadline - now, 0.0))
                 if time.monotonic() >= deadline and deadline < self._next_full:
@@ -163,8 +177,9 @@ class Reconciler:
                 port = self.model.ports.get(sid)
             if server is None or port is None:
                 return True
-            request = ContainerEnsure(server_id=sid, spec=server.spec.public_dict(),
-                                      host_port=port, spec_hash=server.spec_hash)
+            request = ContainerEnsure(
+                server_id=sid, spec=server.spec.public_dict(), host_port=port, spec_hash=server.spec_hash
+            )
         else:
             request = ContainerRef(server_id=sid)
         if step.starts:
@@ -187,16 +202,15 @@ class Reconciler:
         if isinstance(info, ContainerInfo):
             self.model.observe_container(info)
         if step.action in ("create", "recreate", "remove", "stop"):
-            self.model.add_events([StateEvent(message=f"server {sid}: {step.action} "
-                                                      f"({step.reason})", server_id=sid,
-                                              code="reconcile")])
+            self.model.add_events(
+                [StateEvent(message=f"server {sid}: {step.action} ({step.reason})", server_id=sid, code="reconcile")]
+            )
         return True
 
     def _refresh(self, server_id: str) -> None:
         """Read one server's status after a failed step (its error, its exit)."""
         try:
-            listing = self.containers.call("container.status",
-                                           ContainerStatusQuery(server_id=server_id))
+            listing = self.containers.call("container.status", ContainerStatusQuery(server_id=server_id))
         except (AgentUnavailable, RemoteError):
             return
         for info in listing.containers:

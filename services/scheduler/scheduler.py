@@ -10,6 +10,7 @@ Sockets (all on the loop thread):
 
 The reconcile thread (reconciler.py) talks to the agents; this thread kicks it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 from common.config import load_config
-from common.protocol import (ControlAccepted, ControlPlan, ControlState, ErrorCode, Message,
-                             ServerState, ServiceError, Snapshot, StateEvent, to_plain)
+from common.protocol import (
+    ControlAccepted,
+    ControlPlan,
+    ControlState,
+    ErrorCode,
+    Message,
+    ServerState,
+    ServiceError,
+    Snapshot,
+    StateEvent,
+    to_plain,
+)
 from common.pubsub import Publisher, Subscriber
 from common.reqrep import RepServer
 from common.service import Service
@@ -45,16 +56,21 @@ WATCH_SECONDS = 1.0
 
 
 class Scheduler:
-    def __init__(self, service: Service, settings: Settings, config_path: Path,
-                 settings_path: Optional[Path] = None, *,
-                 model: Optional[Model] = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        settings: Settings,
+        config_path: Path,
+        settings_path: Optional[Path] = None,
+        *,
+        model: Optional[Model] = None,
+    ) -> None:
         self.service = service
         self.settings = settings
         self.config_path = Path(config_path)
         self.settings_path = settings_path
         z = settings.zmq
-        self.model = model or Model(settings,
-                                    is_free=partial(port_is_free, settings.service.bridge_host))
+        self.model = model or Model(settings, is_free=partial(port_is_free, settings.service.bridge_host))
         self._hup = False
         self._published: dict[str, ServerState] = {}
         self._published_config = None
@@ -62,50 +78,91 @@ class Scheduler:
         self._epochs: dict[str, Optional[str]] = {CONTAINER_AGENT: None, ALB_AGENT: None}
         self._was_silent: dict[str, bool] = {CONTAINER_AGENT: False, ALB_AGENT: False}
 
-        self.rep = service.attach(RepServer(
-            service.ctx, z.scheduler_control,
-            {"control.status": self.on_status, "control.action": self.on_action,
-             "control.plan": self.on_plan, "snapshot.get": self.on_snapshot},
-            src=NAME, max_bytes=z.max_message_bytes))
-        self.pub = service.attach(Publisher(service.ctx, z.scheduler_state, src=NAME,
-                                            heartbeat_interval=z.heartbeat_interval_seconds,
-                                            max_bytes=z.max_message_bytes))
+        self.rep = service.attach(
+            RepServer(
+                service.ctx,
+                z.scheduler_control,
+                {
+                    "control.status": self.on_status,
+                    "control.action": self.on_action,
+                    "control.plan": self.on_plan,
+                    "snapshot.get": self.on_snapshot,
+                },
+                src=NAME,
+                max_bytes=z.max_message_bytes,
+            )
+        )
+        self.pub = service.attach(
+            Publisher(
+                service.ctx,
+                z.scheduler_state,
+                src=NAME,
+                heartbeat_interval=z.heartbeat_interval_seconds,
+                max_bytes=z.max_message_bytes,
+            )
+        )
         self.subs = {
-            CONTAINER_AGENT: Subscriber(service.ctx, z.container_events, topics=("container.",),
-                                        heartbeat_interval=z.heartbeat_interval_seconds,
-                                        max_bytes=z.max_message_bytes),
-            ALB_AGENT: Subscriber(service.ctx, z.route_events, topics=("route.",),
-                                  heartbeat_interval=z.heartbeat_interval_seconds,
-                                  max_bytes=z.max_message_bytes),
+            CONTAINER_AGENT: Subscriber(
+                service.ctx,
+                z.container_events,
+                topics=("container.",),
+                heartbeat_interval=z.heartbeat_interval_seconds,
+                max_bytes=z.max_message_bytes,
+            ),
+            ALB_AGENT: Subscriber(
+                service.ctx,
+                z.route_events,
+                topics=("route.",),
+                heartbeat_interval=z.heartbeat_interval_seconds,
+                max_bytes=z.max_message_bytes,
+            ),
         }
         for name, sub in self.subs.items():
             service.add_reader(sub.socket, partial(self.on_agent_messages, name))
             service.on_close(sub.close)
-        link = partial(AgentLink, ctx=service.ctx, timeout_ms=z.request_timeout_ms,
-                       attempts=z.request_retries, src=NAME, max_bytes=z.max_message_bytes)
+        link = partial(
+            AgentLink,
+            ctx=service.ctx,
+            timeout_ms=z.request_timeout_ms,
+            attempts=z.request_retries,
+            src=NAME,
+            max_bytes=z.max_message_bytes,
+        )
         self.links = {
-            CONTAINER_AGENT: link(CONTAINER_AGENT, endpoint=z.containers,
-                                  silent=self.subs[CONTAINER_AGENT].silent,
-                                  on_back=partial(self.model.forget, "containers")),
-            ALB_AGENT: link(ALB_AGENT, endpoint=z.routes, silent=self.subs[ALB_AGENT].silent,
-                            on_back=partial(self.model.forget, "routes")),
+            CONTAINER_AGENT: link(
+                CONTAINER_AGENT,
+                endpoint=z.containers,
+                silent=self.subs[CONTAINER_AGENT].silent,
+                on_back=partial(self.model.forget, "containers"),
+            ),
+            ALB_AGENT: link(
+                ALB_AGENT,
+                endpoint=z.routes,
+                silent=self.subs[ALB_AGENT].silent,
+                on_back=partial(self.model.forget, "routes"),
+            ),
         }
         # The reconcile thread pokes this pair when the state may have changed.
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         service.add_reader(self._wake_r.fileno(), self.publish)
-        self.reconciler = Reconciler(self.model, self.links[CONTAINER_AGENT],
-                                     self.links[ALB_AGENT],
-                                     interval=settings.service.reconciliation_interval_seconds,
-                                     notify=self._poke)
+        self.reconciler = Reconciler(
+            self.model,
+            self.links[CONTAINER_AGENT],
+            self.links[ALB_AGENT],
+            interval=settings.service.reconciliation_interval_seconds,
+            notify=self._poke,
+        )
         self.watch = FileWatch(self.config_path)
         self.settings_watch = FileWatch(settings_path) if settings_path else None
         service.every(WATCH_SECONDS, self.tick)
         service.on_close(self.close)
         if settings.routing_simulated:
-            log.warning("no ALB configured ([aws] alb_arn/listener_arn empty): routing is "
-                        "simulated by the alb-agent's local AWS stand-in")
+            log.warning(
+                "no ALB configured ([aws] alb_arn/listener_arn empty): routing is "
+                "simulated by the alb-agent's local AWS stand-in"
+            )
         self.reload("start")
         self.reconciler.start()
 
@@ -118,21 +175,21 @@ class Scheduler:
         loaded = load_config(self.config_path, port_range=(s.port_range_start, s.port_range_end))
         with self.model.lock:
             previous = self.model.active if self.model.active.usable else None
-        active, events = apply_loaded(previous, loaded, self.model.clock(),
-                                      str(self.settings_path or ""))
+        active, events = apply_loaded(previous, loaded, self.model.clock(), str(self.settings_path or ""))
         self.model.set_config(active, events)
         for issue in loaded.issues:
-            level = {"error": logging.ERROR, "warning": logging.WARNING}.get(issue.severity,
-                                                                              logging.INFO)
+            level = {"error": logging.ERROR, "warning": logging.WARNING}.get(issue.severity, logging.INFO)
             log.log(level, "config (%s): %s", why, issue)
         if not loaded.readable:
-            message = (f"{self.config_path}: unusable; "
-                       + ("the last good configuration stays in force" if active.usable
-                          else "nothing is changed until it can be used"))
+            message = f"{self.config_path}: unusable; " + (
+                "the last good configuration stays in force"
+                if active.usable
+                else "nothing is changed until it can be used"
+            )
         else:
-            message = (f"{self.config_path}: {len(active.enabled)} enabled, "
-                       f"{len(active.disabled)} disabled"
-                       + (f", {len(loaded.errors)} error(s)" if loaded.errors else ""))
+            message = f"{self.config_path}: {len(active.enabled)} enabled, {len(active.disabled)} disabled" + (
+                f", {len(loaded.errors)} error(s)" if loaded.errors else ""
+            )
         log.info("configuration (%s): %s", why, message)
         self.reconciler.kick(full=True, why=f"configuration {why}")
         self.publish()
@@ -150,11 +207,12 @@ class Scheduler:
             self.reload("file changed")
         if self.settings_watch is not None and self.settings_watch.changed():
             # Endpoints, ports and AWS settings are bound at start by every process.
-            message = (f"{self.settings_path} changed: restart the orchestrator's processes "
-                       f"to apply it (the configuration file is reloaded live, settings are not)")
+            message = (
+                f"{self.settings_path} changed: restart the orchestrator's processes "
+                f"to apply it (the configuration file is reloaded live, settings are not)"
+            )
             log.warning("%s", message)
-            self.model.add_events([StateEvent(message=message, level="warning",
-                                              code="settings")])
+            self.model.add_events([StateEvent(message=message, level="warning", code="settings")])
         self.publish()
 
     # --- agents' events -------------------------------------------------------------------
@@ -213,11 +271,13 @@ class Scheduler:
             routes = self.model.routes
             # The alb-agent's view (listener, rules, target groups, ...) first; the
             # scheduler's own keys win where both have one.
-            return {**self.model.routing_status,
-                    "simulated": self.settings.routing_simulated,
-                    "known": routes is not None,
-                    "routes": [to_plain(r) for _, r in sorted((routes or {}).items())],
-                    "error": self.model.routing_error}
+            return {
+                **self.model.routing_status,
+                "simulated": self.settings.routing_simulated,
+                "known": routes is not None,
+                "routes": [to_plain(r) for _, r in sorted((routes or {}).items())],
+                "error": self.model.routing_error,
+            }
 
     def publish(self) -> None:
         """Publish what changed since the last call (loop thread only)."""
@@ -236,9 +296,10 @@ class Scheduler:
                 self.pub.publish("state.server", state)
         for sid in sorted(set(self._published) - set(states)):
             del self._published[sid]
-            self.pub.publish("state.server", ServerState(server_id=sid, status="removed",
-                                                         enabled=False, removed=True,
-                                                         updated_at=now))
+            self.pub.publish(
+                "state.server",
+                ServerState(server_id=sid, status="removed", enabled=False, removed=True, updated_at=now),
+            )
         config = self.model.config_state()
         if config != self._published_config:
             self._published_config = config
@@ -249,11 +310,16 @@ class Scheduler:
             self._agents_shown[name] = value
             if before is not None and before != value:
                 detail = f": {errors[name]}" if name in errors else ""
-                log.log(logging.INFO if value == "available" else logging.WARNING,
-                        "%s is %s%s", name, value, detail)
-                self.model.add_events([StateEvent(
-                    message=f"{name} is {value}{detail}",
-                    level="info" if value == "available" else "error", code="agent")])
+                log.log(logging.INFO if value == "available" else logging.WARNING, "%s is %s%s", name, value, detail)
+                self.model.add_events(
+                    [
+                        StateEvent(
+                            message=f"{name} is {value}{detail}",
+                            level="info" if value == "available" else "error",
+                            code="agent",
+                        )
+                    ]
+                )
         for event in self.model.take_events():
             self.pub.publish("state.event", event)
 

@@ -16,6 +16,7 @@ port, container, crash record, route, hand stop) into one `ServerState`. Statuse
     unknown        the container-agent has not answered yet, or no good configuration
                    was ever read (then its container is left as it is)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -33,20 +34,20 @@ _BRIDGE_STATES = frozenset(state.value for state in BridgeState)
 @dataclass(frozen=True)
 class ServerFacts:
     server_id: str
-    config: Optional[ServerConfig] = None     # the spec in force (None: not configured)
-    protected: bool = False                   # invalid, never good
-    config_error: Optional[str] = None        # error of the file while a last good runs
+    config: Optional[ServerConfig] = None  # the spec in force (None: not configured)
+    protected: bool = False  # invalid, never good
+    config_error: Optional[str] = None  # error of the file while a last good runs
     port: Optional[int] = None
     port_error: Optional[str] = None
     container: Optional[ContainerInfo] = None
-    containers_known: bool = False            # the container-agent answered at least once
+    containers_known: bool = False  # the container-agent answered at least once
     crash: CrashRecord = CrashRecord()
     held: bool = False
     route: Optional[RouteInfo] = None
     routes_known: bool = False
     route_wanted: bool = False
-    call_error: Optional[str] = None          # the last failed request about this server
-    config_usable: bool = True                # False: no good configuration was ever read
+    call_error: Optional[str] = None  # the last failed request about this server
+    config_usable: bool = True  # False: no good configuration was ever read
 
 
 def public_url(settings: Settings, server_id: str, port: Optional[int]) -> str:
@@ -69,8 +70,7 @@ def _mounts(config: Optional[ServerConfig]) -> list[str]:
         return []
     spec = config.spec
     out = [v.spec for v in spec.volumes]
-    out += [f"{m.type}:{m.source or '-'}:{m.target}{':ro' if m.read_only else ''}"
-            for m in spec.mounts]
+    out += [f"{m.type}:{m.source or '-'}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts]
     return out
 
 
@@ -100,8 +100,7 @@ def _health(info: Optional[ContainerInfo]) -> Optional[str]:
     return info.bridge if info.bridge in _BRIDGE_STATES else None
 
 
-def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy,
-                 now: float) -> ServerState:
+def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now: float) -> ServerState:
     info = f.container
     config = f.config
     running = info is not None and info.state in RUNNING_STATES and bool(info.container_id)
@@ -136,18 +135,15 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy,
     else:
         status = "pending"
 
-    last_error = f.port_error or f.call_error or (info.error if info is not None else None) \
-        or crash.error
+    last_error = f.port_error or f.call_error or (info.error if info is not None else None) or crash.error
     if not f.config_usable:
         last_error = "no usable configuration yet: left as it is"
     if running and not f.port_error:
         last_error = f.call_error or (info.error if info is not None else None)
         if info is not None and info.bridge in (BridgeState.FAILED, BridgeState.DOWN):
             last_error = last_error or info.bridge_reason or None
-    exit_code = info.exit_code if info is not None and info.exit_code is not None \
-        else crash.exit_code
-    stderr = list(info.stderr_tail) if info is not None and info.stderr_tail \
-        else list(crash.stderr_tail)
+    exit_code = info.exit_code if info is not None and info.exit_code is not None else crash.exit_code
+    stderr = list(info.stderr_tail) if info is not None and info.stderr_tail else list(crash.stderr_tail)
     waiting = crash.waiting(now)
     spec = config.spec if config is not None else None
     enabled = config is not None and not config.disabled

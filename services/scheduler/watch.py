@@ -4,6 +4,7 @@ Polling `stat` once a second is dependable everywhere (editors that replace the 
 bind mounts, network file systems) and costs nothing. A change of inode, size or
 modification time counts, and so does the file appearing or disappearing.
 """
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 Independent of the code under test: plain boto3 calls, everything read in full.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ class GroupView:
 def _tags(elbv2: Any, arns: list[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for i in range(0, len(arns), 20):
-        for d in elbv2.describe_tags(ResourceArns=arns[i:i + 20])["TagDescriptions"]:
+        for d in elbv2.describe_tags(ResourceArns=arns[i : i + 20])["TagDescriptions"]:
             out[d["ResourceArn"]] = {t["Key"]: t["Value"] for t in d["Tags"]}
     return out
 
@@ -41,20 +42,27 @@ def rules(aws: Any) -> list[RuleView]:
     raw: list[dict] = []
     marker: Optional[str] = None
     while True:
-        page = aws.elbv2.describe_rules(ListenerArn=aws.listener_arn,
-                                        **({"Marker": marker} if marker else {}))
+        page = aws.elbv2.describe_rules(ListenerArn=aws.listener_arn, **({"Marker": marker} if marker else {}))
         raw += page["Rules"]
         marker = page.get("NextMarker")
         if not marker:
             break
     raw = [r for r in raw if not r["IsDefault"]]
     tags = _tags(aws.elbv2, [r["RuleArn"] for r in raw])
-    return sorted((RuleView(
-        arn=r["RuleArn"], priority=int(r["Priority"]),
-        paths=tuple(v for c in r["Conditions"] for v in c.get("PathPatternConfig", {}).get(
-            "Values", [])),
-        forwards=tuple(a["TargetGroupArn"] for a in r["Actions"] if a.get("TargetGroupArn")),
-        tags=tags.get(r["RuleArn"], {}), raw=r) for r in raw), key=lambda r: r.priority)
+    return sorted(
+        (
+            RuleView(
+                arn=r["RuleArn"],
+                priority=int(r["Priority"]),
+                paths=tuple(v for c in r["Conditions"] for v in c.get("PathPatternConfig", {}).get("Values", [])),
+                forwards=tuple(a["TargetGroupArn"] for a in r["Actions"] if a.get("TargetGroupArn")),
+                tags=tags.get(r["RuleArn"], {}),
+                raw=r,
+            )
+            for r in raw
+        ),
+        key=lambda r: r.priority,
+    )
 
 
 def groups(aws: Any) -> list[GroupView]:
@@ -64,10 +72,8 @@ def groups(aws: Any) -> list[GroupView]:
     out = []
     for g in raw:
         health = aws.elbv2.describe_target_health(TargetGroupArn=g["TargetGroupArn"])
-        targets = tuple(sorted((h["Target"]["Id"], h["Target"]["Port"])
-                               for h in health["TargetHealthDescriptions"]))
-        out.append(GroupView(g["TargetGroupArn"], g["TargetGroupName"],
-                             tags.get(g["TargetGroupArn"], {}), targets, g))
+        targets = tuple(sorted((h["Target"]["Id"], h["Target"]["Port"]) for h in health["TargetHealthDescriptions"]))
+        out.append(GroupView(g["TargetGroupArn"], g["TargetGroupName"], tags.get(g["TargetGroupArn"], {}), targets, g))
     return sorted(out, key=lambda g: g.name)
 
 
@@ -88,9 +94,13 @@ def routing_of(aws: Any, cluster: str) -> dict[str, dict]:
         assert sid not in out, f"two rules for {sid}"
         (tg_arn,) = rule.forwards
         group = by_arn[tg_arn]
-        out[sid] = {"priority": rule.priority, "paths": rule.paths,
-                    "target_group": group.name, "targets": group.targets,
-                    "health_check_path": group.raw["HealthCheckPath"]}
+        out[sid] = {
+            "priority": rule.priority,
+            "paths": rule.paths,
+            "target_group": group.name,
+            "targets": group.targets,
+            "health_check_path": group.raw["HealthCheckPath"],
+        }
     return out
 
 
@@ -105,16 +115,13 @@ def assert_routes_exactly(aws: Any, cluster: str, ports: dict[str, int]) -> dict
         assert entry["targets"] == ((aws.instance_id, port),), (sid, entry["targets"])
         assert entry["health_check_path"] == naming.health_check_path(sid)
     ours = [g for g in groups(aws) if owned_by(g.tags, cluster)]
-    assert sorted(g.name for g in ours) == sorted(
-        naming.target_group_name(sid, cluster) for sid in ports)
+    assert sorted(g.name for g in ours) == sorted(naming.target_group_name(sid, cluster) for sid in ports)
     return routing
 
 
 def foreign_snapshot(aws: Any, cluster: str) -> dict[str, Any]:
     """Everything not ours, in full, to compare before and after an operation."""
     return {
-        "rules": [(r.arn, r.priority, r.raw, r.tags) for r in rules(aws)
-                  if owned_by(r.tags, cluster) is None],
-        "groups": [(g.arn, g.raw, g.tags, g.targets) for g in groups(aws)
-                   if owned_by(g.tags, cluster) is None],
+        "rules": [(r.arn, r.priority, r.raw, r.tags) for r in rules(aws) if owned_by(r.tags, cluster) is None],
+        "groups": [(g.arn, g.raw, g.tags, g.targets) for g in groups(aws) if owned_by(g.tags, cluster) is None],
     }

@@ -2,6 +2,7 @@
 
 Used by the fixtures in conftest.py and by tests that build more than one world.
 """
+
 from __future__ import annotations
 
 import urllib.request
@@ -33,9 +34,15 @@ class AwsWorld:
 
     def config(self, **overrides: Any) -> AlbConfig:
         values: dict[str, Any] = dict(
-            region=REGION, alb_arn=self.alb_arn, listener_arn=self.listener_arn,
-            vpc_id=self.vpc_id, endpoint_url=self.url, instance_id=self.instance_id,
-            imds_endpoint=self.url, api_max_attempts=2)
+            region=REGION,
+            alb_arn=self.alb_arn,
+            listener_arn=self.listener_arn,
+            vpc_id=self.vpc_id,
+            endpoint_url=self.url,
+            instance_id=self.instance_id,
+            imds_endpoint=self.url,
+            api_max_attempts=2,
+        )
         values.update(overrides)
         return AlbConfig(**values)
 

@@ -3,6 +3,7 @@
 For the failures moto cannot produce (throttling, access denied, quota errors, races):
 the router under test talks to a Stubber that expects exactly the calls listed here.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -31,9 +32,16 @@ def rule_arn(priority: int) -> str:
 
 
 def stub_config(dead_url: str) -> AlbConfig:
-    return AlbConfig(region="us-east-1", alb_arn=ALB, listener_arn=LISTENER, vpc_id=VPC,
-                     endpoint_url=dead_url, instance_id=INSTANCE, imds_endpoint=dead_url,
-                     api_max_attempts=1)
+    return AlbConfig(
+        region="us-east-1",
+        alb_arn=ALB,
+        listener_arn=LISTENER,
+        vpc_id=VPC,
+        endpoint_url=dead_url,
+        instance_id=INSTANCE,
+        imds_endpoint=dead_url,
+        api_max_attempts=1,
+    )
 
 
 def _tags(mapping: dict[str, str]) -> list[dict[str, str]]:
@@ -43,8 +51,7 @@ def _tags(mapping: dict[str, str]) -> list[dict[str, str]]:
 class StubWorld:
     """Servers routed on the stubbed listener: {server id: (port, priority)}."""
 
-    def __init__(self, router: AlbRouter, routed: Optional[dict[str, tuple[int, int]]] = None
-                 ) -> None:
+    def __init__(self, router: AlbRouter, routed: Optional[dict[str, tuple[int, int]]] = None) -> None:
         self.router = router
         self.stubber = Stubber(router.client)
         self.routed = dict(routed or {})
@@ -58,68 +65,116 @@ class StubWorld:
 
     # -- reads ---------------------------------------------------------------------------
     def expect_setup(self) -> None:
-        self.stubber.add_response("describe_listeners", {"Listeners": [{
-            "ListenerArn": LISTENER, "LoadBalancerArn": ALB, "Port": 80, "Protocol": "HTTP"}]},
-            {"ListenerArns": [LISTENER]})
+        self.stubber.add_response(
+            "describe_listeners",
+            {"Listeners": [{"ListenerArn": LISTENER, "LoadBalancerArn": ALB, "Port": 80, "Protocol": "HTTP"}]},
+            {"ListenerArns": [LISTENER]},
+        )
 
     def _group(self, sid: str, port: int) -> dict[str, Any]:
         return {
-            "TargetGroupArn": tg_arn(sid), "TargetGroupName": naming.target_group_name(sid, CLUSTER),
-            "Protocol": "HTTP", "Port": port, "VpcId": VPC, "TargetType": "instance",
-            "HealthCheckProtocol": "HTTP", "HealthCheckPort": "traffic-port",
-            "HealthCheckEnabled": True, "HealthCheckPath": naming.health_check_path(sid),
-            "HealthCheckIntervalSeconds": 15, "HealthCheckTimeoutSeconds": 5,
-            "HealthyThresholdCount": 2, "UnhealthyThresholdCount": 3,
-            "Matcher": {"HttpCode": "200"}, "LoadBalancerArns": [ALB]}
+            "TargetGroupArn": tg_arn(sid),
+            "TargetGroupName": naming.target_group_name(sid, CLUSTER),
+            "Protocol": "HTTP",
+            "Port": port,
+            "VpcId": VPC,
+            "TargetType": "instance",
+            "HealthCheckProtocol": "HTTP",
+            "HealthCheckPort": "traffic-port",
+            "HealthCheckEnabled": True,
+            "HealthCheckPath": naming.health_check_path(sid),
+            "HealthCheckIntervalSeconds": 15,
+            "HealthCheckTimeoutSeconds": 5,
+            "HealthyThresholdCount": 2,
+            "UnhealthyThresholdCount": 3,
+            "Matcher": {"HttpCode": "200"},
+            "LoadBalancerArns": [ALB],
+        }
 
     def _rule(self, sid: str, priority: int) -> dict[str, Any]:
-        return {"RuleArn": rule_arn(priority), "Priority": str(priority), "IsDefault": False,
-                "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {
-                    "Values": list(naming.path_patterns(sid))}}],
-                "Actions": [{"Type": "forward", "TargetGroupArn": tg_arn(sid)}]}
+        return {
+            "RuleArn": rule_arn(priority),
+            "Priority": str(priority),
+            "IsDefault": False,
+            "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": list(naming.path_patterns(sid))}}],
+            "Actions": [{"Type": "forward", "TargetGroupArn": tg_arn(sid)}],
+        }
 
     def expect_read(self, with_tags: bool = True) -> None:
-        self.stubber.add_response("describe_target_groups", {"TargetGroups": [
-            self._group(sid, port) for sid, (port, _) in sorted(self.routed.items())]},
-            {"LoadBalancerArn": ALB})
-        default = {"RuleArn": rule_arn(0), "Priority": "default", "IsDefault": True,
-                   "Conditions": [], "Actions": [{"Type": "fixed-response",
-                                                  "FixedResponseConfig": {"StatusCode": "404"}}]}
-        self.stubber.add_response("describe_rules", {"Rules": [
-            self._rule(sid, prio) for sid, (_, prio) in sorted(self.routed.items())] + [default]},
-            {"ListenerArn": LISTENER})
+        self.stubber.add_response(
+            "describe_target_groups",
+            {"TargetGroups": [self._group(sid, port) for sid, (port, _) in sorted(self.routed.items())]},
+            {"LoadBalancerArn": ALB},
+        )
+        default = {
+            "RuleArn": rule_arn(0),
+            "Priority": "default",
+            "IsDefault": True,
+            "Conditions": [],
+            "Actions": [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+        }
+        self.stubber.add_response(
+            "describe_rules",
+            {"Rules": [self._rule(sid, prio) for sid, (_, prio) in sorted(self.routed.items())] + [default]},
+            {"ListenerArn": LISTENER},
+        )
         if with_tags and self.routed:
             descriptions = []
             for sid, (port, prio) in sorted(self.routed.items()):
-                descriptions.append({"ResourceArn": tg_arn(sid), "Tags": _tags({
-                    **naming.ownership_tags(CLUSTER, sid),
-                    naming.TAG_TARGET: naming.target_tag_value(INSTANCE, port),
-                    naming.TAG_DEREGISTRATION_DELAY: "30"})})
+                descriptions.append(
+                    {
+                        "ResourceArn": tg_arn(sid),
+                        "Tags": _tags(
+                            {
+                                **naming.ownership_tags(CLUSTER, sid),
+                                naming.TAG_TARGET: naming.target_tag_value(INSTANCE, port),
+                                naming.TAG_DEREGISTRATION_DELAY: "30",
+                            }
+                        ),
+                    }
+                )
             for sid, (port, prio) in sorted(self.routed.items()):
-                descriptions.append({"ResourceArn": rule_arn(prio),
-                                     "Tags": _tags(naming.ownership_tags(CLUSTER, sid))})
+                descriptions.append({"ResourceArn": rule_arn(prio), "Tags": _tags(naming.ownership_tags(CLUSTER, sid))})
             self.stubber.add_response("describe_tags", {"TagDescriptions": descriptions})
 
     # -- writes of one new server --------------------------------------------------------
     def expect_new_group(self, sid: str, port: int) -> None:
-        self.stubber.add_response("create_target_group", {"TargetGroups": [
-            self._group(sid, port)]}, {
-            "Name": naming.target_group_name(sid, CLUSTER), "Protocol": "HTTP", "Port": port,
-            "VpcId": VPC, "TargetType": "instance", "Tags": ANY,
-            "HealthCheckProtocol": "HTTP", "HealthCheckPort": "traffic-port",
-            "HealthCheckEnabled": True, "HealthCheckPath": naming.health_check_path(sid),
-            "HealthCheckIntervalSeconds": 15, "HealthCheckTimeoutSeconds": 5,
-            "HealthyThresholdCount": 2, "UnhealthyThresholdCount": 3,
-            "Matcher": {"HttpCode": "200"}})
+        self.stubber.add_response(
+            "create_target_group",
+            {"TargetGroups": [self._group(sid, port)]},
+            {
+                "Name": naming.target_group_name(sid, CLUSTER),
+                "Protocol": "HTTP",
+                "Port": port,
+                "VpcId": VPC,
+                "TargetType": "instance",
+                "Tags": ANY,
+                "HealthCheckProtocol": "HTTP",
+                "HealthCheckPort": "traffic-port",
+                "HealthCheckEnabled": True,
+                "HealthCheckPath": naming.health_check_path(sid),
+                "HealthCheckIntervalSeconds": 15,
+                "HealthCheckTimeoutSeconds": 5,
+                "HealthyThresholdCount": 2,
+                "UnhealthyThresholdCount": 3,
+                "Matcher": {"HttpCode": "200"},
+            },
+        )
 
     def expect_delay(self, sid: str) -> None:
-        self.stubber.add_response("modify_target_group_attributes", {}, {
-            "TargetGroupArn": tg_arn(sid), "Attributes": [
-                {"Key": "deregistration_delay.timeout_seconds", "Value": "30"}]})
+        self.stubber.add_response(
+            "modify_target_group_attributes",
+            {},
+            {
+                "TargetGroupArn": tg_arn(sid),
+                "Attributes": [{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}],
+            },
+        )
 
     def expect_register(self, sid: str, port: int) -> None:
-        self.stubber.add_response("register_targets", {}, {
-            "TargetGroupArn": tg_arn(sid), "Targets": [{"Id": INSTANCE, "Port": port}]})
+        self.stubber.add_response(
+            "register_targets", {}, {"TargetGroupArn": tg_arn(sid), "Targets": [{"Id": INSTANCE, "Port": port}]}
+        )
 
     def expect_record(self, sid: str) -> None:
         self.stubber.add_response("add_tags", {}, {"ResourceArns": [tg_arn(sid)], "Tags": ANY})
@@ -136,14 +191,32 @@ class StubWorld:
             self.expect_record(sid)
 
     def expect_rule(self, sid: str, priority: int) -> None:
-        self.stubber.add_response("create_rule", {"Rules": [self._rule(sid, priority)]}, {
-            "ListenerArn": LISTENER, "Priority": priority, "Conditions": ANY,
-            "Actions": [{"Type": "forward", "TargetGroupArn": tg_arn(sid)}], "Tags": ANY})
+        self.stubber.add_response(
+            "create_rule",
+            {"Rules": [self._rule(sid, priority)]},
+            {
+                "ListenerArn": LISTENER,
+                "Priority": priority,
+                "Conditions": ANY,
+                "Actions": [{"Type": "forward", "TargetGroupArn": tg_arn(sid)}],
+                "Tags": ANY,
+            },
+        )
 
     def expect_rule_error(self, sid: str, priority: int, code: str, status: int = 400) -> None:
-        self.stubber.add_client_error("create_rule", code, f"{code} (stubbed)", status, {
-            "ListenerArn": LISTENER, "Priority": priority, "Conditions": ANY,
-            "Actions": [{"Type": "forward", "TargetGroupArn": tg_arn(sid)}], "Tags": ANY})
+        self.stubber.add_client_error(
+            "create_rule",
+            code,
+            f"{code} (stubbed)",
+            status,
+            {
+                "ListenerArn": LISTENER,
+                "Priority": priority,
+                "Conditions": ANY,
+                "Actions": [{"Type": "forward", "TargetGroupArn": tg_arn(sid)}],
+                "Tags": ANY,
+            },
+        )
 
     # -- removal of one routed server ----------------------------------------------------
     def expect_delete_rule(self, sid: str) -> None:
@@ -151,6 +224,7 @@ class StubWorld:
 
     def expect_group_removal(self, sid: str) -> None:
         port = self.routed[sid][0]
-        self.stubber.add_response("deregister_targets", {}, {
-            "TargetGroupArn": tg_arn(sid), "Targets": [{"Id": INSTANCE, "Port": port}]})
+        self.stubber.add_response(
+            "deregister_targets", {}, {"TargetGroupArn": tg_arn(sid), "Targets": [{"Id": INSTANCE, "Port": port}]}
+        )
         self.stubber.add_response("delete_target_group", {}, {"TargetGroupArn": tg_arn(sid)})

@@ -1,4 +1,5 @@
 """The alb-agent as a real process: real ZeroMQ sockets, moto as its AWS."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,6 @@ from common.reqrep import RemoteError, ReqClient  # noqa: E402
 from services.alb_agent import naming  # noqa: E402
 from tests.alb_agent.listener_view import assert_routes_exactly, routing_of, rules  # noqa: E402
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,21 +44,40 @@ class AgentProcess:
         self.routes = f"ipc://{self.dir}/routes.sock"
         self.events = f"ipc://{self.dir}/route-events.sock"
         aws_values = {
-            "region": "us-east-1", "alb_arn": aws.alb_arn, "listener_arn": aws.listener_arn,
-            "vpc_id": aws.vpc_id, "endpoint_url": endpoint_url, "instance_id": aws.instance_id,
-            "imds_endpoint": endpoint_url, "api_max_attempts": "1"}
+            "region": "us-east-1",
+            "alb_arn": aws.alb_arn,
+            "listener_arn": aws.listener_arn,
+            "vpc_id": aws.vpc_id,
+            "endpoint_url": endpoint_url,
+            "instance_id": aws.instance_id,
+            "imds_endpoint": endpoint_url,
+            "api_max_attempts": "1",
+        }
         aws_values.update(aws_overrides)
         settings = self.dir / "settings.conf"
         settings.write_text(
-            "[aws]\n" + "".join(f"{k} = {v}\n" for k, v in aws_values.items()) +
-            f"[zmq]\nroutes = {self.routes}\nroute_events = {self.events}\n"
-            "heartbeat_interval_seconds = 0.2\n[logging]\nlevel = INFO\n")
+            "[aws]\n"
+            + "".join(f"{k} = {v}\n" for k, v in aws_values.items())
+            + f"[zmq]\nroutes = {self.routes}\nroute_events = {self.events}\n"
+            "heartbeat_interval_seconds = 0.2\n[logging]\nlevel = INFO\n"
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_ORCHESTRATOR_")}
         self.log = open(self.dir / "agent.log", "w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.alb_agent.main", "--settings", str(settings),
-             "--apply-wait", str(apply_wait)],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "services.alb_agent.main",
+                "--settings",
+                str(settings),
+                "--apply-wait",
+                str(apply_wait),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.ctx = zmq.Context()
         self.sub = Subscriber(self.ctx, self.events, topics=("route.",))
         self.events_seen: list = []
@@ -113,8 +132,7 @@ class AgentProcess:
 def start_agent(aws):
     started: list[AgentProcess] = []
 
-    def start(endpoint_url: Optional[str] = None, apply_wait: float = 1.0,
-              **overrides: str) -> AgentProcess:
+    def start(endpoint_url: Optional[str] = None, apply_wait: float = 1.0, **overrides: str) -> AgentProcess:
         agent = AgentProcess(aws, endpoint_url or aws.url, apply_wait, **overrides)
         started.append(agent)
         return agent
@@ -125,8 +143,9 @@ def start_agent(aws):
 
 
 def apply(agent: AgentProcess, ports: dict[str, int], dry_run: bool = False, disabled=()):
-    body = RoutesApply(routes=[RouteEntry(sid, port, sid not in disabled)
-                               for sid, port in ports.items()], dry_run=dry_run)
+    body = RoutesApply(
+        routes=[RouteEntry(sid, port, sid not in disabled) for sid, port in ports.items()], dry_run=dry_run
+    )
     with agent.client(timeout_ms=15000) as c:
         return c.call("routes.apply", body)
 
@@ -136,11 +155,12 @@ def test_routes_apply_status_snapshot_and_events(aws, start_agent):
     ports = {"time": 8001, "git": 8002, "fetch": 8003}
     first = apply(agent, ports)
     assert first.errors == [] and len(first.changes) == 15
-    assert {r.server_id: r.priority for r in first.routes} == {
-        "fetch": 10000, "git": 10001, "time": 10002}
-    created = wait_for(lambda: {m.body.server_id for m in agent.drain()
-                                if m.type == "route.created"} >= set(ports) or None,
-                       20, "route.created for every server")
+    assert {r.server_id: r.priority for r in first.routes} == {"fetch": 10000, "git": 10001, "time": 10002}
+    created = wait_for(
+        lambda: {m.body.server_id for m in agent.drain() if m.type == "route.created"} >= set(ports) or None,
+        20,
+        "route.created for every server",
+    )
     assert created
     routing = assert_routes_exactly(aws, "default", ports)
 
@@ -164,16 +184,27 @@ def test_routes_apply_status_snapshot_and_events(aws, start_agent):
     # The dry run changes nothing.
     dry = apply(agent, {"time": 8001, "git": 8002}, dry_run=True)
     assert dry.dry_run and [(c.action, c.resource) for c in dry.changes] == [
-        ("delete", "rule"), ("deregister", "target"), ("delete", "target-group")]
+        ("delete", "rule"),
+        ("deregister", "target"),
+        ("delete", "target-group"),
+    ]
     assert sorted(routing_of(aws, "default")) == sorted(ports)
     result = apply(agent, {"time": 9001, "git": 8002}, disabled={"git"})
     assert result.errors == [] and not result.dry_run
     assert {(c.action, c.resource, c.server_id) for c in result.changes} >= {
-        ("register", "target", "time"), ("delete", "rule", "git"), ("delete", "rule", "fetch")}
+        ("register", "target", "time"),
+        ("delete", "rule", "git"),
+        ("delete", "rule", "fetch"),
+    }
     assert_routes_exactly(aws, "default", {"time": 9001})
-    kinds = wait_for(lambda: {(m.type, m.body.server_id) for m in agent.drain()} >= {
-        ("route.changed", "time"), ("route.removed", "git"), ("route.removed", "fetch")},
-        10, "the change events")
+    kinds = wait_for(
+        lambda: (
+            {(m.type, m.body.server_id) for m in agent.drain()}
+            >= {("route.changed", "time"), ("route.removed", "git"), ("route.removed", "fetch")}
+        ),
+        10,
+        "the change events",
+    )
     assert kinds
 
     assert agent.stop() == 0
@@ -183,8 +214,7 @@ def test_an_invalid_entry_is_reported_and_the_rest_applied(aws, start_agent):
     agent = start_agent(apply_wait=10.0)
     result = apply(agent, {"ok": 8001, "bad/id": 8002})
     assert [e.split(":")[0:2] for e in result.errors] == [["bad/id", " invalid_route"]]
-    assert {r.server_id: r.error is None for r in result.routes} == {"ok": True,
-                                                                      "bad/id": False}
+    assert {r.server_id: r.error is None for r in result.routes} == {"ok": True, "bad/id": False}
     assert_routes_exactly(aws, "default", {"ok": 8001})
 
 
@@ -192,8 +222,7 @@ def test_a_slow_apply_is_answered_in_progress(aws, start_agent):
     agent = start_agent(apply_wait=0.0)
     result = apply(agent, {"time": 8001})
     assert result.errors == ["in progress: the result follows as route.* events"]
-    wait_for(lambda: any(m.type == "route.created" for m in agent.drain()), 20,
-             "route.created")
+    wait_for(lambda: any(m.type == "route.created" for m in agent.drain()), 20, "route.created")
     assert_routes_exactly(aws, "default", {"time": 8001})
 
 
@@ -207,8 +236,9 @@ def test_degraded_but_answering_while_aws_is_unreachable(aws, start_agent):
         with agent.client() as c:
             return c.call("snapshot.get").state
 
-    state = wait_for(lambda: snapshot_state().get("degraded") and snapshot_state(), 20,
-                     "the agent to report itself degraded")
+    state = wait_for(
+        lambda: snapshot_state().get("degraded") and snapshot_state(), 20, "the agent to report itself degraded"
+    )
     assert state["failure"]["code"] == "unreachable" and state["stale"] is True
     with agent.client() as c:
         assert c.call("routes.status", RoutesStatusQuery()).routes == []
@@ -223,8 +253,15 @@ def test_degraded_but_answering_while_aws_is_unreachable(aws, start_agent):
 
 
 def test_without_an_alb_routing_goes_to_a_local_stand_in(aws, start_agent):
-    agent = start_agent(apply_wait=10.0, alb_arn="", listener_arn="", vpc_id="",
-                        endpoint_url="", instance_id="", imds_endpoint="http://127.0.0.1:1")
+    agent = start_agent(
+        apply_wait=10.0,
+        alb_arn="",
+        listener_arn="",
+        vpc_id="",
+        endpoint_url="",
+        instance_id="",
+        imds_endpoint="http://127.0.0.1:1",
+    )
     result = apply(agent, {"time": 8001})
     assert result.errors == []
     assert [(r.server_id, r.priority) for r in result.routes] == [("time", 10000)]
@@ -237,13 +274,23 @@ def test_without_an_alb_routing_goes_to_a_local_stand_in(aws, start_agent):
 
 # -- controls on our rules: the operator's kept, the settings' added ----------------------
 
-OIDC_BY_HAND = {"Type": "authenticate-oidc", "Order": 1, "AuthenticateOidcConfig": {
-    "Issuer": "https://idp.example.com", "AuthorizationEndpoint": "https://idp.example.com/auth",
-    "TokenEndpoint": "https://idp.example.com/token",
-    "UserInfoEndpoint": "https://idp.example.com/userinfo", "ClientId": "by-hand",
-    "ClientSecret": "operators-secret", "SessionCookieName": "OpsCookie", "Scope": "openid email",
-    "SessionTimeout": 3600, "OnUnauthenticatedRequest": "deny",
-    "AuthenticationRequestExtraParams": {"prompt": "login"}}}
+OIDC_BY_HAND = {
+    "Type": "authenticate-oidc",
+    "Order": 1,
+    "AuthenticateOidcConfig": {
+        "Issuer": "https://idp.example.com",
+        "AuthorizationEndpoint": "https://idp.example.com/auth",
+        "TokenEndpoint": "https://idp.example.com/token",
+        "UserInfoEndpoint": "https://idp.example.com/userinfo",
+        "ClientId": "by-hand",
+        "ClientSecret": "operators-secret",
+        "SessionCookieName": "OpsCookie",
+        "Scope": "openid email",
+        "SessionTimeout": 3600,
+        "OnUnauthenticatedRequest": "deny",
+        "AuthenticationRequestExtraParams": {"prompt": "login"},
+    },
+}
 SOURCE_IP_BY_HAND = {"Field": "source-ip", "SourceIpConfig": {"Values": ["10.20.0.0/16"]}}
 
 
@@ -253,8 +300,11 @@ def our_rule_raw(aws, server_id: str) -> dict:
 
 
 def without_secret(action: dict) -> dict:
-    config = {k: v for k, v in action.get("AuthenticateOidcConfig", {}).items()
-              if k not in ("ClientSecret", "UseExistingClientSecret")}
+    config = {
+        k: v
+        for k, v in action.get("AuthenticateOidcConfig", {}).items()
+        if k not in ("ClientSecret", "UseExistingClientSecret")
+    }
     return dict(action, AuthenticateOidcConfig=config)
 
 
@@ -264,9 +314,11 @@ def test_controls_an_operator_adds_survive_reconciles_and_drift_repair(aws, star
     raw = our_rule_raw(aws, "time")
     (forward,) = raw["Actions"]
     # An operator puts the ALB's own login and an address filter in front of our route.
-    aws.elbv2.modify_rule(RuleArn=raw["RuleArn"],
-                          Conditions=[SOURCE_IP_BY_HAND] + raw["Conditions"],
-                          Actions=[OIDC_BY_HAND, dict(forward, Order=2)])
+    aws.elbv2.modify_rule(
+        RuleArn=raw["RuleArn"],
+        Conditions=[SOURCE_IP_BY_HAND] + raw["Conditions"],
+        Actions=[OIDC_BY_HAND, dict(forward, Order=2)],
+    )
     by_hand = our_rule_raw(aws, "time")
     for _ in range(10):
         result = apply(agent, {"time": 8001})
@@ -274,10 +326,13 @@ def test_controls_an_operator_adds_survive_reconciles_and_drift_repair(aws, star
         assert our_rule_raw(aws, "time") == by_hand
 
     # Our forward drifts (someone points it elsewhere): only our part is put back.
-    elsewhere = aws.elbv2.create_target_group(Name="elsewhere", Protocol="HTTP", Port=80,
-                                              VpcId=aws.vpc_id)["TargetGroups"][0]
-    aws.elbv2.modify_rule(RuleArn=raw["RuleArn"], Actions=[OIDC_BY_HAND, {
-        "Type": "forward", "Order": 2, "TargetGroupArn": elsewhere["TargetGroupArn"]}])
+    elsewhere = aws.elbv2.create_target_group(Name="elsewhere", Protocol="HTTP", Port=80, VpcId=aws.vpc_id)[
+        "TargetGroups"
+    ][0]
+    aws.elbv2.modify_rule(
+        RuleArn=raw["RuleArn"],
+        Actions=[OIDC_BY_HAND, {"Type": "forward", "Order": 2, "TargetGroupArn": elsewhere["TargetGroupArn"]}],
+    )
     result = apply(agent, {"time": 8001})
     assert [(c.action, c.resource) for c in result.changes] == [("modify", "rule")]
     fixed = our_rule_raw(aws, "time")
@@ -299,16 +354,18 @@ def test_controls_an_operator_adds_survive_reconciles_and_drift_repair(aws, star
 
 
 OIDC_SETTINGS = {
-    "alb_authenticate": "oidc", "alb_oidc_issuer": "https://login.example.com",
+    "alb_authenticate": "oidc",
+    "alb_oidc_issuer": "https://login.example.com",
     "alb_oidc_authorization_endpoint": "https://login.example.com/authorize",
     "alb_oidc_token_endpoint": "https://login.example.com/token",
     "alb_oidc_user_info_endpoint": "https://login.example.com/userinfo",
-    "alb_oidc_client_id": "mcp-orchestrator", "alb_oidc_client_secret": "settings-secret-42"}
+    "alb_oidc_client_id": "mcp-orchestrator",
+    "alb_oidc_client_secret": "settings-secret-42",
+}
 
 
 def test_controls_from_the_settings_are_put_on_every_rule_and_then_left_alone(aws, start_agent):
-    agent = start_agent(apply_wait=10.0, alb_source_cidrs="10.0.0.0/8, 192.0.2.7/32",
-                        **OIDC_SETTINGS)
+    agent = start_agent(apply_wait=10.0, alb_source_cidrs="10.0.0.0/8, 192.0.2.7/32", **OIDC_SETTINGS)
     first = apply(agent, {"time": 8001, "git": 8002})
     assert first.errors == []
     for sid in ("time", "git"):

@@ -5,6 +5,7 @@ exact calls; a call recorder registered before it proves nothing else was sent (
 all no delete). Where moto can take part (a real race, a dead endpoint, throttled HTTP
 answers that botocore itself retries) it does.
 """
+
 from __future__ import annotations
 
 import socket
@@ -13,12 +14,20 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from services.alb_agent.aws_client import make_client
+from services.alb_agent.aws_client import ApiCallCounter, make_client
 from services.alb_agent.model import (
-    ACCESS_DENIED, AWS_ERROR, AWS_ERROR_EVENT, AWS_RECOVERED, QUOTA, QUOTA_REACHED,
-    ROUTE_CREATED, THROTTLED, UNREACHABLE, DesiredRoute)
+    ACCESS_DENIED,
+    AWS_ERROR,
+    AWS_ERROR_EVENT,
+    AWS_RECOVERED,
+    QUOTA,
+    QUOTA_REACHED,
+    ROUTE_CREATED,
+    THROTTLED,
+    UNREACHABLE,
+    DesiredRoute,
+)
 from services.alb_agent.router import AlbRouter
-from services.alb_agent.aws_client import ApiCallCounter
 from tests.alb_agent.listener_view import assert_routes_exactly, foreign_snapshot, rules
 from tests.alb_agent.stub_world import StubWorld, rule_arn, stub_config, tg_arn
 
@@ -52,12 +61,12 @@ def kinds(result) -> list[tuple[str, Any]]:
 
 # -- throttling ---------------------------------------------------------------------------
 
+
 def test_throttling_that_outlives_the_retries_then_success(stubbed):
     router, recorder = stubbed
     with StubWorld(router) as world:
         world.expect_setup()
-        world.stubber.add_client_error("describe_target_groups", "Throttling", "Rate exceeded",
-                                       400)
+        world.stubber.add_client_error("describe_target_groups", "Throttling", "Rate exceeded", 400)
         result = router.apply(routes(time=8001))
         world.stubber.assert_no_pending_responses()
         assert result.failure.code == THROTTLED
@@ -84,8 +93,7 @@ def test_throttled_rule_creation_stops_the_apply_and_deletes_nothing_of_ours(stu
         world.expect_new_servers({"new": 8001})
         world.stubber.add_client_error("create_rule", "Throttling", "Rate exceeded", 400)
         # The group made in this apply is not referenced by anything: it goes again.
-        world.stubber.add_response("delete_target_group", {},
-                                   {"TargetGroupArn": tg_arn("new")})
+        world.stubber.add_response("delete_target_group", {}, {"TargetGroupArn": tg_arn("new")})
         result = router.apply(routes(new=8001))
         world.stubber.assert_no_pending_responses()
     assert result.failure.code == THROTTLED
@@ -101,15 +109,15 @@ def test_throttled_http_answers_are_retried_by_botocore(aws):
     def throttle(request: Any, **_: Any):
         sent.append(request.url)
         if len(sent) <= 2:
-            body = (b'<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>'
-                    b'<Message>Rate exceeded</Message></Error><RequestId>1</RequestId>'
-                    b'</ErrorResponse>')
-            return AWSResponse(request.url, 400, {"Content-Type": "text/xml"},
-                               _Raw(body))
+            body = (
+                b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+                b"<Message>Rate exceeded</Message></Error><RequestId>1</RequestId>"
+                b"</ErrorResponse>"
+            )
+            return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Raw(body))
         return None
 
-    router.client.meta.events.register(
-        "before-send.elastic-load-balancing-v2.DescribeTargetGroups", throttle)
+    router.client.meta.events.register("before-send.elastic-load-balancing-v2.DescribeTargetGroups", throttle)
     calls = ApiCallCounter(router.client)
     result = router.apply(routes(time=8001))
     assert result.ok, result.failure
@@ -126,6 +134,7 @@ class _Raw:
 
 
 # -- priority races -----------------------------------------------------------------------
+
 
 def test_priority_in_use_race_takes_the_next_free_priority(stubbed):
     router, recorder = stubbed
@@ -145,30 +154,32 @@ def test_priority_in_use_race_takes_the_next_free_priority(stubbed):
 def test_a_real_race_on_moto(aws):
     """Someone else creates a rule at our planned priority just before we do."""
     router = AlbRouter(aws.config())
-    foreign_tg = aws.elbv2.create_target_group(Name="racer", Protocol="HTTP", Port=80,
-                                               VpcId=aws.vpc_id)["TargetGroups"][0]
+    foreign_tg = aws.elbv2.create_target_group(Name="racer", Protocol="HTTP", Port=80, VpcId=aws.vpc_id)[
+        "TargetGroups"
+    ][0]
     raced = []
 
     def race(params: dict, **_: Any) -> None:
         if not raced:
             raced.append(params["Priority"])
             aws.elbv2.create_rule(
-                ListenerArn=aws.listener_arn, Priority=params["Priority"],
+                ListenerArn=aws.listener_arn,
+                Priority=params["Priority"],
                 Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/r"]}}],
-                Actions=[{"Type": "forward", "TargetGroupArn": foreign_tg["TargetGroupArn"]}])
+                Actions=[{"Type": "forward", "TargetGroupArn": foreign_tg["TargetGroupArn"]}],
+            )
 
-    router.client.meta.events.register(
-        "before-parameter-build.elastic-load-balancing-v2.CreateRule", race)
+    router.client.meta.events.register("before-parameter-build.elastic-load-balancing-v2.CreateRule", race)
     result = router.apply(routes(time=8001))
     assert result.ok, result.errors
     assert raced == [10000] and result.priorities == {"time": 10001}
     routing = assert_routes_exactly(aws, "default", {"time": 8001})
     assert routing["time"]["priority"] == 10001
-    assert [(r.priority, r.paths) for r in rules(aws) if r.priority == 10000] == [
-        (10000, ("/r",))]
+    assert [(r.priority, r.paths) for r in rules(aws) if r.priority == 10000] == [(10000, ("/r",))]
 
 
 # -- quota refused by AWS -----------------------------------------------------------------
+
 
 def test_too_many_rules_is_a_quota_error_for_that_server_only(stubbed):
     router, recorder = stubbed
@@ -177,8 +188,7 @@ def test_too_many_rules_is_a_quota_error_for_that_server_only(stubbed):
         world.expect_read()
         world.expect_new_servers({"a": 8001, "b": 8002})
         world.expect_rule_error("a", 10000, "TooManyRules")
-        world.stubber.add_response("delete_target_group", {},
-                                   {"TargetGroupArn": tg_arn("a")})
+        world.stubber.add_response("delete_target_group", {}, {"TargetGroupArn": tg_arn("a")})
         world.expect_rule("b", 10001)
         result = router.apply(routes(a=8001, b=8002))
         world.stubber.assert_no_pending_responses()
@@ -191,13 +201,13 @@ def test_too_many_rules_is_a_quota_error_for_that_server_only(stubbed):
 
 # -- access denied and validation ---------------------------------------------------------
 
+
 def test_access_denied_stops_before_anything_is_deleted(stubbed):
     router, recorder = stubbed
     with StubWorld(router, {"old": (8000, 10000)}) as world:
         world.expect_setup()
         world.expect_read()
-        world.stubber.add_client_error("create_target_group", "AccessDenied",
-                                       "User is not authorized", 403)
+        world.stubber.add_client_error("create_target_group", "AccessDenied", "User is not authorized", 403)
         result = router.apply(routes(new=8001))
         world.stubber.assert_no_pending_responses()
     assert result.failure.code == ACCESS_DENIED
@@ -224,8 +234,7 @@ def test_a_validation_error_stops_only_that_servers_removal(stubbed):
     with StubWorld(router, {"a": (8001, 10000), "b": (8002, 10001)}) as world:
         world.expect_setup()
         world.expect_read()
-        world.stubber.add_client_error("delete_rule", "ValidationError", "bad rule", 400,
-                                       {"RuleArn": rule_arn(10000)})
+        world.stubber.add_client_error("delete_rule", "ValidationError", "bad rule", 400, {"RuleArn": rule_arn(10000)})
         world.expect_delete_rule("b")
         world.expect_group_removal("b")  # a's group and target stay: its rule still uses them
         result = router.apply({})
@@ -237,6 +246,7 @@ def test_a_validation_error_stops_only_that_servers_removal(stubbed):
 
 
 # -- unreachable --------------------------------------------------------------------------
+
 
 def test_an_unreachable_endpoint_is_a_typed_failure_and_nothing_changes(aws, dead_url):
     router = AlbRouter(aws.config())

@@ -10,9 +10,16 @@ from services.alb_agent.model import INVALID_ROUTE, DesiredRoute, parse_routes
 
 
 def test_config_from_an_ini_section_of_strings():
-    config = AlbConfig.from_mapping({
-        "region": "eu-west-1", "alb_arn": "arn:alb", "listener_arn": "arn:l",
-        "rule_priority_start": "200", "rule_priority_end": "299", "unknown_key": "x"})
+    config = AlbConfig.from_mapping(
+        {
+            "region": "eu-west-1",
+            "alb_arn": "arn:alb",
+            "listener_arn": "arn:l",
+            "rule_priority_start": "200",
+            "rule_priority_end": "299",
+            "unknown_key": "x",
+        }
+    )
     assert config.rule_priority_start == 200 and config.rule_priority_end == 299
     assert config.cluster_name == "default" and config.imds_endpoint == "http://169.254.169.254"
     assert config.problems() == []
@@ -29,23 +36,41 @@ def test_config_from_an_object_with_attributes():
 
 
 def test_config_problems_name_the_key():
-    config = AlbConfig(region="r", alb_arn="", listener_arn="l", rule_priority_start=5,
-                       rule_priority_end=4, health_check_timeout_seconds=20,
-                       health_check_interval_seconds=10, healthy_threshold_count=1)
+    config = AlbConfig(
+        region="r",
+        alb_arn="",
+        listener_arn="l",
+        rule_priority_start=5,
+        rule_priority_end=4,
+        health_check_timeout_seconds=20,
+        health_check_interval_seconds=10,
+        healthy_threshold_count=1,
+    )
     problems = "\n".join(config.problems())
-    for key in ("alb_arn", "rule priorities", "health_check_timeout_seconds",
-                "healthy_threshold_count"):
+    for key in ("alb_arn", "rule priorities", "health_check_timeout_seconds", "healthy_threshold_count"):
         assert key in problems
 
 
 def test_routes_from_wire_data():
-    routes, errors = parse_routes({
-        "time": 8001, "git": {"port": 8002}, "off": {"port": 8003, "enabled": False},
-        "off-no-port": {"enabled": False}, "bad/id": 8004, "bad-port": "8005",
-        "too-big": 70000, "flag": {"port": 1, "enabled": "yes"}, "bool": True})
-    assert routes == {"time": DesiredRoute(8001), "git": DesiredRoute(8002),
-                      "off": DesiredRoute(8003, enabled=False),
-                      "off-no-port": DesiredRoute(0, enabled=False)}
+    routes, errors = parse_routes(
+        {
+            "time": 8001,
+            "git": {"port": 8002},
+            "off": {"port": 8003, "enabled": False},
+            "off-no-port": {"enabled": False},
+            "bad/id": 8004,
+            "bad-port": "8005",
+            "too-big": 70000,
+            "flag": {"port": 1, "enabled": "yes"},
+            "bool": True,
+        }
+    )
+    assert routes == {
+        "time": DesiredRoute(8001),
+        "git": DesiredRoute(8002),
+        "off": DesiredRoute(8003, enabled=False),
+        "off-no-port": DesiredRoute(0, enabled=False),
+    }
     assert set(errors) == {"bad/id", "bad-port", "too-big", "flag", "bool"}
     assert all(e.code == INVALID_ROUTE for e in errors.values())
 
@@ -72,40 +97,52 @@ def _settings_problems(text: str, environ=None) -> str:
 
 def test_alb_access_control_settings_are_checked_and_the_secret_never_shown():
     secret = "oidc-client-secret-1"
-    problems = _settings_problems("[aws]\nalb_authenticate = oidc\n"
-                                  "alb_oidc_issuer = http://idp.example.com\n",
-                                  {"MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET": secret})
+    problems = _settings_problems(
+        "[aws]\nalb_authenticate = oidc\nalb_oidc_issuer = http://idp.example.com\n",
+        {"MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET": secret},
+    )
     assert "alb_oidc_issuer = 'http://idp.example.com': must be an https:// URL" in problems
-    assert ("alb_authenticate = oidc needs alb_oidc_issuer, alb_oidc_authorization_endpoint, "
-            "alb_oidc_token_endpoint, alb_oidc_user_info_endpoint, alb_oidc_client_id") in problems
+    assert (
+        "alb_authenticate = oidc needs alb_oidc_issuer, alb_oidc_authorization_endpoint, "
+        "alb_oidc_token_endpoint, alb_oidc_user_info_endpoint, alb_oidc_client_id"
+    ) in problems
     assert secret not in problems
-    problems = _settings_problems("[aws]\nalb_cognito_domain = login\n"
-                                  "alb_source_cidrs = 10.0.0.1/8\n"
-                                  "alb_on_unauthenticated = redirect\n")
+    problems = _settings_problems(
+        "[aws]\nalb_cognito_domain = login\nalb_source_cidrs = 10.0.0.1/8\nalb_on_unauthenticated = redirect\n"
+    )
     assert "alb_cognito_domain set but alb_authenticate = none" in problems
     assert "'10.0.0.1/8' has host bits set: write 10.0.0.0/8" in problems
-    assert "alb_on_unauthenticated = 'redirect': must be one of deny, authenticate, allow" \
-        in problems
+    assert "alb_on_unauthenticated = 'redirect': must be one of deny, authenticate, allow" in problems
     assert "at most 3" in _settings_problems(
-        "[aws]\nalb_source_cidrs = 10.0.0.0/8, 10.1.0.0/16, 10.2.0.0/16, 10.3.0.0/16\n")
+        "[aws]\nalb_source_cidrs = 10.0.0.0/8, 10.1.0.0/16, 10.2.0.0/16, 10.3.0.0/16\n"
+    )
     assert "api_timeout_seconds" in _settings_problems("[aws]\napi_timeout_seconds = 0\n")
-    assert _settings_problems(
-        "[aws]\nalb_authenticate = cognito\nalb_source_cidrs = 192.0.2.7/32\n"
-        "alb_cognito_user_pool_arn = arn:aws:cognito-idp:us-east-1:123456789012:userpool/p1\n"
-        "alb_cognito_client_id = c\nalb_cognito_domain = d\napi_timeout_seconds = 2.5\n") == ""
+    assert (
+        _settings_problems(
+            "[aws]\nalb_authenticate = cognito\nalb_source_cidrs = 192.0.2.7/32\n"
+            "alb_cognito_user_pool_arn = arn:aws:cognito-idp:us-east-1:123456789012:userpool/p1\n"
+            "alb_cognito_client_id = c\nalb_cognito_domain = d\napi_timeout_seconds = 2.5\n"
+        )
+        == ""
+    )
 
 
 def test_config_holds_the_client_secret_masked():
     from common.settings import load_settings
 
     secret = "oidc-client-secret-2"
-    environ = {f"MCP_ORCHESTRATOR_AWS_ALB_OIDC_{key.upper()}": f"https://idp.example.com/{key}"
-               for key in ("issuer", "authorization_endpoint", "token_endpoint",
-                           "user_info_endpoint")}
-    environ.update({"MCP_ORCHESTRATOR_AWS_ALB_AUTHENTICATE": "oidc",
-                    "MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_ID": "client",
-                    "MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET": secret,
-                    "MCP_ORCHESTRATOR_AWS_API_TIMEOUT_SECONDS": "2.5"})
+    environ = {
+        f"MCP_ORCHESTRATOR_AWS_ALB_OIDC_{key.upper()}": f"https://idp.example.com/{key}"
+        for key in ("issuer", "authorization_endpoint", "token_endpoint", "user_info_endpoint")
+    }
+    environ.update(
+        {
+            "MCP_ORCHESTRATOR_AWS_ALB_AUTHENTICATE": "oidc",
+            "MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_ID": "client",
+            "MCP_ORCHESTRATOR_AWS_ALB_OIDC_CLIENT_SECRET": secret,
+            "MCP_ORCHESTRATOR_AWS_API_TIMEOUT_SECONDS": "2.5",
+        }
+    )
     settings = load_settings(None, environ)
     config = AlbConfig.from_mapping(settings.aws)
     assert config.api_timeout_seconds == 2.5

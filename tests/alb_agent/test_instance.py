@@ -1,4 +1,5 @@
 """Which instance is registered: settings, else IMDSv2, else a clear error."""
+
 from __future__ import annotations
 
 import socket
@@ -7,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from services.alb_agent.aws_client import ApiCallCounter
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import INSTANCE_ID, DesiredRoute
 from services.alb_agent.router import AlbRouter
-from services.alb_agent.aws_client import ApiCallCounter
 from tests.alb_agent.listener_view import groups
 
 
@@ -31,6 +32,7 @@ def dead_url() -> str:
 
 class StrictImds(BaseHTTPRequestHandler):
     """IMDSv2 as EC2 enforces it: no token, no answer."""
+
     seen: list = []
 
     def log_message(self, *args) -> None:  # keep test output clean
@@ -43,10 +45,8 @@ class StrictImds(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_PUT(self) -> None:
-        self.seen.append(("PUT", self.path, self.headers.get(
-            "X-aws-ec2-metadata-token-ttl-seconds")))
-        if self.path == "/latest/api/token" and self.headers.get(
-                "X-aws-ec2-metadata-token-ttl-seconds"):
+        self.seen.append(("PUT", self.path, self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")))
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
             self._answer(200, b"token-123")
         else:
             self._answer(400, b"")
@@ -74,8 +74,7 @@ def strict_imds():
 
 
 def test_the_setting_wins_and_nothing_is_asked(dead_url):
-    assert resolve_instance_id(config(instance_id="i-settings", imds_endpoint=dead_url)) == \
-        "i-settings"
+    assert resolve_instance_id(config(instance_id="i-settings", imds_endpoint=dead_url)) == "i-settings"
 
 
 def test_from_moto_instance_metadata(moto_url):
@@ -84,8 +83,10 @@ def test_from_moto_instance_metadata(moto_url):
 
 def test_imdsv2_token_then_instance_id(strict_imds):
     assert resolve_instance_id(config(imds_endpoint=strict_imds)) == "i-0abcdef1234567890"
-    assert StrictImds.seen == [("PUT", "/latest/api/token", "300"),
-                               ("GET", "/latest/meta-data/instance-id", "token-123")]
+    assert StrictImds.seen == [
+        ("PUT", "/latest/api/token", "300"),
+        ("GET", "/latest/meta-data/instance-id", "token-123"),
+    ]
 
 
 def test_a_clear_error_when_nothing_answers(dead_url):

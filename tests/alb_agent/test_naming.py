@@ -11,10 +11,28 @@ from services.alb_agent import naming
 VALID_NAME = re.compile(r"(?!.*--)(?!-)[A-Za-z0-9-]{1,32}(?<!-)")
 
 AWKWARD_IDS = [
-    "time", "git", "a", "A", "github.com", "my_server", "MY.Server_01",
-    "x" * 100, "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t", "---", "___", "...",
-    "server--double", "trailing-", "-leading", "UPPER_CASE_SERVER_NAME_THAT_IS_LONG",
-    "ünïcödé", "emoji-😀", "with space", "a" * 31, "a" * 32, "a" * 33,
+    "time",
+    "git",
+    "a",
+    "A",
+    "github.com",
+    "my_server",
+    "MY.Server_01",
+    "x" * 100,
+    "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t",
+    "---",
+    "___",
+    "...",
+    "server--double",
+    "trailing-",
+    "-leading",
+    "UPPER_CASE_SERVER_NAME_THAT_IS_LONG",
+    "ünïcödé",
+    "emoji-😀",
+    "with space",
+    "a" * 31,
+    "a" * 32,
+    "a" * 33,
 ]
 
 
@@ -27,18 +45,14 @@ def test_target_group_names_are_valid_for_any_id(server_id):
 
 def test_names_are_stable_across_calls_and_releases():
     # Pinned: a change here renames every target group of every running installation.
-    assert naming.target_group_name("time", "default") == "mcp-time-" + naming.short_hash(
-        "default", "time")
+    assert naming.target_group_name("time", "default") == "mcp-time-" + naming.short_hash("default", "time")
     assert naming.short_hash("default", "time") == "deb912cd"
-    assert naming.target_group_name("time", "default") == naming.target_group_name(
-        "time", "default")
+    assert naming.target_group_name("time", "default") == naming.target_group_name("time", "default")
 
 
 def test_names_keep_a_readable_prefix():
-    assert naming.target_group_name("GitHub.Server_1", "default").startswith(
-        "mcp-github-server-1-")
-    assert naming.target_group_name("___", "default") == "mcp-" + naming.short_hash(
-        "default", "___")
+    assert naming.target_group_name("GitHub.Server_1", "default").startswith("mcp-github-server-1-")
+    assert naming.target_group_name("___", "default") == "mcp-" + naming.short_hash("default", "___")
 
 
 def test_ids_that_sanitise_alike_get_different_names():
@@ -76,8 +90,7 @@ def test_routable_ids(server_id):
     assert naming.server_id_problem(server_id) is None
 
 
-@pytest.mark.parametrize("server_id", ["", "-x", ".hidden", "a/b", "a*", "a?", "with space",
-                                       "ünï", None, 5])
+@pytest.mark.parametrize("server_id", ["", "-x", ".hidden", "a/b", "a*", "a?", "with space", "ünï", None, 5])
 def test_unroutable_ids(server_id):
     assert naming.server_id_problem(server_id)
 
@@ -95,9 +108,19 @@ def test_every_event_kind_is_a_distinct_published_message_type():
     from services.alb_agent import model, wire
     from services.alb_agent.model import RouteEvent
 
-    kinds = [getattr(model, name) for name in ("ROUTE_CREATED", "ROUTE_CHANGED", "ROUTE_REMOVED",
-                                               "TARGET_HEALTH_CHANGED", "AWS_ERROR_EVENT",
-                                               "ROUTE_ERROR", "QUOTA_REACHED", "AWS_RECOVERED")]
+    kinds = [
+        getattr(model, name)
+        for name in (
+            "ROUTE_CREATED",
+            "ROUTE_CHANGED",
+            "ROUTE_REMOVED",
+            "TARGET_HEALTH_CHANGED",
+            "AWS_ERROR_EVENT",
+            "ROUTE_ERROR",
+            "QUOTA_REACHED",
+            "AWS_RECOVERED",
+        )
+    ]
     assert len(set(kinds)) == len(kinds)
     for kind in kinds:  # "AWS answers again" used to be dropped: not a registered type
         assert wire.event_message(RouteEvent(kind, None, "x")) is not None, kind

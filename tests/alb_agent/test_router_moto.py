@@ -1,15 +1,23 @@
 """AlbRouter against moto running as an HTTP server: real boto3, real HTTP, real paging."""
+
 from __future__ import annotations
 
 from services.alb_agent import naming
-from services.alb_agent.model import (
-    NAME_CONFLICT, PATH_CONFLICT, QUOTA, QUOTA_REACHED, ROUTE_CHANGED, ROUTE_CREATED,
-    ROUTE_REMOVED, TARGET_HEALTH_CHANGED, DesiredRoute)
-from services.alb_agent.router import AlbRouter
 from services.alb_agent.aws_client import ApiCallCounter
+from services.alb_agent.model import (
+    NAME_CONFLICT,
+    PATH_CONFLICT,
+    QUOTA,
+    QUOTA_REACHED,
+    ROUTE_CHANGED,
+    ROUTE_CREATED,
+    ROUTE_REMOVED,
+    TARGET_HEALTH_CHANGED,
+    DesiredRoute,
+)
+from services.alb_agent.router import AlbRouter
+from tests.alb_agent.listener_view import assert_routes_exactly, foreign_snapshot, groups, routing_of, rules
 from tests.alb_agent.moto_world import make_world
-from tests.alb_agent.listener_view import (
-    assert_routes_exactly, foreign_snapshot, groups, routing_of, rules)
 
 WRITES_PER_NEW_SERVER = 5  # create group, set draining delay, register, tag, create rule
 
@@ -66,11 +74,15 @@ def test_port_change_disable_remove_and_re_add(aws):
     assert result.ok
     # One target read to plan, one to confirm the swap; moto keys targets by instance
     # only, so it loses the new port with the old one and it is registered again.
-    assert dict(counter.calls) == {"DescribeTargetGroups": 1, "DescribeRules": 1,
-                                   "DescribeTargetHealth": 2, "RegisterTargets": 2,
-                                   "DeregisterTargets": 1, "AddTags": 1}
-    assert [type(a).__name__ for a in result.plan.actions] == [
-        "RegisterTarget", "DeregisterTarget", "TagTargetGroup"]
+    assert dict(counter.calls) == {
+        "DescribeTargetGroups": 1,
+        "DescribeRules": 1,
+        "DescribeTargetHealth": 2,
+        "RegisterTargets": 2,
+        "DeregisterTargets": 1,
+        "AddTags": 1,
+    }
+    assert [type(a).__name__ for a in result.plan.actions] == ["RegisterTarget", "DeregisterTarget", "TagTargetGroup"]
     assert event_kinds(result) == [(ROUTE_CHANGED, "time")]
     after = assert_routes_exactly(aws, "default", ports)
     assert after["time"]["priority"] == first["time"]["priority"]
@@ -111,27 +123,36 @@ def make_foreign(aws) -> dict[str, int]:
 
     def group(name, tags):
         arn = elbv2.create_target_group(
-            Name=name, Protocol="HTTP", Port=80, VpcId=aws.vpc_id, TargetType="instance",
-            **({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {})
+            Name=name,
+            Protocol="HTTP",
+            Port=80,
+            VpcId=aws.vpc_id,
+            TargetType="instance",
+            **({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}),
         )["TargetGroups"][0]["TargetGroupArn"]
         elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": aws.instance_id, "Port": 80}])
         return arn
 
     def rule(priority, paths, tg, tags):
         elbv2.create_rule(
-            ListenerArn=aws.listener_arn, Priority=priority,
+            ListenerArn=aws.listener_arn,
+            Priority=priority,
             Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": paths}}],
             Actions=[{"Type": "forward", "TargetGroupArn": tg}],
-            **({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}))
+            **({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}),
+        )
 
     legacy = group("legacy-app", {})
-    other = group("other-cluster-time", {naming.TAG_CLUSTER: "other",
-                                          naming.TAG_SERVER_ID: "srv-001"})
+    other = group("other-cluster-time", {naming.TAG_CLUSTER: "other", naming.TAG_SERVER_ID: "srv-001"})
     half = group("half-tagged", {naming.TAG_CLUSTER: "default"})  # no server-id: not ours
     group("unattached-foreign", {})
     rule(10000, ["/legacy", "/legacy/*"], legacy, {})
-    rule(10002, ["/mcp/other-time", "/mcp/other-time/*"], other,
-         {naming.TAG_CLUSTER: "other", naming.TAG_SERVER_ID: "srv-001"})
+    rule(
+        10002,
+        ["/mcp/other-time", "/mcp/other-time/*"],
+        other,
+        {naming.TAG_CLUSTER: "other", naming.TAG_SERVER_ID: "srv-001"},
+    )
     rule(10003, ["/half/*"], half, {naming.TAG_CLUSTER: "default"})
     rule(5, ["/api/*"], legacy, {"team": "web"})
     return {"legacy": 10000, "other": 10002, "half": 10003, "api": 5}
@@ -142,16 +163,14 @@ def test_foreign_resources_are_untouched_and_their_priorities_never_reused(aws):
     before = foreign_snapshot(aws, "default")
     router = AlbRouter(aws.config())
 
-    steps = [numbered(5), dict(numbered(5), **{"srv-001": 9001}), numbered(3), {},
-             numbered(8)]
+    steps = [numbered(5), dict(numbered(5), **{"srv-001": 9001}), numbered(3), {}, numbered(8)]
     for ports in steps:
         result = router.apply(routes(ports))
         assert result.ok, (result.errors, result.failure)
         routing = assert_routes_exactly(aws, "default", ports)
         assert not {r["priority"] for r in routing.values()} & foreign_priorities
         assert foreign_snapshot(aws, "default") == before
-    assert sorted(r["priority"] for r in routing_of(aws, "default").values()) == [
-        10001] + list(range(10004, 10011))
+    assert sorted(r["priority"] for r in routing_of(aws, "default").values()) == [10001] + list(range(10004, 10011))
 
     status = router.status()
     assert set(status["priorities"]["taken_by_others"]) == foreign_priorities
@@ -200,8 +219,7 @@ def test_priorities_and_names_survive_a_restart(aws):
         if sid in before:
             assert after[sid]["priority"] == before[sid]["priority"]
             assert after[sid]["target_group"] == before[sid]["target_group"]
-    assert sorted(after[s]["priority"] for s in ("new-a", "new-b", "new-c")) == [
-        10012, 10013, 10014]
+    assert sorted(after[s]["priority"] for s in ("new-a", "new-b", "new-c")) == [10012, 10013, 10014]
 
 
 def test_the_101st_server_gets_a_quota_error_and_the_first_100_keep_their_routes(aws):
@@ -233,8 +251,12 @@ def test_dry_run_plans_without_writing(aws):
     dry = router.apply(routes({"time": 8001}), dry_run=True)
     assert dry.dry_run and counter.writes == 0
     assert [a["action"] for a in dry.to_dict()["plan"]["actions"]] == [
-        "CreateTargetGroup", "SetDeregistrationDelay", "RegisterTarget", "TagTargetGroup",
-        "CreateRule"]
+        "CreateTargetGroup",
+        "SetDeregistrationDelay",
+        "RegisterTarget",
+        "TagTargetGroup",
+        "CreateRule",
+    ]
     assert routing_of(aws, "default") == {}
     real = router.apply(routes({"time": 8001}))
     assert real.plan.actions == dry.plan.actions
@@ -245,8 +267,12 @@ def test_a_group_left_by_an_interrupted_apply_is_taken_over(aws):
     # As if the agent died right after creating the group: tagged ours, stale target.
     name = naming.target_group_name("time", "default")
     arn = aws.elbv2.create_target_group(
-        Name=name, Protocol="HTTP", Port=8001, VpcId=aws.vpc_id, TargetType="instance",
-        Tags=[{"Key": k, "Value": v} for k, v in naming.ownership_tags("default", "time").items()]
+        Name=name,
+        Protocol="HTTP",
+        Port=8001,
+        VpcId=aws.vpc_id,
+        TargetType="instance",
+        Tags=[{"Key": k, "Value": v} for k, v in naming.ownership_tags("default", "time").items()],
     )["TargetGroups"][0]["TargetGroupArn"]
     aws.elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": aws.instance_id, "Port": 7}])
     result = AlbRouter(aws.config()).apply(routes({"time": 8001}))
@@ -255,8 +281,9 @@ def test_a_group_left_by_an_interrupted_apply_is_taken_over(aws):
 
 
 def test_a_group_name_taken_by_someone_else_is_a_clear_error(aws):
-    aws.elbv2.create_target_group(Name=naming.target_group_name("time", "default"),
-                                  Protocol="HTTP", Port=80, VpcId=aws.vpc_id)
+    aws.elbv2.create_target_group(
+        Name=naming.target_group_name("time", "default"), Protocol="HTTP", Port=80, VpcId=aws.vpc_id
+    )
     result = AlbRouter(aws.config()).apply(routes({"time": 8001, "git": 8002}))
     assert result.errors["time"].code == NAME_CONFLICT
     assert_routes_exactly(aws, "default", {"git": 8002})
@@ -266,15 +293,12 @@ def test_drift_in_registrations_is_repaired_by_a_verifying_apply(aws):
     router = AlbRouter(aws.config())
     assert router.apply(routes({"time": 8001})).ok
     (group,) = [g for g in groups(aws) if g.tags.get(naming.TAG_SERVER_ID) == "time"]
-    aws.elbv2.deregister_targets(TargetGroupArn=group.arn,
-                                 Targets=[{"Id": aws.instance_id, "Port": 8001}])
-    aws.elbv2.register_targets(TargetGroupArn=group.arn,
-                               Targets=[{"Id": aws.instance_id, "Port": 1234}])
+    aws.elbv2.deregister_targets(TargetGroupArn=group.arn, Targets=[{"Id": aws.instance_id, "Port": 8001}])
+    aws.elbv2.register_targets(TargetGroupArn=group.arn, Targets=[{"Id": aws.instance_id, "Port": 1234}])
     # The cheap reconcile trusts the recorded target; the periodic full one checks it.
     assert router.apply(routes({"time": 8001})).plan.empty
     fixed = router.apply(routes({"time": 8001}), verify_targets=True)
-    assert [type(a).__name__ for a in fixed.plan.actions] == ["RegisterTarget",
-                                                             "DeregisterTarget"]
+    assert [type(a).__name__ for a in fixed.plan.actions] == ["RegisterTarget", "DeregisterTarget"]
     assert_routes_exactly(aws, "default", {"time": 8001})
 
 
@@ -283,8 +307,7 @@ def test_a_full_refresh_happens_by_itself_after_its_interval(aws):
     router = AlbRouter(aws.config(), full_refresh_seconds=600, clock=lambda: now[0])
     assert router.apply(routes({"time": 8001})).ok
     (group,) = [g for g in groups(aws) if g.tags.get(naming.TAG_SERVER_ID) == "time"]
-    aws.elbv2.deregister_targets(TargetGroupArn=group.arn,
-                                 Targets=[{"Id": aws.instance_id, "Port": 8001}])
+    aws.elbv2.deregister_targets(TargetGroupArn=group.arn, Targets=[{"Id": aws.instance_id, "Port": 8001}])
     counter = ApiCallCounter(router.client)
     now[0] += 599
     assert router.apply(routes({"time": 8001})).plan.empty
@@ -307,13 +330,16 @@ def test_status_reports_rules_groups_targets_and_health_events(aws):
     assert status["priorities"]["ours"] == [10001, 10004]
     by_id = {g["server_id"]: g for g in status["target_groups"]}
     assert set(by_id) == {"time", "git"}
-    assert by_id["time"]["targets"] == [{"instance_id": aws.instance_id, "port": 8001,
-                                         "state": "healthy", "reason": "", "description": ""}]
+    assert by_id["time"]["targets"] == [
+        {"instance_id": aws.instance_id, "port": 8001, "state": "healthy", "reason": "", "description": ""}
+    ]
     assert by_id["time"]["health_check_path"] == "/mcp/time/health"
     assert status["rules"][-1]["priority"] == "default"
     events = router.take_events()
     assert sorted((e.kind, e.server_id) for e in events) == [
-        (TARGET_HEALTH_CHANGED, "git"), (TARGET_HEALTH_CHANGED, "time")]
+        (TARGET_HEALTH_CHANGED, "git"),
+        (TARGET_HEALTH_CHANGED, "time"),
+    ]
     router.status()
     assert router.take_events() == []  # no change, no event
 
@@ -337,10 +363,12 @@ def test_callcounts(moto_url):
         restarted = (fresh_counter.reads, fresh_counter.writes)
         assert no_op[1] == 0 and restarted[1] == 0
         assert from_nothing[1] == WRITES_PER_NEW_SERVER * n
-        lines.append(f"{n:4d} servers | from nothing: {from_nothing[0]:3d} reads "
-                     f"{from_nothing[1]:4d} writes | no-op: {no_op[0]} reads {no_op[1]} writes "
-                     f"({no_op[2]}) | first apply after restart: {restarted[0]} reads "
-                     f"{restarted[1]} writes")
+        lines.append(
+            f"{n:4d} servers | from nothing: {from_nothing[0]:3d} reads "
+            f"{from_nothing[1]:4d} writes | no-op: {no_op[0]} reads {no_op[1]} writes "
+            f"({no_op[2]}) | first apply after restart: {restarted[0]} reads "
+            f"{restarted[1]} writes"
+        )
     print("\nALB API calls per apply (moto server):\n" + "\n".join(lines))
 
 
@@ -354,10 +382,13 @@ def test_the_vpc_defaults_to_the_load_balancers(aws):
 
 def test_settings_controls_are_written_once_and_an_operators_condition_is_kept(aws):
     cidrs = dict(alb_source_cidrs="10.0.0.0/8")
-    cognito = dict(alb_authenticate="cognito", alb_on_unauthenticated="deny",
-                   alb_cognito_user_pool_arn="arn:aws:cognito-idp:us-east-1:123456789012:"
-                                             "userpool/us-east-1_abc",
-                   alb_cognito_client_id="client", alb_cognito_domain="mcp-login")
+    cognito = dict(
+        alb_authenticate="cognito",
+        alb_on_unauthenticated="deny",
+        alb_cognito_user_pool_arn="arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_abc",
+        alb_cognito_client_id="client",
+        alb_cognito_domain="mcp-login",
+    )
     router = AlbRouter(aws.config(**cidrs, **cognito))
     counter = ApiCallCounter(router.client)
     assert router.apply(routes({"time": 8001})).ok
@@ -365,8 +396,7 @@ def test_settings_controls_are_written_once_and_an_operators_condition_is_kept(a
     assert router.apply(routes({"time": 8001})).plan.empty and counter.writes == 0
 
     (rule,) = rules(aws)
-    header = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Team",
-                                                           "Values": ["ml"]}}
+    header = {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Team", "Values": ["ml"]}}
     aws.elbv2.modify_rule(RuleArn=rule.arn, Conditions=rule.raw["Conditions"] + [header])
     assert router.apply(routes({"time": 8001})).plan.empty and counter.writes == 0
 
@@ -377,8 +407,7 @@ def test_settings_controls_are_written_once_and_an_operators_condition_is_kept(a
     (rule,) = rules(aws)
     assert [a["Type"] for a in rule.raw["Actions"]] == ["forward"]
     assert header in rule.raw["Conditions"]
-    assert {c["Field"] for c in rule.raw["Conditions"]} == {"http-header", "source-ip",
-                                                            "path-pattern"}
+    assert {c["Field"] for c in rule.raw["Conditions"]} == {"http-header", "source-ip", "path-pattern"}
     assert rule.tags["mcp-orchestrator:controls"] == "source-ip"
     counter = ApiCallCounter(changed.client)
     assert changed.apply(routes({"time": 8001})).plan.empty and counter.writes == 0

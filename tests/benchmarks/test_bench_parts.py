@@ -1,5 +1,6 @@
 """The benchmark harness's own parts: statistics, tables, selection, and the lean HTTP
 client against a real HTTP server (aiohttp on loopback)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,9 +53,12 @@ def test_benchmarks_are_selected_by_name_or_number():
 def test_mcp_answers_are_found_in_json_and_sse_bodies():
     from benchmarks.http_client import Response
 
-    sse = Response(200, {"content-type": "text/event-stream"},
-                   b'event: message\ndata: {"jsonrpc":"2.0","method":"x"}\n\n'
-                   b'data: {"jsonrpc":"2.0","id":7,"result":{"ok":true}}\n\n')
+    sse = Response(
+        200,
+        {"content-type": "text/event-stream"},
+        b'event: message\ndata: {"jsonrpc":"2.0","method":"x"}\n\n'
+        b'data: {"jsonrpc":"2.0","id":7,"result":{"ok":true}}\n\n',
+    )
     assert message_from(sse, 7)["result"] == {"ok": True}
     plain = Response(200, {"content-type": "application/json"}, b'{"jsonrpc":"2.0","id":3,"result":{}}')
     assert message_from(plain, 3)["id"] == 3
@@ -86,8 +90,7 @@ def test_http_client_reads_lengths_chunks_and_reconnects():
             return web.Response(body=b"bye", headers={"Connection": "close"})
         if request.path == "/empty":
             return web.Response(status=204)
-        return web.json_response({"method": request.method, "echo": body.decode(),
-                                  "host": request.headers.get("Host")})
+        return web.json_response({"method": request.method, "echo": body.decode(), "host": request.headers.get("Host")})
 
     async def main() -> None:
         runner, port = await _serve(handler)

@@ -6,6 +6,7 @@ works is checked, never how fast: timings belong to `make bench`. The peers (mcp
 supergateway) are measured when scripts/ensure-bench-tools.sh has installed them;
 without them their rows say why, and the run still succeeds.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,31 @@ from tests.conftest import ROOT, TEST_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-PEERS_INSTALLED = (ROOT / ".cache/bench/mcp-proxy-venv/bin/mcp-proxy").exists() and \
-    (ROOT / ".cache/bench/node/node_modules/.bin/supergateway").exists()
+PEERS_INSTALLED = (ROOT / ".cache/bench/mcp-proxy-venv/bin/mcp-proxy").exists() and (
+    ROOT / ".cache/bench/node/node_modules/.bin/supergateway"
+).exists()
 
 
 def run_bench(key: str, out: Path, docker_client) -> dict:
     label_value = f"bench-{uuid.uuid4().hex[:8]}"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--tiny", "--only", key, "--out", str(out),
-         "--label", f"{TEST_LABEL}={label_value}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--tiny",
+            "--only",
+            key,
+            "--out",
+            str(out),
+            "--label",
+            f"{TEST_LABEL}={label_value}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     left = docker_client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={label_value}"})
     for container in left:  # a failed assertion below must not leave them behind
         container.remove(force=True)

@@ -1,5 +1,6 @@
 """The launcher for real: `mcp-orchestrator --one-shot` and `mcp-orchestrator run` start
 the real processes (dashboard off), converge, report, and stop what they started."""
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,13 @@ def orch(docker_client, busybox_image):
 
 
 def cli(orch, *args, timeout=240):
-    return subprocess.run([*CLI, *args, "--settings", str(orch.settings),
-                           "--config", str(orch.config)],
-                          capture_output=True, text=True, timeout=timeout, env=orch.env)
+    return subprocess.run(
+        [*CLI, *args, "--settings", str(orch.settings), "--config", str(orch.config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=orch.env,
+    )
 
 
 def alive(pid: int) -> bool:
@@ -55,28 +60,36 @@ def test_one_shot_converges_skips_a_busy_port_and_exits_0(orch):
         done = cli(orch, "--one-shot", "--container-label", "mcp-orchestrator.test=1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "one-shot: converged" in done.stdout
-    ports = {c.labels["mcp-orchestrator.server-id"]: int(c.labels["mcp-orchestrator.host-port"])
-             for c in orch.containers().values()}
+    ports = {
+        c.labels["mcp-orchestrator.server-id"]: int(c.labels["mcp-orchestrator.host-port"])
+        for c in orch.containers().values()
+    }
     assert ports == {a: lo + 1, b: lo + 2}
     # It stopped what it started; the containers stay.
     assert "stopping scheduler" in done.stderr and "stopping container-agent" in done.stderr
     assert {c.status for c in orch.containers().values()} == {"running"}
-    after = subprocess.run([*CLI, "status", "--settings", str(orch.settings)],
-                           capture_output=True, text=True, timeout=60, env=orch.env)
+    after = subprocess.run(
+        [*CLI, "status", "--settings", str(orch.settings)], capture_output=True, text=True, timeout=60, env=orch.env
+    )
     assert after.returncode == 1 and "does not answer" in after.stderr
 
 
 def test_one_shot_with_an_impossible_config_exits_non_zero_with_the_reasons(orch):
     ok, missing, extra = (f"{orch.cluster}-{n}" for n in ("ok", "missing", "extra"))
-    orch.write_config({
-        ok: echo_server(orch.busybox, "ok"),
-        missing: {"command": "docker", "args": ["run", "-i", "--pull", "never",
-                                                "mcp-orchestrator/no-such-image:never"]},
-        extra: echo_server(orch.busybox, "extra"),
-    })
+    orch.write_config(
+        {
+            ok: echo_server(orch.busybox, "ok"),
+            missing: {
+                "command": "docker",
+                "args": ["run", "-i", "--pull", "never", "mcp-orchestrator/no-such-image:never"],
+            },
+            extra: echo_server(orch.busybox, "extra"),
+        }
+    )
     lo = orch.port_range[0]
-    orch.settings.write_text(orch.settings.read_text().replace(
-        f"port_range_end = {orch.port_range[1]}", f"port_range_end = {lo + 1}"))
+    orch.settings.write_text(
+        orch.settings.read_text().replace(f"port_range_end = {orch.port_range[1]}", f"port_range_end = {lo + 1}")
+    )
     done = cli(orch, "--one-shot", "--container-label", "mcp-orchestrator.test=1")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "one-shot: failed" in done.stdout
@@ -88,30 +101,43 @@ def test_run_reports_and_restarts_a_dead_child_and_stops_cleanly(orch):
     sid = f"{orch.cluster}-run"
     orch.write_config({sid: echo_server(orch.busybox, "run")})
     log = open(orch.dir / "launcher.log", "w+")
-    proc = subprocess.Popen([*CLI, "run", "--no-dashboard", "--settings", str(orch.settings),
-                             "--config", str(orch.config), "--container-label",
-                             "mcp-orchestrator.test=1"],
-                            env=orch.env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "run",
+            "--no-dashboard",
+            "--settings",
+            str(orch.settings),
+            "--config",
+            str(orch.config),
+            "--container-label",
+            "mcp-orchestrator.test=1",
+        ],
+        env=orch.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
     def output():
         log.flush()
         log.seek(0)
         return log.read()
+
     try:
         orch.wait_converged({sid}, timeout=120)
-        pids = {name: int(pid) for name, pid in re.findall(r"started ([\w-]+) \(pid (\d+)\)",
-                                                           output())}
+        pids = {name: int(pid) for name, pid in re.findall(r"started ([\w-]+) \(pid (\d+)\)", output())}
         assert set(pids) == {"container-agent", "alb-agent", "scheduler"}
         os.kill(pids["alb-agent"], signal.SIGKILL)
-        wait_for(lambda: f"alb-agent (pid {pids['alb-agent']}) exited with signal 9" in output(),
-                 30, "the dead child to be reported")
-        wait_for(lambda: len(re.findall(r"started alb-agent", output())) == 2, 30,
-                 "the child to be started again")
+        wait_for(
+            lambda: f"alb-agent (pid {pids['alb-agent']}) exited with signal 9" in output(),
+            30,
+            "the dead child to be reported",
+        )
+        wait_for(lambda: len(re.findall(r"started alb-agent", output())) == 2, 30, "the child to be started again")
         orch.wait_converged({sid}, timeout=120)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
-        children = {name: int(pid) for name, pid in re.findall(r"started ([\w-]+) \(pid (\d+)\)",
-                                                               output())}
+        children = {name: int(pid) for name, pid in re.findall(r"started ([\w-]+) \(pid (\d+)\)", output())}
         assert not [name for name, pid in children.items() if alive(pid)]
         assert "stopped (SIGINT)" in output()
     finally:

@@ -1,4 +1,5 @@
 """The launcher's supervision with small stand-in children (real processes, fast)."""
+
 from __future__ import annotations
 
 import io
@@ -31,13 +32,15 @@ def test_a_dying_child_is_reported_and_started_again_and_a_usage_error_is_not(tm
     make_module(tmp_path, "crasher", "import sys\nsys.exit(1)\n")
     make_module(tmp_path, "refuser", "import sys\nsys.exit(2)\n")
     make_module(tmp_path, "sleeper", "import time\ntime.sleep(60)\n")
-    run = launcher(tmp_path, [ChildSpec("crasher", "crasher"), ChildSpec("refuser", "refuser"),
-                              ChildSpec("sleeper", "sleeper")])
+    run = launcher(
+        tmp_path, [ChildSpec("crasher", "crasher"), ChildSpec("refuser", "refuser"), ChildSpec("sleeper", "sleeper")]
+    )
     run.start_all()
 
     def settled():
         run.check_children()
         return run.out.getvalue().count("started crasher") >= 2 and run.given_up() == ["refuser"]
+
     try:
         assert wait(settled), run.out.getvalue()
         out = run.out.getvalue()
@@ -51,11 +54,18 @@ def test_a_dying_child_is_reported_and_started_again_and_a_usage_error_is_not(tm
 
 def test_child_specs_pass_the_files_and_labels(tmp_path):
     config, settings_path = tmp_path / "c.json", tmp_path / "s.conf"
-    specs = {s.name: s for s in child_specs(Settings(), config, settings_path, dashboard=False,
-                                            container_labels=["k=v"])}
+    specs = {
+        s.name: s for s in child_specs(Settings(), config, settings_path, dashboard=False, container_labels=["k=v"])
+    }
     assert list(specs) == ["container-agent", "alb-agent", "scheduler"]
-    assert specs["container-agent"].args == ("--settings", str(settings_path), "--config",
-                                             str(config), "--label", "k=v")
+    assert specs["container-agent"].args == (
+        "--settings",
+        str(settings_path),
+        "--config",
+        str(config),
+        "--label",
+        "k=v",
+    )
     assert specs["alb-agent"].args == ("--settings", str(settings_path))
     assert specs["scheduler"].module == "services.scheduler"
     if module_for("dashboard") == "services.dashboard":

@@ -1,4 +1,5 @@
 """mcp.config.json: the original design's file, real configs, and every error."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,7 @@ ORIGINAL = {
     "mcpServers": {
         "example-mcp-server": {
             "command": "docker",
-            "args": ["run", "--rm", "--interactive", "--env", "FASTMCP_LOG_LEVEL=ERROR",
-                     "mcp/example:latest"],
+            "args": ["run", "--rm", "--interactive", "--env", "FASTMCP_LOG_LEVEL=ERROR", "mcp/example:latest"],
             "env": {"ADDITIONAL_ENV_VAR": "value"},
             "disabled": False,
             "autoApprove": [],
@@ -54,17 +54,27 @@ def test_repository_config_is_valid():
 
 
 def test_client_keys_are_kept_and_non_docker_servers_skipped(tmp_path):
-    config = load_config(write(tmp_path, {"mcpServers": {
-        "time": docker("mcp/time", alwaysAllow=["get_current_time"], timeout=60,
-                       transportType="stdio"),
-        "node-one": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
-        "remote": {"url": "https://example.com/mcp", "type": "http"},
-        "uvx-one": {"command": "uvx", "args": ["mcp-server-git"]},
-    }}), environ={})
+    config = load_config(
+        write(
+            tmp_path,
+            {
+                "mcpServers": {
+                    "time": docker("mcp/time", alwaysAllow=["get_current_time"], timeout=60, transportType="stdio"),
+                    "node-one": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]},
+                    "remote": {"url": "https://example.com/mcp", "type": "http"},
+                    "uvx-one": {"command": "uvx", "args": ["mcp-server-git"]},
+                }
+            },
+        ),
+        environ={},
+    )
     assert config.ok
     assert set(config.servers) == {"time"}
-    assert config.servers["time"].client_keys == {"alwaysAllow": ["get_current_time"],
-                                                  "timeout": 60, "transportType": "stdio"}
+    assert config.servers["time"].client_keys == {
+        "alwaysAllow": ["get_current_time"],
+        "timeout": 60,
+        "transportType": "stdio",
+    }
     assert set(config.skipped) == {"node-one", "remote", "uvx-one"}
     assert "not docker" in config.skipped["node-one"]
     assert "remote server" in config.skipped["remote"]
@@ -72,88 +82,144 @@ def test_client_keys_are_kept_and_non_docker_servers_skipped(tmp_path):
 
 
 def test_docker_container_run_and_full_path_are_docker(tmp_path):
-    config = load_config(write(tmp_path, {"mcpServers": {
-        "a": {"command": "/usr/bin/docker", "args": ["container", "run", "-i", "mcp/time"]},
-    }}), environ={})
+    config = load_config(
+        write(
+            tmp_path,
+            {
+                "mcpServers": {
+                    "a": {"command": "/usr/bin/docker", "args": ["container", "run", "-i", "mcp/time"]},
+                }
+            },
+        ),
+        environ={},
+    )
     assert config.ok and config.servers["a"].spec.image == "mcp/time"
 
 
 def test_one_bad_server_leaves_the_others_valid(tmp_path):
-    config = load_config(write(tmp_path, {"mcpServers": {
-        "good": docker("mcp/time"),
-        "bad": docker("--frobnicate", "mcp/time"),
-    }}), environ={})
+    config = load_config(
+        write(
+            tmp_path,
+            {
+                "mcpServers": {
+                    "good": docker("mcp/time"),
+                    "bad": docker("--frobnicate", "mcp/time"),
+                }
+            },
+        ),
+        environ={},
+    )
     assert not config.ok
     assert set(config.servers) == {"good"} and config.invalid == ("bad",)
     assert all(i.server_id == "bad" for i in config.errors)
 
 
 def test_disabled_server_problems_only_warn(tmp_path):
-    config = load_config(write(tmp_path, {"mcpServers": {
-        "off": docker("-e", "NOT_SET_ANYWHERE", "mcp/time", disabled=True),
-    }}), environ={})
+    config = load_config(
+        write(
+            tmp_path,
+            {
+                "mcpServers": {
+                    "off": docker("-e", "NOT_SET_ANYWHERE", "mcp/time", disabled=True),
+                }
+            },
+        ),
+        environ={},
+    )
     assert config.ok
     assert any("(disabled)" in str(i) and i.severity == "warning" for i in config.issues)
 
 
 def test_bare_env_resolves_from_block_then_process_env(tmp_path):
-    config = load_config(write(tmp_path, {"mcpServers": {
-        "s": docker("-e", "FROM_BLOCK", "-e", "FROM_PROCESS", "mcp/time",
-                    env={"FROM_BLOCK": "block-value"}),
-    }}), environ={"FROM_PROCESS": "process-value", "FROM_BLOCK": "ignored"})
+    config = load_config(
+        write(
+            tmp_path,
+            {
+                "mcpServers": {
+                    "s": docker(
+                        "-e", "FROM_BLOCK", "-e", "FROM_PROCESS", "mcp/time", env={"FROM_BLOCK": "block-value"}
+                    ),
+                }
+            },
+        ),
+        environ={"FROM_PROCESS": "process-value", "FROM_BLOCK": "ignored"},
+    )
     assert config.ok
     env = {k: v.reveal() for k, v in config.servers["s"].spec.env}
     assert env["FROM_BLOCK"] == "block-value" and env["FROM_PROCESS"] == "process-value"
 
 
 BAD = [
-    ("bad json", '{"mcpServers": {"a": {"command": "docker" "args": []}}}',
-     "not valid JSON at line 1"),
+    ("bad json", '{"mcpServers": {"a": {"command": "docker" "args": []}}}', "not valid JSON at line 1"),
     ("json comment", '{\n  // a comment\n  "mcpServers": {}\n}', "JSON does not allow comments"),
-    ("trailing comma", '{"mcpServers": {"a": {"command": "docker"},\n}\n}',
-     "trailing comma"),
+    ("trailing comma", '{"mcpServers": {"a": {"command": "docker"},\n}\n}', "trailing comma"),
     ("top-level array", "[]", "the top level must be a JSON object"),
     ("no mcpServers", {"servers_x": {}}, 'no "mcpServers" object'),
     ("vs code key", {"servers": {}}, 'rename it to "mcpServers"'),
     ("mcpServers list", {"mcpServers": []}, '"mcpServers" must be an object'),
-    ("duplicate id", '{"mcpServers": {"a": {"command": "docker", "args": ["run", "x"]}, '
-                     '"a": {"command": "docker", "args": ["run", "y"]}}}', "'a' appears twice"),
+    (
+        "duplicate id",
+        '{"mcpServers": {"a": {"command": "docker", "args": ["run", "x"]}, '
+        '"a": {"command": "docker", "args": ["run", "y"]}}}',
+        "'a' appears twice",
+    ),
     ("entry not object", {"mcpServers": {"a": "docker run x"}}, "must be a JSON object"),
     ("id with space", {"mcpServers": {"my server": docker("x")}}, "the server id must start"),
     ("id with slash", {"mcpServers": {"a/b": docker("x")}}, "URL path"),
-    ("id starting with dot", {"mcpServers": {".hidden": docker("x")}},
-     "must start with a letter or digit"),
+    ("id starting with dot", {"mcpServers": {".hidden": docker("x")}}, "must start with a letter or digit"),
     ("id too long", {"mcpServers": {"a" * 101: docker("x")}}, "101 characters long"),
-    ("case clash", {"mcpServers": {"Time": docker("x"), "time": docker("x")}},
-     "differs from server 'Time' only in letter case"),
+    (
+        "case clash",
+        {"mcpServers": {"Time": docker("x"), "time": docker("x")}},
+        "differs from server 'Time' only in letter case",
+    ),
     ("no command", {"mcpServers": {"a": {"args": ["run", "x"]}}}, '"command" is missing'),
-    ("args not list", {"mcpServers": {"a": {"command": "docker", "args": "run x"}}},
-     '"args" must be an array of strings'),
-    ("args with number", {"mcpServers": {"a": {"command": "docker", "args": ["run", 5]}}},
-     '"args" must be an array of strings'),
-    ("not run", {"mcpServers": {"a": {"command": "docker", "args": ["exec", "x"]}}},
-     "must start with \"run\" (as in docker run ...), not 'exec'"),
-    ("empty args", {"mcpServers": {"a": {"command": "docker", "args": []}}},
-     "not 'nothing'"),
-    ("env not object", {"mcpServers": {"a": docker("x", env=["A=1"])}},
-     '"env" must be an object'),
-    ("env number", {"mcpServers": {"a": docker("x", env={"PORT": 8080})}},
-     "env PORT must be a string"),
-    ("env bad name", {"mcpServers": {"a": docker("x", env={"MY-VAR X": "1"})}},
-     "is not a valid environment variable name"),
-    ("disabled string", {"mcpServers": {"a": docker("x", disabled="yes")}},
-     '"disabled" must be true or false'),
-    ("autoApprove string", {"mcpServers": {"a": docker("x", autoApprove="all")}},
-     '"autoApprove" must be an array of strings'),
+    (
+        "args not list",
+        {"mcpServers": {"a": {"command": "docker", "args": "run x"}}},
+        '"args" must be an array of strings',
+    ),
+    (
+        "args with number",
+        {"mcpServers": {"a": {"command": "docker", "args": ["run", 5]}}},
+        '"args" must be an array of strings',
+    ),
+    (
+        "not run",
+        {"mcpServers": {"a": {"command": "docker", "args": ["exec", "x"]}}},
+        "must start with \"run\" (as in docker run ...), not 'exec'",
+    ),
+    ("empty args", {"mcpServers": {"a": {"command": "docker", "args": []}}}, "not 'nothing'"),
+    ("env not object", {"mcpServers": {"a": docker("x", env=["A=1"])}}, '"env" must be an object'),
+    ("env number", {"mcpServers": {"a": docker("x", env={"PORT": 8080})}}, "env PORT must be a string"),
+    (
+        "env bad name",
+        {"mcpServers": {"a": docker("x", env={"MY-VAR X": "1"})}},
+        "is not a valid environment variable name",
+    ),
+    ("disabled string", {"mcpServers": {"a": docker("x", disabled="yes")}}, '"disabled" must be true or false'),
+    (
+        "autoApprove string",
+        {"mcpServers": {"a": docker("x", autoApprove="all")}},
+        '"autoApprove" must be an array of strings',
+    ),
     ("unknown flag", {"mcpServers": {"a": docker("--frobnicate", "x")}}, "--frobnicate"),
-    ("unresolvable -e", {"mcpServers": {"a": docker("-e", "NOWHERE_TO_BE_FOUND", "x")}},
-     "NOWHERE_TO_BE_FOUND"),
-    ("publish in range", {"mcpServers": {"a": docker("-p", "8500:80", "x")}},
-     "lie in the orchestrator's port range 8000-9000"),
-    ("http port", {"mcpServers": {"a": docker("x", orchestrator={"http": {"port": "80"}})}},
-     '"orchestrator.http.port" must be the container port'),
-    ("orchestrator unknown", {"mcpServers": {"a": docker("x", orchestrator={"mode": "http"})}},
-     '"orchestrator" must be an object whose only key is "http"'),
+    ("unresolvable -e", {"mcpServers": {"a": docker("-e", "NOWHERE_TO_BE_FOUND", "x")}}, "NOWHERE_TO_BE_FOUND"),
+    (
+        "publish in range",
+        {"mcpServers": {"a": docker("-p", "8500:80", "x")}},
+        "lie in the orchestrator's port range 8000-9000",
+    ),
+    (
+        "http port",
+        {"mcpServers": {"a": docker("x", orchestrator={"http": {"port": "80"}})}},
+        '"orchestrator.http.port" must be the container port',
+    ),
+    (
+        "orchestrator unknown",
+        {"mcpServers": {"a": docker("x", orchestrator={"mode": "http"})}},
+        '"orchestrator" must be an object whose only key is "http"',
+    ),
 ]
 
 
@@ -171,27 +237,34 @@ def test_missing_file(tmp_path):
 
 
 def test_error_names_the_server_and_flag(tmp_path):
-    config = load_config(write(tmp_path, {"mcpServers": {"weather": docker("--frobnicate", "x")}}),
-                         environ={})
+    config = load_config(write(tmp_path, {"mcpServers": {"weather": docker("--frobnicate", "x")}}), environ={})
     (issue,) = config.errors
     assert issue.server_id == "weather" and issue.flag == "--frobnicate"
     assert str(issue).startswith("server 'weather': --frobnicate: ")
 
 
-@pytest.mark.parametrize("server_id", ["github", "example-mcp-server",
-                                       "awslabs.aws-documentation-mcp-server", "my_server.v2",
-                                       "A1"])
+@pytest.mark.parametrize(
+    "server_id", ["github", "example-mcp-server", "awslabs.aws-documentation-mcp-server", "my_server.v2", "A1"]
+)
 def test_real_server_ids_are_accepted(server_id):
     assert server_id_problem(server_id) is None
 
 
 def test_secret_canary_never_leaks(tmp_path):
     canary = "canary-SECRET-4f9a1c"
-    config = load_config(write(tmp_path, {"mcpServers": {
-        "ok": docker("-e", "TOKEN", "mcp/time", env={"TOKEN": canary, "UNUSED": canary}),
-        "bad": docker("-e", "TOKEN", "--frobnicate", "mcp/time", env={"TOKEN": canary}),
-        "typed": docker("mcp/time", env={"TOKEN": 12345}),
-    }}), environ={})
+    config = load_config(
+        write(
+            tmp_path,
+            {
+                "mcpServers": {
+                    "ok": docker("-e", "TOKEN", "mcp/time", env={"TOKEN": canary, "UNUSED": canary}),
+                    "bad": docker("-e", "TOKEN", "--frobnicate", "mcp/time", env={"TOKEN": canary}),
+                    "typed": docker("mcp/time", env={"TOKEN": 12345}),
+                }
+            },
+        ),
+        environ={},
+    )
     text = json.dumps(config.public_dict()) + repr(config) + "".join(map(str, config.issues))
     assert canary not in text and "12345" not in text
     assert "TOKEN" in json.dumps(config.public_dict())  # the name is shown
@@ -206,12 +279,21 @@ def test_real_published_configs_load_deliberately(tmp_path, path):
     """Each published config is accepted, or rejected with a message naming the problem."""
     data = json.loads(path.read_text())["config"]
     # Values that `-e NAME` expects from the client's environment.
-    environ = {"LOCAL_TIMEZONE": "UTC", "BRAVE_API_KEY": "k", "SLACK_BOT_TOKEN": "t",
-               "SLACK_TEAM_ID": "T1", "SLACK_CHANNEL_IDS": "C1", "AWS_ACCESS_KEY_ID": "a",
-               "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1",
-               "AWS_SESSION_TOKEN": "x", "GITLAB_PERSONAL_ACCESS_TOKEN": "g",
-               "GITLAB_API_URL": "https://gitlab.example.com", "TFE_TOKEN": "t",
-               "TFE_ADDRESS": "https://tfe.example.com"}
+    environ = {
+        "LOCAL_TIMEZONE": "UTC",
+        "BRAVE_API_KEY": "k",
+        "SLACK_BOT_TOKEN": "t",
+        "SLACK_TEAM_ID": "T1",
+        "SLACK_CHANNEL_IDS": "C1",
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "us-east-1",
+        "AWS_SESSION_TOKEN": "x",
+        "GITLAB_PERSONAL_ACCESS_TOKEN": "g",
+        "GITLAB_API_URL": "https://gitlab.example.com",
+        "TFE_TOKEN": "t",
+        "TFE_ADDRESS": "https://tfe.example.com",
+    }
     config = load_config(write(tmp_path, data), environ=environ)
     assert config.readable
     for sid in data["mcpServers"]:

@@ -19,6 +19,7 @@ Images: the local busybox image is tagged under the real image names the corpus
 uses (no registry is reachable), and a derived image with ENTRYPOINT, CMD, ENV,
 WORKDIR, EXPOSE, VOLUME and LABEL makes the override semantics really compared.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -30,7 +31,7 @@ import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import pytest
 
@@ -47,14 +48,28 @@ DERIVED_IMAGE = f"mcp-orchestrator/parity-derived:{RUN_ID}"
 
 # Real image names of published configs, all tagged to the local busybox image.
 REAL_IMAGE_NAMES = (
-    "mcp/fetch", "mcp/filesystem", "mcp/git", "mcp/memory", "mcp/time", "mcp/puppeteer",
-    "mcp/brave-search", "mcp/slack", "mcp/sqlite", "mcp/sentry", "mcp/redis",
-    "mcp/aws-documentation:latest", "awslabs/aws-pricing-mcp-server:latest",
+    "mcp/fetch",
+    "mcp/filesystem",
+    "mcp/git",
+    "mcp/memory",
+    "mcp/time",
+    "mcp/puppeteer",
+    "mcp/brave-search",
+    "mcp/slack",
+    "mcp/sqlite",
+    "mcp/sentry",
+    "mcp/redis",
+    "mcp/aws-documentation:latest",
+    "awslabs/aws-pricing-mcp-server:latest",
     "public.ecr.aws/awslabs-mcp/awslabs/aws-api-mcp-server:latest",
-    "awslabs/cloudwatch-mcp-server:latest", "awslabs/healthlake-mcp-server",
-    "awslabs/aurora-dsql-mcp-server:latest", "awslabs/valkey-mcp-server:latest",
-    "awslabs/security-agent-mcp-server:latest", "hashicorp/terraform-mcp-server:0.4.0",
-    "ghcr.io/github/github-mcp-server", "mcr.microsoft.com/playwright/mcp:latest",
+    "awslabs/cloudwatch-mcp-server:latest",
+    "awslabs/healthlake-mcp-server",
+    "awslabs/aurora-dsql-mcp-server:latest",
+    "awslabs/valkey-mcp-server:latest",
+    "awslabs/security-agent-mcp-server:latest",
+    "hashicorp/terraform-mcp-server:0.4.0",
+    "ghcr.io/github/github-mcp-server",
+    "mcr.microsoft.com/playwright/mcp:latest",
     "localhost:5000/team/mcp-server:1.0",
 )
 
@@ -77,140 +92,460 @@ class Case:
 CORPUS: Tuple[Case, ...] = (
     # --- shapes of the published configs (see /work/shared/real-configs) ---
     Case("fetch-minimal", ("-i", "--rm", "mcp/fetch")),
-    Case("filesystem-three-mounts", (
-        "-i", "--rm",
-        "--mount", "type=bind,src={tmp}/desktop,dst=/projects/Desktop",
-        "--mount", "type=bind,src={tmp}/other,dst=/projects/other/allowed/dir,ro",
-        "--mount", "type=bind,src={tmp}/file.txt,dst=/projects/path/to/file.txt",
-        "mcp/filesystem", "/projects")),
-    Case("git-rm-before-i", ("--rm", "-i", "--mount",
-                             "type=bind,src={tmp}/home,dst=/Users/username", "mcp/git")),
+    Case(
+        "filesystem-three-mounts",
+        (
+            "-i",
+            "--rm",
+            "--mount",
+            "type=bind,src={tmp}/desktop,dst=/projects/Desktop",
+            "--mount",
+            "type=bind,src={tmp}/other,dst=/projects/other/allowed/dir,ro",
+            "--mount",
+            "type=bind,src={tmp}/file.txt,dst=/projects/path/to/file.txt",
+            "mcp/filesystem",
+            "/projects",
+        ),
+    ),
+    Case("git-rm-before-i", ("--rm", "-i", "--mount", "type=bind,src={tmp}/home,dst=/Users/username", "mcp/git")),
     Case("memory-named-volume", ("-i", "-v", "{vol}:/app/dist", "--rm", "mcp/memory")),
-    Case("time-bare-env-from-process", ("-i", "--rm", "-e", "LOCAL_TIMEZONE", "mcp/time"),
-         process_env={"LOCAL_TIMEZONE": "Europe/Paris"}),
-    Case("puppeteer-init-env", ("-i", "--rm", "--init", "-e", "DOCKER_CONTAINER=true",
-                                "mcp/puppeteer")),
-    Case("brave-bare-env-from-block", ("-i", "--rm", "-e", "BRAVE_API_KEY", "mcp/brave-search"),
-         env_block={"BRAVE_API_KEY": "YOUR_API_KEY_HERE"}),
-    Case("slack-three-bare-env", (
-        "-i", "--rm", "-e", "SLACK_BOT_TOKEN", "-e", "SLACK_TEAM_ID", "-e", "SLACK_CHANNEL_IDS",
-        "mcp/slack"),
-        env_block={"SLACK_BOT_TOKEN": "xoxb-your-bot-token", "SLACK_TEAM_ID": "T01234567",
-                   "SLACK_CHANNEL_IDS": "C01234567, C76543210"}),
-    Case("sqlite-server-flags-after-image", (
-        "--rm", "-i", "-v", "{vol}:/mcp", "mcp/sqlite", "--db-path", "/mcp/test.db")),
-    Case("sentry-flag-like-command", ("-i", "--rm", "mcp/sentry", "--auth-token",
-                                      "YOUR_SENTRY_TOKEN")),
+    Case(
+        "time-bare-env-from-process",
+        ("-i", "--rm", "-e", "LOCAL_TIMEZONE", "mcp/time"),
+        process_env={"LOCAL_TIMEZONE": "Europe/Paris"},
+    ),
+    Case("puppeteer-init-env", ("-i", "--rm", "--init", "-e", "DOCKER_CONTAINER=true", "mcp/puppeteer")),
+    Case(
+        "brave-bare-env-from-block",
+        ("-i", "--rm", "-e", "BRAVE_API_KEY", "mcp/brave-search"),
+        env_block={"BRAVE_API_KEY": "YOUR_API_KEY_HERE"},
+    ),
+    Case(
+        "slack-three-bare-env",
+        ("-i", "--rm", "-e", "SLACK_BOT_TOKEN", "-e", "SLACK_TEAM_ID", "-e", "SLACK_CHANNEL_IDS", "mcp/slack"),
+        env_block={
+            "SLACK_BOT_TOKEN": "xoxb-your-bot-token",
+            "SLACK_TEAM_ID": "T01234567",
+            "SLACK_CHANNEL_IDS": "C01234567, C76543210",
+        },
+    ),
+    Case(
+        "sqlite-server-flags-after-image", ("--rm", "-i", "-v", "{vol}:/mcp", "mcp/sqlite", "--db-path", "/mcp/test.db")
+    ),
+    Case("sentry-flag-like-command", ("-i", "--rm", "mcp/sentry", "--auth-token", "YOUR_SENTRY_TOKEN")),
     Case("redis-url-command", ("-i", "--rm", "mcp/redis", "redis://host.docker.internal:6379")),
-    Case("aws-documentation-long-env", (
-        "--rm", "--interactive", "--env", "FASTMCP_LOG_LEVEL=ERROR", "--env",
-        "AWS_DOCUMENTATION_PARTITION=aws", "mcp/aws-documentation:latest")),
-    Case("aws-pricing-env-and-env-file", (
-        "--rm", "--interactive", "--env", "FASTMCP_LOG_LEVEL=DEBUG", "--env-file",
-        "{data}/server.env", "awslabs/aws-pricing-mcp-server:latest"),
-        process_env={"FROM_ENVIRONMENT": "taken from the environment"}),
-    Case("aws-api-volume-registry-path", (
-        "--rm", "--interactive", "--env", "AWS_REGION=us-east-1", "--volume",
-        "{tmp}/aws:/app/.aws", "public.ecr.aws/awslabs-mcp/awslabs/aws-api-mcp-server:latest")),
-    Case("cloudwatch-bind-ro-placeholder-value", (
-        "--rm", "--interactive", "-v", "{tmp}/aws:/root/.aws:ro", "-e",
-        "AWS_PROFILE=[The AWS Profile Name to use for AWS access]",
-        "awslabs/cloudwatch-mcp-server:latest")),
-    Case("healthlake-no-i-readonly-arg", (
-        "--rm", "-e", "AWS_ACCESS_KEY_ID=your_key", "-e", "AWS_SECRET_ACCESS_KEY=your_secret",
-        "-e", "AWS_REGION=us-east-1", "-e", "MCP_LOG_LEVEL=INFO",
-        "awslabs/healthlake-mcp-server", "--readonly")),
-    Case("aurora-relative-env-file-server-args", (
-        "-i", "--rm", "--env-file", "parity/server.env", "awslabs/aurora-dsql-mcp-server:latest",
-        "--cluster_endpoint", "[your data]", "--database_user", "[your data]", "--region",
-        "[your data]"),
-        process_env={"FROM_ENVIRONMENT": "x"}),
-    Case("valkey-env-json-and-readonly", (
-        "--rm", "--interactive", "--env", "FASTMCP_LOG_LEVEL=ERROR", "--env",
-        "VALKEY_HOST=host.docker.internal", "--env", 'VALKEY_OPTIONS={"tls": true, "db": 0}',
-        "awslabs/valkey-mcp-server:latest", "--readonly")),
-    Case("security-agent-mixed-env", (
-        "-i", "--rm", "-e", "AWS_REGION=us-east-1", "-e", "AWS_ACCESS_KEY_ID", "-e",
-        "AWS_SECRET_ACCESS_KEY", "awslabs/security-agent-mcp-server:latest"),
+    Case(
+        "aws-documentation-long-env",
+        (
+            "--rm",
+            "--interactive",
+            "--env",
+            "FASTMCP_LOG_LEVEL=ERROR",
+            "--env",
+            "AWS_DOCUMENTATION_PARTITION=aws",
+            "mcp/aws-documentation:latest",
+        ),
+    ),
+    Case(
+        "aws-pricing-env-and-env-file",
+        (
+            "--rm",
+            "--interactive",
+            "--env",
+            "FASTMCP_LOG_LEVEL=DEBUG",
+            "--env-file",
+            "{data}/server.env",
+            "awslabs/aws-pricing-mcp-server:latest",
+        ),
+        process_env={"FROM_ENVIRONMENT": "taken from the environment"},
+    ),
+    Case(
+        "aws-api-volume-registry-path",
+        (
+            "--rm",
+            "--interactive",
+            "--env",
+            "AWS_REGION=us-east-1",
+            "--volume",
+            "{tmp}/aws:/app/.aws",
+            "public.ecr.aws/awslabs-mcp/awslabs/aws-api-mcp-server:latest",
+        ),
+    ),
+    Case(
+        "cloudwatch-bind-ro-placeholder-value",
+        (
+            "--rm",
+            "--interactive",
+            "-v",
+            "{tmp}/aws:/root/.aws:ro",
+            "-e",
+            "AWS_PROFILE=[The AWS Profile Name to use for AWS access]",
+            "awslabs/cloudwatch-mcp-server:latest",
+        ),
+    ),
+    Case(
+        "healthlake-no-i-readonly-arg",
+        (
+            "--rm",
+            "-e",
+            "AWS_ACCESS_KEY_ID=your_key",
+            "-e",
+            "AWS_SECRET_ACCESS_KEY=your_secret",
+            "-e",
+            "AWS_REGION=us-east-1",
+            "-e",
+            "MCP_LOG_LEVEL=INFO",
+            "awslabs/healthlake-mcp-server",
+            "--readonly",
+        ),
+    ),
+    Case(
+        "aurora-relative-env-file-server-args",
+        (
+            "-i",
+            "--rm",
+            "--env-file",
+            "parity/server.env",
+            "awslabs/aurora-dsql-mcp-server:latest",
+            "--cluster_endpoint",
+            "[your data]",
+            "--database_user",
+            "[your data]",
+            "--region",
+            "[your data]",
+        ),
+        process_env={"FROM_ENVIRONMENT": "x"},
+    ),
+    Case(
+        "valkey-env-json-and-readonly",
+        (
+            "--rm",
+            "--interactive",
+            "--env",
+            "FASTMCP_LOG_LEVEL=ERROR",
+            "--env",
+            "VALKEY_HOST=host.docker.internal",
+            "--env",
+            'VALKEY_OPTIONS={"tls": true, "db": 0}',
+            "awslabs/valkey-mcp-server:latest",
+            "--readonly",
+        ),
+    ),
+    Case(
+        "security-agent-mixed-env",
+        (
+            "-i",
+            "--rm",
+            "-e",
+            "AWS_REGION=us-east-1",
+            "-e",
+            "AWS_ACCESS_KEY_ID",
+            "-e",
+            "AWS_SECRET_ACCESS_KEY",
+            "awslabs/security-agent-mcp-server:latest",
+        ),
         env_block={"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"},
-        process_env={"AWS_SECRET_ACCESS_KEY": "from-the-orchestrator-env"}),
-    Case("terraform-tagged-third-party", (
-        "-i", "--rm", "-e", "TFE_TOKEN", "-e", "TFE_ADDRESS",
-        "hashicorp/terraform-mcp-server:0.4.0"),
-        env_block={"TFE_TOKEN": "<your-token>", "TFE_ADDRESS": "https://app.terraform.io"}),
+        process_env={"AWS_SECRET_ACCESS_KEY": "from-the-orchestrator-env"},
+    ),
+    Case(
+        "terraform-tagged-third-party",
+        ("-i", "--rm", "-e", "TFE_TOKEN", "-e", "TFE_ADDRESS", "hashicorp/terraform-mcp-server:0.4.0"),
+        env_block={"TFE_TOKEN": "<your-token>", "TFE_ADDRESS": "https://app.terraform.io"},
+    ),
     # --- flag syntax ---
-    Case("combined-short-flags", (
-        "-it", "--rm", "-eA=1", "-e=B=2", "-ie", "C=3", "--rm=false", "-i=true",
-        "-e", "A=last wins", "ghcr.io/github/github-mcp-server", "-t", "stdio")),
-    Case("double-dash-ends-flags", ("-i", "--pull=never", "-q", "--", "mcp/fetch",
-                                    "--ignore-robots-txt")),
-    Case("pull-platform-registry-port", (
-        "--pull", "missing", "--platform", "linux/amd64", "-i",
-        "localhost:5000/team/mcp-server:1.0")),
+    Case(
+        "combined-short-flags",
+        (
+            "-it",
+            "--rm",
+            "-eA=1",
+            "-e=B=2",
+            "-ie",
+            "C=3",
+            "--rm=false",
+            "-i=true",
+            "-e",
+            "A=last wins",
+            "ghcr.io/github/github-mcp-server",
+            "-t",
+            "stdio",
+        ),
+    ),
+    Case("double-dash-ends-flags", ("-i", "--pull=never", "-q", "--", "mcp/fetch", "--ignore-robots-txt")),
+    Case(
+        "pull-platform-registry-port",
+        ("--pull", "missing", "--platform", "linux/amd64", "-i", "localhost:5000/team/mcp-server:1.0"),
+    ),
     Case("detached-run", ("-itd", "-e", "MODE=detached", "mcp/fetch"), cli="run-d"),
     # --- entrypoint / cmd / env / workdir overrides against a real image config ---
     Case("derived-image-defaults", ("-i", "{derived}")),
     Case("derived-command-override", ("-i", "-e", "SHARED=from -e", "{derived}", "one", "two")),
-    Case("derived-entrypoint-cleared", ("-i", "--entrypoint", "", "{derived}", "/bin/sh", "-c",
-                                        "echo hi")),
-    Case("derived-entrypoint-with-space", (
-        "-i", "--entrypoint", "/bin/echo hi", "-w", "/tmp", "-u", "1000:1000",
-        "{derived}", "a", "b")),
+    Case("derived-entrypoint-cleared", ("-i", "--entrypoint", "", "{derived}", "/bin/sh", "-c", "echo hi")),
+    Case(
+        "derived-entrypoint-with-space",
+        ("-i", "--entrypoint", "/bin/echo hi", "-w", "/tmp", "-u", "1000:1000", "{derived}", "a", "b"),
+    ),
     # --- every other supported flag ---
-    Case("resources", (
-        "-i", "-m", "64m", "--memory-swap", "128m", "--memory-reservation", "32m",
-        "--memory-swappiness", "10", "--cpus", "1.5", "--shm-size", "32m",
-        "--pids-limit", "50", "--cpu-shares", "512", "--cpuset-cpus", "0", "--cpuset-mems", "0",
-        "--oom-score-adj", "100", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=100",
-        "--ulimit", "nofile=2048", "mcp/time")),
-    Case("cpu-period-quota", ("-i", "--cpu-period", "100000", "--cpu-quota", "50000",
-                              "-m=1g", "--memory-swap=-1", "--oom-kill-disable", "mcp/time")),
-    Case("security", (
-        "-i", "--read-only", "--cap-add", "net_admin", "--cap-add", "CAP_SYS_TIME",
-        "--cap-add", "NET_ADMIN", "--cap-drop", "all", "--security-opt", "no-new-privileges",
-        "--security-opt", "apparmor=unconfined", "--security-opt",
-        "seccomp={data}/seccomp-profile.json", "--group-add", "123", "--group-add", "audio",
-        "--device", "/dev/null:/dev/mynull:r", "--device", "/dev/zero", "--sysctl",
-        "net.ipv4.ip_unprivileged_port_start=0", "--privileged", "mcp/time")),
-    Case("namespaces-runtime", (
-        "-i", "--ipc", "shareable", "--pid", "host", "--uts", "host", "--userns", "host",
-        "--cgroupns", "private", "--runtime", "runc", "mcp/time")),
-    Case("network-bridge-ports-hosts", (
-        "-i", "--network", "bridge", "--add-host", "db.internal:10.0.0.5",
-        "--add-host", "cache=10.0.0.6", "--add-host", "gw:host-gateway", "--dns", "10.0.0.2",
-        "--dns-search", "example.com", "--dns-option", "ndots:2", "-h", "mcp-host",
-        "--domainname", "example.org", "--expose", "9000", "--expose", "9100-9101/udp",
-        "-p", "127.0.0.1:18080:80", "-p", "18081:81/udp", "-p", "82",
-        "-p", "18090-18091:90-91", "mcp/fetch")),
+    Case(
+        "resources",
+        (
+            "-i",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "128m",
+            "--memory-reservation",
+            "32m",
+            "--memory-swappiness",
+            "10",
+            "--cpus",
+            "1.5",
+            "--shm-size",
+            "32m",
+            "--pids-limit",
+            "50",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--cpuset-mems",
+            "0",
+            "--oom-score-adj",
+            "100",
+            "--ulimit",
+            "nofile=1024:2048",
+            "--ulimit",
+            "nproc=100",
+            "--ulimit",
+            "nofile=2048",
+            "mcp/time",
+        ),
+    ),
+    Case(
+        "cpu-period-quota",
+        (
+            "-i",
+            "--cpu-period",
+            "100000",
+            "--cpu-quota",
+            "50000",
+            "-m=1g",
+            "--memory-swap=-1",
+            "--oom-kill-disable",
+            "mcp/time",
+        ),
+    ),
+    Case(
+        "security",
+        (
+            "-i",
+            "--read-only",
+            "--cap-add",
+            "net_admin",
+            "--cap-add",
+            "CAP_SYS_TIME",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "all",
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--security-opt",
+            "seccomp={data}/seccomp-profile.json",
+            "--group-add",
+            "123",
+            "--group-add",
+            "audio",
+            "--device",
+            "/dev/null:/dev/mynull:r",
+            "--device",
+            "/dev/zero",
+            "--sysctl",
+            "net.ipv4.ip_unprivileged_port_start=0",
+            "--privileged",
+            "mcp/time",
+        ),
+    ),
+    Case(
+        "namespaces-runtime",
+        (
+            "-i",
+            "--ipc",
+            "shareable",
+            "--pid",
+            "host",
+            "--uts",
+            "host",
+            "--userns",
+            "host",
+            "--cgroupns",
+            "private",
+            "--runtime",
+            "runc",
+            "mcp/time",
+        ),
+    ),
+    Case(
+        "network-bridge-ports-hosts",
+        (
+            "-i",
+            "--network",
+            "bridge",
+            "--add-host",
+            "db.internal:10.0.0.5",
+            "--add-host",
+            "cache=10.0.0.6",
+            "--add-host",
+            "gw:host-gateway",
+            "--dns",
+            "10.0.0.2",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+            "-h",
+            "mcp-host",
+            "--domainname",
+            "example.org",
+            "--expose",
+            "9000",
+            "--expose",
+            "9100-9101/udp",
+            "-p",
+            "127.0.0.1:18080:80",
+            "-p",
+            "18081:81/udp",
+            "-p",
+            "82",
+            "-p",
+            "18090-18091:90-91",
+            "mcp/fetch",
+        ),
+    ),
     Case("network-none-short-aliases", ("-i", "--net=none", "--dns-opt", "use-vc", "mcp/fetch")),
     Case("network-host", ("-i", "--network", "host", "mcp/fetch")),
-    Case("mounts-tmpfs-volumes", (
-        "-i", "--tmpfs", "/run", "--tmpfs", "/cache:rw,size=16m,mode=1777",
-        "--mount", "type=tmpfs,dst=/scratch,tmpfs-size=1m,tmpfs-mode=1770",
-        "--mount", "type=volume,source={vol},target=/data,volume-nocopy",
-        "--mount", "type=volume,dst=/anon-mount,volume-label=purpose=parity",
-        "--mount", "type=bind,src={tmp}/home,dst=/slave,bind-propagation=rslave",
-        "--mount", "type=bind,source={tmp}/aws,destination=/rw,readonly=false",
-        "--mount", "type=bind,src={tmp}/aws,target=/ro2,ro=true,bind-nonrecursive",
-        "-v", "/anonymous-volume", "-v", "{tmp}/aws:/explicit-rw:rw", "mcp/memory")),
-    Case("labels-logging-lifecycle", (
-        "-i", "-l", "org.example.a=1", "--label", "org.example.flag", "--label-file",
-        "{data}/labels.txt", "-l", "org.example.team=override", "--stop-signal", "SIGINT",
-        "--stop-timeout", "7", "--no-healthcheck", "--log-driver", "json-file",
-        "--log-opt", "max-size=1m", "--log-opt", "max-file=2", "--restart", "on-failure:3",
-        "--init=false", "--name", f"parity-named-{RUN_ID}", "mcp/fetch")),
-    Case("syntax-corners", (
-        "-uapp", "-ie=A=1", "-it=false", "-c", "256", "-p", "8000-8010:80",
-        "--publish=published=18085,target=85", "--restart", "no", "--rm", "--dns-search", ".",
-        "--add-host", "h6=::1", "--add-host", "h7:[::2]", "--dns", "::ffff:10.0.0.3",
-        "--tmpfs", "/run", "--tmpfs", "/run:size=1m", "--stop-signal=9", "--expose", "90",
-        "--expose", "90", "--ulimit", "core=-1:-1", "--sysctl", "kernel.shmmax=65536",
-        "--mount", "type=TMPFS,dst=/upper", "--env-file", "{tmp}/windows.env",
-        "-e", "TOKEN", "-e", "EMPTY=", "--device", "/dev/null/", "mcp/time"),
-        env_block={"TOKEN": "from the block", "BARE": "bare from the block"}),
-    Case("gpus-restart-always", ("-i", "--gpus", "all", "--gpus",
-                                 'driver=nvidia,"device=0,1",capabilities=compute',
-                                 "--restart", "unless-stopped", "mcp/fetch")),
+    Case(
+        "mounts-tmpfs-volumes",
+        (
+            "-i",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/cache:rw,size=16m,mode=1777",
+            "--mount",
+            "type=tmpfs,dst=/scratch,tmpfs-size=1m,tmpfs-mode=1770",
+            "--mount",
+            "type=volume,source={vol},target=/data,volume-nocopy",
+            "--mount",
+            "type=volume,dst=/anon-mount,volume-label=purpose=parity",
+            "--mount",
+            "type=bind,src={tmp}/home,dst=/slave,bind-propagation=rslave",
+            "--mount",
+            "type=bind,source={tmp}/aws,destination=/rw,readonly=false",
+            "--mount",
+            "type=bind,src={tmp}/aws,target=/ro2,ro=true,bind-nonrecursive",
+            "-v",
+            "/anonymous-volume",
+            "-v",
+            "{tmp}/aws:/explicit-rw:rw",
+            "mcp/memory",
+        ),
+    ),
+    Case(
+        "labels-logging-lifecycle",
+        (
+            "-i",
+            "-l",
+            "org.example.a=1",
+            "--label",
+            "org.example.flag",
+            "--label-file",
+            "{data}/labels.txt",
+            "-l",
+            "org.example.team=override",
+            "--stop-signal",
+            "SIGINT",
+            "--stop-timeout",
+            "7",
+            "--no-healthcheck",
+            "--log-driver",
+            "json-file",
+            "--log-opt",
+            "max-size=1m",
+            "--log-opt",
+            "max-file=2",
+            "--restart",
+            "on-failure:3",
+            "--init=false",
+            "--name",
+            f"parity-named-{RUN_ID}",
+            "mcp/fetch",
+        ),
+    ),
+    Case(
+        "syntax-corners",
+        (
+            "-uapp",
+            "-ie=A=1",
+            "-it=false",
+            "-c",
+            "256",
+            "-p",
+            "8000-8010:80",
+            "--publish=published=18085,target=85",
+            "--restart",
+            "no",
+            "--rm",
+            "--dns-search",
+            ".",
+            "--add-host",
+            "h6=::1",
+            "--add-host",
+            "h7:[::2]",
+            "--dns",
+            "::ffff:10.0.0.3",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/run:size=1m",
+            "--stop-signal=9",
+            "--expose",
+            "90",
+            "--expose",
+            "90",
+            "--ulimit",
+            "core=-1:-1",
+            "--sysctl",
+            "kernel.shmmax=65536",
+            "--mount",
+            "type=TMPFS,dst=/upper",
+            "--env-file",
+            "{tmp}/windows.env",
+            "-e",
+            "TOKEN",
+            "-e",
+            "EMPTY=",
+            "--device",
+            "/dev/null/",
+            "mcp/time",
+        ),
+        env_block={"TOKEN": "from the block", "BARE": "bare from the block"},
+    ),
+    Case(
+        "gpus-restart-always",
+        (
+            "-i",
+            "--gpus",
+            "all",
+            "--gpus",
+            'driver=nvidia,"device=0,1",capabilities=compute',
+            "--restart",
+            "unless-stopped",
+            "mcp/fetch",
+        ),
+    ),
 )
 
 
@@ -263,8 +598,7 @@ class ParityHost:
             f'LABEL org.example.from-image=yes {TEST_LABEL}="1"\n'
             "STOPSIGNAL SIGUSR1\n"
         )
-        self.client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=DERIVED_IMAGE,
-                                 rm=True, forcerm=True)
+        self.client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=DERIVED_IMAGE, rm=True, forcerm=True)
         self.tags.append(DERIVED_IMAGE)
 
     def substitute(self, case: Case) -> Tuple[str, ...]:
@@ -273,8 +607,12 @@ class ParityHost:
         for a in case.args:
             if "{vol}" in a:
                 self.volumes.add(vol)
-            out.append(a.replace("{tmp}", str(self.tmp / "binds")).replace("{vol}", vol)
-                       .replace("{data}", str(HERE / "parity")).replace("{derived}", DERIVED_IMAGE))
+            out.append(
+                a.replace("{tmp}", str(self.tmp / "binds"))
+                .replace("{vol}", vol)
+                .replace("{data}", str(HERE / "parity"))
+                .replace("{derived}", DERIVED_IMAGE)
+            )
         return tuple(out)
 
     def cleanup(self) -> None:
@@ -323,8 +661,7 @@ def _remove_container(client, container_id: str) -> None:
 
 
 def cli_inspect(host: ParityHost, case: Case, args: Sequence[str]) -> dict:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-           "DOCKER_CONFIG": str(host.docker_config)}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DOCKER_CONFIG": str(host.docker_config)}
     if "DOCKER_HOST" in os.environ:
         env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     # What an MCP client does: its own environment overlaid with the server's env block.
@@ -351,8 +688,7 @@ def sdk_inspect(host: ParityHost, kwargs: dict) -> dict:
         _remove_container(host.client, container.id)
 
 
-def effective(inspect: dict, *, env_file_count: int, name_given: bool,
-              hostname_given: bool) -> Dict[str, object]:
+def effective(inspect: dict, *, env_file_count: int, name_given: bool, hostname_given: bool) -> Dict[str, object]:
     """The effective configuration of a container, flattened for a readable diff."""
     config = dict(inspect["Config"])
     host = dict(inspect["HostConfig"])
@@ -368,16 +704,16 @@ def effective(inspect: dict, *, env_file_count: int, name_given: bool,
 
     binds = [b for b in host.pop("Binds", None) or [] if ":" in b]
     bind_targets = {b.split(":")[1] for b in binds}
-    volumes = {k: v for k, v in (config.pop("Volumes", None) or {}).items()
-               if k not in bind_targets}
+    volumes = {k: v for k, v in (config.pop("Volumes", None) or {}).items() if k not in bind_targets}
     out["Config.Volumes"] = volumes or None
     out["HostConfig.Binds"] = sorted(binds) or None
     ports = {k: v for k, v in (host.pop("PortBindings", None) or {}).items() if v}
     out["HostConfig.PortBindings"] = ports
     out["HostConfig.Ulimits"] = sorted(host.pop("Ulimits", None) or [], key=lambda u: u["Name"])
     # The SDK sends DeviceIDs [] where the CLI sends null: no specific device either way.
-    out["HostConfig.DeviceRequests"] = [{**r, "DeviceIDs": r.get("DeviceIDs") or None}
-                                        for r in host.pop("DeviceRequests", None) or []] or None
+    out["HostConfig.DeviceRequests"] = [
+        {**r, "DeviceIDs": r.get("DeviceIDs") or None} for r in host.pop("DeviceRequests", None) or []
+    ] or None
     # An empty list or map means the same as none (the CLI sends [], the SDK omits it).
     for key, value in config.items():
         out[f"Config.{key}"] = value if value not in ([], {}) else None
@@ -399,8 +735,7 @@ def effective(inspect: dict, *, env_file_count: int, name_given: bool,
     out["Driver"] = inspect.get("Driver")
     if name_given:
         out["Name"] = inspect.get("Name")
-    out["NetworkSettings.Networks"] = sorted((inspect.get("NetworkSettings") or {})
-                                             .get("Networks") or {})
+    out["NetworkSettings.Networks"] = sorted((inspect.get("NetworkSettings") or {}).get("Networks") or {})
     return out
 
 
@@ -427,16 +762,16 @@ def test_corpus_is_big_enough_and_uses_every_supported_flag():
         occurrences, _, _, complete = docker_args._split_args(case.args, run)
         assert complete, case.id
         used |= {o.flag.name for o in occurrences}
-    supported = {f.name for f in docker_args._BY_NAME.values()
-                 if not f.unsupported and not f.no_effect}
+    supported = {f.name for f in docker_args._BY_NAME.values() if not f.unsupported and not f.no_effect}
     assert sorted(supported - used) == []
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.id for c in CORPUS])
 def test_sdk_container_matches_docker_cli(parity_host: ParityHost, case: Case):
     args = parity_host.substitute(case)
-    parsed = parse_docker_run(args, env_block={k: Secret(v) for k, v in case.env_block.items()},
-                              process_env=case.process_env, base_dir=HERE)
+    parsed = parse_docker_run(
+        args, env_block={k: Secret(v) for k, v in case.env_block.items()}, process_env=case.process_env, base_dir=HERE
+    )
     errors = [i for i in parsed.issues if i.severity == "error"]
     assert parsed.spec is not None and not errors, errors
     spec = parsed.spec
@@ -445,12 +780,13 @@ def test_sdk_container_matches_docker_cli(parity_host: ParityHost, case: Case):
     cli = cli_inspect(parity_host, case, args)
     sdk = sdk_inspect(parity_host, kwargs)
 
-    shape = dict(env_file_count=spec.env_file_count, name_given=spec.name is not None,
-                 hostname_given=spec.hostname is not None)
+    shape = dict(
+        env_file_count=spec.env_file_count, name_given=spec.name is not None, hostname_given=spec.hostname is not None
+    )
     cli_view, sdk_view = effective(cli, **shape), effective(sdk, **shape)
     assert cli_view == sdk_view, "\n" + diff_text(cli_view, sdk_view)
 
     # What the normaliser set aside, checked directly:
     expected_env = [f"{k}={v.reveal()}" for k, v in spec.env]
-    assert sdk["Config"]["Env"][:len(expected_env)] == expected_env  # the spec's own order
+    assert sdk["Config"]["Env"][: len(expected_env)] == expected_env  # the spec's own order
     assert cli["Config"].get("StopTimeout") == spec.stop_timeout

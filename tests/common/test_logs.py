@@ -1,4 +1,5 @@
 """Uncaught exceptions, in any thread, reach stderr through the redacting formatter."""
+
 from __future__ import annotations
 
 import subprocess
@@ -27,8 +28,7 @@ raise RuntimeError("in the main thread: " + {CANARY!r})
 
 
 def test_uncaught_exceptions_are_logged_redacted():
-    done = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     err = done.stderr
     assert CANARY not in err

@@ -19,11 +19,14 @@ def test_tokens_for_all_servers_and_for_one():
     assert not parse_tokens("  ")
 
 
-@pytest.mark.parametrize("text, words", [
-    ("short", "at least 16"),
-    (f"{A} sp@ce{A}", "entry 2"),
-    (f":{A}", "server id"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("short", "at least 16"),
+        (f"{A} sp@ce{A}", "entry 2"),
+        (f":{A}", "server id"),
+    ],
+)
 def test_malformed_tokens_are_named_by_position_never_quoted(text, words):
     with pytest.raises(TokenError) as err:
         parse_tokens(text)
@@ -42,12 +45,18 @@ def test_a_bridge_reachable_from_other_hosts_needs_tokens_or_an_explicit_none():
     with pytest.raises(SettingsError) as err:
         load_settings(None, {"MCP_ORCHESTRATOR_SERVICE_BRIDGE_HOST": "0.0.0.0"})
     assert "auth = none" in str(err.value)
-    opened = load_settings(None, {"MCP_ORCHESTRATOR_SERVICE_BRIDGE_HOST": "0.0.0.0",
-                                  "MCP_ORCHESTRATOR_BRIDGE_AUTH": "none",
-                                  "MCP_ORCHESTRATOR_BRIDGE_TOKENS": A})
+    opened = load_settings(
+        None,
+        {
+            "MCP_ORCHESTRATOR_SERVICE_BRIDGE_HOST": "0.0.0.0",
+            "MCP_ORCHESTRATOR_BRIDGE_AUTH": "none",
+            "MCP_ORCHESTRATOR_BRIDGE_TOKENS": A,
+        },
+    )
     assert opened.bridge_open and not opened.bridge_tokens
-    locked = load_settings(None, {"MCP_ORCHESTRATOR_SERVICE_BRIDGE_HOST": "0.0.0.0",
-                                  "MCP_ORCHESTRATOR_BRIDGE_TOKENS": A})
+    locked = load_settings(
+        None, {"MCP_ORCHESTRATOR_SERVICE_BRIDGE_HOST": "0.0.0.0", "MCP_ORCHESTRATOR_BRIDGE_TOKENS": A}
+    )
     assert not locked.bridge_open and locked.bridge_tokens.allows("x", A)
     assert locked.public_dict()["bridge"]["tokens"] == "***"
     assert load_settings(None, {}).bridge_open  # loopback, no tokens: make run as it was
@@ -55,8 +64,10 @@ def test_a_bridge_reachable_from_other_hosts_needs_tokens_or_an_explicit_none():
 
 def test_litellm_snippet_names_the_variable_never_the_token():
     tokens = parse_tokens(f"{A}, my-git:{B}")
-    text = render_mcp_servers([LiteLLMServer("time", "http://h:1/mcp/time/mcp"),
-                               LiteLLMServer("my-git", "http://h:2/mcp/my-git/mcp")], tokens=tokens)
+    text = render_mcp_servers(
+        [LiteLLMServer("time", "http://h:1/mcp/time/mcp"), LiteLLMServer("my-git", "http://h:2/mcp/my-git/mcp")],
+        tokens=tokens,
+    )
     assert A not in text and B not in text
     servers = yaml.safe_load(text)["mcp_servers"]
     assert servers["time"]["auth_type"] == "bearer_token"

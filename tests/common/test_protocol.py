@@ -1,5 +1,6 @@
 """The wire protocol against the real msgpack serializer: every message type, and every
 way a message can be wrong."""
+
 from __future__ import annotations
 
 import random
@@ -60,9 +61,14 @@ def sample_message(name: str, minimal: bool = False) -> Message:
 
 
 def raw_envelope(**override: Any) -> dict:
-    env = {"v": p.PROTOCOL_VERSION, "type": "container.ensure", "id": "abc123", "ts": 1.5,
-           "src": "test", "body": {"server_id": "github", "spec": {}, "host_port": 8001,
-                                   "spec_hash": "h1"}}
+    env = {
+        "v": p.PROTOCOL_VERSION,
+        "type": "container.ensure",
+        "id": "abc123",
+        "ts": 1.5,
+        "src": "test",
+        "body": {"server_id": "github", "spec": {}, "host_port": 8001, "spec_hash": "h1"},
+    }
     env.update(override)
     return {k: v for k, v in env.items() if v is not DROP}
 
@@ -78,14 +84,40 @@ def pack(obj: Any) -> bytes:
 
 
 def test_registry_defines_the_product_types() -> None:
-    for name in ["ping", "pong", "snapshot.get", "snapshot", "heartbeat",
-                 "container.ensure", "container.stop", "container.start", "container.restart",
-                 "container.remove", "container.status", "container.logs", "container.sync",
-                 "container.started", "container.exited", "container.oom", "container.health",
-                 "container.bridge", "routes.apply", "routes.status", "route.created",
-                 "route.changed", "route.removed", "route.health", "route.error", "route.quota",
-                 "control.status", "control.action", "control.plan", "state.server",
-                 "state.config", "state.event"]:
+    for name in [
+        "ping",
+        "pong",
+        "snapshot.get",
+        "snapshot",
+        "heartbeat",
+        "container.ensure",
+        "container.stop",
+        "container.start",
+        "container.restart",
+        "container.remove",
+        "container.status",
+        "container.logs",
+        "container.sync",
+        "container.started",
+        "container.exited",
+        "container.oom",
+        "container.health",
+        "container.bridge",
+        "routes.apply",
+        "routes.status",
+        "route.created",
+        "route.changed",
+        "route.removed",
+        "route.health",
+        "route.error",
+        "route.quota",
+        "control.status",
+        "control.action",
+        "control.plan",
+        "state.server",
+        "state.config",
+        "state.event",
+    ]:
         assert name in p.MESSAGE_TYPES, name
     for spec in p.MESSAGE_TYPES.values():
         assert spec.body.__dataclass_params__.frozen
@@ -120,9 +152,14 @@ def test_error_reply_round_trips_and_keeps_unknown_codes() -> None:
     back = p.decode(p.encode(err))
     assert back == err and back.kind is Kind.REPLY
     assert back.error.code is ErrorCode.NOT_FOUND and back.error.code == "not_found"
-    newer = p.decode(pack({**raw_envelope(type="error", reply_to="x", ok=False,
-                                          error={"code": "from_the_future", "message": "m"}),
-                           "body": None}))
+    newer = p.decode(
+        pack(
+            {
+                **raw_envelope(type="error", reply_to="x", ok=False, error={"code": "from_the_future", "message": "m"}),
+                "body": None,
+            }
+        )
+    )
     assert newer.error.code == "from_the_future"
 
 
@@ -133,8 +170,7 @@ def test_envelope_fields() -> None:
     assert list(raw)[:3] == ["v", "type", "id"]  # id early: readable from a refused message
     reply = msgpack.unpackb(p.encode(p.reply_ok(req, None, "scheduler")), raw=False)
     assert reply["reply_to"] == req.id and reply["ok"] is True and reply["type"] == "pong"
-    event = msgpack.unpackb(p.encode(p.published("heartbeat", p.Heartbeat(1.0), src="s", seq=3,
-                                                 epoch="ab")), raw=False)
+    event = msgpack.unpackb(p.encode(p.published("heartbeat", p.Heartbeat(1.0), src="s", seq=3, epoch="ab")), raw=False)
     assert event["seq"] == 3 and event["epoch"] == "ab"
 
 
@@ -156,13 +192,15 @@ def test_str_enum_values_go_out_as_plain_strings() -> None:
 
 
 def test_unknown_fields_are_ignored_everywhere() -> None:
-    env = raw_envelope(future_field={"x": 1}, body={
-        "server_id": "github", "spec": {"image": "x"}, "host_port": 8001, "spec_hash": "h",
-        "new_field": [1, 2]})
+    env = raw_envelope(
+        future_field={"x": 1},
+        body={"server_id": "github", "spec": {"image": "x"}, "host_port": 8001, "spec_hash": "h", "new_field": [1, 2]},
+    )
     msg = p.decode(pack(env))
     assert msg.body == p.ContainerEnsure("github", {"image": "x"}, 8001, "h")
-    nested = raw_envelope(type="routes.apply", body={
-        "routes": [{"server_id": "a", "port": 8000, "weight": 3}], "later": True})
+    nested = raw_envelope(
+        type="routes.apply", body={"routes": [{"server_id": "a", "port": 8000, "weight": 3}], "later": True}
+    )
     assert p.decode(pack(nested)).body == p.RoutesApply([p.RouteEntry("a", 8000)])
 
 
@@ -198,7 +236,7 @@ WRONG_BODIES = [
     ("container.ensure", {"server_id": "a", "spec": {}, "host_port": 70000, "spec_hash": "h"}, "host_port"),
     ("routes.apply", {"routes": [{"server_id": "a", "port": 0}]}, "port between 1 and 65535"),
     ("container.logs", {"server_id": "a", "lines": 0}, "lines must be between"),
-    ("container.logs", {"server_id": "a", "lines": 10 ** 9}, "lines must be between"),
+    ("container.logs", {"server_id": "a", "lines": 10**9}, "lines must be between"),
     ("container.status", {"server_id": ["a"]}, "server_id"),
     ("container.logs", {"server_id": "a", "lines": 1.5}, "lines"),
     ("ping", [], "body"),
@@ -237,23 +275,26 @@ def test_nesting_is_bounded() -> None:
 # --------------------------------------------------------------------- envelope errors
 
 
-@pytest.mark.parametrize("override,code", [
-    ({"v": 2}, ErrorCode.VERSION_MISMATCH),
-    ({"v": "1"}, ErrorCode.BAD_MESSAGE),
-    ({"v": DROP}, ErrorCode.BAD_MESSAGE),
-    ({"type": "container.explode"}, ErrorCode.UNKNOWN_TYPE),
-    ({"type": 7}, ErrorCode.BAD_MESSAGE),
-    ({"id": DROP}, ErrorCode.BAD_MESSAGE),
-    ({"id": ""}, ErrorCode.BAD_MESSAGE),
-    ({"id": "x" * 500}, ErrorCode.BAD_MESSAGE),
-    ({"ts": "yesterday"}, ErrorCode.BAD_MESSAGE),
-    ({"src": 5}, ErrorCode.BAD_MESSAGE),
-    ({"type": "pong"}, ErrorCode.BAD_MESSAGE),                       # reply without reply_to
-    ({"type": "pong", "reply_to": "x", "ok": False}, ErrorCode.BAD_MESSAGE),
-    ({"type": "heartbeat", "body": {"interval": 1.0}}, ErrorCode.BAD_MESSAGE),  # no seq/epoch
-    ({"type": "heartbeat", "seq": -1, "epoch": "e"}, ErrorCode.BAD_MESSAGE),
-    ({"type": "error", "reply_to": "x", "ok": False}, ErrorCode.BAD_MESSAGE),   # no error map
-])
+@pytest.mark.parametrize(
+    "override,code",
+    [
+        ({"v": 2}, ErrorCode.VERSION_MISMATCH),
+        ({"v": "1"}, ErrorCode.BAD_MESSAGE),
+        ({"v": DROP}, ErrorCode.BAD_MESSAGE),
+        ({"type": "container.explode"}, ErrorCode.UNKNOWN_TYPE),
+        ({"type": 7}, ErrorCode.BAD_MESSAGE),
+        ({"id": DROP}, ErrorCode.BAD_MESSAGE),
+        ({"id": ""}, ErrorCode.BAD_MESSAGE),
+        ({"id": "x" * 500}, ErrorCode.BAD_MESSAGE),
+        ({"ts": "yesterday"}, ErrorCode.BAD_MESSAGE),
+        ({"src": 5}, ErrorCode.BAD_MESSAGE),
+        ({"type": "pong"}, ErrorCode.BAD_MESSAGE),  # reply without reply_to
+        ({"type": "pong", "reply_to": "x", "ok": False}, ErrorCode.BAD_MESSAGE),
+        ({"type": "heartbeat", "body": {"interval": 1.0}}, ErrorCode.BAD_MESSAGE),  # no seq/epoch
+        ({"type": "heartbeat", "seq": -1, "epoch": "e"}, ErrorCode.BAD_MESSAGE),
+        ({"type": "error", "reply_to": "x", "ok": False}, ErrorCode.BAD_MESSAGE),  # no error map
+    ],
+)
 def test_bad_envelopes_are_rejected(override: dict, code: ErrorCode) -> None:
     with pytest.raises(ProtocolError) as info:
         p.decode(pack(raw_envelope(**override)))
@@ -294,7 +335,7 @@ def test_encode_refuses_unknown_and_malformed_messages() -> None:
 
 def test_int_out_of_msgpack_range_is_refused() -> None:
     with pytest.raises(ProtocolError) as info:
-        p.encode(p.request("container.ensure", p.ContainerEnsure("a", {"n": 2 ** 70}, 1, "h")))
+        p.encode(p.request("container.ensure", p.ContainerEnsure("a", {"n": 2**70}, 1, "h")))
     assert info.value.code is ErrorCode.INVALID_BODY
 
 
@@ -302,8 +343,7 @@ def test_int_out_of_msgpack_range_is_refused() -> None:
 
 
 def test_oversized_is_rejected_before_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
-    big = p.encode(p.request("container.ensure",
-                             p.ContainerEnsure("a", {"blob": "x" * 5000}, 8001, "h")))
+    big = p.encode(p.request("container.ensure", p.ContainerEnsure("a", {"blob": "x" * 5000}, 8001, "h")))
     called = []
     real = msgpack.unpackb
     monkeypatch.setattr(p.msgpack, "unpackb", lambda *a, **kw: called.append(1) or real(*a, **kw))
@@ -336,18 +376,18 @@ def test_encode_refuses_over_the_limit() -> None:
 
 GARBAGE = [
     b"",
-    b"\xc1",                                   # never-used msgpack byte
+    b"\xc1",  # never-used msgpack byte
     b"hello world",
-    b"\x93\x01\x02\x03",                       # an array, not a map
-    b"\x81\x01\x02",                           # a map with an int key
-    pack(raw_envelope()) + b"\x00",            # trailing data
-    b"\xdb\xff\xff\xff\xff",                   # a str claiming 4 GiB
-    b"\xdd\xff\xff\xff\xff",                   # an array claiming 4 G items
-    b"\xdf\xff\xff\xff\xff",                   # a map claiming 4 G pairs
-    b"\xa3\xff\xfe\xfd",                       # invalid UTF-8
-    b"\x91" * 5000 + b"\xc0",                  # nested far too deep
-    b"\xd4\x01\x00",                           # an ext type
-    b"\xd6\xff\x00\x00\x00\x01",               # a msgpack timestamp
+    b"\x93\x01\x02\x03",  # an array, not a map
+    b"\x81\x01\x02",  # a map with an int key
+    pack(raw_envelope()) + b"\x00",  # trailing data
+    b"\xdb\xff\xff\xff\xff",  # a str claiming 4 GiB
+    b"\xdd\xff\xff\xff\xff",  # an array claiming 4 G items
+    b"\xdf\xff\xff\xff\xff",  # a map claiming 4 G pairs
+    b"\xa3\xff\xfe\xfd",  # invalid UTF-8
+    b"\x91" * 5000 + b"\xc0",  # nested far too deep
+    b"\xd4\x01\x00",  # an ext type
+    b"\xd6\xff\x00\x00\x00\x01",  # a msgpack timestamp
 ]
 
 
@@ -386,8 +426,12 @@ def test_random_bytes_and_mutations_only_ever_raise_protocol_error() -> None:
 def test_published_frames_are_checked() -> None:
     msg = p.published("container.exited", p.ContainerEvent("a", exit_code=1), src="s", seq=1, epoch="e")
     topic, payload = p.encode_published(msg)
-    for frames in ([payload], [topic, payload, b""], [b"container.started", payload],
-                   [b"ping", p.encode(p.request("ping"))]):
+    for frames in (
+        [payload],
+        [topic, payload, b""],
+        [b"container.started", payload],
+        [b"ping", p.encode(p.request("ping"))],
+    ):
         with pytest.raises(ProtocolError) as info:
             p.decode_published(frames)
         assert info.value.code is ErrorCode.BAD_MESSAGE
@@ -399,17 +443,21 @@ def test_published_frames_are_checked() -> None:
 def _secret_bodies() -> list:
     s = Secret(CANARY)
     return [
-        ("request spec", lambda: p.request("container.ensure",
-                                           p.ContainerEnsure("a", {"env": {"TOKEN": s}}, 1, "h"))),
-        ("in a list", lambda: p.request("container.ensure",
-                                        p.ContainerEnsure("a", {"cmd": ["--token", s]}, 1, "h"))),
+        ("request spec", lambda: p.request("container.ensure", p.ContainerEnsure("a", {"env": {"TOKEN": s}}, 1, "h"))),
+        ("in a list", lambda: p.request("container.ensure", p.ContainerEnsure("a", {"cmd": ["--token", s]}, 1, "h"))),
         ("as a str field", lambda: p.request("container.stop", p.ContainerRef(s))),  # type: ignore[arg-type]
-        ("as a map key", lambda: p.request("container.ensure",
-                                           p.ContainerEnsure("a", {s: "v"}, 1, "h"))),  # type: ignore[dict-item]
-        ("in a snapshot", lambda: p.reply_ok(p.request("snapshot.get"),
-                                             p.Snapshot("e", 1, {"github": {"env": [s]}}))),
-        ("in an event", lambda: p.published("state.event", p.StateEvent(message=s),  # type: ignore[arg-type]
-                                            src="x", seq=1, epoch="e")),
+        ("as a map key", lambda: p.request("container.ensure", p.ContainerEnsure("a", {s: "v"}, 1, "h"))),  # type: ignore[dict-item]
+        ("in a snapshot", lambda: p.reply_ok(p.request("snapshot.get"), p.Snapshot("e", 1, {"github": {"env": [s]}}))),
+        (
+            "in an event",
+            lambda: p.published(
+                "state.event",
+                p.StateEvent(message=s),  # type: ignore[arg-type]
+                src="x",
+                seq=1,
+                epoch="e",
+            ),
+        ),
         ("in an error text", lambda: p.reply_error("x", ErrorCode.INTERNAL, s)),  # type: ignore[arg-type]
     ]
 

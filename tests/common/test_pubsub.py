@@ -1,5 +1,6 @@
 """Publisher, Subscriber and StateMirror over real ZeroMQ sockets: late joiners, lost
 messages, publisher restarts and silence."""
+
 from __future__ import annotations
 
 import queue
@@ -65,11 +66,15 @@ class StatePublisher:
     def _run(self) -> None:
         svc = self.service = Service("state-publisher", max_poll_ms=50)
         try:
-            self.pub = svc.attach(Publisher(svc.ctx, self.bound[0], "scheduler",
-                                            heartbeat_interval=HEARTBEAT_S))
-            rep = svc.attach(RepServer(svc.ctx, self.bound[1],
-                                       {"snapshot.get": lambda msg: self.pub.snapshot(dict(self.state))},
-                                       src="scheduler"))
+            self.pub = svc.attach(Publisher(svc.ctx, self.bound[0], "scheduler", heartbeat_interval=HEARTBEAT_S))
+            rep = svc.attach(
+                RepServer(
+                    svc.ctx,
+                    self.bound[1],
+                    {"snapshot.get": lambda msg: self.pub.snapshot(dict(self.state))},
+                    src="scheduler",
+                )
+            )
             self.bound = (self.pub.endpoint, rep.endpoint)
             inbox = svc.ctx.socket(zmq.PAIR)
             svc.on_close(lambda: inbox.close(linger=0))
@@ -100,19 +105,23 @@ class StatePublisher:
         def change():
             self.state[server_id] = status
             self.pub.publish("state.server", p.ServerState(server_id, status=status))
+
         self.call(change)
 
     def remove(self, server_id: str) -> None:
         def change():
             self.state.pop(server_id, None)
             self.pub.publish("state.server", p.ServerState(server_id, removed=True))
+
         self.call(change)
 
     def lose(self, server_id: str, status: str) -> None:
         """Change the state as if its event had been lost on the way."""
+
         def change():
             self.state[server_id] = status
             self.pub._seq += 1
+
         self.call(change)
 
     def event(self, text: str) -> None:
@@ -145,8 +154,7 @@ def apply_server(state: dict, msg: p.Message) -> None:
 
 
 def make_mirror(ctx, endpoints, apply=apply_server, **kw) -> StateMirror:
-    return StateMirror(ctx, endpoints[0], endpoints[1], apply, src="dashboard",
-                       heartbeat_interval=HEARTBEAT_S, **kw)
+    return StateMirror(ctx, endpoints[0], endpoints[1], apply, src="dashboard", heartbeat_interval=HEARTBEAT_S, **kw)
 
 
 def converge(mirror: StateMirror, expected: Callable[[], dict]) -> None:
@@ -189,19 +197,17 @@ def test_late_joiner_converges_and_follows(ctx, endpoints) -> None:
 
 
 def test_a_lost_event_triggers_a_fresh_snapshot(ctx, endpoints) -> None:
-    with StatePublisher(*endpoints, initial={"a": "running"}) as pub, \
-            make_mirror(ctx, pub.bound) as mirror:
+    with StatePublisher(*endpoints, initial={"a": "running"}) as pub, make_mirror(ctx, pub.bound) as mirror:
         converge(mirror, lambda: pub.state)
         pub.lose("a", "crash-looping")  # the mirror never sees this event
-        pub.set("b", "running")         # ... and this one reveals the gap
+        pub.set("b", "running")  # ... and this one reveals the gap
         converge(mirror, lambda: pub.state)
         assert mirror.state == {"a": "crash-looping", "b": "running"}
         assert mirror.snapshots == 2
 
 
 def test_a_lost_last_event_is_noticed_by_the_heartbeat(ctx, endpoints) -> None:
-    with StatePublisher(*endpoints, initial={"a": "running"}) as pub, \
-            make_mirror(ctx, pub.bound) as mirror:
+    with StatePublisher(*endpoints, initial={"a": "running"}) as pub, make_mirror(ctx, pub.bound) as mirror:
         converge(mirror, lambda: pub.state)
         pub.lose("a", "stopped")  # nothing follows but heartbeats
         converge(mirror, lambda: pub.state)
@@ -209,8 +215,7 @@ def test_a_lost_last_event_is_noticed_by_the_heartbeat(ctx, endpoints) -> None:
 
 
 def test_publisher_restart_with_a_new_epoch_resyncs(ctx, endpoints) -> None:
-    with StatePublisher(*endpoints, initial={"old": "running"}) as first, \
-            make_mirror(ctx, first.bound) as mirror:
+    with StatePublisher(*endpoints, initial={"old": "running"}) as first, make_mirror(ctx, first.bound) as mirror:
         converge(mirror, lambda: first.state)
         first.set("old2", "running")
         converge(mirror, lambda: first.state)
@@ -224,8 +229,10 @@ def test_publisher_restart_with_a_new_epoch_resyncs(ctx, endpoints) -> None:
 
 
 def test_heartbeat_silence_is_detected_and_recovery_follows(ctx, endpoints) -> None:
-    with StatePublisher(*endpoints, initial={"a": "running"}) as pub, \
-            make_mirror(ctx, pub.bound, silence_intervals=3) as mirror:
+    with (
+        StatePublisher(*endpoints, initial={"a": "running"}) as pub,
+        make_mirror(ctx, pub.bound, silence_intervals=3) as mirror,
+    ):
         converge(mirror, lambda: pub.state)
         assert mirror.available and not mirror.silent()
         pub.__exit__(None, None, None)
@@ -250,8 +257,10 @@ def test_topics_outside_the_filter_advance_seq_without_being_applied(ctx, endpoi
         seen.append(msg.type)
         apply_server(state, msg)
 
-    with StatePublisher(*endpoints) as pub, \
-            make_mirror(ctx, pub.bound, apply=apply, topics=("state.server",)) as mirror:
+    with (
+        StatePublisher(*endpoints) as pub,
+        make_mirror(ctx, pub.bound, apply=apply, topics=("state.server",)) as mirror,
+    ):
         converge(mirror, lambda: pub.state)
         pub.event("config reloaded")
         pub.set("a", "running")
@@ -270,8 +279,10 @@ def test_a_failing_apply_resyncs(ctx, endpoints) -> None:
             raise KeyError("boom")
         apply_server(state, msg)
 
-    with StatePublisher(*endpoints) as pub, \
-            make_mirror(ctx, pub.bound, apply=apply, on_change=changes.append) as mirror:
+    with (
+        StatePublisher(*endpoints) as pub,
+        make_mirror(ctx, pub.bound, apply=apply, on_change=changes.append) as mirror,
+    ):
         converge(mirror, lambda: pub.state)
         pub.set("y", "poison")
         converge(mirror, lambda: pub.state)
@@ -334,8 +345,10 @@ def test_a_secret_is_never_published(ctx) -> None:
 
 
 def test_subscriber_filters_topics_and_always_gets_heartbeats(ctx) -> None:
-    with Publisher(ctx, ANY_PORT, "container-agent", heartbeat_interval=0.5) as pub, \
-            Subscriber(ctx, pub.endpoint, topics=("container.",)) as sub:
+    with (
+        Publisher(ctx, ANY_PORT, "container-agent", heartbeat_interval=0.5) as pub,
+        Subscriber(ctx, pub.endpoint, topics=("container.",)) as sub,
+    ):
         got: list = []
 
         def take():
@@ -351,8 +364,7 @@ def test_subscriber_filters_topics_and_always_gets_heartbeats(ctx) -> None:
         pub.publish("container.exited", p.ContainerEvent("a", exit_code=137))
         pub.publish("route.created", p.RouteEvent("a"))
         pub.publish("container.started", p.ContainerEvent("a"))
-        wait_for(lambda: len([m for m in got if m.type != "heartbeat"]) >= 2,
-                 lambda: (sub.socket.poll(20), take()))
+        wait_for(lambda: len([m for m in got if m.type != "heartbeat"]) >= 2, lambda: (sub.socket.poll(20), take()))
         events = [m for m in got if m.type != "heartbeat"]
         assert [(m.type, m.seq) for m in events] == [("container.exited", 2), ("container.started", 4)]
         assert events[0].body == p.ContainerEvent("a", exit_code=137)
@@ -380,16 +392,16 @@ def test_subscriber_skips_malformed_messages(ctx) -> None:
         raw_pub.send_multipart([b"container.started", p.encode_published(good)[1]])  # wrong topic
         raw_pub.send_multipart([b"ping", p.encode(p.request("ping"))])
         raw_pub.send_multipart(p.encode_published(good))
-        wait_for(lambda: bool(got), lambda: (sub.socket.poll(20), got.extend(
-            m for m in [sub.receive()] if m is not None)))
+        wait_for(
+            lambda: bool(got), lambda: (sub.socket.poll(20), got.extend(m for m in [sub.receive()] if m is not None))
+        )
         assert got == [good]
     raw_pub.close()
 
 
 def test_subscriber_silence_follows_its_clock(ctx) -> None:
     now = [100.0]
-    with Subscriber(ctx, free_tcp_endpoint(), heartbeat_interval=1.0, silence_intervals=3,
-                    clock=lambda: now[0]) as sub:
+    with Subscriber(ctx, free_tcp_endpoint(), heartbeat_interval=1.0, silence_intervals=3, clock=lambda: now[0]) as sub:
         assert not sub.silent()
         now[0] += 2.9
         assert not sub.silent()

@@ -1,4 +1,5 @@
 """ReqClient and RepServer over real ZeroMQ sockets (tcp on 127.0.0.1 and ipc)."""
+
 from __future__ import annotations
 
 import logging
@@ -62,6 +63,7 @@ def handlers() -> dict:
         if msg.body.server_id == "missing":
             raise ServiceError(ErrorCode.NOT_FOUND, "no container for server 'missing'")
         return p.ContainerList([p.ContainerInfo(msg.body.server_id or "all", state="running")])
+
     return {"container.status": status}
 
 
@@ -79,8 +81,7 @@ class ServiceThread:
     def _run(self) -> None:
         self.service = Service("test-rep", max_poll_ms=50)
         try:
-            rep = self.service.attach(RepServer(self.service.ctx, self.endpoint, self.handler_map,
-                                                src="test-rep"))
+            rep = self.service.attach(RepServer(self.service.ctx, self.endpoint, self.handler_map, src="test-rep"))
             self.endpoint = rep.endpoint
         except BaseException as exc:
             self.error = exc
@@ -163,8 +164,7 @@ def good_reply(frames: list) -> list:
 
 
 def test_request_reply_over_a_service_loop(ctx, endpoint) -> None:
-    with ServiceThread(endpoint) as server, \
-            ReqClient(ctx, server.endpoint, timeout_ms=2000, src="t") as client:
+    with ServiceThread(endpoint) as server, ReqClient(ctx, server.endpoint, timeout_ms=2000, src="t") as client:
         reply = client.request("container.status", p.ContainerStatusQuery("github"))
         assert reply.body == p.ContainerList([p.ContainerInfo("github", state="running")])
         assert reply.src == "test-rep" and reply.type == "container.list"
@@ -213,10 +213,12 @@ def test_slow_server_times_out_then_recovers_when_it_answers_in_time(ctx) -> Non
 
 
 def test_garbage_answer_is_a_protocol_error_then_a_good_server_is_used(ctx, endpoint) -> None:
-    garbage = [lambda f: [f[:-1] + [b"\xc1 not msgpack"]],
-               lambda f: [[f[0], b"no delimiter"]],
-               lambda f: [f[:-1] + [p.encode(p.request("ping"))]],      # a request, not a reply
-               lambda f: [f[:-1] + [msgpack.packb({"v": 1})]]]
+    garbage = [
+        lambda f: [f[:-1] + [b"\xc1 not msgpack"]],
+        lambda f: [[f[0], b"no delimiter"]],
+        lambda f: [f[:-1] + [p.encode(p.request("ping"))]],  # a request, not a reply
+        lambda f: [f[:-1] + [msgpack.packb({"v": 1})]],
+    ]
     client = None
     for respond in garbage:  # each server comes back on the endpoint the first one bound
         with RawServer(endpoint, respond) as server:
@@ -235,25 +237,23 @@ def test_garbage_answer_is_a_protocol_error_then_a_good_server_is_used(ctx, endp
 def test_reply_of_the_wrong_type_is_a_protocol_error(ctx) -> None:
     def respond(frames):
         req = p.decode(frames[-1])
-        wrong = p.Message(type="pong", id=p.new_id(), src="raw", ts=0.0, body=p.Empty(),
-                          reply_to=req.id, ok=True)
+        wrong = p.Message(type="pong", id=p.new_id(), src="raw", ts=0.0, body=p.Empty(), reply_to=req.id, ok=True)
         return [frames[:-1] + [p.encode(wrong)]]
 
-    with RawServer(ANY_PORT, respond) as server, \
-            ReqClient(ctx, server.endpoint, timeout_ms=2000) as client:
+    with RawServer(ANY_PORT, respond) as server, ReqClient(ctx, server.endpoint, timeout_ms=2000) as client:
         with pytest.raises(ProtocolError, match="expected a 'container.list' reply"):
             client.request("container.status")
 
 
 def test_replies_to_other_requests_are_dropped(ctx) -> None:
     def respond(frames):
-        req = p.decode(frames[-1])
-        stray = p.Message(type="pong", id=p.new_id(), src="raw", ts=0.0, body=p.Empty(),
-                          reply_to="someone-else", ok=True)
+        p.decode(frames[-1])  # a well-formed request, answered with a stray reply
+        stray = p.Message(
+            type="pong", id=p.new_id(), src="raw", ts=0.0, body=p.Empty(), reply_to="someone-else", ok=True
+        )
         return [frames[:-1] + [p.encode(stray)], good_reply(frames)]
 
-    with RawServer(ANY_PORT, respond) as server, \
-            ReqClient(ctx, server.endpoint, timeout_ms=2000) as client:
+    with RawServer(ANY_PORT, respond) as server, ReqClient(ctx, server.endpoint, timeout_ms=2000) as client:
         reply = client.request("ping")
         assert reply.type == "pong" and reply.src == "raw"
 
@@ -287,8 +287,7 @@ def test_request_too_large_is_refused_before_sending(ctx) -> None:
 def test_a_secret_in_a_request_is_refused_without_showing_it(ctx) -> None:
     with ReqClient(ctx, free_tcp_endpoint()) as client:
         with pytest.raises(ProtocolError) as info:
-            client.request("container.ensure",
-                           p.ContainerEnsure("a", {"env": {"TOKEN": Secret(CANARY)}}, 1, "h"))
+            client.request("container.ensure", p.ContainerEnsure("a", {"env": {"TOKEN": Secret(CANARY)}}, 1, "h"))
         assert CANARY not in str(info.value)
 
 
@@ -387,20 +386,16 @@ BAD_INPUTS = [
     ("no payload frame", [b""], ErrorCode.BAD_MESSAGE, ""),
     ("not a map", [b"", msgpack.packb([1, 2, 3])], ErrorCode.BAD_MESSAGE, ""),
     ("unknown type", [b"", _envelope(type="container.explode")], ErrorCode.UNKNOWN_TYPE, "req-1"),
-    ("a reply sent as request", [b"", _envelope(type="pong", reply_to="x", ok=True)],
-     ErrorCode.UNKNOWN_TYPE, "req-1"),
+    ("a reply sent as request", [b"", _envelope(type="pong", reply_to="x", ok=True)], ErrorCode.UNKNOWN_TYPE, "req-1"),
     ("a type not served here", [b"", _envelope(type="routes.status")], ErrorCode.UNKNOWN_TYPE, "req-1"),
     ("newer protocol", [b"", _envelope(v=2)], ErrorCode.VERSION_MISMATCH, "req-1"),
-    ("wrong body", [b"", _envelope(type="container.status", body={"server_id": 5})],
-     ErrorCode.INVALID_BODY, "req-1"),
-    ("oversized", [b"", _envelope(type="container.status", body={"pad": "x" * 5000})],
-     ErrorCode.TOO_LARGE, "req-1"),
+    ("wrong body", [b"", _envelope(type="container.status", body={"server_id": 5})], ErrorCode.INVALID_BODY, "req-1"),
+    ("oversized", [b"", _envelope(type="container.status", body={"pad": "x" * 5000})], ErrorCode.TOO_LARGE, "req-1"),
 ]
 
 
 @pytest.mark.parametrize("name,frames,code,reply_to", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
-def test_server_answers_bad_input_and_keeps_serving(server_and_dealer, name, frames, code,
-                                                    reply_to) -> None:
+def test_server_answers_bad_input_and_keeps_serving(server_and_dealer, name, frames, code, reply_to) -> None:
     server, dealer = server_and_dealer
     err = error_of(exchange(server, dealer, frames))
     assert err.error.code is code and err.reply_to == reply_to and err.src == "agent"
@@ -452,6 +447,7 @@ def test_req_socket_and_dealer_without_delimiter_are_answered(ctx, endpoint) -> 
 def test_server_survives_a_flood_of_garbage(server_and_dealer) -> None:
     server, dealer = server_and_dealer
     import random
+
     rng = random.Random(7)
     for i in range(200):
         payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))

@@ -1,4 +1,5 @@
 """A canary secret from an env block never reaches a log line, an error or a message."""
+
 from __future__ import annotations
 
 import io
@@ -80,12 +81,20 @@ def test_setup_logging_installs_redaction(capsys, process_logging):
 
 def test_config_issues_and_views_never_show_env_values(tmp_path):
     path = tmp_path / "mcp.config.json"
-    path.write_text(json.dumps({"mcpServers": {
-        "a": {"command": "docker", "args": ["run", "-i", "-e", "K", "--bogus", "img"],
-              "env": {"K": CANARY, "UNREFERENCED": CANARY}},
-        "b": {"command": "docker", "args": ["run", "-i", "-e", "K", "img"],
-              "env": {"K": CANARY}},
-    }}))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "a": {
+                        "command": "docker",
+                        "args": ["run", "-i", "-e", "K", "--bogus", "img"],
+                        "env": {"K": CANARY, "UNREFERENCED": CANARY},
+                    },
+                    "b": {"command": "docker", "args": ["run", "-i", "-e", "K", "img"], "env": {"K": CANARY}},
+                }
+            }
+        )
+    )
     config = load_config(path, environ={})
     everything = json.dumps(config.public_dict()) + repr(config) + " ".join(map(str, config.issues))
     assert CANARY not in everything
@@ -108,15 +117,15 @@ def test_the_spec_hash_cannot_be_used_to_test_a_guessed_secret():
     import json
     from pathlib import Path
 
-    from common.secrets import Secret
-
     from common.container_spec import _canonical, spec_hash
     from common.docker_args import parse_docker_run
+    from common.secrets import Secret
     from common.spec_hash_key import installation_key
 
     def spec(value: str):
-        return parse_docker_run(["-i", "-e", "TOKEN", "img"], env_block={"TOKEN": Secret(value)},
-                                process_env={}, base_dir=Path("/")).spec
+        return parse_docker_run(
+            ["-i", "-e", "TOKEN", "img"], env_block={"TOKEN": Secret(value)}, process_env={}, base_dir=Path("/")
+        ).spec
 
     secret = spec("guess-me-0123456789")
     published = spec_hash(secret)
@@ -125,5 +134,5 @@ def test_the_spec_hash_cannot_be_used_to_test_a_guessed_secret():
     assert hashlib.sha256(text.encode()).hexdigest()[:16] != published
     assert spec_hash(secret, key=b"another installation") != published
     assert spec_hash(spec("guess-me-0123456789")) == published  # stable for one key
-    assert spec_hash(spec("rotated-0123456789")) != published   # a new secret recreates
+    assert spec_hash(spec("rotated-0123456789")) != published  # a new secret recreates
     assert len(installation_key()) == 32 and dataclasses.is_dataclass(secret)

@@ -1,5 +1,6 @@
 """The service base: a real child process stopped by signals, timers, readers, ipc
 endpoints and sd_notify."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,7 @@ import zmq
 
 from common import protocol as p
 from common.reqrep import RepServer, ReqClient
-from common.service import (Service, bind_endpoint, ipc_path, prepare_ipc_dir, sd_notify,
-                            watchdog_interval)
+from common.service import Service, bind_endpoint, ipc_path, prepare_ipc_dir, sd_notify, watchdog_interval
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 10.0
@@ -72,8 +72,14 @@ def child(tmp_path, notify_socket):
 
     def start(run_dir: Path) -> subprocess.Popen:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir)], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(run_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         procs.append(proc)
         return proc
 

@@ -1,4 +1,5 @@
 """settings.conf: defaults, the original design's file, overrides and every error."""
+
 from __future__ import annotations
 
 import textwrap
@@ -35,8 +36,7 @@ level = INFO            # Logging level (DEBUG, INFO, WARNING, ERROR)
 """
 
 ALB = "arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/app/my-alb/50dc6c495c0c9188"
-LISTENER = ("arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/my-alb/"
-            "50dc6c495c0c9188/f2f7dc8efc522ab2")
+LISTENER = "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/my-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
 
 
 def write(tmp_path, text: str):
@@ -51,8 +51,7 @@ def test_original_design_file_loads_unchanged(tmp_path):
     assert s.aws.alb_arn == "" and s.aws.listener_arn == "" and s.aws.vpc_id == ""
     assert s.service.reconciliation_interval_seconds == 60
     assert (s.service.port_range_start, s.service.port_range_end) == (8000, 9000)
-    assert (s.dashboard.username, s.dashboard.password, s.dashboard.path) == \
-        ("admin", "changeme", "/monitor")
+    assert (s.dashboard.username, s.dashboard.password, s.dashboard.path) == ("admin", "changeme", "/monitor")
     assert s.logging.level == "INFO"
     assert s.dashboard.port == 5000
     assert s.routing_simulated and s.default_password
@@ -68,21 +67,32 @@ def test_defaults_without_a_file():
 
 
 def test_real_alb_settings(tmp_path):
-    s = load_settings(write(tmp_path, f"""
+    s = load_settings(
+        write(
+            tmp_path,
+            f"""
         [aws]
         alb_arn = {ALB}
         listener_arn = {LISTENER}
-        """), environ={})
+        """,
+        ),
+        environ={},
+    )
     assert not s.routing_simulated
 
 
 def test_environment_overrides_file(tmp_path):
     path = write(tmp_path, ORIGINAL)
-    s = load_settings(path, environ={"MCP_ORCHESTRATOR_DASHBOARD_PASSWORD": "s3cret-pw",
-                                     "MCP_ORCHESTRATOR_SERVICE_PORT_RANGE_END": "8100",
-                                     "MCP_ORCHESTRATOR_LOGGING_LEVEL": "debug",
-                                     "MCP_ORCHESTRATOR_CONFIG": "/x/mcp.config.json",
-                                     "UNRELATED": "1"})
+    s = load_settings(
+        path,
+        environ={
+            "MCP_ORCHESTRATOR_DASHBOARD_PASSWORD": "s3cret-pw",
+            "MCP_ORCHESTRATOR_SERVICE_PORT_RANGE_END": "8100",
+            "MCP_ORCHESTRATOR_LOGGING_LEVEL": "debug",
+            "MCP_ORCHESTRATOR_CONFIG": "/x/mcp.config.json",
+            "UNRELATED": "1",
+        },
+    )
     assert s.dashboard.password == "s3cret-pw"
     assert s.service.port_range_end == 8100
     assert s.logging.level == "DEBUG"
@@ -95,23 +105,26 @@ def test_public_dict_masks_password(tmp_path):
 
 
 def test_runtime_dir_is_substituted(tmp_path):
-    s = load_settings(write(tmp_path, f"""
+    s = load_settings(
+        write(
+            tmp_path,
+            f"""
         [zmq]
         runtime_dir = {tmp_path}/rt
         routes = tcp://127.0.0.1:7001
-        """), environ={})
+        """,
+        ),
+        environ={},
+    )
     assert s.zmq.containers == f"ipc://{tmp_path}/rt/containers.sock"
     assert s.zmq.routes == "tcp://127.0.0.1:7001"
 
 
 BAD = [
     ("[service]\nport_range_start = 9000\nport_range_end = 8000\n", "the port range is empty"),
-    ("[service]\nport_range_start = 0\n", "[service] port_range_start = '0': must be between 1 "
-                                          "and 65535"),
-    ("[service]\nport_range_end = 70000\n", "port_range_end = '70000': must be between 1 and "
-                                            "65535"),
-    ("[service]\nport_range_start = eight\n", "port_range_start = 'eight': must be a whole "
-                                              "number"),
+    ("[service]\nport_range_start = 0\n", "[service] port_range_start = '0': must be between 1 and 65535"),
+    ("[service]\nport_range_end = 70000\n", "port_range_end = '70000': must be between 1 and 65535"),
+    ("[service]\nport_range_start = eight\n", "port_range_start = 'eight': must be a whole number"),
     ("[service]\nreconciliation_interval_seconds = 0\n", "must be between 1 and 86400"),
     ("[dashboard]\npath = monitor\n", "[dashboard] path = 'monitor': must start with '/'"),
     ("[dashboard]\npath = /monitor/\n", "must not end with '/'"),
@@ -120,24 +133,28 @@ BAD = [
     ("[dashboard]\npassword =\n", "[dashboard] password = '***': must not be empty"),
     ("[logging]\nlevel = VERBOSE\n", "[logging] level = 'VERBOSE': must be one of DEBUG, INFO"),
     ("[servce]\nport_range_start = 8000\n", "unknown section [servce] (did you mean 'service'?)"),
-    ("[service]\nport_rang_start = 8000\n", "unknown key 'port_rang_start' in [service] "
-                                            "(did you mean 'port_range_start'?)"),
+    (
+        "[service]\nport_rang_start = 8000\n",
+        "unknown key 'port_rang_start' in [service] (did you mean 'port_range_start'?)",
+    ),
     ("port_range_start = 8000\n", "a key outside any [section]"),
-    ("[service]\nport_range_start = 8000\nport_range_start = 8001\n",
-     "[service] port_range_start is set twice"),
+    ("[service]\nport_range_start = 8000\nport_range_start = 8001\n", "[service] port_range_start is set twice"),
     ("[aws]\n[aws]\n", "section [aws] appears twice"),
     (f"[aws]\nalb_arn = {ALB}\n", "alb_arn and listener_arn must be set together"),
-    ("[aws]\nalb_arn = my-alb\nlistener_arn = my-listener\n",
-     "must be an Application Load Balancer loadbalancer ARN"),
+    ("[aws]\nalb_arn = my-alb\nlistener_arn = my-listener\n", "must be an Application Load Balancer loadbalancer ARN"),
     ("[aws]\nendpoint_url = localhost:5000\n", "must be an http:// or https:// URL"),
     ("[aws]\nrule_priority_start = 200\nrule_priority_end = 100\n", "no priority is available"),
     ("[aws]\nrule_priority_end = 60000\n", "must be between 1 and 50000"),
     ("[aws]\ncluster_name = my cluster\n", "cluster_name = 'my cluster': must be 1-63 letters"),
-    ("[aws]\nhealth_check_interval_seconds = 5\nhealth_check_timeout_seconds = 5\n",
-     "must be less than health_check_interval_seconds"),
+    (
+        "[aws]\nhealth_check_interval_seconds = 5\nhealth_check_timeout_seconds = 5\n",
+        "must be less than health_check_interval_seconds",
+    ),
     ("[zmq]\nroutes = localhost:5555\n", "must be an ipc://PATH or tcp://HOST:PORT"),
-    ("[zmq]\nroutes = tcp://127.0.0.1:5555\ncontainers = tcp://127.0.0.1:5555\n",
-     "use the same endpoint tcp://127.0.0.1:5555"),
+    (
+        "[zmq]\nroutes = tcp://127.0.0.1:5555\ncontainers = tcp://127.0.0.1:5555\n",
+        "use the same endpoint tcp://127.0.0.1:5555",
+    ),
     ("[service\nport_range_start = 1\n", "a key outside any [section]"),
     ("[service]\njust some words\n", "cannot parse line(s) 2: expected 'key = value'"),
 ]
@@ -153,13 +170,16 @@ def test_bad_settings_give_specific_errors(tmp_path, text, expected):
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         [service]
         port_range_start = x
         [logging]
         level = LOUD
         [dashbord]
-        """)
+        """,
+    )
     with pytest.raises(SettingsError) as err:
         load_settings(path, environ={})
     assert len(err.value.problems) == 3
@@ -167,8 +187,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 def test_bad_environment_override_is_named():
     with pytest.raises(SettingsError) as err:
-        load_settings(None, environ={"MCP_ORCHESTRATOR_DASHBOARD_PASWORD": "x",
-                                     "MCP_ORCHESTRATOR_NOPE": "1"})
+        load_settings(None, environ={"MCP_ORCHESTRATOR_DASHBOARD_PASWORD": "x", "MCP_ORCHESTRATOR_NOPE": "1"})
     text = "\n".join(err.value.problems)
     assert "environment MCP_ORCHESTRATOR_DASHBOARD_PASWORD: unknown key 'pasword'" in text
     assert "did you mean 'password'" in text
@@ -177,12 +196,12 @@ def test_bad_environment_override_is_named():
 
 def test_secret_setting_value_never_in_errors():
     with pytest.raises(SettingsError) as err:
-        load_settings(None, environ={"MCP_ORCHESTRATOR_DASHBOARD_PASSWORD": " ",
-                                     "MCP_ORCHESTRATOR_DASHBOARD_PORT": "canary-xyz"})
+        load_settings(
+            None, environ={"MCP_ORCHESTRATOR_DASHBOARD_PASSWORD": " ", "MCP_ORCHESTRATOR_DASHBOARD_PORT": "canary-xyz"}
+        )
     assert "canary-xyz" in str(err.value)  # not secret: shown
     with pytest.raises(SettingsError) as err:
-        load_settings(None, environ={"MCP_ORCHESTRATOR_DASHBOARD_PASSWORD": "",
-                                     "MCP_ORCHESTRATOR_ZMQ_ROUTES": "bad"})
+        load_settings(None, environ={"MCP_ORCHESTRATOR_DASHBOARD_PASSWORD": "", "MCP_ORCHESTRATOR_ZMQ_ROUTES": "bad"})
     assert "password = '***'" in str(err.value)
 
 
@@ -200,17 +219,22 @@ def test_reference_rows_cover_every_setting():
 
 
 def test_bridge_section():
-    s = load_settings(None, environ={"MCP_ORCHESTRATOR_BRIDGE_SSE_KEEPALIVE_SECONDS": "20",
-                                     "MCP_ORCHESTRATOR_BRIDGE_ALLOWED_ORIGINS": "*"})
+    s = load_settings(
+        None,
+        environ={"MCP_ORCHESTRATOR_BRIDGE_SSE_KEEPALIVE_SECONDS": "20", "MCP_ORCHESTRATOR_BRIDGE_ALLOWED_ORIGINS": "*"},
+    )
     assert s.bridge.sse_keepalive_seconds == 20.0 and s.bridge.allowed_origins == "*"
 
 
-@pytest.mark.parametrize("key,value,expected", [
-    ("SSE_KEEPALIVE_SECONDS", "60", "must be above 0 and below 60"),
-    ("ALLOWED_ORIGINS", "example.com", "is not an origin"),
-    ("REQUEST_TIMEOUT_SECONDS", "0", "must be above 0"),
-    ("MAX_BODY_BYTES", "12", "must be between 1024"),
-])
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("SSE_KEEPALIVE_SECONDS", "60", "must be above 0 and below 60"),
+        ("ALLOWED_ORIGINS", "example.com", "is not an origin"),
+        ("REQUEST_TIMEOUT_SECONDS", "0", "must be above 0"),
+        ("MAX_BODY_BYTES", "12", "must be between 1024"),
+    ],
+)
 def test_bad_bridge_settings(key, value, expected):
     with pytest.raises(SettingsError, match=expected):
         load_settings(None, environ={f"MCP_ORCHESTRATOR_BRIDGE_{key}": value})

@@ -5,6 +5,7 @@ other's containers), ipc:// endpoints in a temporary directory, a free port rang
 an mcp.config.json it rewrites at will. Every container made carries the test label;
 the fixture removes them all and stops every agent it started.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -29,8 +30,15 @@ zmq = pytest.importorskip("zmq")
 docker = pytest.importorskip("docker")
 
 from common.config import load_config  # noqa: E402
-from common.protocol import (ContainerEnsure, ContainerLogsQuery, ContainerRef,  # noqa: E402
-                             ContainerStatusQuery, ContainerSync, ErrorCode, Message)
+from common.protocol import (  # noqa: E402
+    ContainerEnsure,
+    ContainerLogsQuery,
+    ContainerRef,
+    ContainerStatusQuery,
+    ContainerSync,
+    ErrorCode,
+    Message,
+)
 from common.pubsub import Subscriber  # noqa: E402
 from common.reqrep import RemoteError, ReqClient  # noqa: E402
 
@@ -89,12 +97,12 @@ def free_port_range(count: int) -> list[int]:
 # --- HTTP ------------------------------------------------------------------------------
 
 
-def http_call(port: int, method: str, path: str, body: Any = None,
-         headers: Optional[dict] = None) -> tuple[int, dict, bytes]:
+def http_call(
+    port: int, method: str, path: str, body: Any = None, headers: Optional[dict] = None
+) -> tuple[int, dict, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=headers or {})
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -109,8 +117,7 @@ def health(port: int, server_id: str) -> Optional[int]:
         return None
 
 
-def mcp_call(port: int, server_id: str, message: dict,
-             session: Optional[str] = None) -> tuple[dict, dict]:
+def mcp_call(port: int, server_id: str, message: dict, session: Optional[str] = None) -> tuple[dict, dict]:
     """One JSON-RPC request over Streamable HTTP: (response message, headers)."""
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     if session:
@@ -128,17 +135,30 @@ def mcp_call(port: int, server_id: str, message: dict,
 
 
 def mcp_session(port: int, server_id: str) -> str:
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "agent-test", "version": "1"}}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "agent-test", "version": "1"},
+        },
+    }
     answer, headers = mcp_call(port, server_id, init)
     assert "result" in answer, answer
     session = headers["mcp-session-id"]
-    status, _, _ = http_call(port, "POST", f"/mcp/{server_id}/mcp",
-                        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                        {"Content-Type": "application/json",
-                         "Accept": "application/json, text/event-stream",
-                         "Mcp-Session-Id": session})
+    status, _, _ = http_call(
+        port,
+        "POST",
+        f"/mcp/{server_id}/mcp",
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "Mcp-Session-Id": session,
+        },
+    )
     assert status == 202
     return session
 
@@ -154,13 +174,26 @@ class Agent:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_ORCHESTRATOR_")}
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.container_agent", "--settings",
-             str(world.settings), "--config", str(world.config), "--reply-wait", str(reply_wait),
-             "--label", f"{TEST_LABEL}={world.tag}"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "services.container_agent",
+                "--settings",
+                str(world.settings),
+                "--config",
+                str(world.config),
+                "--reply-wait",
+                str(reply_wait),
+                "--label",
+                f"{TEST_LABEL}={world.tag}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             # As a unit's LimitNOFILE= would set it (soft = hard).
-            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
-            if nofile else None)
+            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None,
+        )
         self.ctx = zmq.Context()
         self.sub = Subscriber(self.ctx, world.events, topics=("container.",))
         self.seen: list[Message] = []
@@ -170,8 +203,7 @@ class Agent:
         wait_for(lambda: self.drain() is not None and self.heartbeats, 10, "a heartbeat")
 
     def client(self, timeout_ms: int = 10000) -> ReqClient:
-        return ReqClient(self.ctx, self.world.containers, timeout_ms=timeout_ms, retries=0,
-                         src="test")
+        return ReqClient(self.ctx, self.world.containers, timeout_ms=timeout_ms, retries=0, src="test")
 
     def answers(self) -> bool:
         assert self.proc.poll() is None, self.output()
@@ -201,13 +233,15 @@ class Agent:
             else:
                 self.seen.append(msg)
 
-    def event(self, topic: str, server_id: str, timeout: float = 20,
-              where: Callable[[Message], bool] = lambda m: True) -> Message:
+    def event(
+        self, topic: str, server_id: str, timeout: float = 20, where: Callable[[Message], bool] = lambda m: True
+    ) -> Message:
         def find() -> Optional[Message]:
             for msg in self.drain():
                 if msg.type == topic and msg.body.server_id == server_id and where(msg):
                     return msg
             return None
+
         return wait_for(find, timeout, f"{topic} for {server_id}")
 
     def forget_events(self) -> None:
@@ -251,7 +285,8 @@ class World:
             f"[service]\nport_range_start = {self.ports[0]}\nport_range_end = {self.ports[-1]}\n"
             f"bridge_host = 127.0.0.1\n"
             f"[zmq]\ncontainers = {self.containers}\ncontainer_events = {self.events}\n"
-            f"heartbeat_interval_seconds = 0.2\n[logging]\nlevel = INFO\n")
+            f"heartbeat_interval_seconds = 0.2\n[logging]\nlevel = INFO\n"
+        )
         self.config = self.dir / "mcp.config.json"
         self.servers: dict[str, dict] = {}
         self.write_config()
@@ -267,16 +302,28 @@ class World:
         """The busybox fake server, with `flags` before the image (default: --init)."""
         self.servers[server_id] = {
             "command": "docker",
-            "args": ["run", "-i", "--rm", *(flags or ("--init",)), "-e", "TOKEN", self.busybox,
-                     "sh", "-c", FAKE_SERVER],
-            "env": {"TOKEN": self.secret}}
+            "args": [
+                "run",
+                "-i",
+                "--rm",
+                *(flags or ("--init",)),
+                "-e",
+                "TOKEN",
+                self.busybox,
+                "sh",
+                "-c",
+                FAKE_SERVER,
+            ],
+            "env": {"TOKEN": self.secret},
+        }
         self.write_config()
 
     def time(self, server_id: str) -> None:
         self.servers[server_id] = {
             "command": "docker",
             "args": ["run", "-i", "--rm", "--init", "-e", "TZ", "-e", "TOKEN", self.time_server],
-            "env": {"TZ": "UTC", "TOKEN": self.secret}}
+            "env": {"TZ": "UTC", "TOKEN": self.secret},
+        }
         self.write_config()
 
     def sid(self, name: str) -> str:
@@ -303,8 +350,9 @@ class World:
 
     def foreign(self, name: str) -> Any:
         """A container that is not ours (no orchestrator labels)."""
-        return self.docker.containers.run(self.busybox, ["sleep", "600"], name=name, detach=True,
-                                          labels={TEST_LABEL: self.tag})
+        return self.docker.containers.run(
+            self.busybox, ["sleep", "600"], name=name, detach=True, labels={TEST_LABEL: self.tag}
+        )
 
     def leaked(self) -> list[str]:
         """Agent output and published messages that hold the secret value."""
@@ -320,8 +368,7 @@ class World:
     def close(self) -> None:
         for agent in self.agents:
             agent.stop(signal.SIGKILL)
-        for filters in ({"label": f"{TEST_LABEL}={self.tag}"},
-                        {"label": f"mcp-orchestrator.cluster={self.cluster}"}):
+        for filters in ({"label": f"{TEST_LABEL}={self.tag}"}, {"label": f"mcp-orchestrator.cluster={self.cluster}"}):
             for container in self.docker.containers.list(all=True, filters=filters):
                 try:
                     container.remove(force=True, v=True)
@@ -368,9 +415,17 @@ def test_ensure_runs_and_serves_the_time_server(world):
 
     wait_for(lambda: health(port, sid) == 200, 30, "health 200")
     session = mcp_session(port, sid)
-    answer, _ = mcp_call(port, sid, {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                                         "params": {"name": "get_current_time",
-                                                    "arguments": {"timezone": "UTC"}}}, session)
+    answer, _ = mcp_call(
+        port,
+        sid,
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "get_current_time", "arguments": {"timezone": "UTC"}},
+        },
+        session,
+    )
     assert not answer["result"].get("isError"), answer
     assert json.loads(answer["result"]["content"][0]["text"])["timezone"] == "UTC"
 
@@ -389,8 +444,14 @@ def test_a_killed_container_is_published_at_once_and_its_crash_stays_visible(wor
     port = world.ports[2]
     info = agent.call("container.ensure", world.ensure_body(sid, port))
     wait_for(lambda: health(port, sid) == 200, 30, "health 200")
-    wait_for(lambda: "fake server: starting" in "".join(world.docker.api.logs(
-        info.container_id, stdout=False, stderr=True).decode()), 10, "the server's stderr")
+    wait_for(
+        lambda: (
+            "fake server: starting"
+            in "".join(world.docker.api.logs(info.container_id, stdout=False, stderr=True).decode())
+        ),
+        10,
+        "the server's stderr",
+    )
     agent.forget_events()
 
     killed_at = time.time()
@@ -438,8 +499,7 @@ def test_a_restarted_agent_adopts_the_running_container(world, sig):
     assert attrs["State"]["StartedAt"] == started  # adopted, not restarted
     assert f"adopting 1 running container(s): {sid}" in second.output()
     session = mcp_session(port, sid)
-    answer, _ = mcp_call(port, sid, {"jsonrpc": "2.0", "id": 5, "method": "tools/list"},
-                         session)
+    answer, _ = mcp_call(port, sid, {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}, session)
     assert "get_current_time" in {tool["name"] for tool in answer["result"]["tools"]}
     # Ensure after adoption keeps it too.
     again = second.call("container.ensure", world.ensure_body(sid, port))
@@ -461,8 +521,7 @@ def test_drift_recreates_sync_removes_and_foreign_containers_are_left_alone(worl
     agent.call("container.ensure", world.ensure_body(beta, pb))
     wait_for(lambda: health(pa, alpha) == 200, 30, "alpha health 200")
 
-    conflict = agent.error("container.ensure", world.ensure_body(f"taken-{world.tag}",
-                                                                 world.ports[6]))
+    conflict = agent.error("container.ensure", world.ensure_body(f"taken-{world.tag}", world.ports[6]))
     assert conflict.code is ErrorCode.CONFLICT and "not managed" in conflict.message
 
     # Change alpha's spec: it is recreated (new container, new hash), same port.
@@ -470,8 +529,7 @@ def test_drift_recreates_sync_removes_and_foreign_containers_are_left_alone(worl
     second = agent.call("container.ensure", world.ensure_body(alpha, pa))
     assert second.container_id != first.container_id
     assert world.inspect(first.container_id) is None
-    assert labels_of(world, second.container_id)["mcp-orchestrator.spec-hash"] == \
-        world.spec_hash(alpha)
+    assert labels_of(world, second.container_id)["mcp-orchestrator.spec-hash"] == world.spec_hash(alpha)
     wait_for(lambda: health(pa, alpha) == 200, 30, "health 200 after the recreate")
 
     # The scheduler no longer wants alpha: sync removes it and closes its port.
@@ -517,15 +575,13 @@ def test_stop_start_restart_remove(world):
     assert restarted.container_id == info.container_id and restarted.started_at != before
     wait_for(lambda: health(port, sid) == 200, 30, "health 200 after restart")
     session = mcp_session(port, sid)
-    assert mcp_call(port, sid, {"jsonrpc": "2.0", "id": 9, "method": "ping"},
-                    session)[0]["result"] == {}
+    assert mcp_call(port, sid, {"jsonrpc": "2.0", "id": 9, "method": "ping"}, session)[0]["result"] == {}
 
     removed = agent.call("container.remove", ContainerRef(sid))
     assert removed.state == "missing" and removed.exit_code == 143
     assert world.inspect(info.container_id) is None
     assert health(port, sid) is None
-    assert "fake server: starting" in agent.call("container.logs",
-                                                 ContainerLogsQuery(sid, 10)).lines
+    assert "fake server: starting" in agent.call("container.logs", ContainerLogsQuery(sid, 10)).lines
     again = agent.call("container.remove", ContainerRef(sid))  # idempotent
     assert again.state == "missing"
     missing = agent.error("container.start", ContainerRef(sid))
@@ -537,8 +593,10 @@ def test_slow_operations_reply_pending_and_their_outcome_follows_as_events(world
     ghost = world.sid("ghost")
     # sh as PID 1 ignores SIGTERM: stop waits for --stop-timeout, then kills.
     world.fake(slow, "--stop-timeout", "2")
-    world.servers[ghost] = {"command": "docker", "args": [
-        "run", "-i", "--pull", "never", f"mcp-orchestrator/no-such-image:{world.tag}"]}
+    world.servers[ghost] = {
+        "command": "docker",
+        "args": ["run", "-i", "--pull", "never", f"mcp-orchestrator/no-such-image:{world.tag}"],
+    }
     world.write_config()
     agent = world.agent(reply_wait=0.0)
     port = world.ports[8]
@@ -557,9 +615,15 @@ def test_slow_operations_reply_pending_and_their_outcome_follows_as_events(world
     assert failed.pending == "ensure"
     event = agent.event("container.exited", ghost)
     assert event.body.state == "failed" and "--pull=never" in event.body.message
-    status = wait_for(lambda: [c for c in agent.call("container.status",
-                                                     ContainerStatusQuery()).containers
-                               if c.server_id == ghost and not c.pending], 10, "status")
+    status = wait_for(
+        lambda: [
+            c
+            for c in agent.call("container.status", ContainerStatusQuery()).containers
+            if c.server_id == ghost and not c.pending
+        ],
+        10,
+        "status",
+    )
     assert "--pull=never" in status[0].error
 
 
@@ -577,6 +641,7 @@ def test_bad_requests_get_error_replies_and_the_agent_lives_on(world):
             assert sock.poll(5000), "no answer to garbage"
             reply = sock.recv_multipart()
             import msgpack
+
             decoded = msgpack.unpackb(reply[-1], raw=False)
             assert decoded["ok"] is False and decoded["error"]["code"] == "bad_message"
     finally:
@@ -584,8 +649,7 @@ def test_bad_requests_get_error_replies_and_the_agent_lives_on(world):
 
     unknown = agent.error("container.ensure", ContainerEnsure("nope", {}, world.ports[1], "h"))
     assert unknown.code is ErrorCode.NOT_FOUND
-    outside = agent.error("container.ensure",
-                          ContainerEnsure(sid, {}, 1, world.spec_hash(sid)))
+    outside = agent.error("container.ensure", ContainerEnsure(sid, {}, 1, world.spec_hash(sid)))
     assert outside.code is ErrorCode.INVALID_ARGUMENT and "port range" in outside.message
     stale = agent.error("container.ensure", ContainerEnsure(sid, {}, world.ports[1], "0" * 16))
     assert stale.code is ErrorCode.CONFLICT
@@ -608,9 +672,9 @@ def test_a_server_that_speaks_http_is_reverse_proxied(world):
     # Published on an ephemeral loopback port: the agent reaches it there.
     world.servers[sid] = {
         "command": "docker",
-        "args": ["run", "-i", "--rm", "--init", "-p", "127.0.0.1::8080", world.busybox,
-                 "sh", "-c", STATIC_SITE],
-        "orchestrator": {"http": {"port": 8080, "path": "/"}}}
+        "args": ["run", "-i", "--rm", "--init", "-p", "127.0.0.1::8080", world.busybox, "sh", "-c", STATIC_SITE],
+        "orchestrator": {"http": {"port": 8080, "path": "/"}},
+    }
     world.write_config()
     agent = world.agent()
     port = world.ports[2]
@@ -637,9 +701,10 @@ def test_a_server_that_speaks_http_is_reverse_proxied(world):
 
 def test_a_server_that_crashes_at_once_shows_its_exit_code_and_stderr(world):
     sid = world.sid("boom")
-    world.servers[sid] = {"command": "docker", "args": [
-        "run", "-i", "--rm", world.busybox,
-        "sh", "-c", "echo 'boom: missing API key' >&2; exit 3"]}
+    world.servers[sid] = {
+        "command": "docker",
+        "args": ["run", "-i", "--rm", world.busybox, "sh", "-c", "echo 'boom: missing API key' >&2; exit 3"],
+    }
     world.write_config()
     agent = world.agent()
     port = world.ports[1]
@@ -661,11 +726,12 @@ def test_a_server_that_crashes_at_once_shows_its_exit_code_and_stderr(world):
 def test_a_secret_straddling_the_stderr_cut_shows_nowhere_even_in_part(world):
     sid = world.sid("straddle")
     # The secret starts 10 characters before the 2,000-character cut of a stderr line.
-    script = ('pad=$(printf "%01990d" 0); echo "${pad}${TOKEN} and more" >&2; '
-              'echo "second line ${TOKEN}" >&2; exit 3')
-    world.servers[sid] = {"command": "docker", "args": [
-        "run", "-i", "--rm", "-e", "TOKEN", world.busybox, "sh", "-c", script],
-        "env": {"TOKEN": world.secret}}
+    script = 'pad=$(printf "%01990d" 0); echo "${pad}${TOKEN} and more" >&2; echo "second line ${TOKEN}" >&2; exit 3'
+    world.servers[sid] = {
+        "command": "docker",
+        "args": ["run", "-i", "--rm", "-e", "TOKEN", world.busybox, "sh", "-c", script],
+        "env": {"TOKEN": world.secret},
+    }
     world.write_config()
     agent = world.agent()
     try:

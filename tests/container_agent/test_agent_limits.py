@@ -1,18 +1,16 @@
 """One client cannot take every MCP server down: thousands of idle connections to a bridge
 port of the real container-agent, started with its systemd unit's open-file limit (and once
 with a low one), leave other clients' calls and Docker operations working and the log small."""
+
 from __future__ import annotations
 
 import re
 import resource
 import socket
-import time
 from pathlib import Path
 
 import pytest
-
-from test_agent_containers import (World, health, http_call, mcp_call,  # noqa: F401
-                                   mcp_session, wait_for, world)
+from test_agent_containers import World, health, http_call, mcp_call, mcp_session, wait_for, world  # noqa: F401
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -64,8 +62,7 @@ def enough_files_for_the_attacker():
 
 @pytest.mark.parametrize("nofile", [unit_nofile(), 1024], ids=["unit-limit", "low-limit"])
 def test_idle_connections_leave_everyone_else_served(world: World, nofile: int):
-    world.settings.write_text(world.settings.read_text()
-                              + f"[bridge]\nheader_timeout_seconds = {HEADER_TIMEOUT}\n")
+    world.settings.write_text(world.settings.read_text() + f"[bridge]\nheader_timeout_seconds = {HEADER_TIMEOUT}\n")
     sid, other = world.sid("clock"), world.sid("later")
     world.time(sid)
     agent = world.agent(nofile=nofile)
@@ -76,23 +73,34 @@ def test_idle_connections_leave_everyone_else_served(world: World, nofile: int):
 
     socks = idle_connections(port, ATTACK)
     try:
-        refused = wait_for(lambda: sum(closed_by_server(s) for s in socks) or None, 10,
-                           "connections over the cap to be turned away")
+        refused = wait_for(
+            lambda: sum(closed_by_server(s) for s in socks) or None, 10, "connections over the cap to be turned away"
+        )
         # Another client is served while the attacker holds everything it was allowed.
         session = mcp_session(port, sid)
-        answer, _ = mcp_call(port, sid, {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                                         "params": {"name": "get_current_time",
-                                                    "arguments": {"timezone": "Etc/UTC"}}}, session)
+        answer, _ = mcp_call(
+            port,
+            sid,
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "tools/call",
+                "params": {"name": "get_current_time", "arguments": {"timezone": "Etc/UTC"}},
+            },
+            session,
+        )
         assert answer["result"]["isError"] is False
         # Docker operations still have file descriptors: a second server starts and serves.
         world.time(other)
         agent.call("container.ensure", world.ensure_body(other, world.ports[1]))
         wait_for(lambda: health(world.ports[1], other) == 200, 60, "a second server")
         # Connections that never send a request are closed after the header timeout.
-        wait_for(lambda: all(closed_by_server(s) for s in socks), HEADER_TIMEOUT + 15,
-                 "the idle connections to be closed")
-        print(f"LimitNOFILE={nofile}: {refused} of {ATTACK} turned away at once, the rest "
-              f"closed after {HEADER_TIMEOUT} s")
+        wait_for(
+            lambda: all(closed_by_server(s) for s in socks), HEADER_TIMEOUT + 15, "the idle connections to be closed"
+        )
+        print(
+            f"LimitNOFILE={nofile}: {refused} of {ATTACK} turned away at once, the rest closed after {HEADER_TIMEOUT} s"
+        )
     finally:
         for sock in socks:
             sock.close()

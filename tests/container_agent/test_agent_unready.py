@@ -4,16 +4,16 @@ The real container-agent process with a short `[bridge] initialize_timeout_secon
 containers: one that reads its stdin and never answers, and slow starters. (The world,
 agent and HTTP helpers are those of test_agent_containers.py.)
 """
+
 from __future__ import annotations
 
 import json
 import time
 
 import pytest
+from test_agent_containers import FAKE_SERVER, World, health, http_call, mcp_call, mcp_session, world  # noqa: F401
 
 from common.protocol import ContainerStatusQuery
-from test_agent_containers import (FAKE_SERVER, World, health, http_call, mcp_call,  # noqa: F401
-                                   mcp_session, world)
 
 pytestmark = pytest.mark.docker
 
@@ -21,14 +21,15 @@ MUTE_SCRIPT = "echo 'mute: waiting for a database that never comes' >&2; cat > /
 
 
 def with_initialize_timeout(world: World, seconds: float) -> None:
-    world.settings.write_text(world.settings.read_text()
-                              + f"[bridge]\ninitialize_timeout_seconds = {seconds}\n")
+    world.settings.write_text(world.settings.read_text() + f"[bridge]\ninitialize_timeout_seconds = {seconds}\n")
 
 
 def serve(world: World, sid: str, script: str) -> None:
-    world.servers[sid] = {"command": "docker", "args": [
-        "run", "-i", "--rm", "--init", "-e", "TOKEN", world.busybox, "sh", "-c", script],
-        "env": {"TOKEN": world.secret}}
+    world.servers[sid] = {
+        "command": "docker",
+        "args": ["run", "-i", "--rm", "--init", "-e", "TOKEN", world.busybox, "sh", "-c", script],
+        "env": {"TOKEN": world.secret},
+    }
     world.write_config()
 
 
@@ -40,11 +41,22 @@ def health_body(port: int, sid: str) -> tuple[int, dict]:
 def initialize_reply(port: int, sid: str) -> tuple[int, dict, float]:
     """A client's initialize: (HTTP status, body, seconds it took)."""
     begun = time.monotonic()
-    status, _, body = http_call(port, "POST", f"/mcp/{sid}/mcp", {
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "agent-test", "version": "1"}}},
-        {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+    status, _, body = http_call(
+        port,
+        "POST",
+        f"/mcp/{sid}/mcp",
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "agent-test", "version": "1"},
+            },
+        },
+        {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+    )
     return status, json.loads(body), time.monotonic() - begun
 
 
@@ -101,8 +113,7 @@ def test_slow_starters_become_ready(world):
     assert agent.event("container.bridge", in_time).body.bridge == "up"
     assert health(world.ports[1], in_time) == 200
     session = mcp_session(world.ports[1], in_time)
-    answer, _ = mcp_call(world.ports[1], in_time,
-                         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
+    answer, _ = mcp_call(world.ports[1], in_time, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
     assert "result" in answer
 
     # Past it: not ready with the reason, then ready when the answer comes after all.
@@ -115,6 +126,5 @@ def test_slow_starters_become_ready(world):
     info = agent.call("container.status", ContainerStatusQuery(late)).containers[0]
     assert (info.bridge, info.bridge_reason) == ("ready", "")
     session = mcp_session(world.ports[2], late)
-    answer, _ = mcp_call(world.ports[2], late,
-                         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
+    answer, _ = mcp_call(world.ports[2], late, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
     assert "result" in answer

@@ -8,7 +8,6 @@ import json
 import sys
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     Containers,
     SseStream,
@@ -19,6 +18,7 @@ from bridge_support import (  # noqa: F401  (fixtures)
     start_bridge,
     wait_for,
 )
+
 from common.mcp_auth import parse_tokens
 
 mcp = pytest.importorskip("mcp")
@@ -70,15 +70,24 @@ def test_unauthenticated_calls_are_refused_on_every_endpoint(secured):
     assert_refused(http_request(port, "GET", "/mcp/time/mcp", headers={"Accept": "text/event-stream"}), False)
     assert_refused(http_request(port, "DELETE", "/mcp/time/mcp", headers={"Mcp-Session-Id": "x"}), False)
     assert_refused(http_request(port, "GET", "/mcp/time/sse", headers={"Accept": "text/event-stream"}), False)
-    assert_refused(http_request(port, "POST", "/mcp/time/messages?sessionId=x", CALL,
-                                {"Content-Type": "application/json"}), False)
+    assert_refused(
+        http_request(port, "POST", "/mcp/time/messages?sessionId=x", CALL, {"Content-Type": "application/json"}), False
+    )
 
 
 def test_a_stateless_era_request_is_refused_before_anything_else(secured):
     _, port = secured
-    discover = {"jsonrpc": "2.0", "id": 3, "method": "server/discover",
-                "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                                     "io.modelcontextprotocol/clientCapabilities": {}}}}
+    discover = {
+        "jsonrpc": "2.0",
+        "id": 3,
+        "method": "server/discover",
+        "params": {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+        },
+    }
     reply = post_mcp(port, "time", discover, headers={"MCP-Protocol-Version": "2026-07-28"})
     assert_refused(reply, invalid=False)
 
@@ -156,8 +165,9 @@ http.server.HTTPServer(("0.0.0.0", 8080), H).serve_forever()
 
 def test_a_reverse_proxied_server_never_sees_the_bridge_token(secured, containers: Containers, time_server_image):
     running, _ = secured
-    inner = containers.run(time_server_image, ["python3", "-c", ECHO_HEADERS],
-                           entrypoint=[], ports={"8080/tcp": ("127.0.0.1", None)})
+    inner = containers.run(
+        time_server_image, ["python3", "-c", ECHO_HEADERS], entrypoint=[], ports={"8080/tcp": ("127.0.0.1", None)}
+    )
 
     def published() -> int:
         inner.reload()

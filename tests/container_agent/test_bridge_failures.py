@@ -6,7 +6,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     Containers,
     RunningBridge,
@@ -19,6 +18,7 @@ from bridge_support import (  # noqa: F401  (fixtures)
     start_bridge,
     wait_for,
 )
+
 from services.container_agent.bridge import BridgeError
 
 pytestmark = pytest.mark.docker

@@ -6,11 +6,11 @@ The server behind is the scripted busybox MCP server (bridge_support.FAKE_SERVER
 from __future__ import annotations
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     ACCEPT_BOTH,
     Containers,
     RunningBridge,
+    SseStream,
     bridge,
     containers,
     http_request,
@@ -18,7 +18,6 @@ from bridge_support import (  # noqa: F401  (fixtures)
     post_mcp,
     serve_ready,
     sse_events,
-    SseStream,
 )
 
 pytestmark = pytest.mark.docker

@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     Containers,
     RunningBridge,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     Containers,
     RunningBridge,

@@ -11,7 +11,6 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     ACCEPT_BOTH,
     Containers,
@@ -188,7 +187,7 @@ def test_client_cancellation_ends_the_request(bridge: RunningBridge, port, pool)
     assert inflight(bridge, SID, 0)
     # The server got the cancellation under the id the bridge gave the request.
     line = wait_for(
-        lambda: [l for l in bridge.stderr_tail(SID, 20) if l.startswith("cancelled:") and '"user"' in l],
+        lambda: [t for t in bridge.stderr_tail(SID, 20) if t.startswith("cancelled:") and '"user"' in t],
         what="the server to see the cancellation",
     )[-1]
     forwarded = json.loads(line[len("cancelled: ") :])

@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     Containers,
     RunningBridge,

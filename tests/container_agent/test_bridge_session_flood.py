@@ -1,13 +1,13 @@
 """A session flood from one address: it holds 64 streams open and sends 10,000 initialize
 requests (answered from the bridge's cache, so they cost the attacker little). Legitimate
 sessions from another address stay alive, and new ones are accepted."""
+
 from __future__ import annotations
 
 import http.client
 import json
 
 import pytest
-
 from bridge_support import (  # noqa: F401  (fixtures)
     ACCEPT_BOTH,
     Containers,
@@ -24,9 +24,18 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 SID = "fake"
 FLOOD = 10_000
 HELD_STREAMS = 64
-INIT = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                   "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                              "clientInfo": {"name": "flood", "version": "1"}}})
+INIT = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "flood", "version": "1"},
+        },
+    }
+)
 HEADERS = {"Content-Type": "application/json", "Accept": ACCEPT_BOTH}
 
 

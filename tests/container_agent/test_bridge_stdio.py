@@ -6,8 +6,8 @@ import asyncio
 import time
 
 import pytest
-
 from bridge_support import Containers, containers  # noqa: F401  (fixture)
+
 from services.container_agent.stdio import AttachError, attach
 
 pytestmark = pytest.mark.docker

@@ -2,6 +2,7 @@
 
 No Docker here: the decisions are checked exhaustively over plain data.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -18,11 +19,9 @@ from services.container_agent import events, labels
 from services.container_agent.events import ContainerChange, resync_changes, translate
 from services.container_agent.jobs import Workers
 from services.container_agent.labels import HTTP, Placement
-from services.container_agent.plan import (STARTABLE, Action, Observed, decide, pull_needed,
-                                           unwanted)
+from services.container_agent.plan import STARTABLE, Action, Observed, decide, pull_needed, unwanted
 from services.container_agent.specs import ServerSpecs
-from services.container_agent.status import (LastExit, clean_lines, container_info,
-                                             split_log)
+from services.container_agent.status import LastExit, clean_lines, container_info, split_log
 
 # --- labels ---------------------------------------------------------------------------
 
@@ -52,19 +51,24 @@ def test_http_transport_labels_round_trip():
     assert labels.placement_of(got) == p
 
 
-@pytest.mark.parametrize("found", [
-    None, {}, {"mcp-orchestrator.test": "1"},
-    {"mcp-orchestrator.managed": "true", "mcp-orchestrator.cluster": "c"},  # no server id
-    {"mcp-orchestrator.managed": "false", "mcp-orchestrator.cluster": "c",
-     "mcp-orchestrator.server-id": "a"},
-    {"mcp-orchestrator.managed": "true", "mcp-orchestrator.server-id": "a"},  # no cluster
-])
+@pytest.mark.parametrize(
+    "found",
+    [
+        None,
+        {},
+        {"mcp-orchestrator.test": "1"},
+        {"mcp-orchestrator.managed": "true", "mcp-orchestrator.cluster": "c"},  # no server id
+        {"mcp-orchestrator.managed": "false", "mcp-orchestrator.cluster": "c", "mcp-orchestrator.server-id": "a"},
+        {"mcp-orchestrator.managed": "true", "mcp-orchestrator.server-id": "a"},  # no cluster
+    ],
+)
 def test_containers_without_all_our_labels_are_not_ours(found):
     assert not labels.is_ours(found, "c")
 
 
-@pytest.mark.parametrize("text,port", [("8101", 8101), ("", None), ("x", None), ("0", None),
-                                       ("70000", None), ("-1", None), (None, None)])
+@pytest.mark.parametrize(
+    "text,port", [("8101", 8101), ("", None), ("x", None), ("0", None), ("70000", None), ("-1", None), (None, None)]
+)
 def test_an_unreadable_port_label_is_none(text, port):
     found = {labels.SERVER_ID: "a"}
     if text is not None:
@@ -84,7 +88,8 @@ def test_extra_labels_are_parsed_and_cannot_replace_ours():
 def test_filters_select_this_cluster_only():
     assert labels.event_filters("c") == {
         "type": "container",
-        "label": ["mcp-orchestrator.managed=true", "mcp-orchestrator.cluster=c"]}
+        "label": ["mcp-orchestrator.managed=true", "mcp-orchestrator.cluster=c"],
+    }
     assert labels.list_filters("c")["label"] == labels.event_filters("c")["label"]
     assert labels.container_name("time") == "mcp-time"
 
@@ -115,9 +120,16 @@ def test_a_container_that_is_not_ours_is_a_conflict_in_every_state(state):
 
 
 @pytest.mark.parametrize("state", DOCKER_STATES)
-@pytest.mark.parametrize("drift", [dict(spec_hash="h0"), dict(host_port=8102),
-                                   dict(host_port=None), dict(server_id="other"),
-                                   dict(transport=HTTP, http_port=80)])
+@pytest.mark.parametrize(
+    "drift",
+    [
+        dict(spec_hash="h0"),
+        dict(host_port=8102),
+        dict(host_port=None),
+        dict(server_id="other"),
+        dict(transport=HTTP, http_port=80),
+    ],
+)
 def test_any_drift_recreates_in_every_state(state, drift):
     decision = decide(WANTED, observed(state, **drift), served_container_id="c1")
     assert decision.action is Action.RECREATE
@@ -144,13 +156,16 @@ def test_every_state_and_served_combination_of_a_matching_container():
         assert action is expected, (state, served)
 
 
-@pytest.mark.parametrize("policy,present,expected", [
-    ("missing", True, (False, None)),
-    ("missing", False, (True, None)),
-    ("always", True, (True, None)),
-    ("always", False, (True, None)),
-    ("never", True, (False, None)),
-])
+@pytest.mark.parametrize(
+    "policy,present,expected",
+    [
+        ("missing", True, (False, None)),
+        ("missing", False, (True, None)),
+        ("always", True, (True, None)),
+        ("always", False, (True, None)),
+        ("never", True, (False, None)),
+    ],
+)
 def test_pull_policy(policy, present, expected):
     assert pull_needed(policy, present) == expected
 
@@ -170,36 +185,53 @@ def test_sync_removes_only_servers_not_wanted():
 
 # --- Docker events --------------------------------------------------------------------
 
-OUR_ATTRS = {"mcp-orchestrator.managed": "true", "mcp-orchestrator.cluster": "c",
-             "mcp-orchestrator.server-id": "time", "mcp-orchestrator.host-port": "8101",
-             "mcp-orchestrator.spec-hash": "h1", "name": "mcp-time", "image": "img"}
+OUR_ATTRS = {
+    "mcp-orchestrator.managed": "true",
+    "mcp-orchestrator.cluster": "c",
+    "mcp-orchestrator.server-id": "time",
+    "mcp-orchestrator.host-port": "8101",
+    "mcp-orchestrator.spec-hash": "h1",
+    "name": "mcp-time",
+    "image": "img",
+}
 
 
 def docker_event(action: str, **attrs) -> dict:
-    return {"status": action, "id": "cid", "Type": "container", "Action": action,
-            "Actor": {"ID": "cid", "Attributes": {**OUR_ATTRS, **attrs}},
-            "scope": "local", "time": 1700000000, "timeNano": 1700000000123456789}
+    return {
+        "status": action,
+        "id": "cid",
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": "cid", "Attributes": {**OUR_ATTRS, **attrs}},
+        "scope": "local",
+        "time": 1700000000,
+        "timeNano": 1700000000123456789,
+    }
 
 
 def test_die_is_an_exit_with_its_code():
     change = translate(docker_event("die", exitCode="137"))
-    assert change == ContainerChange(events.EXITED, "time", "cid", Placement("time", 8101, "h1"),
-                                     exit_code=137, time_nano=1700000000123456789)
+    assert change == ContainerChange(
+        events.EXITED, "time", "cid", Placement("time", 8101, "h1"), exit_code=137, time_nano=1700000000123456789
+    )
 
 
-@pytest.mark.parametrize("action,kind,health", [
-    ("start", events.STARTED, None), ("oom", events.OOM, None),
-    ("health_status: healthy", events.HEALTH, "healthy"),
-    ("health_status: unhealthy", events.HEALTH, "unhealthy"),
-    ("destroy", events.DESTROYED, None),
-])
+@pytest.mark.parametrize(
+    "action,kind,health",
+    [
+        ("start", events.STARTED, None),
+        ("oom", events.OOM, None),
+        ("health_status: healthy", events.HEALTH, "healthy"),
+        ("health_status: unhealthy", events.HEALTH, "unhealthy"),
+        ("destroy", events.DESTROYED, None),
+    ],
+)
 def test_events_that_matter(action, kind, health):
     change = translate(docker_event(action))
     assert change.kind == kind and change.health == health and change.server_id == "time"
 
 
-@pytest.mark.parametrize("action", ["create", "attach", "kill", "stop", "exec_start: sh",
-                                    "resize", "rename", "pause"])
+@pytest.mark.parametrize("action", ["create", "attach", "kill", "stop", "exec_start: sh", "resize", "rename", "pause"])
 def test_events_that_change_nothing_reported(action):
     assert translate(docker_event(action)) is None
 
@@ -220,11 +252,14 @@ def test_an_odd_exit_code_or_time_does_not_break_translation():
 def test_resync_reports_what_changed_while_the_stream_was_down():
     p = Placement("a", 8101, "h")
     known = {"c1": ("a", p), "c2": ("b", p), "c3": ("c", p)}
-    now = {"c1": ("a", "running", p, None), "c2": ("b", "exited", p, 1),
-           "c4": ("d", "running", p, None), "c5": ("e", "exited", p, 0)}
+    now = {
+        "c1": ("a", "running", p, None),
+        "c2": ("b", "exited", p, 1),
+        "c4": ("d", "running", p, None),
+        "c5": ("e", "exited", p, 0),
+    }
     got = {(c.kind, c.container_id, c.exit_code) for c in resync_changes(known, now)}
-    assert got == {(events.EXITED, "c2", 1), (events.EXITED, "c3", None),
-                   (events.STARTED, "c4", None)}
+    assert got == {(events.EXITED, "c2", 1), (events.EXITED, "c3", None), (events.STARTED, "c4", None)}
 
 
 # --- status ---------------------------------------------------------------------------
@@ -232,26 +267,33 @@ def test_resync_reports_what_changed_while_the_stream_was_down():
 
 def inspect_attrs(status: str = "running", **state) -> dict:
     return {
-        "Id": "cid", "Name": "/mcp-time", "RestartCount": 0,
+        "Id": "cid",
+        "Name": "/mcp-time",
+        "RestartCount": 0,
         "Config": {"Image": "img:1", "Labels": OUR_ATTRS},
-        "State": {"Status": status, "ExitCode": 0, "OOMKilled": False,
-                  "StartedAt": "2026-01-01T00:00:00Z",
-                  "FinishedAt": "0001-01-01T00:00:00Z", **state},
+        "State": {
+            "Status": status,
+            "ExitCode": 0,
+            "OOMKilled": False,
+            "StartedAt": "2026-01-01T00:00:00Z",
+            "FinishedAt": "0001-01-01T00:00:00Z",
+            **state,
+        },
     }
 
 
 def test_status_of_a_running_container():
     info = container_info("time", inspect_attrs(), bridge="ready")
-    assert (info.container_id, info.name, info.image, info.state) == ("cid", "mcp-time", "img:1",
-                                                                      "running")
+    assert (info.container_id, info.name, info.image, info.state) == ("cid", "mcp-time", "img:1", "running")
     assert (info.host_port, info.spec_hash, info.bridge) == (8101, "h1", "ready")
     assert info.exit_code is None and info.finished_at is None
     assert info.started_at == "2026-01-01T00:00:00Z"
 
 
 def test_status_of_an_exited_container_shows_how_it_ended():
-    attrs = inspect_attrs("exited", ExitCode=137, OOMKilled=True,
-                          FinishedAt="2026-01-01T00:01:00Z", Health={"Status": "unhealthy"})
+    attrs = inspect_attrs(
+        "exited", ExitCode=137, OOMKilled=True, FinishedAt="2026-01-01T00:01:00Z", Health={"Status": "unhealthy"}
+    )
     info = container_info("time", attrs, stderr_tail=["x"] * 30)
     assert (info.exit_code, info.oom_killed, info.health) == (137, True, "unhealthy")
     assert info.finished_at == "2026-01-01T00:01:00Z"
@@ -289,11 +331,16 @@ def test_log_lines_are_split_cut_and_limited():
 
 
 def write_config(path: Path, tz: str) -> None:
-    path.write_text(json.dumps({"mcpServers": {
-        "time": {"command": "docker", "args": ["run", "-i", "-e", "TZ", "img"],
-                 "env": {"TZ": tz}},
-        "bad": {"command": "docker", "args": ["run", "--no-such-flag", "img"]},
-    }}))
+    path.write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "time": {"command": "docker", "args": ["run", "-i", "-e", "TZ", "img"], "env": {"TZ": tz}},
+                    "bad": {"command": "docker", "args": ["run", "--no-such-flag", "img"]},
+                }
+            }
+        )
+    )
 
 
 def test_specs_are_found_by_hash_and_read_again_when_the_file_changed(tmp_path):
@@ -304,6 +351,7 @@ def test_specs_are_found_by_hash_and_read_again_when_the_file_changed(tmp_path):
     write_config(path, "Europe/Paris")
     assert specs.find("time") == first  # no re-read without a reason
     from common.config import load_config
+
     new_hash = load_config(path, port_range=(8000, 9000)).servers["time"].spec_hash
     assert new_hash != first.spec_hash
     assert specs.lookup("time", new_hash).spec_hash == new_hash  # read again
@@ -383,17 +431,23 @@ def test_docker_times_compare_with_event_times():
 
 def test_a_reverse_proxied_server_is_reached_the_most_local_way():
     from services.container_agent.docker_ops import proxy_address
-    on_bridge = {"HostConfig": {"NetworkMode": "bridge"},
-                 "NetworkSettings": {"IPAddress": "172.17.0.5", "Ports": {}}}
+
+    on_bridge = {"HostConfig": {"NetworkMode": "bridge"}, "NetworkSettings": {"IPAddress": "172.17.0.5", "Ports": {}}}
     assert proxy_address(on_bridge, 8080) == ("172.17.0.5", 8080)
     assert proxy_address({"HostConfig": {"NetworkMode": "host"}}, 8080) == ("127.0.0.1", 8080)
-    published = {"HostConfig": {}, "NetworkSettings": {"IPAddress": "172.17.0.5", "Ports": {
-        "8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "49153"},
-                     {"HostIp": "::", "HostPort": "49153"}]}}}
+    published = {
+        "HostConfig": {},
+        "NetworkSettings": {
+            "IPAddress": "172.17.0.5",
+            "Ports": {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "49153"}, {"HostIp": "::", "HostPort": "49153"}]},
+        },
+    }
     assert proxy_address(published, 8080) == ("127.0.0.1", 49153)
     assert proxy_address(published, 9090) == ("172.17.0.5", 9090)
-    user_net = {"HostConfig": {"NetworkMode": "mynet"}, "NetworkSettings": {
-        "IPAddress": "", "Networks": {"mynet": {"IPAddress": "10.1.0.2"}}}}
+    user_net = {
+        "HostConfig": {"NetworkMode": "mynet"},
+        "NetworkSettings": {"IPAddress": "", "Networks": {"mynet": {"IPAddress": "10.1.0.2"}}},
+    }
     assert proxy_address(user_net, 80) == ("10.1.0.2", 80)
     assert proxy_address({"HostConfig": {"NetworkMode": "none"}, "NetworkSettings": {}}, 80) is None
 
@@ -419,11 +473,13 @@ def test_the_events_stream_reconnects_and_says_so():
     from services.container_agent.event_stream import DockerEventStream
 
     connects, changes, opened = [], [], []
-    attempts = iter([
-        RuntimeError("engine down"),                          # first try fails
-        [docker_event("start"), "not a dict", {"Type": "x"}],  # connected: one event, then ends
-        [docker_event("die", exitCode="1")],                  # reconnected after the end
-    ])
+    attempts = iter(
+        [
+            RuntimeError("engine down"),  # first try fails
+            [docker_event("start"), "not a dict", {"Type": "x"}],  # connected: one event, then ends
+            [docker_event("die", exitCode="1")],  # reconnected after the end
+        ]
+    )
 
     class FakeClient:
         def events(self, decode, filters):
@@ -441,8 +497,7 @@ def test_the_events_stream_reconnects_and_says_so():
             pass
 
     done = threading.Event()
-    stream = DockerEventStream(FakeClient, labels.event_filters("c"), changes.append,
-                               connects.append)
+    stream = DockerEventStream(FakeClient, labels.event_filters("c"), changes.append, connects.append)
     stream.start()
     deadline = time.monotonic() + 10
     while len(changes) < 2 and time.monotonic() < deadline:
@@ -456,6 +511,7 @@ def test_the_events_stream_reconnects_and_says_so():
 
 # --- status() reuses inspect results until Docker says something changed ----------------
 
+
 class _CountingOps:
     """Just what Lifecycle.status() needs of DockerOps, counting the inspects."""
 
@@ -463,19 +519,24 @@ class _CountingOps:
 
     def __init__(self, n: int) -> None:
         from services.container_agent.labels import Placement, labels_for
+
         self.containers = {}
         for i in range(n):
             cid = f"{i:064x}"
             labels = labels_for(Placement(f"s{i}", 9000 + i, "h"), self.cluster)
-            self.containers[cid] = {"Id": cid, "State": {"Status": "running", "Running": True,
-                                                         "StartedAt": "2026-01-01T00:00:00Z"},
-                                    "Config": {"Labels": labels, "Image": "img"},
-                                    "Name": f"/mcp-s{i}"}
+            self.containers[cid] = {
+                "Id": cid,
+                "State": {"Status": "running", "Running": True, "StartedAt": "2026-01-01T00:00:00Z"},
+                "Config": {"Labels": labels, "Image": "img"},
+                "Name": f"/mcp-s{i}",
+            }
         self.inspects = 0
 
     def list_ours(self):
-        return [{"Id": cid, "State": a["State"]["Status"], "Labels": a["Config"]["Labels"]}
-                for cid, a in self.containers.items()]
+        return [
+            {"Id": cid, "State": a["State"]["Status"], "Labels": a["Config"]["Labels"]}
+            for cid, a in self.containers.items()
+        ]
 
     def inspect(self, cid):
         self.inspects += 1
@@ -505,8 +566,9 @@ def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
     from services.container_agent.lifecycle import Lifecycle
 
     ops = _CountingOps(5)
-    life = Lifecycle(ops, _QuietServing(), specs=None, port_range=(9000, 9100),
-                     emit=lambda *a: None, submit=lambda fn: None)
+    life = Lifecycle(
+        ops, _QuietServing(), specs=None, port_range=(9000, 9100), emit=lambda *a: None, submit=lambda fn: None
+    )
     assert len(life.status()) == 5 and ops.inspects == 5
     assert len(life.status()) == 5 and ops.inspects == 5  # nothing changed: no inspect
 
@@ -515,8 +577,9 @@ def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
     life.status()
     assert ops.inspects == 6
 
-    life.on_change(ContainerChange("health", "s1", f"{1:064x}", Placement("s1", 9001, "h"),
-                                   health="unhealthy"))  # an event about one container
+    life.on_change(
+        ContainerChange("health", "s1", f"{1:064x}", Placement("s1", 9001, "h"), health="unhealthy")
+    )  # an event about one container
     life.status()
     assert ops.inspects == 7
 
@@ -535,8 +598,9 @@ def test_a_slow_request_does_not_silence_heartbeats_or_events():
     from services.container_agent.jobs import Workers
 
     beats, flushes = [], []
-    fake = SimpleNamespace(pub=SimpleNamespace(heartbeat=lambda: beats.append(1)),
-                           publish_events=lambda: flushes.append(1))
+    fake = SimpleNamespace(
+        pub=SimpleNamespace(heartbeat=lambda: beats.append(1)), publish_events=lambda: flushes.append(1)
+    )
     release = threading.Event()
     workers = Workers(1)
     job = workers.submit(lambda: release.wait(5) and "done", "slow")

@@ -1,4 +1,5 @@
 """Headless Chromium from Debian, driven by Selenium (scripts/ensure-browser.sh installs it)."""
+
 from __future__ import annotations
 
 import os
@@ -15,9 +16,18 @@ ARTIFACTS = ROOT / "artifacts" / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # The flags TESTING.md lists: no sandbox (root in a container), nothing phoning home.
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1000")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
 
 
 class Browser:
@@ -51,9 +61,11 @@ class Browser:
             except Exception as exc:  # the DOM is replaced under us every second
                 last_error = exc
             time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}"
-                             + (f" ({type(last_error).__name__}: {last_error})"
-                                if last_error else "") + f"\nURL {self.driver.current_url}")
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what}"
+            + (f" ({type(last_error).__name__}: {last_error})" if last_error else "")
+            + f"\nURL {self.driver.current_url}"
+        )
 
     def text(self, css: str) -> str:
         from selenium.webdriver.common.by import By
@@ -62,8 +74,7 @@ class Browser:
 
     def click(self, css: str, timeout: float = 5.0) -> None:
         """Click `css`, finding it again if the live update replaced it meanwhile."""
-        from selenium.common.exceptions import (ElementClickInterceptedException,
-                                                StaleElementReferenceException)
+        from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
         from selenium.webdriver.common.by import By
 
         deadline = time.monotonic() + timeout
@@ -71,8 +82,7 @@ class Browser:
             try:
                 element = self.driver.find_element(By.CSS_SELECTOR, css)
                 # Centred, so that the sticky page header cannot be in the way.
-                self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});",
-                                           element)
+                self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
                 element.click()
                 return
             except (StaleElementReferenceException, ElementClickInterceptedException):

@@ -1,4 +1,5 @@
 """Fixtures of the dashboard tests: the app under TestClient with a fake Control."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,4 +33,3 @@ def user(client) -> WebUser:
 @pytest.fixture
 def logged_in(user) -> WebUser:
     return user.login()
-

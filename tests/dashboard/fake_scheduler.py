@@ -8,6 +8,7 @@ No Docker, no agents: the servers are made up, some with awkward content.
 
     python tests/dashboard/fake_scheduler.py --settings PATH [--servers N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from common.logs import setup_logging  # noqa: E402
-from common.protocol import (ConfigState, ControlAccepted, ControlPlan, ControlState,  # noqa: E402
-                             ServerState, ServiceError, StateEvent, to_plain)
+from common.protocol import (  # noqa: E402
+    ConfigState,
+    ControlAccepted,
+    ControlPlan,
+    ControlState,
+    ServerState,
+    ServiceError,
+    StateEvent,
+    to_plain,
+)
 from common.pubsub import Publisher  # noqa: E402
 from common.reqrep import RepServer  # noqa: E402
 from common.service import Service  # noqa: E402
@@ -36,22 +45,46 @@ STDERR_LINE = "server ready on stdio (fake)"
 
 def initial_servers(count: int, now: float) -> dict[str, ServerState]:
     servers = {
-        "alpha": ServerState(server_id="alpha", status="running", image="mcp/alpha:1",
-                             host_port=8101, container_id="a" * 64, health="healthy",
-                             route="routed", restarts=0, env_names=["ALPHA_TOKEN"],
-                             updated_at=now),
-        "beta": ServerState(server_id="beta", status="running", image="mcp/beta:2",
-                            host_port=8102, container_id="b" * 64, route="routed",
-                            env_names=[], updated_at=now),
-        "gamma": ServerState(server_id="gamma", status="crash-looping", image="mcp/gamma:3",
-                             host_port=8103, restarts=4, exit_code=3, route="routed",
-                             last_error="exited with code 3", next_restart_at=now + 30,
-                             updated_at=now),
+        "alpha": ServerState(
+            server_id="alpha",
+            status="running",
+            image="mcp/alpha:1",
+            host_port=8101,
+            container_id="a" * 64,
+            health="healthy",
+            route="routed",
+            restarts=0,
+            env_names=["ALPHA_TOKEN"],
+            updated_at=now,
+        ),
+        "beta": ServerState(
+            server_id="beta",
+            status="running",
+            image="mcp/beta:2",
+            host_port=8102,
+            container_id="b" * 64,
+            route="routed",
+            env_names=[],
+            updated_at=now,
+        ),
+        "gamma": ServerState(
+            server_id="gamma",
+            status="crash-looping",
+            image="mcp/gamma:3",
+            host_port=8103,
+            restarts=4,
+            exit_code=3,
+            route="routed",
+            last_error="exited with code 3",
+            next_restart_at=now + 30,
+            updated_at=now,
+        ),
     }
     for i in range(max(count - len(servers), 0)):
         sid = f"server-{i:03d}"
-        servers[sid] = ServerState(server_id=sid, status="running", image="mcp/bulk:1",
-                                   host_port=8200 + i, route="routed", updated_at=now)
+        servers[sid] = ServerState(
+            server_id=sid, status="running", image="mcp/bulk:1", host_port=8200 + i, route="routed", updated_at=now
+        )
     return servers
 
 
@@ -64,27 +97,55 @@ class FakeScheduler:
         self.started = {sid: now - 60 for sid, s in self.servers.items() if s.status == "running"}
         self.stderr = {"alpha": [STDERR_LINE, "listening <not html>"], "gamma": ["boom"]}
         self.events: list[dict] = []
-        self.config = ConfigState(path="/etc/mcp-orchestrator/mcp.config.json", ok=True,
-                                  loaded_at=now, server_ids=sorted(self.servers))
-        self.pub = service.attach(Publisher(service.ctx, z.scheduler_state, src="scheduler",
-                                            heartbeat_interval=z.heartbeat_interval_seconds))
-        self.rep = service.attach(RepServer(service.ctx, z.scheduler_control, {
-            "control.status": self.on_status, "control.action": self.on_action,
-            "control.plan": lambda msg: ControlPlan(), "snapshot.get": self.on_snapshot},
-            src="scheduler"))
+        self.config = ConfigState(
+            path="/etc/mcp-orchestrator/mcp.config.json", ok=True, loaded_at=now, server_ids=sorted(self.servers)
+        )
+        self.pub = service.attach(
+            Publisher(service.ctx, z.scheduler_state, src="scheduler", heartbeat_interval=z.heartbeat_interval_seconds)
+        )
+        self.rep = service.attach(
+            RepServer(
+                service.ctx,
+                z.scheduler_control,
+                {
+                    "control.status": self.on_status,
+                    "control.action": self.on_action,
+                    "control.plan": lambda msg: ControlPlan(),
+                    "snapshot.get": self.on_snapshot,
+                },
+                src="scheduler",
+            )
+        )
 
     def routing(self) -> dict:
-        return {"simulated": True, "listener": {"arn": "arn:aws:elasticloadbalancing:us-west-2:"
-                                                        "123456789012:listener/app/fake/1/2",
-                                                 "protocol": "HTTP", "port": 80},
-                "rules": [{"priority": 10000 + i, "path_patterns": [f"/mcp/{sid}", f"/mcp/{sid}/*"],
-                           "owned": True, "server_id": sid, "target_group_arns": [f"tg-{sid}"]}
-                          for i, sid in enumerate(sorted(self.servers))],
-                "target_groups": [{"server_id": sid, "name": f"mcpo-{sid}", "arn": f"tg-{sid}",
-                                   "health_check_path": f"/mcp/{sid}/health",
-                                   "targets": [{"instance_id": "i-0fake", "port": s.host_port,
-                                                "state": "healthy"}]}
-                                  for sid, s in sorted(self.servers.items())]}
+        return {
+            "simulated": True,
+            "listener": {
+                "arn": "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/fake/1/2",
+                "protocol": "HTTP",
+                "port": 80,
+            },
+            "rules": [
+                {
+                    "priority": 10000 + i,
+                    "path_patterns": [f"/mcp/{sid}", f"/mcp/{sid}/*"],
+                    "owned": True,
+                    "server_id": sid,
+                    "target_group_arns": [f"tg-{sid}"],
+                }
+                for i, sid in enumerate(sorted(self.servers))
+            ],
+            "target_groups": [
+                {
+                    "server_id": sid,
+                    "name": f"mcpo-{sid}",
+                    "arn": f"tg-{sid}",
+                    "health_check_path": f"/mcp/{sid}/health",
+                    "targets": [{"instance_id": "i-0fake", "port": s.host_port, "state": "healthy"}],
+                }
+                for sid, s in sorted(self.servers.items())
+            ],
+        }
 
     def plain_server(self, sid: str) -> dict:
         out = to_plain(self.servers[sid])
@@ -94,15 +155,22 @@ class FakeScheduler:
         return out
 
     def on_snapshot(self, msg: Any):
-        return self.pub.snapshot({
-            "servers": {sid: self.plain_server(sid) for sid in self.servers},
-            "config": to_plain(self.config), "agents": {"container-agent": "available",
-                                                         "alb-agent": "available"},
-            "routing": self.routing(), "events": list(self.events)})
+        return self.pub.snapshot(
+            {
+                "servers": {sid: self.plain_server(sid) for sid in self.servers},
+                "config": to_plain(self.config),
+                "agents": {"container-agent": "available", "alb-agent": "available"},
+                "routing": self.routing(),
+                "events": list(self.events),
+            }
+        )
 
     def on_status(self, msg: Any) -> ControlState:
-        return ControlState(servers=list(self.servers.values()), config=self.config,
-                            agents={"container-agent": "available", "alb-agent": "available"})
+        return ControlState(
+            servers=list(self.servers.values()),
+            config=self.config,
+            agents={"container-agent": "available", "alb-agent": "available"},
+        )
 
     def on_action(self, msg: Any) -> ControlAccepted:
         action, sid = msg.body.action, msg.body.server_id
@@ -115,8 +183,7 @@ class FakeScheduler:
             self.service.after(EFFECT_DELAY, lambda: self.set_status(sid, "stopped", "stopped by hand"))
         else:
             self.service.after(EFFECT_DELAY, lambda: self.event(f"{action} done", None))
-        return ControlAccepted(action=action, server_id=sid,
-                               message=f"{action} {sid or 'all'} queued")
+        return ControlAccepted(action=action, server_id=sid, message=f"{action} {sid or 'all'} queued")
 
     def later(self, sid: str, status: str, note: Any) -> None:
         self.service.after(EFFECT_DELAY, lambda: self.set_status(sid, status, note))
@@ -127,8 +194,7 @@ class FakeScheduler:
             self.stderr[sid] = [STDERR_LINE, f"started again at {time.time():.0f}"]
         else:
             self.started.pop(sid, None)
-        self.servers[sid] = dataclasses.replace(self.servers[sid], status=status,
-                                                updated_at=time.time())
+        self.servers[sid] = dataclasses.replace(self.servers[sid], status=status, updated_at=time.time())
         self.pub.publish("state.server", self.servers[sid])
         if note:
             self.event(f"{sid}: {note}", sid)

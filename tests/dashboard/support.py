@@ -1,4 +1,5 @@
 """Helpers of the dashboard tests: a sample state, a fake Control, a cookie-keeping user."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,46 +27,89 @@ def sample_state() -> dict:
     """A scheduler state with every kind of server and some hostile content."""
     return {
         "servers": {
-            "time": {"server_id": "time", "status": "running", "image": "mcp/time:latest",
-                     "host_port": 8001, "container_id": "c0ffee" * 10, "health": "healthy",
-                     "route": "routed", "restarts": 1, "env_names": ["API_KEY", "REGION"],
-                     "started_at": "2024-05-01T10:00:00.123456789Z",
-                     "stderr_tail": ["starting", "ready"],
-                     "mounts": [{"source": "/srv/data", "target": "/data", "type": "bind",
-                                 "read_only": True}],
-                     # A shape the scheduler must never send; the views show names only.
-                     "env": {"API_KEY": CANARY}, "secret_value": CANARY,
-                     "future_field": "shown as is"},
-            XSS: {"server_id": XSS, "status": "error", "image": f"evil/{XSS}:1",
-                  "last_error": f"failed: {XSS}", "stderr_tail": [f"line {XSS}"]},
-            XSS_ID: {"server_id": XSS_ID, "status": "running", "image": f"img/{XSS}",
-                     "host_port": 8002, "stderr_tail": [f"stderr {XSS}"],
-                     "env_names": [f"NAME_{XSS}"]},
-            "loop": {"server_id": "loop", "status": "crash-looping", "exit_code": 3,
-                     "restarts": 7, "image": "busybox", "next_restart_at": 1.9e9},
+            "time": {
+                "server_id": "time",
+                "status": "running",
+                "image": "mcp/time:latest",
+                "host_port": 8001,
+                "container_id": "c0ffee" * 10,
+                "health": "healthy",
+                "route": "routed",
+                "restarts": 1,
+                "env_names": ["API_KEY", "REGION"],
+                "started_at": "2024-05-01T10:00:00.123456789Z",
+                "stderr_tail": ["starting", "ready"],
+                "mounts": [{"source": "/srv/data", "target": "/data", "type": "bind", "read_only": True}],
+                # A shape the scheduler must never send; the views show names only.
+                "env": {"API_KEY": CANARY},
+                "secret_value": CANARY,
+                "future_field": "shown as is",
+            },
+            XSS: {
+                "server_id": XSS,
+                "status": "error",
+                "image": f"evil/{XSS}:1",
+                "last_error": f"failed: {XSS}",
+                "stderr_tail": [f"line {XSS}"],
+            },
+            XSS_ID: {
+                "server_id": XSS_ID,
+                "status": "running",
+                "image": f"img/{XSS}",
+                "host_port": 8002,
+                "stderr_tail": [f"stderr {XSS}"],
+                "env_names": [f"NAME_{XSS}"],
+            },
+            "loop": {
+                "server_id": "loop",
+                "status": "crash-looping",
+                "exit_code": 3,
+                "restarts": 7,
+                "image": "busybox",
+                "next_restart_at": 1.9e9,
+            },
             "halt": {"server_id": "halt", "status": "stopped", "image": "busybox"},
             "off": {"server_id": "off", "status": "stopped", "enabled": False},
             "new": {"server_id": "new", "status": "pending"},
         },
-        "config": {"path": "/etc/mcp.config.json", "ok": False,
-                   "errors": [f"server 'x': unsupported flag {XSS}"], "warnings": []},
+        "config": {
+            "path": "/etc/mcp.config.json",
+            "ok": False,
+            "errors": [f"server 'x': unsupported flag {XSS}"],
+            "warnings": [],
+        },
         "agents": {"container-agent": "available", "alb-agent": "unavailable"},
         "routing": {
             "simulated": True,
             "listener": {"arn": "arn:listener", "protocol": "HTTP", "port": 80},
-            "rules": [{"priority": 10000, "path_patterns": ["/mcp/time", "/mcp/time/*"],
-                       "owned": True, "server_id": "time", "target_group_arns": ["arn:tg-time"]},
-                      {"priority": 5, "path_patterns": ["/other/*"], "owned": False,
-                       "server_id": None, "target_group_arns": []}],
-            "target_groups": [{"server_id": "time", "name": "mcpo-time-abc", "arn": "arn:tg-time",
-                               "health_check_path": "/mcp/time/health",
-                               "targets": [{"instance_id": "i-1", "port": 8001,
-                                            "state": "healthy"}]}],
-            "errors": {"loop": {"code": "quota_exceeded",
-                                "message": "100 target groups per ALB reached"}},
+            "rules": [
+                {
+                    "priority": 10000,
+                    "path_patterns": ["/mcp/time", "/mcp/time/*"],
+                    "owned": True,
+                    "server_id": "time",
+                    "target_group_arns": ["arn:tg-time"],
+                },
+                {
+                    "priority": 5,
+                    "path_patterns": ["/other/*"],
+                    "owned": False,
+                    "server_id": None,
+                    "target_group_arns": [],
+                },
+            ],
+            "target_groups": [
+                {
+                    "server_id": "time",
+                    "name": "mcpo-time-abc",
+                    "arn": "arn:tg-time",
+                    "health_check_path": "/mcp/time/health",
+                    "targets": [{"instance_id": "i-1", "port": 8001, "state": "healthy"}],
+                }
+            ],
+            "errors": {"loop": {"code": "quota_exceeded", "message": "100 target groups per ALB reached"}},
         },
-        "events": [{"message": f"time started {XSS}", "level": "info", "server_id": "time",
-                    "ts": 1.7e9}],
+        "events": [{"message": f"time started {XSS}", "level": "info", "server_id": "time", "ts": 1.7e9}],
     }
 
 
@@ -115,11 +159,13 @@ class WebUser:
         return result
 
     def get(self, path: str, headers: Optional[dict] = None, **kw: Any) -> testing.Result:
-        return self._keep(self.client.simulate_get(path, headers=self._headers(headers),
-                                                   remote_addr=self.remote_addr, **kw))
+        return self._keep(
+            self.client.simulate_get(path, headers=self._headers(headers), remote_addr=self.remote_addr, **kw)
+        )
 
-    def post(self, path: str, form: Optional[dict] = None, headers: Optional[dict] = None,
-             json: Any = None) -> testing.Result:
+    def post(
+        self, path: str, form: Optional[dict] = None, headers: Optional[dict] = None, json: Any = None
+    ) -> testing.Result:
         headers = dict(headers or {})
         kw: dict[str, Any] = {}
         if json is not None:
@@ -127,11 +173,11 @@ class WebUser:
         else:
             headers.setdefault("Content-Type", FORM)
             kw["body"] = urlencode(form or {})
-        return self._keep(self.client.simulate_post(path, headers=self._headers(headers),
-                                                    remote_addr=self.remote_addr, **kw))
+        return self._keep(
+            self.client.simulate_post(path, headers=self._headers(headers), remote_addr=self.remote_addr, **kw)
+        )
 
-    def login_form(self, username: str = "admin", password: str = PASSWORD,
-                   next_path: str = "") -> testing.Result:
+    def login_form(self, username: str = "admin", password: str = PASSWORD, next_path: str = "") -> testing.Result:
         page = self.get(f"{self.prefix}/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         form = {"csrf_token": token, "username": username, "password": password}

@@ -1,4 +1,5 @@
 """Every route of the dashboard app under falcon's TestClient, with a fake Control."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ import pytest
 from falcon import testing
 
 from services.dashboard.app import create_app
-from services.dashboard.auth import LoginLimiter, SESSION_COOKIE
+from services.dashboard.auth import SESSION_COOKIE, LoginLimiter
 from services.dashboard.control import ActionResult
 from services.dashboard.middleware import SECURITY_HEADERS
 from services.dashboard.state import SchedulerLinkStatus
@@ -17,8 +18,14 @@ from tests.dashboard.support import CANARY, PASSWORD, XSS_ID, WebUser, make_sett
 
 P = "/monitor"
 PAGES = [P, f"{P}/", f"{P}/servers/time", f"{P}/routing", f"{P}/litellm"]
-APIS = [f"{P}/api/overview", f"{P}/api/servers", f"{P}/api/servers/time", f"{P}/api/routing",
-        f"{P}/api/litellm", f"{P}/api/session"]
+APIS = [
+    f"{P}/api/overview",
+    f"{P}/api/servers",
+    f"{P}/api/servers/time",
+    f"{P}/api/routing",
+    f"{P}/api/litellm",
+    f"{P}/api/session",
+]
 POSTS = [f"{P}/actions", f"{P}/logout"]
 API_POSTS = [f"{P}/api/actions", f"{P}/api/logout"]
 XSS_PATH = f"{P}/servers/{quote(XSS_ID, safe='')}"
@@ -87,8 +94,15 @@ def test_login_page_and_static_files_need_no_session(user):
         assert_security_headers(result)
 
 
-@pytest.mark.parametrize("path", [f"{P}/static/../api/overview", f"{P}/static/%2e%2e/api/overview",
-                                  f"{P}/static/..%2fapi/overview", f"{P}/static/../../etc/passwd"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{P}/static/../api/overview",
+        f"{P}/static/%2e%2e/api/overview",
+        f"{P}/static/..%2fapi/overview",
+        f"{P}/static/../../etc/passwd",
+    ],
+)
 def test_static_files_do_not_lead_elsewhere(user, path):
     assert user.get(path).status_code == 404
 
@@ -116,14 +130,17 @@ def test_login_sets_a_signed_httponly_strict_cookie_with_expiry(user):
 def test_login_behind_https_sets_a_secure_cookie(user):
     page = user.get(f"{P}/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    result = user.post(f"{P}/login", {"csrf_token": token, "username": "admin",
-                                      "password": PASSWORD},
-                       headers={"X-Forwarded-Proto": "https"})
+    result = user.post(
+        f"{P}/login",
+        {"csrf_token": token, "username": "admin", "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+    )
     assert result.cookies[SESSION_COOKIE].secure
 
 
-@pytest.mark.parametrize("username,password", [("admin", "wrong"), ("root", PASSWORD),
-                                               ("admin", ""), ("admin", PASSWORD + " ")])
+@pytest.mark.parametrize(
+    "username,password", [("admin", "wrong"), ("root", PASSWORD), ("admin", ""), ("admin", PASSWORD + " ")]
+)
 def test_wrong_credentials_are_refused(user, username, password):
     result = user.login_form(username=username, password=password)
     assert result.status_code == 401
@@ -134,8 +151,14 @@ def test_wrong_credentials_are_refused(user, username, password):
 
 def test_login_goes_back_to_the_page_asked_for_but_never_elsewhere(user):
     assert user.login_form(next_path=f"{P}/routing").headers["location"] == f"{P}/routing"
-    for bad in ("https://evil.example/", "//evil.example/x", "/elsewhere", f"{P}/api/overview",
-                "/\\evil", f"{P}/login"):
+    for bad in (
+        "https://evil.example/",
+        "//evil.example/x",
+        "/elsewhere",
+        f"{P}/api/overview",
+        "/\\evil",
+        f"{P}/login",
+    ):
         other = WebUser(user.client)
         assert other.login_form(next_path=bad).headers["location"] == f"{P}/", bad
 
@@ -144,8 +167,7 @@ def test_login_without_the_form_token_is_403(user):
     user.get(f"{P}/login")
     result = user.post(f"{P}/login", {"username": "admin", "password": PASSWORD})
     assert result.status_code == 403 and SESSION_COOKIE not in user.cookies
-    result = user.post(f"{P}/login", {"csrf_token": "x" * 43, "username": "admin",
-                                      "password": PASSWORD})
+    result = user.post(f"{P}/login", {"csrf_token": "x" * 43, "username": "admin", "password": PASSWORD})
     assert result.status_code == 403 and SESSION_COOKIE not in user.cookies
 
 
@@ -188,44 +210,59 @@ def test_a_success_clears_the_address_failures(settings, control):
 
 
 def test_login_limits_count_the_client_a_trusted_proxy_names(settings, control):
-    behind = dataclasses.replace(settings, service=dataclasses.replace(
-        settings.service, trusted_proxies="10.0.0.0/24"))
+    behind = dataclasses.replace(settings, service=dataclasses.replace(settings.service, trusted_proxies="10.0.0.0/24"))
     client = testing.TestClient(create_app(behind, control, limiter=LoginLimiter(2, 100, 300)))
     alb = WebUser(client)  # every request arrives from the load balancer, 10.0.0.1
 
     def login(forwarded_for: str, password: str = "guess") -> int:
-        return alb.post(f"{P}/api/login", json={"username": "admin", "password": password},
-                        headers={"X-Forwarded-For": forwarded_for}).status_code
+        return alb.post(
+            f"{P}/api/login",
+            json={"username": "admin", "password": password},
+            headers={"X-Forwarded-For": forwarded_for},
+        ).status_code
 
     assert [login("203.0.113.7"), login("203.0.113.7")] == [401, 401]
     assert login("203.0.113.7", PASSWORD) == 429
-    assert login("1.2.3.4, 203.0.113.7") == 429   # a forged hop in front changes nothing
+    assert login("1.2.3.4, 203.0.113.7") == 429  # a forged hop in front changes nothing
     assert login("198.51.100.9", PASSWORD) == 200
     outsider = WebUser(client)
     outsider.remote_addr = "192.0.2.1"  # not a trusted proxy: its header is ignored
     for _ in range(2):
-        outsider.post(f"{P}/api/login", json={"username": "admin", "password": "guess"},
-                      headers={"X-Forwarded-For": "198.51.100.77"})
-    assert outsider.post(f"{P}/api/login", json={"username": "admin", "password": PASSWORD},
-                         headers={"X-Forwarded-For": "198.51.100.78"}).status_code == 429
+        outsider.post(
+            f"{P}/api/login",
+            json={"username": "admin", "password": "guess"},
+            headers={"X-Forwarded-For": "198.51.100.77"},
+        )
+    assert (
+        outsider.post(
+            f"{P}/api/login",
+            json={"username": "admin", "password": PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.78"},
+        ).status_code
+        == 429
+    )
 
 
 def test_deep_json_is_a_400_on_every_json_endpoint(logged_in):
     deep = "[" * 5000 + "]" * 5000
     for path in (f"{P}/api/login", f"{P}/api/actions"):
         result = logged_in.client.simulate_post(
-            path, body=deep, headers=logged_in._headers({"Content-Type": "application/json",
-                                                         "X-CSRF-Token": logged_in.csrf}))
+            path,
+            body=deep,
+            headers=logged_in._headers({"Content-Type": "application/json", "X-CSRF-Token": logged_in.csrf}),
+        )
         assert result.status_code == 400, path
         assert result.json["description"] == "the body is not valid JSON: nested too deeply"
-    not_utf8 = logged_in.client.simulate_post(f"{P}/api/login", body=b"\xff\xfe",
-                                              headers={"Content-Type": "application/json"})
+    not_utf8 = logged_in.client.simulate_post(
+        f"{P}/api/login", body=b"\xff\xfe", headers={"Content-Type": "application/json"}
+    )
     assert not_utf8.json["description"] == "the body is not valid JSON: it is not UTF-8"
 
 
 def test_an_unexpected_error_is_a_500_logged_through_logging(logged_in, control, caplog, capsys):
     def broken():
         raise RuntimeError("the state is broken")
+
     control.state = broken
     with caplog.at_level("ERROR", logger="dashboard"):
         result = logged_in.get(f"{P}/api/overview")
@@ -236,22 +273,19 @@ def test_an_unexpected_error_is_a_500_logged_through_logging(logged_in, control,
 
 
 def test_api_login_returns_a_csrf_token_and_accepts_json_only(user, control):
-    assert user.post(f"{P}/api/login", {"username": "admin", "password": PASSWORD}
-                     ).status_code == 415
+    assert user.post(f"{P}/api/login", {"username": "admin", "password": PASSWORD}).status_code == 415
     bad = user.post(f"{P}/api/login", json={"username": "admin", "password": "nope"})
     assert bad.status_code == 401
     result = user.post(f"{P}/api/login", json={"username": "admin", "password": PASSWORD})
     assert result.status_code == 200 and result.json["ok"]
     token = result.json["csrf_token"]
-    acted = user.post(f"{P}/api/actions", json={"action": "sync"},
-                      headers={"X-CSRF-Token": token})
+    acted = user.post(f"{P}/api/actions", json={"action": "sync"}, headers={"X-CSRF-Token": token})
     assert acted.status_code == 200 and control.calls == [("sync", None)]
 
 
 def test_logout_ends_the_session(logged_in):
     old = dict(logged_in.cookies)
-    assert logged_in.post(f"{P}/logout", {"csrf_token": logged_in.csrf}).headers["location"] \
-        == f"{P}/login"
+    assert logged_in.post(f"{P}/logout", {"csrf_token": logged_in.csrf}).headers["location"] == f"{P}/login"
     assert SESSION_COOKIE not in logged_in.cookies
     logged_in.cookies = old  # the old cookie is dead server side too
     assert logged_in.get(f"{P}/api/overview").status_code == 401
@@ -274,8 +308,7 @@ def test_state_changing_requests_need_the_csrf_token(logged_in, control, token):
         form["csrf_token"] = token
         headers["X-CSRF-Token"] = token
     assert logged_in.post(f"{P}/actions", form).status_code == 403
-    assert logged_in.post(f"{P}/api/actions", json={"action": "sync"},
-                          headers=headers).status_code == 403
+    assert logged_in.post(f"{P}/api/actions", json={"action": "sync"}, headers=headers).status_code == 403
     assert logged_in.post(f"{P}/logout", form).status_code == 403
     assert control.calls == []
     assert logged_in.get(f"{P}/api/overview").status_code == 200  # still logged in
@@ -315,8 +348,16 @@ def test_overview_shows_every_server_state_and_counts(logged_in):
     for label in ("running", "crash looping", "stopped", "disabled", "pending", "error"):
         assert f">{label}</span>" in text, label
     data = logged_in.get(f"{P}/api/overview").json
-    assert data["counts"] == {"total": 7, "running": 2, "starting": 1, "stopped": 1,
-                              "crash-looping": 1, "error": 1, "disabled": 1, "unknown": 0}
+    assert data["counts"] == {
+        "total": 7,
+        "running": 2,
+        "starting": 1,
+        "stopped": 1,
+        "crash-looping": 1,
+        "error": 1,
+        "disabled": 1,
+        "unknown": 0,
+    }
     rows = {r["server_id"]: r for r in data["servers"]}
     assert rows["time"]["route_health"] == "healthy" and rows["time"]["host_port"] == 8001
     assert rows["time"]["uptime"] and rows["loop"]["exit_code"] == 3
@@ -348,8 +389,11 @@ def test_the_canary_secret_never_appears_and_env_names_do(logged_in):
     paths = PAGES + APIS + [XSS_PATH, f"{P}/login"]
     texts = [logged_in.get(p).text for p in paths]
     texts += [logged_in.get(p, params={"fragment": "1"}).text for p in PAGES]
-    texts.append(logged_in.post(f"{P}/api/actions", json={"action": "stop", "server_id": "time"},
-                                headers={"X-CSRF-Token": logged_in.csrf}).text)
+    texts.append(
+        logged_in.post(
+            f"{P}/api/actions", json={"action": "stop", "server_id": "time"}, headers={"X-CSRF-Token": logged_in.csrf}
+        ).text
+    )
     for path, text in zip(paths, texts):
         assert CANARY not in text, path
         assert PASSWORD not in text, path
@@ -377,8 +421,9 @@ def test_routing_view(logged_in):
     assert data["simulated"] is True and data["listener"]["port"] == 80
     assert data["rules"][0]["target_groups"] == ["mcpo-time-abc"]
     assert data["rules"][1]["owned"] is False
-    assert data["errors"] == [{"server_id": "loop", "code": "quota_exceeded",
-                               "message": "100 target groups per ALB reached", "quota": True}]
+    assert data["errors"] == [
+        {"server_id": "loop", "code": "quota_exceeded", "message": "100 target groups per ALB reached", "quota": True}
+    ]
     html = logged_in.get(f"{P}/routing").text
     assert 'id="simulated-banner"' in html and 'id="routing-errors"' in html
     assert "/mcp/time/*" in html and "not ours (left alone)" in html
@@ -388,8 +433,7 @@ def test_litellm_snippet(logged_in):
     data = logged_in.get(f"{P}/api/litellm").json
     assert data["yaml"].startswith("mcp_servers:\n")
     assert "# server id <img" not in logged_in.get(f"{P}/litellm").text  # escaped too
-    assert '  time:\n    url: "http://falconframework.org:8001/mcp/time/mcp"\n' \
-        '    transport: "http"\n' in data["yaml"]
+    assert '  time:\n    url: "http://falconframework.org:8001/mcp/time/mcp"\n    transport: "http"\n' in data["yaml"]
     names = [s["name"] for s in data["servers"]]
     assert "off" not in names and all("-" not in n for n in names)
     assert "&quot;http&quot;" in logged_in.get(f"{P}/litellm").text
@@ -409,8 +453,10 @@ def test_no_default_password_warning_otherwise(logged_in):
     assert "changeme" not in logged_in.get(f"{P}/").text
 
 
-@pytest.mark.parametrize("bridge, level", [({"auth": "none"}, "danger"), ({}, "info"),
-                                           ({"tokens": "a-token-of-32-characters-0123456"}, None)])
+@pytest.mark.parametrize(
+    "bridge, level",
+    [({"auth": "none"}, "danger"), ({}, "info"), ({"tokens": "a-token-of-32-characters-0123456"}, None)],
+)
 def test_every_page_says_when_mcp_is_not_authenticated_by_us(control, bridge, level):
     base = make_settings()
     settings = dataclasses.replace(base, bridge=dataclasses.replace(base.bridge, **bridge))
@@ -449,9 +495,10 @@ def test_fragment_has_an_etag_and_answers_304_when_unchanged(logged_in, control)
 
 
 def test_action_form_posts_redirect_back_with_a_flash(logged_in, control):
-    result = logged_in.post(f"{P}/actions", {"csrf_token": logged_in.csrf, "action": "restart",
-                                             "server_id": "time",
-                                             "return_to": f"{P}/servers/time"})
+    result = logged_in.post(
+        f"{P}/actions",
+        {"csrf_token": logged_in.csrf, "action": "restart", "server_id": "time", "return_to": f"{P}/servers/time"},
+    )
     assert result.status_code == 303 and result.headers["location"] == f"{P}/servers/time"
     assert control.calls == [("restart", "time")]
     page = logged_in.get(f"{P}/servers/time").text
@@ -460,33 +507,35 @@ def test_action_form_posts_redirect_back_with_a_flash(logged_in, control):
 
 
 def test_action_return_to_stays_inside_the_dashboard(logged_in):
-    result = logged_in.post(f"{P}/actions", {"csrf_token": logged_in.csrf, "action": "sync",
-                                             "return_to": "https://evil.example/"})
+    result = logged_in.post(
+        f"{P}/actions", {"csrf_token": logged_in.csrf, "action": "sync", "return_to": "https://evil.example/"}
+    )
     assert result.headers["location"] == f"{P}/"
 
 
-@pytest.mark.parametrize("action,server_id", [("start", "time"), ("stop", "time"),
-                                              ("restart", "time"), ("sync", None),
-                                              ("reload", None)])
+@pytest.mark.parametrize(
+    "action,server_id", [("start", "time"), ("stop", "time"), ("restart", "time"), ("sync", None), ("reload", None)]
+)
 def test_every_action_reaches_the_scheduler(logged_in, control, action, server_id):
     body = {"action": action, **({"server_id": server_id} if server_id else {})}
-    result = logged_in.post(f"{P}/api/actions", json=body,
-                            headers={"X-CSRF-Token": logged_in.csrf})
+    result = logged_in.post(f"{P}/api/actions", json=body, headers={"X-CSRF-Token": logged_in.csrf})
     assert result.status_code == 200
-    assert result.json == {"ok": True, "message": "queued", "code": None, "action": action,
-                           "server_id": server_id}
+    assert result.json == {"ok": True, "message": "queued", "code": None, "action": action, "server_id": server_id}
     assert control.calls == [(action, server_id)]
 
 
 def test_form_actions_answer_json_to_the_page_script(logged_in, control):
-    result = logged_in.post(f"{P}/actions", {"action": "stop", "server_id": "time"},
-                            headers={"Accept": "application/json",
-                                     "X-CSRF-Token": logged_in.csrf})
+    result = logged_in.post(
+        f"{P}/actions",
+        {"action": "stop", "server_id": "time"},
+        headers={"Accept": "application/json", "X-CSRF-Token": logged_in.csrf},
+    )
     assert result.status_code == 200 and result.json["ok"] is True
 
 
-@pytest.mark.parametrize("body", [{"action": "explode"}, {"action": "stop"},
-                                  {"action": "sync", "server_id": "time"}, {"action": 3}, {}])
+@pytest.mark.parametrize(
+    "body", [{"action": "explode"}, {"action": "stop"}, {"action": "sync", "server_id": "time"}, {"action": 3}, {}]
+)
 def test_invalid_actions_are_400_and_not_sent(logged_in, control, body):
     result = logged_in.post(f"{P}/api/actions", json=body, headers={"X-CSRF-Token": logged_in.csrf})
     assert result.status_code == 400 and result.json["ok"] is False
@@ -494,13 +543,12 @@ def test_invalid_actions_are_400_and_not_sent(logged_in, control, body):
 
 
 def test_a_failed_action_shows_its_reason(logged_in, control):
-    control.result = ActionResult(False, "stop time not sent: the scheduler does not answer",
-                                  "unavailable")
-    result = logged_in.post(f"{P}/api/actions", json={"action": "stop", "server_id": "time"},
-                            headers={"X-CSRF-Token": logged_in.csrf})
+    control.result = ActionResult(False, "stop time not sent: the scheduler does not answer", "unavailable")
+    result = logged_in.post(
+        f"{P}/api/actions", json={"action": "stop", "server_id": "time"}, headers={"X-CSRF-Token": logged_in.csrf}
+    )
     assert result.status_code == 503 and "does not answer" in result.json["message"]
-    logged_in.post(f"{P}/actions", {"csrf_token": logged_in.csrf, "action": "stop",
-                                    "server_id": "time"})
+    logged_in.post(f"{P}/actions", {"csrf_token": logged_in.csrf, "action": "stop", "server_id": "time"})
     assert '<div class="toast error">stop time not sent' in logged_in.get(f"{P}/").text
 
 
@@ -518,8 +566,12 @@ def test_dashboard_at_the_root_path(control):
 
 
 def test_two_hundred_servers(client, control):
-    control.raw = {"servers": [{"server_id": f"s{i:03d}", "status": "running", "host_port": 8000 + i,
-                                "image": "busybox"} for i in range(200)]}
+    control.raw = {
+        "servers": [
+            {"server_id": f"s{i:03d}", "status": "running", "host_port": 8000 + i, "image": "busybox"}
+            for i in range(200)
+        ]
+    }
     u = WebUser(client).login()
     text = u.get(f"{P}/").text
     assert text.count('<tr data-server="') == 200

@@ -1,6 +1,7 @@
 """Attacks on the real dashboard process (waitress, real sockets): slowloris, connection
 floods from one address, deep JSON, forged X-Forwarded-For; and the warning every page
 carries when MCP requests are not authenticated by the orchestrator."""
+
 from __future__ import annotations
 
 import http.client
@@ -112,8 +113,7 @@ def test_slowloris_leaves_others_served_and_is_closed_after_the_header_timeout(w
                     pass
             return attack.poll() == len(attack.socks)
 
-        wait_for(all_closed, 3 + 5, f"every half-sent request to be closed\n{dash.output()}",
-                 interval=0.5)
+        wait_for(all_closed, 3 + 5, f"every half-sent request to be closed\n{dash.output()}", interval=0.5)
         assert time.monotonic() - started >= 2.5
         silent = attack.socks[50:]
         assert sum(attack.data[s].startswith(b"HTTP/1.1 408 ") for s in silent) == len(silent)
@@ -130,8 +130,7 @@ def test_one_address_over_its_cap_leaves_other_addresses_served(worlds):
     dash = world.dashboard()
     attack = Connections([connect(world.port) for _ in range(150)])
     try:
-        wait_for(lambda: attack.poll() >= 130, 10, f"connections over the cap to be turned away\n"
-                                                   f"{dash.output()}")
+        wait_for(lambda: attack.poll() >= 130, 10, f"connections over the cap to be turned away\n{dash.output()}")
         status, seconds = get(world.port, "/monitor/login", source=OTHER_ADDRESS)
         assert status == 200 and seconds < 2, (status, seconds)
         assert first_bytes(connect(world.port)).startswith(b"HTTP/1.1 429 Too Many Requests")
@@ -141,8 +140,11 @@ def test_one_address_over_its_cap_leaves_other_addresses_served(worlds):
         assert attack.answers(b"HTTP/1.1 429 Too Many Requests\r\n") == 150 - still_open
     finally:
         attack.close()
-    wait_for(lambda: get(world.port, "/monitor/login")[0] == 200, 5,
-             "the address to be served again once its connections are closed")
+    wait_for(
+        lambda: get(world.port, "/monitor/login")[0] == 200,
+        5,
+        "the address to be served again once its connections are closed",
+    )
     assert "too many open connections from your address" in dash.output()
 
 
@@ -155,8 +157,11 @@ def test_over_the_total_limit_a_client_gets_503_until_connections_close(worlds):
         assert refused.startswith(b"HTTP/1.1 503 Service Unavailable"), refused
     finally:
         attack.close()
-    wait_for(lambda: get(world.port, "/monitor/login", source=OTHER_ADDRESS)[0] == 200, 5,
-             "a client to be served once the connections are closed")
+    wait_for(
+        lambda: get(world.port, "/monitor/login", source=OTHER_ADDRESS)[0] == 200,
+        5,
+        "a client to be served once the connections are closed",
+    )
 
 
 def deep(depth: int) -> str:
@@ -169,16 +174,22 @@ def test_deep_or_malformed_json_is_a_400_and_leaves_no_traceback_or_password(wor
     tried = "deep-json-password-7c1e9a"
     base = f"http://127.0.0.1:{world.port}/monitor"
     as_json = {"Content-Type": "application/json"}
-    for body in ('{"username": "admin", "password": "' + tried + '", "x": ' + deep(30000) + "}",
-                 '{"password": "' + tried + '", "a": ' + '{"a": ' * 9000 + "1" + "}" * 9001):
+    for body in (
+        '{"username": "admin", "password": "' + tried + '", "x": ' + deep(30000) + "}",
+        '{"password": "' + tried + '", "a": ' + '{"a": ' * 9000 + "1" + "}" * 9001,
+    ):
         answer = requests.post(f"{base}/api/login", data=body, headers=as_json, timeout=10)
         assert answer.status_code == 400, answer.text
         assert answer.json()["title"] == "Malformed JSON"
         assert "nested too deeply" in answer.json()["description"]
     user = DashboardUser(world.port).login()
     for body in (deep(30000), '{"action": "sync"', "\xff"):
-        answer = user.http.post(f"{base}/api/actions", data=body.encode("latin-1"), timeout=10,
-                                headers={**as_json, "X-CSRF-Token": user.csrf})
+        answer = user.http.post(
+            f"{base}/api/actions",
+            data=body.encode("latin-1"),
+            timeout=10,
+            headers={**as_json, "X-CSRF-Token": user.csrf},
+        )
         assert answer.status_code == 400, answer.text
         assert answer.json()["title"] == "Malformed JSON"
     assert user.act("sync").status_code == 503  # still serving (no scheduler here)
@@ -189,14 +200,16 @@ def test_deep_or_malformed_json_is_a_400_and_leaves_no_traceback_or_password(wor
 
 def wrong_login(base: str, forwarded_for: Optional[str]) -> int:
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-    return requests.post(f"{base}/api/login", json={"username": "admin", "password": "wrong"},
-                         headers=headers, timeout=5).status_code
+    return requests.post(
+        f"{base}/api/login", json={"username": "admin", "password": "wrong"}, headers=headers, timeout=5
+    ).status_code
 
 
 def right_login(base: str, forwarded_for: Optional[str]) -> int:
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-    return requests.post(f"{base}/api/login", json={"username": "admin", "password": PASSWORD},
-                         headers=headers, timeout=5).status_code
+    return requests.post(
+        f"{base}/api/login", json={"username": "admin", "password": PASSWORD}, headers=headers, timeout=5
+    ).status_code
 
 
 CLIENT_A, CLIENT_B = "203.0.113.7", "198.51.100.9"

@@ -7,6 +7,7 @@ reload, start it again, open a server's page and see its stderr tail, look at th
 routing, log out. Screenshots of the overview and the routing page are saved under
 artifacts/dashboard/.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.dashboard.browser import Browser
-from tests.dashboard.processes import (PASSWORD, free_port, short_tmp_dir, start_fake_scheduler,
-                                       write_settings)
+from tests.dashboard.processes import PASSWORD, free_port, short_tmp_dir, start_fake_scheduler, write_settings
 from tests.dashboard.real_world import CANARY, STDERR_MARKER, real_world, start_dashboard_for
 
 
@@ -38,8 +38,9 @@ def fake_backend():
     settings = write_settings(directory, dashboard_port=port)
     procs = [start_fake_scheduler(directory, settings)]
     procs.append(start_dashboard_for(directory, settings, port))
-    yield Backend("fake", f"http://127.0.0.1:{port}/monitor", "beta", "alpha",
-                  "server ready on stdio (fake)", "gamma", 10)
+    yield Backend(
+        "fake", f"http://127.0.0.1:{port}/monitor", "beta", "alpha", "server ready on stdio (fake)", "gamma", 10
+    )
     for proc in reversed(procs):
         proc.stop()
     shutil.rmtree(directory, ignore_errors=True)
@@ -50,8 +51,7 @@ def real_backend(docker_client, busybox_image):
     with real_world(docker_client, busybox_image) as world:
         dashboard = world.start_dashboard()
         try:
-            yield Backend("real", world.base_url, world.quiet, world.talker, STDERR_MARKER,
-                          world.boom, 60)
+            yield Backend("real", world.base_url, world.quiet, world.talker, STDERR_MARKER, world.boom, 60)
         finally:
             dashboard.stop()
 
@@ -81,10 +81,16 @@ def run_flow(b: Browser, backend: Backend) -> list[str]:
 
     # The overview: every server, counts at the top.
     row = f'tr[data-server="{backend.stop_id}"]'
-    b.wait(lambda d: badge_of(b, backend.stop_id) == "running", backend.timeout,
-           f"{backend.stop_id} running on the overview")
-    b.wait(lambda d: badge_of(b, backend.crash_id) in ("crash looping", "error"),
-           backend.timeout, f"{backend.crash_id} crash-looping")
+    b.wait(
+        lambda d: badge_of(b, backend.stop_id) == "running",
+        backend.timeout,
+        f"{backend.stop_id} running on the overview",
+    )
+    b.wait(
+        lambda d: badge_of(b, backend.crash_id) in ("crash looping", "error"),
+        backend.timeout,
+        f"{backend.crash_id} crash-looping",
+    )
     assert int(b.text("#count-total")) == 3
     b.wait(lambda d: int(b.text("#count-running")) >= 2, backend.timeout, "two running")
     sources.append(d.page_source)
@@ -94,28 +100,32 @@ def run_flow(b: Browser, backend: Backend) -> list[str]:
     d.execute_script("window.__sameDocument = 'yes';")
     b.click(f"{row} button.act-stop")
     b.wait(lambda d: backend.stop_id in b.text("#feedback"), 10, "feedback on the stop")
-    b.wait(lambda d: badge_of(b, backend.stop_id).startswith("stopped"), backend.timeout,
-           f"{backend.stop_id} to show as stopped")
+    b.wait(
+        lambda d: badge_of(b, backend.stop_id).startswith("stopped"),
+        backend.timeout,
+        f"{backend.stop_id} to show as stopped",
+    )
     assert d.execute_script("return window.__sameDocument;") == "yes", "the page was reloaded"
 
     b.click(f"{row} button.act-start")
-    b.wait(lambda d: badge_of(b, backend.stop_id) == "running", backend.timeout,
-           f"{backend.stop_id} running again")
+    b.wait(lambda d: badge_of(b, backend.stop_id) == "running", backend.timeout, f"{backend.stop_id} running again")
     assert d.execute_script("return window.__sameDocument;") == "yes", "the page was reloaded"
     sources.append(d.page_source)
 
     # A server's page: its stderr tail.
     b.click(f'tr[data-server="{backend.detail_id}"] td a')
-    b.wait(lambda d: backend.stderr_marker in b.text("#stderr-tail"), backend.timeout,
-           "the stderr tail on the server page")
+    b.wait(
+        lambda d: backend.stderr_marker in b.text("#stderr-tail"), backend.timeout, "the stderr tail on the server page"
+    )
     assert backend.detail_id in b.text("#server-title")
     sources.append(d.page_source)
     b.screenshot(f"server-{backend.name}.png")
 
     # The routing page.
     b.click('header nav a[href$="/routing"]')
-    b.wait(lambda d: f"/mcp/{backend.detail_id}/*" in b.text("#rules"), backend.timeout,
-           "the rules on the routing page")
+    b.wait(
+        lambda d: f"/mcp/{backend.detail_id}/*" in b.text("#rules"), backend.timeout, "the rules on the routing page"
+    )
     assert "Routing is simulated" in b.text("#simulated-banner")
     sources.append(d.page_source)
     b.screenshot(f"routing-{backend.name}.png")
@@ -126,8 +136,7 @@ def run_flow(b: Browser, backend: Backend) -> list[str]:
 
     # Log out: back at the login page, and the pages need a login again.
     b.click("#logout")
-    b.wait(lambda d: "/login" in d.current_url and d.find_element(By.ID, "password"), 10,
-           "the login page after logout")
+    b.wait(lambda d: "/login" in d.current_url and d.find_element(By.ID, "password"), 10, "the login page after logout")
     d.get(backend.base_url + "/routing")
     b.wait(lambda d: "/login" in d.current_url, 10, "the login page again")
     return sources

@@ -1,18 +1,24 @@
 """Pure parts of the dashboard: sessions, the login limiter, the state copy, the views."""
+
 from __future__ import annotations
 
 import pytest
 
+from common.connection_limits import (
+    OVER_ADDRESS,
+    OVER_TOTAL,
+    REQUEST_TIMEOUT,
+    RESERVED_FILES,
+    ConnectionCount,
+    RefusalLog,
+    connections_that_fit,
+)
 from common.protocol import ConfigState, ServerState, StateEvent, published
 from common.settings import load_settings
-from services.dashboard.auth import LoginLimiter, SessionStore, credentials_match
-from common.connection_limits import (OVER_ADDRESS, OVER_TOTAL, REQUEST_TIMEOUT,
-                                                  RESERVED_FILES, ConnectionCount, RefusalLog,
-                                                  connections_that_fit)
-from services.dashboard.htmlkit import Html, esc, html, show
-from services.dashboard.state import (MAX_EVENTS, DashboardState, SchedulerLinkStatus,
-                                      apply_event, normalize)
 from services.dashboard import views
+from services.dashboard.auth import LoginLimiter, SessionStore, credentials_match
+from services.dashboard.htmlkit import Html, esc, html, show
+from services.dashboard.state import MAX_EVENTS, DashboardState, SchedulerLinkStatus, apply_event, normalize
 
 
 class Clock:
@@ -125,9 +131,13 @@ def event(topic, body, seq=1):
 
 
 def test_normalize_accepts_lists_maps_and_junk():
-    state = normalize({"servers": [{"server_id": "a"}, {"no": "id"}, "junk",
-                                   {"server_id": "gone", "removed": True}],
-                       "config": "junk", "events": [{"message": "x"}, 3]})
+    state = normalize(
+        {
+            "servers": [{"server_id": "a"}, {"no": "id"}, "junk", {"server_id": "gone", "removed": True}],
+            "config": "junk",
+            "events": [{"message": "x"}, 3],
+        }
+    )
     assert list(state["servers"]) == ["a"] and state["config"] == {}
     assert state["events"] == [{"message": "x"}]
     assert normalize(None)["servers"] == {}
@@ -151,11 +161,17 @@ def test_apply_event_updates_servers_config_and_events():
 
 def test_status_reply_wins_for_agents_and_routing_only():
     link = SchedulerLinkStatus(available=True)
-    snap = {"servers": {"a": {"server_id": "a", "status": "running"}},
-            "agents": {"alb-agent": "unavailable"}, "agent_errors": {"alb-agent": "silent"},
-            "routing": {"routes": []}}
-    status = {"servers": [{"server_id": "a", "status": "stopped", "extra": 1}],
-              "agents": {"alb-agent": "available"}, "routing": {"simulated": True}}
+    snap = {
+        "servers": {"a": {"server_id": "a", "status": "running"}},
+        "agents": {"alb-agent": "unavailable"},
+        "agent_errors": {"alb-agent": "silent"},
+        "routing": {"routes": []},
+    }
+    status = {
+        "servers": [{"server_id": "a", "status": "stopped", "extra": 1}],
+        "agents": {"alb-agent": "available"},
+        "routing": {"simulated": True},
+    }
     st = DashboardState.from_state(snap, link, status)
     assert st.servers["a"] == {"server_id": "a", "status": "running", "extra": 1}
     assert st.agents == {"alb-agent": "available"} and st.agent_errors == {}
@@ -166,11 +182,24 @@ def test_status_reply_wins_for_agents_and_routing_only():
 # ------------------------------------------------------------------------ views
 
 
-@pytest.mark.parametrize("status,group", [
-    ("running", "running"), ("starting", "starting"), ("pending", "starting"),
-    ("stopped", "stopped"), ("stopping", "stopped"), ("crash-looping", "crash-looping"),
-    ("CrashLoopBackOff", "crash-looping"), ("error", "error"), ("invalid", "error"),
-    ("unknown", "unknown"), ("", "unknown"), (None, "unknown"), (3, "unknown")])
+@pytest.mark.parametrize(
+    "status,group",
+    [
+        ("running", "running"),
+        ("starting", "starting"),
+        ("pending", "starting"),
+        ("stopped", "stopped"),
+        ("stopping", "stopped"),
+        ("crash-looping", "crash-looping"),
+        ("CrashLoopBackOff", "crash-looping"),
+        ("error", "error"),
+        ("invalid", "error"),
+        ("unknown", "unknown"),
+        ("", "unknown"),
+        (None, "unknown"),
+        (3, "unknown"),
+    ],
+)
 def test_status_groups(status, group):
     assert views.status_group({"status": status}) == group
 
@@ -181,11 +210,21 @@ def test_disabled_and_stopped_by_hand_labels():
     assert views.status_label({"status": "crash-looping"}) == "crash looping"
 
 
-@pytest.mark.parametrize("value,expected", [
-    (1700000000, 1700000000.0), (1700000000123, 1700000000.123),
-    ("2023-11-14T22:13:20Z", 1700000000.0), ("2023-11-14T22:13:20.5+00:00", 1700000000.5),
-    ("2023-11-14T22:13:20.123456789Z", 1700000000.123456),
-    ("0001-01-01T00:00:00Z", None), ("", None), ("garbage", None), (None, None), (True, None)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (1700000000, 1700000000.0),
+        (1700000000123, 1700000000.123),
+        ("2023-11-14T22:13:20Z", 1700000000.0),
+        ("2023-11-14T22:13:20.5+00:00", 1700000000.5),
+        ("2023-11-14T22:13:20.123456789Z", 1700000000.123456),
+        ("0001-01-01T00:00:00Z", None),
+        ("", None),
+        ("garbage", None),
+        (None, None),
+        (True, None),
+    ],
+)
 def test_parse_time(value, expected):
     got = views.parse_time(value)
     assert got == (pytest.approx(expected) if expected else None)
@@ -210,26 +249,33 @@ def test_public_url_choices():
     server = {"server_id": "t", "host_port": 8001}
     assert views.public_url(server, "", "h") == "http://h:8001/mcp/t/mcp"
     assert views.public_url(server, "https://alb.example/", "h") == "https://alb.example/mcp/t/mcp"
-    assert views.public_url(dict(server, url="http://x/mcp/t/mcp"), "https://a", "h") == \
-        "http://x/mcp/t/mcp"
+    assert views.public_url(dict(server, url="http://x/mcp/t/mcp"), "https://a", "h") == "http://x/mcp/t/mcp"
     assert views.public_url(server, "", "::1") == "http://[::1]:8001/mcp/t/mcp"
     assert views.public_url({"server_id": "t"}, "", "h") is None
 
 
 def _state(servers=None, routing=None):
-    return DashboardState(servers=servers or {}, routing=routing or {},
-                          link=SchedulerLinkStatus(available=True, synced_once=True))
+    return DashboardState(
+        servers=servers or {}, routing=routing or {}, link=SchedulerLinkStatus(available=True, synced_once=True)
+    )
 
 
 def test_litellm_names_and_yaml():
-    servers = {sid: {"server_id": sid, "host_port": 8000 + n}
-               for n, sid in enumerate(["a-b", "a_b", "c.d", "123", "off-x"])}
+    servers = {
+        sid: {"server_id": sid, "host_port": 8000 + n} for n, sid in enumerate(["a-b", "a_b", "c.d", "123", "off-x"])
+    }
     servers["gone"] = {"server_id": "gone", "enabled": False, "host_port": 9000}
     servers["portless"] = {"server_id": "portless"}
     view = views.litellm(_state(servers), base_url="https://alb.example", host="h")
     names = {e["server_id"]: e["name"] for e in view["servers"]}
-    assert names == {"123": "mcp_123", "a-b": "a_b", "a_b": "a_b_2", "c.d": "c_d",
-                     "off-x": "off_x", "portless": "portless"}
+    assert names == {
+        "123": "mcp_123",
+        "a-b": "a_b",
+        "a_b": "a_b_2",
+        "c.d": "c_d",
+        "off-x": "off_x",
+        "portless": "portless",
+    }
     yaml = view["yaml"]
     assert "gone" not in yaml and all("-" not in name for name in names.values())
     assert '  a_b:\n    url: "https://alb.example/mcp/a-b/mcp"\n    transport: "http"\n' in yaml
@@ -238,20 +284,42 @@ def test_litellm_names_and_yaml():
 
 
 def test_routing_from_route_infos_only():
-    routing = {"simulated": False, "known": True, "error": "AWS said no",
-               "routes": [{"server_id": "t", "port": 8001, "target_group_name": "mcpo-t",
-                           "target_group_arn": "arn:tg", "rule_arn": "arn:rule",
-                           "priority": 10001, "health": "healthy"},
-                          {"server_id": "q", "error": "rule quota of 100 reached"}]}
+    routing = {
+        "simulated": False,
+        "known": True,
+        "error": "AWS said no",
+        "routes": [
+            {
+                "server_id": "t",
+                "port": 8001,
+                "target_group_name": "mcpo-t",
+                "target_group_arn": "arn:tg",
+                "rule_arn": "arn:rule",
+                "priority": 10001,
+                "health": "healthy",
+            },
+            {"server_id": "q", "error": "rule quota of 100 reached"},
+        ],
+    }
     view = views.routing_view(_state(routing=routing), simulated_default=True)
     assert view["simulated"] is False and view["known"] is True
-    assert view["rules"] == [{"priority": 10001, "path_patterns": ["/mcp/t", "/mcp/t/*"],
-                              "server_id": "t", "owned": True, "target_groups": ["mcpo-t"]}]
-    assert view["target_groups"][0]["targets"][0] == {"instance_id": None, "port": 8001,
-                                                      "state": "healthy", "reason": None,
-                                                      "description": None}
-    assert view["errors"] == [{"server_id": "q", "code": None,
-                               "message": "rule quota of 100 reached", "quota": True}]
+    assert view["rules"] == [
+        {
+            "priority": 10001,
+            "path_patterns": ["/mcp/t", "/mcp/t/*"],
+            "server_id": "t",
+            "owned": True,
+            "target_groups": ["mcpo-t"],
+        }
+    ]
+    assert view["target_groups"][0]["targets"][0] == {
+        "instance_id": None,
+        "port": 8001,
+        "state": "healthy",
+        "reason": None,
+        "description": None,
+    }
+    assert view["errors"] == [{"server_id": "q", "code": None, "message": "rule quota of 100 reached", "quota": True}]
     assert view["failure"] == {"code": None, "message": "AWS said no"}
 
 
@@ -261,13 +329,30 @@ def test_routing_unknown_uses_the_settings_for_simulated():
 
 
 def test_views_survive_junk_everywhere():
-    junk = {"server_id": "j", "status": ["x"], "enabled": "yes", "image": 3, "host_port": "80",
-            "restarts": None, "started_at": {"a": 1}, "env_names": "ABC", "mounts": [3, None],
-            "stderr_tail": "not a list", "next_restart_at": "soon", "ports": 5,
-            "route_priority": "high"}
-    state = _state({"j": junk}, routing={"rules": [None, {"priority": [1]}],
-                                         "target_groups": ["x", {"targets": [None]}],
-                                         "errors": ["plain text"], "listener": 5})
+    junk = {
+        "server_id": "j",
+        "status": ["x"],
+        "enabled": "yes",
+        "image": 3,
+        "host_port": "80",
+        "restarts": None,
+        "started_at": {"a": 1},
+        "env_names": "ABC",
+        "mounts": [3, None],
+        "stderr_tail": "not a list",
+        "next_restart_at": "soon",
+        "ports": 5,
+        "route_priority": "high",
+    }
+    state = _state(
+        {"j": junk},
+        routing={
+            "rules": [None, {"priority": [1]}],
+            "target_groups": ["x", {"targets": [None]}],
+            "errors": ["plain text"],
+            "listener": 5,
+        },
+    )
     views.overview(state, 1.7e9)
     detail = views.server_detail(state, "j", 1.7e9)
     assert detail["image"] is None and detail["host_port"] is None and detail["env_names"] == []
@@ -309,8 +394,7 @@ def test_refusal_log_sums_up_at_most_once_per_interval():
     refusals = RefusalLog(interval=10, clock=clock)
     assert refusals.summary() is None
     refusals.note(OVER_ADDRESS, "10.0.0.1")
-    assert refusals.summary() == ("connections closed: 1 from 10.0.0.1 "
-                                  "(too many open connections from your address)")
+    assert refusals.summary() == ("connections closed: 1 from 10.0.0.1 (too many open connections from your address)")
     for _ in range(500):
         refusals.note(OVER_ADDRESS, "10.0.0.1")
     refusals.note(REQUEST_TIMEOUT, "10.0.0.2")

@@ -1,6 +1,7 @@
 """`python -m services.dashboard` as a real process under waitress, against a stand-in
 scheduler process speaking the real protocol: state, actions, restarts of either side,
 systemd notification and a clean stop."""
+
 from __future__ import annotations
 
 import signal
@@ -10,8 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.dashboard.processes import (PASSWORD, DashboardUser, Proc, World, start_dashboard,
-                                       wait_for)
+from tests.dashboard.processes import PASSWORD, DashboardUser, Proc, World, start_dashboard, wait_for
 
 
 @pytest.fixture
@@ -54,9 +54,12 @@ def test_serves_the_scheduler_state_and_sends_actions(world):
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     # Behind an HTTPS load balancer the session cookie gets the Secure flag.
-    behind = requests.post(f"{user.base}/api/login", timeout=5,
-                           headers={"X-Forwarded-Proto": "https"},
-                           json={"username": "admin", "password": PASSWORD})
+    behind = requests.post(
+        f"{user.base}/api/login",
+        timeout=5,
+        headers={"X-Forwarded-Proto": "https"},
+        json={"username": "admin", "password": PASSWORD},
+    )
     cookie = behind.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
@@ -93,8 +96,11 @@ def test_dashboard_kill9_and_restart_shows_the_same_state(world):
     restarted_at = time.monotonic()
     world.dashboard(name="dashboard-2")
     again = DashboardUser(world.port).login()  # sessions do not survive a restart
-    wait_for(lambda: stable(again.api("overview")["servers"]) == before, 10,
-             f"the same state after the restart\n{world.logs()}")
+    wait_for(
+        lambda: stable(again.api("overview")["servers"]) == before,
+        10,
+        f"the same state after the restart\n{world.logs()}",
+    )
     print(f"same state {time.monotonic() - restarted_at:.2f} s after starting the dashboard again")
     assert user.get("/api/overview").status_code == 401  # the old session is gone
 
@@ -109,11 +115,11 @@ def test_scheduler_restart_is_followed_by_itself(world):
 
     sched.signal(signal.SIGKILL)
     sched.wait(5)
-    wait_for(lambda: not user.api("overview")["scheduler"]["available"], 10,
-             "the scheduler to show as unavailable")
+    wait_for(lambda: not user.api("overview")["scheduler"]["available"], 10, "the scheduler to show as unavailable")
     view = user.api("overview")
-    assert view["servers"] and {s["server_id"]: s["status"] for s in view["servers"]}["gamma"] \
-        == "stopped"  # the last known state stays on screen
+    assert (
+        view["servers"] and {s["server_id"]: s["status"] for s in view["servers"]}["gamma"] == "stopped"
+    )  # the last known state stays on screen
     assert "Scheduler unavailable" in user.get("/").text
 
     world.scheduler(servers=4, name="fake-scheduler-2")  # a new epoch, a new state

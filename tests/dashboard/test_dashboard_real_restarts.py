@@ -1,6 +1,7 @@
 """Restarts against the real orchestrator (scheduler, container-agent, alb-agent, real
 containers): the dashboard killed with -9 shows the same state when it is back, and a
 scheduler killed and started again is followed by the dashboard by itself."""
+
 from __future__ import annotations
 
 import signal
@@ -25,8 +26,7 @@ def steady_rows(user: DashboardUser, *ids: str) -> dict:
     view = user.api("overview")
     if not view["scheduler"]["available"]:
         return {}
-    rows = {r["server_id"]: {k: v for k, v in r.items() if not k.startswith("uptime")}
-            for r in view["servers"]}
+    rows = {r["server_id"]: {k: v for k, v in r.items() if not k.startswith("uptime")} for r in view["servers"]}
     return {sid: rows.get(sid) for sid in ids}
 
 
@@ -35,9 +35,13 @@ def test_dashboard_kill9_and_restart_shows_the_same_state(world):
     try:
         user = DashboardUser(world.port).login()
         ids = (world.talker, world.quiet)
-        before = wait_for(lambda: (lambda rows: rows if all(
-            r and r["status"] == "running" for r in rows.values()) else None)(
-                steady_rows(user, *ids)), 20, "both echo servers running in the dashboard")
+        before = wait_for(
+            lambda: (lambda rows: rows if all(r and r["status"] == "running" for r in rows.values()) else None)(
+                steady_rows(user, *ids)
+            ),
+            20,
+            "both echo servers running in the dashboard",
+        )
         dash.signal(signal.SIGKILL)
         dash.wait(10)
         started = time.monotonic()
@@ -56,8 +60,7 @@ def test_scheduler_restart_is_followed_by_itself(world):
         user = DashboardUser(world.port).login()
         wait_for(lambda: steady_rows(user, world.talker)[world.talker], 20, "a first sync")
         world.orch.kill9("scheduler")
-        wait_for(lambda: not user.api("overview")["scheduler"]["available"], 15,
-                 "the scheduler shown as unavailable")
+        wait_for(lambda: not user.api("overview")["scheduler"]["available"], 15, "the scheduler shown as unavailable")
         rows = {r["server_id"]: r for r in user.api("overview")["servers"]}
         assert rows[world.talker]["status"] == "running"  # the last known state stays
         assert "Scheduler unavailable" in user.get("/").text
@@ -65,8 +68,11 @@ def test_scheduler_restart_is_followed_by_itself(world):
         assert refused.status_code == 503
 
         world.orch.start("scheduler")
-        wait_for(lambda: (steady_rows(user, world.talker).get(world.talker) or {}).get("status")
-                 == "running", 30, "the dashboard to follow the new scheduler")
+        wait_for(
+            lambda: (steady_rows(user, world.talker).get(world.talker) or {}).get("status") == "running",
+            30,
+            "the dashboard to follow the new scheduler",
+        )
         assert user.act("sync").status_code == 200
     finally:
         dash.stop()

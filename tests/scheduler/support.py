@@ -6,6 +6,7 @@ they touch no other container) and a free port range. Every container the agent 
 carries the test label. The alb-agent works against its own moto stand-in; `rules()`
 reads the listener rules back from it with plain boto3 calls.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,7 @@ done
 """
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.1) -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -79,10 +79,8 @@ def free_port_range(size: int) -> tuple[int, int]:
     raise RuntimeError("no free port range found")
 
 
-def docker_server(image: str, *args: str, env: Optional[dict] = None,
-                  disabled: bool = False) -> dict:
-    entry: dict = {"command": "docker", "args": ["run", "-i", "--rm", image, *args],
-                   "disabled": disabled}
+def docker_server(image: str, *args: str, env: Optional[dict] = None, disabled: bool = False) -> dict:
+    entry: dict = {"command": "docker", "args": ["run", "-i", "--rm", image, *args], "disabled": disabled}
     if env:
         names = []
         for name in env:
@@ -105,8 +103,14 @@ class Orchestrator:
         "scheduler": ("services.scheduler", True),
     }
 
-    def __init__(self, docker_client: Any, *, port_range: Optional[tuple[int, int]] = None,
-                 interval: int = 30, extra_settings: str = "") -> None:
+    def __init__(
+        self,
+        docker_client: Any,
+        *,
+        port_range: Optional[tuple[int, int]] = None,
+        interval: int = 30,
+        extra_settings: str = "",
+    ) -> None:
         self.docker = docker_client
         self.cluster = "t" + uuid.uuid4().hex[:8]
         # ipc paths must stay short (Unix socket paths take about 107 bytes).
@@ -122,7 +126,8 @@ class Orchestrator:
             f"[dashboard]\nport = {self.port_range[0] - 1}\n"
             f"[zmq]\nruntime_dir = {self.dir}/run\nheartbeat_interval_seconds = 0.3\n"
             f"request_timeout_ms = 2000\nrequest_retries = 2\n"
-            f"[logging]\nlevel = INFO\n{extra_settings}")
+            f"[logging]\nlevel = INFO\n{extra_settings}"
+        )
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Any] = {}
         self.starts: dict[str, int] = {}
@@ -157,8 +162,7 @@ class Orchestrator:
         self.starts[name] = n
         log = open(self.dir / f"{name}.{n}.log", "w+")
         self.logs[name] = log
-        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT)
+        self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         return self.procs[name]
 
     def start_all(self) -> None:
@@ -196,7 +200,8 @@ class Orchestrator:
             log.close()
         self.ctx.destroy(linger=0)
         for container in self.docker.containers.list(
-                all=True, filters={"label": f"mcp-orchestrator.cluster={self.cluster}"}):
+            all=True, filters={"label": f"mcp-orchestrator.cluster={self.cluster}"}
+        ):
             try:
                 container.remove(force=True)
             except Exception:
@@ -206,8 +211,7 @@ class Orchestrator:
     # --- the scheduler -----------------------------------------------------------------
 
     def request(self, type: str, body: Any = None, timeout_ms: int = 2000) -> Any:
-        with ReqClient(self.ctx, self.control_endpoint, timeout_ms=timeout_ms, retries=0,
-                       src="test") as client:
+        with ReqClient(self.ctx, self.control_endpoint, timeout_ms=timeout_ms, retries=0, src="test") as client:
             return client.call(type, body)
 
     def status(self) -> Optional[dict]:
@@ -244,23 +248,29 @@ class Orchestrator:
             return None
         return servers
 
-    def wait_converged(self, wanted: set[str], absent: set[str] = frozenset(),
-                       timeout: float = 90) -> dict:
+    def wait_converged(self, wanted: set[str], absent: set[str] = frozenset(), timeout: float = 90) -> dict:
         try:
-            return wait_for(lambda: self.converged(wanted, absent), timeout,
-                            f"{sorted(wanted)} running and routed, {sorted(absent)} gone")
+            return wait_for(
+                lambda: self.converged(wanted, absent),
+                timeout,
+                f"{sorted(wanted)} running and routed, {sorted(absent)} gone",
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.diagnosis()}") from None
 
     def diagnosis(self) -> str:
         """The scheduler's view and the end of each log, for a failed wait."""
         state = self.status() or {}
-        lines = [f"agents: {state.get('agents')} {state.get('agent_errors')}",
-                 f"config: ok={state.get('config', {}).get('ok')}"]
+        lines = [
+            f"agents: {state.get('agents')} {state.get('agent_errors')}",
+            f"config: ok={state.get('config', {}).get('ok')}",
+        ]
         for s in state.get("servers", []):
-            lines.append(f"  {s['server_id']}: {s['status']} bridge={s.get('bridge')} "
-                         f"route={s.get('route')} port={s.get('host_port')} "
-                         f"error={s.get('last_error')}")
+            lines.append(
+                f"  {s['server_id']}: {s['status']} bridge={s.get('bridge')} "
+                f"route={s.get('route')} port={s.get('host_port')} "
+                f"error={s.get('last_error')}"
+            )
         for name in self.logs:
             tail = self.output(name).splitlines()[-12:]
             lines.append(f"--- {name} ---")
@@ -272,8 +282,7 @@ class Orchestrator:
     def containers(self) -> dict[str, Any]:
         """server id -> container of this cluster (any state)."""
         out = {}
-        for c in self.docker.containers.list(
-                all=True, filters={"label": f"mcp-orchestrator.cluster={self.cluster}"}):
+        for c in self.docker.containers.list(all=True, filters={"label": f"mcp-orchestrator.cluster={self.cluster}"}):
             out[c.labels["mcp-orchestrator.server-id"]] = c
         return out
 
@@ -289,19 +298,17 @@ class Orchestrator:
         """path pattern -> (rule ARN, priority, forward target groups) on the stand-in."""
         import boto3
 
-        session = boto3.session.Session(aws_access_key_id="standin",
-                                        aws_secret_access_key="standin",
-                                        region_name="us-west-2")
+        session = boto3.session.Session(
+            aws_access_key_id="standin", aws_secret_access_key="standin", region_name="us-west-2"
+        )
         elbv2 = session.client("elbv2", endpoint_url=self.standin_url())
         out = {}
         for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
-            for listener in elbv2.describe_listeners(
-                    LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
+            for listener in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:
                 for rule in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]:
                     if rule["IsDefault"]:
                         continue
-                    forwards = tuple(a["TargetGroupArn"] for a in rule["Actions"]
-                                     if a.get("TargetGroupArn"))
+                    forwards = tuple(a["TargetGroupArn"] for a in rule["Actions"] if a.get("TargetGroupArn"))
                     for cond in rule["Conditions"]:
                         for path in cond.get("PathPatternConfig", {}).get("Values", []):
                             out[path] = (rule["RuleArn"], int(rule["Priority"]), forwards)

@@ -1,6 +1,7 @@
 """LiteLLM Proxy, configured from `mcp-orchestrator litellm-config`, in front of bridges that
 ask for a bearer token: real scheduler, agents, containers and a real LiteLLM process
 (installed in .cache/litellm by scripts/ensure-litellm.sh)."""
+
 from __future__ import annotations
 
 import http.client
@@ -53,9 +54,23 @@ def raw(port: int, method: str, path: str, headers: dict, body: bytes = b"") -> 
 @pytest.fixture(scope="module")
 def litellm(orch, tmp_path_factory):
     orch.wait_converged({CLOCK})
-    snippet = subprocess.run([sys.executable, "-m", "services.cli", "litellm-config",
-                              "--settings", str(orch.settings), "--config", str(orch.config)],
-                             cwd=ROOT, env=orch.env, capture_output=True, text=True, timeout=60)
+    snippet = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "litellm-config",
+            "--settings",
+            str(orch.settings),
+            "--config",
+            str(orch.config),
+        ],
+        cwd=ROOT,
+        env=orch.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert snippet.returncode == 0, snippet.stderr
     assert TOKEN not in snippet.stdout
     config = yaml.safe_load(snippet.stdout)
@@ -67,9 +82,14 @@ def litellm(orch, tmp_path_factory):
     # The gateway's side holds the token in its own environment, as the snippet says.
     env.update(MCP_ORCHESTRATOR_TOKEN=TOKEN, LITELLM_LOCAL_MODEL_COST_MAP="True")
     log = open(folder / "litellm.log", "w+")
-    proc = subprocess.Popen([str(LITELLM), "--config", "config.yaml", "--host", "127.0.0.1",
-                             "--port", str(port)], cwd=folder, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(LITELLM), "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
     def live() -> bool:
         assert proc.poll() is None, f"LiteLLM exited: {(folder / 'litellm.log').read_text()[-3000:]}"
@@ -94,9 +114,12 @@ def litellm(orch, tmp_path_factory):
 def gateway(port: int, method: str, path: str, payload=None) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        conn.request(method, path, body=json.dumps(payload) if payload is not None else None,
-                     headers={"Authorization": f"Bearer {MASTER_KEY}",
-                              "Content-Type": "application/json"})
+        conn.request(
+            method,
+            path,
+            body=json.dumps(payload) if payload is not None else None,
+            headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         body = resp.read()
         assert resp.status == 200, (resp.status, body[:500])
@@ -114,12 +137,25 @@ def test_the_snippet_names_the_token_variable(litellm):
 
 def test_without_the_token_the_bridge_refuses_both_transports(orch):
     port = orch.servers()[CLOCK]["host_port"]
-    init = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                       "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                                  "clientInfo": {"name": "x", "version": "1"}}}).encode()
-    status, headers = raw(port, "POST", f"/mcp/{CLOCK}/mcp",
-                          {"Content-Type": "application/json",
-                           "Accept": "application/json, text/event-stream"}, init)
+    init = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "x", "version": "1"},
+            },
+        }
+    ).encode()
+    status, headers = raw(
+        port,
+        "POST",
+        f"/mcp/{CLOCK}/mcp",
+        {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+        init,
+    )
     assert status == 401 and headers["www-authenticate"].startswith("Bearer")
     assert raw(port, "GET", f"/mcp/{CLOCK}/sse", {"Accept": "text/event-stream"})[0] == 401
     assert raw(port, "GET", f"/mcp/{CLOCK}/health", {})[0] == 200
@@ -134,8 +170,11 @@ def test_litellm_lists_and_calls_the_tools(litellm):
 
     listed = wait_for(tools, 60, "LiteLLM to list the server's tools")
     assert any(t["name"].endswith("get_current_time") for t in listed), listed
-    result = gateway(port, "POST", "/mcp-rest/tools/call",
-                     {"server_id": name, "name": "get_current_time",
-                      "arguments": {"timezone": "Etc/UTC"}})
+    result = gateway(
+        port,
+        "POST",
+        "/mcp-rest/tools/call",
+        {"server_id": name, "name": "get_current_time", "arguments": {"timezone": "Etc/UTC"}},
+    )
     assert result.get("isError") is False, result
     assert "Etc/UTC" in json.dumps(result)

@@ -4,6 +4,7 @@ Docker, the alb-agent's moto stand-in, MCP calls through the bridge.
 One set of processes serves the whole module; the tests run in file order and each
 starts from the configuration the one before left (they say which).
 """
+
 from __future__ import annotations
 
 import signal
@@ -16,13 +17,12 @@ import pytest
 import yaml
 
 from tests.scheduler.mcp_http import call_tool, try_call
-from tests.scheduler.support import (Orchestrator, docker_server, echo_server, wait_for)
+from tests.scheduler.support import Orchestrator, docker_server, echo_server, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-P = "s" + uuid.uuid4().hex[:6]   # container names are global: ids unique to this run
-CLOCK, ECHO, ECHO2, EXTRA, BOOM, LATE = (f"{P}-{n}" for n in
-                                         ("clock", "echo", "echo2", "extra", "boom", "late"))
+P = "s" + uuid.uuid4().hex[:6]  # container names are global: ids unique to this run
+CLOCK, ECHO, ECHO2, EXTRA, BOOM, LATE = (f"{P}-{n}" for n in ("clock", "echo", "echo2", "extra", "boom", "late"))
 TIME_ARGS = {"timezone": "UTC"}
 CLI = [sys.executable, "-m", "services.cli"]
 
@@ -93,11 +93,9 @@ def test_edits_converge_without_restart_and_disturb_nothing_else(orch):
     extra_id = orch.container_ids()[EXTRA]
     config[EXTRA] = echo_server(orch.images["busybox"], "extra-v2")
     orch.write_config(config)
-    wait_for(lambda: orch.container_ids().get(EXTRA) not in (None, extra_id), 60,
-             "the changed server's new container")
+    wait_for(lambda: orch.container_ids().get(EXTRA) not in (None, extra_id), 60, "the changed server's new container")
     servers = orch.wait_converged({CLOCK, ECHO, EXTRA})
-    wait_for(lambda: echo_answer(port_of(servers, EXTRA), EXTRA) == "extra-v2", 30,
-             "the new spec to answer")
+    wait_for(lambda: echo_answer(port_of(servers, EXTRA), EXTRA) == "extra-v2", 30, "the new spec to answer")
     ids = orch.container_ids()
     assert ids[CLOCK] == before[CLOCK] and ids[ECHO] == before[ECHO]
     # remove
@@ -117,15 +115,13 @@ def test_a_killed_container_serves_again(orch, docker_client):
     docker_client.containers.get(orch.container_ids()[CLOCK]).kill()
     killed = time.monotonic()
     wait_for(lambda: orch.servers()[CLOCK]["restarts"] > restarts, 30, "the restart to be seen")
-    wait_for(lambda: try_call(port, CLOCK, "get_current_time", TIME_ARGS), 30,
-             "the time server to answer again")
+    wait_for(lambda: try_call(port, CLOCK, "get_current_time", TIME_ARGS), 30, "the time server to answer again")
     print(f"\nkilled container served again after {time.monotonic() - killed:.2f} s")
 
 
 def test_a_crashing_server_backs_off_and_the_others_are_unaffected(orch):
     before = orch.container_ids()
-    config = {**orch.base, BOOM: docker_server(orch.images["busybox"], "sh", "-c",
-                                                "echo boom >&2; exit 3")}
+    config = {**orch.base, BOOM: docker_server(orch.images["busybox"], "sh", "-c", "echo boom >&2; exit 3")}
     orch.write_config(config)
     seen: list[float] = []
 
@@ -135,6 +131,7 @@ def test_a_crashing_server_backs_off_and_the_others_are_unaffected(orch):
             if not seen or s["backoff_seconds"] > seen[-1]:
                 seen.append(s["backoff_seconds"])
         return len(seen) >= 3 and s
+
     boom = wait_for(growing, 90, "a crash loop with a growing back-off")
     assert seen == sorted(seen) and seen[-1] > seen[0]
     assert boom["exit_code"] == 3 and boom["failures"] >= 3
@@ -154,11 +151,17 @@ def test_an_invalid_config_changes_nothing_until_fixed(orch):
     before = orch.container_ids()
     rules = orch.rules()
     orch.write_raw_config('{"mcpServers": {')  # cut short
-    state = wait_for(lambda: (orch.status() or {}).get("config", {}).get("kept_last_good")
-                     and orch.status(), 20, "the error to be reported")
+    state = wait_for(
+        lambda: (orch.status() or {}).get("config", {}).get("kept_last_good") and orch.status(),
+        20,
+        "the error to be reported",
+    )
     assert state["config"]["ok"] is False and "not valid JSON" in state["config"]["errors"][0]
     assert {s["server_id"]: s["status"] for s in state["servers"]} == {
-        CLOCK: "running", ECHO: "running", ECHO2: "disabled"}
+        CLOCK: "running",
+        ECHO: "running",
+        ECHO2: "disabled",
+    }
     assert orch.request("control.plan").steps == []
     assert try_call(port_of(servers, ECHO), ECHO, "x", {})
     # A server with a bad flag keeps its last good spec; a new bad one is not started.
@@ -167,8 +170,7 @@ def test_an_invalid_config_changes_nothing_until_fixed(orch):
     bad[ECHO]["args"].insert(1, "--no-such-flag")
     bad[LATE] = dict(bad[ECHO])
     orch.write_config(bad)
-    wait_for(lambda: (orch.servers().get(ECHO) or {}).get("config_error"), 20,
-             "the per-server error to be reported")
+    wait_for(lambda: (orch.servers().get(ECHO) or {}).get("config_error"), 20, "the per-server error to be reported")
     assert orch.servers()[LATE]["status"] == "invalid"
     assert orch.container_ids() == before and orch.rules() == rules
     # Fixed, with one more server: reconciling resumes.
@@ -193,14 +195,16 @@ def test_stop_by_hand_holds_until_started(orch):
     assert orch.containers()[LATE].status == "exited"
     orch.action("start", LATE)
     orch.wait_converged({CLOCK, ECHO, LATE})
-    assert orch.servers()[LATE]["restarts"] == 0   # a stop by hand is no crash
+    assert orch.servers()[LATE]["restarts"] == 0  # a stop by hand is no crash
 
 
 def test_cli_status_plan_and_litellm_config(orch):
     orch.wait_converged({CLOCK, ECHO, LATE})
+
     def run(*args):
-        return subprocess.run([*CLI, *args, "--settings", str(orch.settings)],
-                              capture_output=True, text=True, timeout=60, env=orch.env)
+        return subprocess.run(
+            [*CLI, *args, "--settings", str(orch.settings)], capture_output=True, text=True, timeout=60, env=orch.env
+        )
 
     status = run("status")
     assert status.returncode == 0, status.stderr
@@ -216,8 +220,7 @@ def test_cli_status_plan_and_litellm_config(orch):
     assert set(block) == {s.replace("-", "_") for s in (CLOCK, ECHO, LATE)}
     for sid in (CLOCK, ECHO, LATE):
         entry = block[sid.replace("-", "_")]
-        assert entry == {"url": f"http://127.0.0.1:{servers[sid]['host_port']}/mcp/{sid}/mcp",
-                         "transport": "http"}
+        assert entry == {"url": f"http://127.0.0.1:{servers[sid]['host_port']}/mcp/{sid}/mcp", "transport": "http"}
 
 
 def test_sighup_and_the_reload_action_read_the_file_again(orch):
@@ -242,16 +245,18 @@ def test_scheduler_kill9_keeps_traffic_and_restart_recreates_nothing(orch):
     again = orch.wait_converged({CLOCK, ECHO, LATE})
     assert orch.container_ids() == ids
     assert orch.rules() == rules
-    assert {sid: again[sid]["host_port"] for sid in ids} == {sid: servers[sid]["host_port"]
-                                                             for sid in ids}
+    assert {sid: again[sid]["host_port"] for sid in ids} == {sid: servers[sid]["host_port"] for sid in ids}
     assert " create (" not in orch.output("scheduler")
 
 
 def test_alb_agent_kill9_is_reported_and_recovered(orch):
     orch.wait_converged({CLOCK, ECHO, LATE})
     orch.kill9("alb-agent")
-    state = wait_for(lambda: (orch.status() or {}).get("agents", {}).get("alb-agent")
-                     == "unavailable" and orch.status(), 30, "the alb-agent to show unavailable")
+    state = wait_for(
+        lambda: (orch.status() or {}).get("agents", {}).get("alb-agent") == "unavailable" and orch.status(),
+        30,
+        "the alb-agent to show unavailable",
+    )
     assert state["agents"]["container-agent"] == "available"
     orch.start("alb-agent")
     orch.wait_converged({CLOCK, ECHO, LATE})
@@ -262,12 +267,17 @@ def test_alb_agent_kill9_is_reported_and_recovered(orch):
 def test_cli_without_a_scheduler(orch):
     orch.stop("scheduler")
     env = orch.env
-    status = subprocess.run([*CLI, "status", "--settings", str(orch.settings)],
-                            capture_output=True, text=True, timeout=60, env=env)
+    status = subprocess.run(
+        [*CLI, "status", "--settings", str(orch.settings)], capture_output=True, text=True, timeout=60, env=env
+    )
     assert status.returncode == 1 and "does not answer" in status.stderr
-    lite = subprocess.run([*CLI, "litellm-config", "--settings",
-                           str(orch.settings), "--config", str(orch.config)],
-                          capture_output=True, text=True, timeout=60, env=env)
+    lite = subprocess.run(
+        [*CLI, "litellm-config", "--settings", str(orch.settings), "--config", str(orch.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert lite.returncode == 0, lite.stderr
     block = yaml.safe_load(lite.stdout)["mcp_servers"]
     assert set(block) == {s.replace("-", "_") for s in (CLOCK, ECHO, LATE)}

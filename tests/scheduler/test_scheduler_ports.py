@@ -1,4 +1,5 @@
 """The host port allocator: stable ports, recovery, busy ports skipped, exhaustion."""
+
 from __future__ import annotations
 
 import socket
@@ -18,22 +19,19 @@ def test_current_ports_are_kept_and_new_ones_fill_gaps():
 
 
 def test_ports_are_recovered_from_containers_before_routes():
-    got = allocate_ports(["a", "b", "c"], (8000, 8010),
-                         recovered=[{"a": 8007}, {"a": 8003, "b": 8004}])
+    got = allocate_ports(["a", "b", "c"], (8000, 8010), recovered=[{"a": 8007}, {"a": 8003, "b": 8004}])
     assert got.ports == {"a": 8007, "b": 8004, "c": 8000}
 
 
 def test_a_recovered_port_outside_the_range_or_taken_twice_is_replaced():
-    got = allocate_ports(["a", "b", "c"], (8000, 8010),
-                         recovered=[{"a": 7000, "b": 8002, "c": 8002}])
-    assert got.ports["b"] == 8002            # first in id order keeps it
+    got = allocate_ports(["a", "b", "c"], (8000, 8010), recovered=[{"a": 7000, "b": 8002, "c": 8002}])
+    assert got.ports["b"] == 8002  # first in id order keeps it
     assert got.ports["a"] == 8000 and got.ports["c"] == 8001
 
 
 def test_reserved_ports_and_busy_ports_are_skipped():
     busy = {8000, 8002}
-    got = allocate_ports(["a", "b"], (8000, 8010), reserved=[8001],
-                         is_free=lambda port: port not in busy)
+    got = allocate_ports(["a", "b"], (8000, 8010), reserved=[8001], is_free=lambda port: port not in busy)
     assert got.ports == {"a": 8003, "b": 8004}
     assert set(got.skipped) == {8000, 8002}
 

@@ -1,5 +1,6 @@
 """Configuration reloads: last good kept, per-server last good, protected servers, and the
 model's reactions (hand stops end on a new spec, plans follow the configuration)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,7 @@ IMAGE = "mcp-orchestrator/busybox:test"
 
 
 def server(*extra, disabled=False):
-    return {"command": "docker", "args": ["run", "-i", *extra, IMAGE, "cat"],
-            "disabled": disabled}
+    return {"command": "docker", "args": ["run", "-i", *extra, IMAGE, "cat"], "disabled": disabled}
 
 
 def load(tmp_path, servers=None, text=None):
@@ -39,8 +39,7 @@ def test_unusable_from_the_start_touches_nothing(tmp_path):
     assert not active.usable and not active.servers and not active.state.ok
     model = Model(Settings())
     model.set_config(active)
-    model.observe_containers([ContainerInfo(server_id="x", container_id="c", state="running",
-                                            host_port=8000)])
+    model.observe_containers([ContainerInfo(server_id="x", container_id="c", state="running", host_port=8000)])
     containers, routes = model.plan()
     assert containers.steps == [] and routes is None
     assert "no usable configuration" in model.plan_steps()[0].reason
@@ -57,10 +56,8 @@ def test_an_invalid_server_keeps_its_last_good_spec_or_is_protected(tmp_path):
 
 
 def test_disabled_and_removed_servers_are_no_longer_wanted(tmp_path):
-    good, _ = apply_loaded(None, load(tmp_path, {"a": server(), "b": server(), "c": server()}),
-                           1.0)
-    later, events = apply_loaded(good, load(tmp_path, {"a": server(), "b": server(disabled=True)}),
-                                 2.0)
+    good, _ = apply_loaded(None, load(tmp_path, {"a": server(), "b": server(), "c": server()}), 1.0)
+    later, events = apply_loaded(good, load(tmp_path, {"a": server(), "b": server(disabled=True)}), 2.0)
     assert set(later.enabled) == {"a"} and later.disabled == {"b"}
     messages = " ".join(e.message for e in events)
     assert "b: disabled" in messages and "c: removed" in messages
@@ -77,14 +74,22 @@ def test_model_plans_from_config_and_observations(tmp_path):
     model = model_with(tmp_path, {"a": server(), "b": server(), "off": server(disabled=True)})
     assert model.plan() == (model.plan()[0], None) and not model.plan()[0].steps  # no agent yet
     model.observe_routes([RouteInfo(server_id="b", port=8005, rule_arn="r", target_group_arn="t")])
-    model.observe_containers([
-        ContainerInfo(server_id="a", container_id="ca", state="running", host_port=8003,
-                      spec_hash=model.active.servers["a"].spec_hash, bridge="ready"),
-        ContainerInfo(server_id="off", container_id="co", state="running", host_port=8000)])
+    model.observe_containers(
+        [
+            ContainerInfo(
+                server_id="a",
+                container_id="ca",
+                state="running",
+                host_port=8003,
+                spec_hash=model.active.servers["a"].spec_hash,
+                bridge="ready",
+            ),
+            ContainerInfo(server_id="off", container_id="co", state="running", host_port=8000),
+        ]
+    )
     assert model.ports == {"a": 8003, "b": 8005}
     containers, routes = model.plan()
-    assert [(s.action, s.server_id) for s in containers.steps] == [("create", "b"),
-                                                                   ("remove", "off")]
+    assert [(s.action, s.server_id) for s in containers.steps] == [("create", "b"), ("remove", "off")]
     assert [(c.action, c.server_id) for c in routes.changes] == [("route-add", "a")]
     states = model.server_states()
     assert states["a"].status == "running" and states["a"].host_port == 8003
@@ -95,8 +100,9 @@ def test_model_plans_from_config_and_observations(tmp_path):
 def test_a_new_spec_ends_a_hand_stop_and_a_crash_back_off(tmp_path):
     model = model_with(tmp_path, {"a": server()})
     for n in range(3):
-        model.observe_containers([ContainerInfo(server_id="a", container_id="c", state="exited",
-                                                exit_code=1, finished_at=f"t{n}")])
+        model.observe_containers(
+            [ContainerInfo(server_id="a", container_id="c", state="exited", exit_code=1, finished_at=f"t{n}")]
+        )
     assert model.crashes.get("a").failures == 3 and model.wants(100.0)["a"].wait > 0
     active, _ = apply_loaded(model.active, load(tmp_path, {"a": server("-e", "X=1")}), 2.0)
     model.set_config(active)

@@ -3,6 +3,7 @@ alb-agent processes, real Docker. It is not ready (503, the reason shown), MCP r
 fail fast, and the scheduler restarts it with the crash back-off and shows it as
 crash-looping; a slow starter that answers within the timeout is served.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -17,7 +18,7 @@ from tests.scheduler.support import Orchestrator, docker_server, echo_server, wa
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-P = "u" + uuid.uuid4().hex[:6]   # container names are global: ids unique to this run
+P = "u" + uuid.uuid4().hex[:6]  # container names are global: ids unique to this run
 MUTE, SLOW = f"{P}-mute", f"{P}-slow"
 INIT_TIMEOUT = 3
 # Reads its stdin and never answers: the shape of a server stuck before its handshake.
@@ -44,8 +45,7 @@ def slow_starter(busybox: str) -> dict:
 
 @pytest.fixture(scope="module")
 def orch(docker_client, busybox_image):
-    o = Orchestrator(docker_client,
-                     extra_settings=f"[bridge]\ninitialize_timeout_seconds = {INIT_TIMEOUT}\n")
+    o = Orchestrator(docker_client, extra_settings=f"[bridge]\ninitialize_timeout_seconds = {INIT_TIMEOUT}\n")
     mute = docker_server(busybox_image, "sh", "-c", MUTE_SCRIPT)
     mute["args"].insert(1, "--init")  # sh as PID 1 would ignore SIGTERM: restarts take 10 s
     o.write_config({MUTE: mute, SLOW: slow_starter(busybox_image)})
@@ -74,6 +74,7 @@ def test_a_server_that_never_initializes_crash_loops_with_its_reason(orch, docke
             if not seen or s["backoff_seconds"] > seen[-1]:
                 seen.append(s["backoff_seconds"])
         return len(seen) >= 3 and s
+
     try:
         mute = wait_for(growing, 120, "a crash loop with a growing back-off")
     except AssertionError as exc:
@@ -83,14 +84,16 @@ def test_a_server_that_never_initializes_crash_loops_with_its_reason(orch, docke
     assert f"did not answer initialize within {INIT_TIMEOUT} s" in mute["last_error"]
     assert any("never comes" in line for line in mute["stderr_tail"])
     assert mute["next_restart_at"] is not None
-    assert len(started) >= 3   # the same container, restarted each time
+    assert len(started) >= 3  # the same container, restarted each time
 
     # Its port answers and says why it is not ready; MCP requests fail at once.
     port = mute["host_port"]
     reason = f"did not answer initialize within {INIT_TIMEOUT} s"
-    wait_for(lambda: health(port, MUTE) == (503, {"server": MUTE, "status": "failed",
-                                                  "reason": reason}),
-             60, "/health to say why the server is not ready")
+    wait_for(
+        lambda: health(port, MUTE) == (503, {"server": MUTE, "status": "failed", "reason": reason}),
+        60,
+        "/health to say why the server is not ready",
+    )
     begun = time.monotonic()
     with pytest.raises(McpError, match="-32000") as failed:
         call_tool(port, MUTE, "anything", {}, timeout=30)
@@ -99,6 +102,8 @@ def test_a_server_that_never_initializes_crash_loops_with_its_reason(orch, docke
 
     # The crash is an event with its reason, and the healthy server is untouched.
     events = orch.request("snapshot.get").state["events"]
-    assert any(e.get("server_id") == MUTE and e.get("code") == "crash"
-               and "did not answer initialize" in e.get("message", "") for e in events)
+    assert any(
+        e.get("server_id") == MUTE and e.get("code") == "crash" and "did not answer initialize" in e.get("message", "")
+        for e in events
+    )
     assert orch.servers()[SLOW]["status"] == "running"

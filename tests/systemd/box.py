@@ -5,6 +5,7 @@ profile, the host's cgroup tree, tmpfs on /run. The host's Docker socket is moun
 the container-agent inside manages sibling containers on the host engine; the project
 (read-only) and a wheelhouse are mounted so `make install` runs offline.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,7 @@ class BoxError(AssertionError):
     pass
 
 
-def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float,
-             interval: float = 0.25) -> T:
+def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float, interval: float = 0.25) -> T:
     """Poll `probe` until it returns something truthy; BoxError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: Optional[T] = None
@@ -43,20 +43,49 @@ class Box:
     name: str
 
     @classmethod
-    def boot(cls, name: str, image: str, *, project: Path, wheels: Path,
-             labels: dict[str, str], docker_socket: str = "/run/docker.sock") -> "Box":
-        cmd = ["docker", "run", "-d", "--name", name,
-               "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
-               "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-               "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-               "--tmpfs", "/run", "--tmpfs", "/run/lock",
-               "-v", f"{docker_socket}:/run/docker.sock",
-               "-v", f"{project}:{SOURCE}:ro", "-v", f"{wheels}:{WHEELS}:ro",
-               "-e", "container=docker"]
+    def boot(
+        cls,
+        name: str,
+        image: str,
+        *,
+        project: Path,
+        wheels: Path,
+        labels: dict[str, str],
+        docker_socket: str = "/run/docker.sock",
+    ) -> "Box":
+        cmd = [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "NET_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--cgroupns=host",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/run/lock",
+            "-v",
+            f"{docker_socket}:/run/docker.sock",
+            "-v",
+            f"{project}:{SOURCE}:ro",
+            "-v",
+            f"{wheels}:{WHEELS}:ro",
+            "-e",
+            "container=docker",
+        ]
         for key, value in labels.items():
             cmd += ["--label", f"{key}={value}"]
-        subprocess.run(cmd + [image, "/lib/systemd/systemd"], check=True,
-                       capture_output=True, text=True, timeout=60)
+        subprocess.run(cmd + [image, "/lib/systemd/systemd"], check=True, capture_output=True, text=True, timeout=60)
         box = cls(name)
         wait_for("systemd to finish booting", box.booted, timeout=90)
         return box
@@ -70,27 +99,43 @@ class Box:
 
     # --- commands -------------------------------------------------------------------
 
-    def run(self, argv: Sequence[str], *, check: bool = True, input: Optional[str] = None,
-            env: Optional[dict[str, str]] = None, timeout: float = 120
-            ) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        input: Optional[str] = None,
+        env: Optional[dict[str, str]] = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
         cmd = ["docker", "exec"]
         if input is not None:
             cmd.append("-i")
         for key, value in (env or {}).items():
             cmd += ["-e", f"{key}={value}"]
-        result = subprocess.run(cmd + [self.name, *argv], input=input, capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(cmd + [self.name, *argv], input=input, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
-            raise BoxError(f"{' '.join(argv)!r} exited with {result.returncode}\n"
-                           f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}")
+            raise BoxError(
+                f"{' '.join(argv)!r} exited with {result.returncode}\n"
+                f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+            )
         return result
 
     def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
         return self.run(["bash", "-c", script], **kwargs)
 
     def write(self, path: str, text: str, mode: str = "0644", owner: str = "root:root") -> None:
-        self.run(["bash", "-c", 'umask 077 && mkdir -p "$(dirname "$0")" && cat >"$0" && '
-                                'chmod "$1" "$0" && chown "$2" "$0"', path, mode, owner], input=text)
+        self.run(
+            [
+                "bash",
+                "-c",
+                'umask 077 && mkdir -p "$(dirname "$0")" && cat >"$0" && chmod "$1" "$0" && chown "$2" "$0"',
+                path,
+                mode,
+                owner,
+            ],
+            input=text,
+        )
 
     def python(self, script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run a Python script (text) with the container's own python3."""

@@ -8,6 +8,7 @@ cluster name of this run only (so the agent inside never touches anything else o
 engine) and carries the test label; the containers and the systemd container are
 removed at the end.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,14 @@ SCHEDULER = "mcp-orchestrator-scheduler.service"
 CONTAINER_AGENT = "mcp-orchestrator-container-agent.service"
 ALB_AGENT = "mcp-orchestrator-alb-agent.service"
 DASHBOARD = "mcp-orchestrator-dashboard.service"
-SOCKETS = {"scheduler-control.sock", "scheduler-state.sock", "containers.sock",
-           "container-events.sock", "routes.sock", "route-events.sock"}
+SOCKETS = {
+    "scheduler-control.sock",
+    "scheduler-state.sock",
+    "containers.sock",
+    "container-events.sock",
+    "routes.sock",
+    "route-events.sock",
+}
 
 MCP_CLIENT = (Path(__file__).parent / "mcp_client.py").read_text()
 DASHBOARD_CLIENT = """
@@ -75,12 +82,18 @@ level = INFO
 
 
 def mcp_config(time_image: str) -> str:
-    return json.dumps({"mcpServers": {SERVER: {
-        "command": "docker",
-        "args": ["run", "-i", "--rm", "-e", "TZ", "-e", "BLOCK_SECRET", "-e", "FILE_SECRET",
-                 time_image],
-        "env": {"TZ": "UTC", "BLOCK_SECRET": BLOCK_SECRET},
-    }}}, indent=2)
+    return json.dumps(
+        {
+            "mcpServers": {
+                SERVER: {
+                    "command": "docker",
+                    "args": ["run", "-i", "--rm", "-e", "TZ", "-e", "BLOCK_SECRET", "-e", "FILE_SECRET", time_image],
+                    "env": {"TZ": "UTC", "BLOCK_SECRET": BLOCK_SECRET},
+                }
+            }
+        },
+        indent=2,
+    )
 
 
 ENVIRONMENT = f"""\
@@ -102,18 +115,18 @@ ExecStart=/opt/mcp-orchestrator/venv/bin/python -m services.container_agent \\
 
 def config_files(time_image: str) -> dict[str, tuple[str, str, str]]:
     """path -> (text, mode, owner) of the configuration of this run."""
-    return {f"{CONF}/settings.conf": (settings_conf(), "0640", "root:mcp-orchestrator"),
-            f"{CONF}/mcp.config.json": (mcp_config(time_image), "0640",
-                                        "root:mcp-orchestrator"),
-            f"{CONF}/environment": (ENVIRONMENT, "0600", "root:root")}
+    return {
+        f"{CONF}/settings.conf": (settings_conf(), "0640", "root:mcp-orchestrator"),
+        f"{CONF}/mcp.config.json": (mcp_config(time_image), "0640", "root:mcp-orchestrator"),
+        f"{CONF}/environment": (ENVIRONMENT, "0600", "root:root"),
+    }
 
 
 # --- fixtures ---------------------------------------------------------------------------
 
 
 def our_containers(client) -> list:
-    return client.containers.list(all=True, filters={
-        "label": [f"mcp-orchestrator.cluster={CLUSTER}"]})
+    return client.containers.list(all=True, filters={"label": [f"mcp-orchestrator.cluster={CLUSTER}"]})
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +135,7 @@ def box(docker_client, wheelhouse, time_server_image):
     name = f"mcp-systemd-{RUN}"
     box = None
     try:
-        box = Box.boot(name, SYSTEMD_IMAGE, project=ROOT, wheels=wheelhouse,
-                       labels={TEST_LABEL: RUN})
+        box = Box.boot(name, SYSTEMD_IMAGE, project=ROOT, wheels=wheelhouse, labels={TEST_LABEL: RUN})
         yield box
     finally:
         if box is not None:
@@ -137,8 +149,7 @@ def box(docker_client, wheelhouse, time_server_image):
 
 
 def journal_tail(box: Box, lines: int = 60) -> str:
-    return box.sh(f"journalctl --no-pager -n {lines} -u 'mcp-orchestrator*'",
-                  check=False).stdout
+    return box.sh(f"journalctl --no-pager -n {lines} -u 'mcp-orchestrator*'", check=False).stdout
 
 
 def wait(box: Box, what: str, probe, timeout: float):
@@ -184,33 +195,40 @@ def test_make_install_creates_the_user_the_configuration_and_enabled_units(box):
     # another group, the test makes docker share it, as Docker's packages would have.
     if box.sh(f"getent group {socket_gid}", check=False).returncode == 0:
         box.sh(f"getent group docker || groupadd --non-unique --gid {socket_gid} docker")
-    out = box.run(["make", "-C", SOURCE, "install"],
-                  env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS}, timeout=600).stdout
+    out = box.run(
+        ["make", "-C", SOURCE, "install"], env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS}, timeout=600
+    ).stdout
     assert "Next steps" in out and f"installed {CONF}/settings.conf" in out
 
     assert box.sh("getent passwd mcp-orchestrator").returncode == 0
     # The user is not in the docker group: only the container-agent's unit adds it.
     assert "docker" not in box.sh("id -nG mcp-orchestrator").stdout.split()
     assert box.sh("getent group docker | cut -d: -f3").stdout.strip() == socket_gid
-    modes = box.sh(f"stat -c '%n %a %U:%G' {CONF} {CONF}/settings.conf "
-                   f"{CONF}/mcp.config.json {CONF}/environment").stdout.split("\n")
-    assert modes[:4] == [f"{CONF} 750 root:mcp-orchestrator",
-                         f"{CONF}/settings.conf 640 root:mcp-orchestrator",
-                         f"{CONF}/mcp.config.json 640 root:mcp-orchestrator",
-                         f"{CONF}/environment 600 root:root"]
+    modes = box.sh(
+        f"stat -c '%n %a %U:%G' {CONF} {CONF}/settings.conf {CONF}/mcp.config.json {CONF}/environment"
+    ).stdout.split("\n")
+    assert modes[:4] == [
+        f"{CONF} 750 root:mcp-orchestrator",
+        f"{CONF}/settings.conf 640 root:mcp-orchestrator",
+        f"{CONF}/mcp.config.json 640 root:mcp-orchestrator",
+        f"{CONF}/environment 600 root:root",
+    ]
     assert box.sh("systemctl is-enabled mcp-orchestrator.target").stdout.strip() == "enabled"
     for unit in UNITS:
         assert box.sh(f"test -f {UNIT_PATH}/{unit}", check=False).returncode == 0, unit
-    box.sh("/opt/mcp-orchestrator/venv/bin/python -c 'import services.scheduler.main, "
-           "services.container_agent.main, services.alb_agent.main, services.dashboard.main'")
-    assert box.sh("readlink /usr/local/bin/mcp-orchestrator").stdout.strip() == \
-        "/opt/mcp-orchestrator/venv/bin/mcp-orchestrator"
+    box.sh(
+        "/opt/mcp-orchestrator/venv/bin/python -c 'import services.scheduler.main, "
+        "services.container_agent.main, services.alb_agent.main, services.dashboard.main'"
+    )
+    assert (
+        box.sh("readlink /usr/local/bin/mcp-orchestrator").stdout.strip()
+        == "/opt/mcp-orchestrator/venv/bin/mcp-orchestrator"
+    )
 
 
 def test_systemd_analyze_verify_passes_on_the_installed_units(box):
     result = box.sh(f"systemd-analyze verify {UNIT_PATH}/mcp-orchestrator*", check=False)
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), \
-        result.stdout + result.stderr
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
 
 
 def test_systemd_analyze_security_rates_every_service_ok(box):
@@ -263,12 +281,14 @@ def test_the_dashboard_answers_with_the_password_from_the_environment_file(box):
 
 
 def test_make_install_again_upgrades_in_place_keeps_the_configuration_and_restarts(
-        box, docker_client, time_server_image):
+    box, docker_client, time_server_image
+):
     before = pids(box)
     container = running_container(docker_client)
     assert container is not None
-    out = box.run(["make", "-C", SOURCE, "install"],
-                  env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS}, timeout=600).stdout
+    out = box.run(
+        ["make", "-C", SOURCE, "install"], env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS}, timeout=600
+    ).stdout
     assert "upgraded /opt/mcp-orchestrator in place" in out
     for path, (text, _, _) in config_files(time_server_image).items():
         assert f"kept {path}" in out
@@ -287,12 +307,14 @@ def test_a_killed_alb_agent_is_restarted_alone(box, docker_client):
     containers = sorted(c.id for c in our_containers(docker_client))
     restarts = int(box.show(ALB_AGENT, "NRestarts")["NRestarts"])
     box.run(["kill", "-9", str(before[ALB_AGENT])])
-    wait(box, "systemd to restart the alb-agent", lambda: (
-        box.active_state(ALB_AGENT) == "active"
-        and box.main_pid(ALB_AGENT) not in (0, before[ALB_AGENT])), timeout=60)
+    wait(
+        box,
+        "systemd to restart the alb-agent",
+        lambda: box.active_state(ALB_AGENT) == "active" and box.main_pid(ALB_AGENT) not in (0, before[ALB_AGENT]),
+        timeout=60,
+    )
     after = pids(box)
-    assert {u: p for u, p in after.items() if u != ALB_AGENT} == \
-        {u: p for u, p in before.items() if u != ALB_AGENT}
+    assert {u: p for u, p in after.items() if u != ALB_AGENT} == {u: p for u, p in before.items() if u != ALB_AGENT}
     assert int(box.show(ALB_AGENT, "NRestarts")["NRestarts"]) == restarts + 1
     assert sorted(c.id for c in our_containers(docker_client)) == containers
 
@@ -316,14 +338,16 @@ def test_a_process_that_stops_answering_its_watchdog_is_restarted(box):
     watchdog = box.show(SCHEDULER, "WatchdogUSec")["WatchdogUSec"]
     assert watchdog not in ("", "0", "infinity")
     box.run(["kill", "-STOP", str(before[SCHEDULER])])
-    wait(box, f"systemd's watchdog ({watchdog}) to restart the stopped scheduler", lambda: (
-        box.active_state(SCHEDULER) == "active"
-        and box.main_pid(SCHEDULER) not in (0, before[SCHEDULER])), timeout=120)
+    wait(
+        box,
+        f"systemd's watchdog ({watchdog}) to restart the stopped scheduler",
+        lambda: box.active_state(SCHEDULER) == "active" and box.main_pid(SCHEDULER) not in (0, before[SCHEDULER]),
+        timeout=120,
+    )
     messages = [message_of(e) for e in box.journal("-u", SCHEDULER, "_PID=1")]
     assert any("Watchdog timeout" in m for m in messages), messages[-20:]
     after = pids(box)
-    assert {u: p for u, p in after.items() if u != SCHEDULER} == \
-        {u: p for u, p in before.items() if u != SCHEDULER}
+    assert {u: p for u, p in after.items() if u != SCHEDULER} == {u: p for u, p in before.items() if u != SCHEDULER}
 
 
 def test_reload_sends_sighup_to_the_scheduler_which_reads_its_files_again(box):
@@ -331,22 +355,28 @@ def test_reload_sends_sighup_to_the_scheduler_which_reads_its_files_again(box):
     cursor = box.sh("journalctl -n 0 --show-cursor --no-pager | tail -n 1").stdout
     cursor = cursor.split("cursor:", 1)[1].strip()
     box.run(["systemctl", "reload", SCHEDULER])
-    wait(box, "the scheduler to log the reload", lambda: any(
-        "SIGHUP" in message_of(e)
-        for e in box.journal("-u", SCHEDULER, f"--after-cursor={cursor}")), timeout=30)
+    wait(
+        box,
+        "the scheduler to log the reload",
+        lambda: any("SIGHUP" in message_of(e) for e in box.journal("-u", SCHEDULER, f"--after-cursor={cursor}")),
+        timeout=30,
+    )
     assert box.main_pid(SCHEDULER) == pid and box.active_state(SCHEDULER) == "active"
 
 
-def test_stopping_the_target_stops_all_four_and_leaves_the_containers_running(
-        box, docker_client):
+def test_stopping_the_target_stops_all_four_and_leaves_the_containers_running(box, docker_client):
     container = running_container(docker_client)
     assert container is not None
     box.run(["systemctl", "stop", TARGET], timeout=120)
     # The target is ordered after its services (so that `start` returns once all four
     # are ready): on stop it goes down first and the services follow, each within its
     # TimeoutStopSec.
-    wait(box, "all four services to stop", lambda: all(
-        box.active_state(unit) == "inactive" for unit in UNITS), timeout=60)
+    wait(
+        box,
+        "all four services to stop",
+        lambda: all(box.active_state(unit) == "inactive" for unit in UNITS),
+        timeout=60,
+    )
     # The decision: the MCP containers belong to Docker and keep running (and serving
     # nothing: the bridges were in the container-agent) ...
     container.reload()
@@ -359,15 +389,13 @@ def test_stopping_the_target_stops_all_four_and_leaves_the_containers_running(
 
 def test_the_journal_has_each_units_lines_and_no_secret(box):
     for unit in UNITS:
-        own = [e for e in box.journal("-u", unit)
-               if e.get("SYSLOG_IDENTIFIER") == unit.removesuffix(".service")]
+        own = [e for e in box.journal("-u", unit) if e.get("SYSLOG_IDENTIFIER") == unit.removesuffix(".service")]
         assert own, f"no log line from the process of {unit}"
     text = box.journal_text()
     for canary in CANARIES:
         assert canary not in text
     # Nor in any file we (or systemd) wrote, configuration aside.
-    found = box.sh("grep -rlsF --devices=skip -e " + " -e ".join(CANARIES)
-                   + " /opt /run /var /tmp /root", check=False)
+    found = box.sh("grep -rlsF --devices=skip -e " + " -e ".join(CANARIES) + " /opt /run /var /tmp /root", check=False)
     assert found.stdout.strip() == "", found.stdout
 
 
@@ -386,20 +414,17 @@ def test_unusable_settings_fail_the_unit_at_once_instead_of_restarting_it(box):
     assert box.active_state(DASHBOARD) == "active"
 
 
-def test_make_uninstall_removes_units_and_program_and_keeps_configuration(
-        box, docker_client):
+def test_make_uninstall_removes_units_and_program_and_keeps_configuration(box, docker_client):
     container = running_container(docker_client)
     out = box.run(["make", "-C", SOURCE, "uninstall"], timeout=120).stdout
     assert "Kept" in out
     assert box.sh("ls /opt/mcp-orchestrator", check=False).returncode != 0
-    listed = box.sh("systemctl list-unit-files 'mcp-orchestrator*' --no-legend",
-                    check=False).stdout
+    listed = box.sh("systemctl list-unit-files 'mcp-orchestrator*' --no-legend", check=False).stdout
     assert "mcp-orchestrator" not in listed
     for unit in UNITS:
         assert box.active_state(unit) == "inactive"
     assert box.sh(f"cat {CONF}/environment").stdout == ENVIRONMENT
-    assert box.sh(f"test -f {CONF}/settings.conf && test -f {CONF}/mcp.config.json",
-                  check=False).returncode == 0
+    assert box.sh(f"test -f {CONF}/settings.conf && test -f {CONF}/mcp.config.json", check=False).returncode == 0
     assert box.sh("test -e /usr/local/bin/mcp-orchestrator", check=False).returncode != 0
     if container is not None:
         container.reload()

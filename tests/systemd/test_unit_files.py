@@ -1,5 +1,6 @@
 """The unit files as files: systemd-analyze verify, and the properties the product
 relies on (one target, readiness, watchdog, restarts, the shared runtime directory)."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,12 +16,21 @@ pytestmark = pytest.mark.systemd
 
 # Keys every service sets to the same value: the four share one user and one socket dir.
 SHARED = {
-    "Type": "notify", "NotifyAccess": "main", "User": "mcp-orchestrator",
-    "Group": "mcp-orchestrator", "RuntimeDirectory": "mcp-orchestrator",
-    "RuntimeDirectoryMode": "0700", "RuntimeDirectoryPreserve": "yes",
-    "EnvironmentFile": "-/etc/mcp-orchestrator/environment", "Restart": "on-failure",
-    "UMask": "0077", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
-    "ProtectHome": "yes", "PrivateTmp": "yes", "LimitCORE": "0",
+    "Type": "notify",
+    "NotifyAccess": "main",
+    "User": "mcp-orchestrator",
+    "Group": "mcp-orchestrator",
+    "RuntimeDirectory": "mcp-orchestrator",
+    "RuntimeDirectoryMode": "0700",
+    "RuntimeDirectoryPreserve": "yes",
+    "EnvironmentFile": "-/etc/mcp-orchestrator/environment",
+    "Restart": "on-failure",
+    "UMask": "0077",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "LimitCORE": "0",
 }
 
 
@@ -69,11 +79,13 @@ def test_systemd_analyze_verify_passes_on_every_unit(tmp_path: Path):
     python.chmod(0o755)
     (root / "bin").mkdir()
     shutil.copy("/bin/kill" if Path("/bin/kill").exists() else "/bin/true", root / "bin/kill")
-    result = subprocess.run([analyze, "verify", f"--root={root}",
-                             *[str(units / n) for n in (TARGET, *UNITS)]],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), \
-        result.stdout + result.stderr
+    result = subprocess.run(
+        [analyze, "verify", f"--root={root}", *[str(units / n) for n in (TARGET, *UNITS)]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
 
 
 def test_the_target_pulls_in_all_four_and_is_enabled_for_boot():
@@ -98,11 +110,11 @@ def test_each_service_is_part_of_the_target_and_shares_the_common_settings(name)
     assert one(unit, "Service", "SyslogIdentifier") == f"mcp-orchestrator-{name}"
     exec_start = one(unit, "Service", "ExecStart").split()
     module = name.replace("-", "_")
-    assert exec_start[:3] == ["/opt/mcp-orchestrator/venv/bin/python", "-m",
-                              f"services.{module}"]
+    assert exec_start[:3] == ["/opt/mcp-orchestrator/venv/bin/python", "-m", f"services.{module}"]
     assert "--settings" in exec_start
-    assert (ROOT / "services" / module / "__main__.py").is_file(), \
+    assert (ROOT / "services" / module / "__main__.py").is_file(), (
         f"python -m services.{module} needs services/{module}/__main__.py"
+    )
 
 
 def test_only_the_container_agent_reaches_docker():
@@ -127,6 +139,9 @@ def test_ordering_where_it_matters():
 
 
 def test_the_sysusers_snippet_declares_the_user():
-    lines = [line.split() for line in (UNIT_DIR / "mcp-orchestrator.sysusers.conf")
-             .read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line.split()
+        for line in (UNIT_DIR / "mcp-orchestrator.sysusers.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines and lines[0][:2] == ["u", "mcp-orchestrator"]

@@ -98,8 +98,13 @@ class Bridge:
     # --- life cycle ------------------------------------------------------------
 
     async def start(self) -> None:
-        server = BoundedServer(self._handle, limits=ConnectionLimits(self._config), handler_cancellation=True,
-                               access_log=None, keepalive_timeout=self._config.keepalive_timeout_seconds)
+        server = BoundedServer(
+            self._handle,
+            limits=ConnectionLimits(self._config),
+            handler_cancellation=True,
+            access_log=None,
+            keepalive_timeout=self._config.keepalive_timeout_seconds,
+        )
         self._runner = web.ServerRunner(server, shutdown_timeout=5.0)
         await self._runner.setup()
         self._spawn(self._sweep())
@@ -375,9 +380,15 @@ class Bridge:
             response: web.StreamResponse = await self._health_endpoint(server, request)
         elif request.method == "OPTIONS" and origin is not None:
             response = preflight(self._config, origin, "GET, POST, DELETE, OPTIONS")
-        elif (refused := unauthorized(self._config, server.server_id, request.headers.get("Authorization"))) is not None:
-            log.warning("server %s: refused a request without a valid bearer token (%s %s)",
-                     server.server_id, request.method, endpoint[:20])
+        elif (
+            refused := unauthorized(self._config, server.server_id, request.headers.get("Authorization"))
+        ) is not None:
+            log.warning(
+                "server %s: refused a request without a valid bearer token (%s %s)",
+                server.server_id,
+                request.method,
+                endpoint[:20],
+            )
             response = refused
         elif server.mode == HTTP:
             assert self._client is not None

@@ -55,24 +55,26 @@ class BridgeConfig:
         """The [bridge] section of settings.conf, bound to [service] bridge_host."""
         b = settings.bridge
         origins = tuple(o.strip() for o in b.allowed_origins.split(",") if o.strip())
-        return cls(bind_host=settings.service.bridge_host,
-                   request_timeout_seconds=b.request_timeout_seconds,
-                   initialize_timeout_seconds=b.initialize_timeout_seconds,
-                   session_idle_timeout_seconds=b.session_idle_timeout_seconds,
-                   max_sessions_per_server=b.max_sessions_per_server,
-                   sse_keepalive_seconds=b.sse_keepalive_seconds,
-                   max_body_bytes=b.max_body_bytes,
-                   max_message_bytes=b.max_message_bytes,
-                   stderr_lines=b.stderr_lines,
-                   allowed_origins=origins,
-                   proxy_connect_timeout_seconds=b.proxy_connect_timeout_seconds,
-                   tokens=settings.bridge_tokens,
-                   header_timeout_seconds=b.header_timeout_seconds,
-                   keepalive_timeout_seconds=b.keepalive_timeout_seconds,
-                   max_connections=b.max_connections,
-                   max_connections_per_address=b.max_connections_per_address,
-                   max_sessions_per_address=b.max_sessions_per_address,
-                   trusted_proxies=parse_networks(settings.service.trusted_proxies))
+        return cls(
+            bind_host=settings.service.bridge_host,
+            request_timeout_seconds=b.request_timeout_seconds,
+            initialize_timeout_seconds=b.initialize_timeout_seconds,
+            session_idle_timeout_seconds=b.session_idle_timeout_seconds,
+            max_sessions_per_server=b.max_sessions_per_server,
+            sse_keepalive_seconds=b.sse_keepalive_seconds,
+            max_body_bytes=b.max_body_bytes,
+            max_message_bytes=b.max_message_bytes,
+            stderr_lines=b.stderr_lines,
+            allowed_origins=origins,
+            proxy_connect_timeout_seconds=b.proxy_connect_timeout_seconds,
+            tokens=settings.bridge_tokens,
+            header_timeout_seconds=b.header_timeout_seconds,
+            keepalive_timeout_seconds=b.keepalive_timeout_seconds,
+            max_connections=b.max_connections,
+            max_connections_per_address=b.max_connections_per_address,
+            max_sessions_per_address=b.max_sessions_per_address,
+            trusted_proxies=parse_networks(settings.service.trusted_proxies),
+        )
 
     def __post_init__(self) -> None:
         problems = []

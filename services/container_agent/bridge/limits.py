@@ -8,6 +8,7 @@ connection that has not delivered its first request's headers within
 `header_timeout_seconds` is closed (408); after a request, aiohttp's keep-alive timeout
 closes an idle one. Streams in progress are never cut by either.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,12 +30,15 @@ ACCEPT_BACKLOG = 256
 # served container, the Docker API, ZeroMQ, the reverse-proxy client, logs.
 RESERVED_FILES = 512
 
-OVER_TOTAL = Refusal("503 Service Unavailable",
-                     "Service Unavailable: the MCP bridge has too many open connections", jsonrpc=True)
-OVER_ADDRESS = Refusal("429 Too Many Requests",
-                       "Too Many Requests: too many open connections from your address", jsonrpc=True)
-HEADERS_LATE = Refusal("408 Request Timeout",
-                       "Request Timeout: the request headers did not arrive in time", jsonrpc=True)
+OVER_TOTAL = Refusal(
+    "503 Service Unavailable", "Service Unavailable: the MCP bridge has too many open connections", jsonrpc=True
+)
+OVER_ADDRESS = Refusal(
+    "429 Too Many Requests", "Too Many Requests: too many open connections from your address", jsonrpc=True
+)
+HEADERS_LATE = Refusal(
+    "408 Request Timeout", "Request Timeout: the request headers did not arrive in time", jsonrpc=True
+)
 
 
 class ConnectionLimits:

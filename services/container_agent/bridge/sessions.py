@@ -75,7 +75,9 @@ class SessionTable:
     def all(self) -> list[HttpSession]:
         return list(self._sessions.values())
 
-    def create(self, transport: str, protocol_version: str, address: str = "") -> tuple[HttpSession, Optional[HttpSession]]:
+    def create(
+        self, transport: str, protocol_version: str, address: str = ""
+    ) -> tuple[HttpSession, Optional[HttpSession]]:
         """A new session for a client at `address`, and the idle session dropped to make
         room for it (if any). SessionLimit when no room can be made."""
         evicted = None

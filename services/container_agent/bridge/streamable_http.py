@@ -24,12 +24,12 @@ from .http_common import (
     client_of,
     json_response,
     method_not_allowed,
-    sse_response,
     parse_accept,
     pump,
     read_json,
     rejection,
     sse_event,
+    sse_response,
     unsupported_media_type,
 )
 from .jsonrpc import Kind

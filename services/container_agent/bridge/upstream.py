@@ -73,8 +73,17 @@ ANSWERED_FROM_CACHE = -1  # the "bridge id" of a request that never reached the 
 class PendingRequest:
     """A request sent to the server and not answered yet."""
 
-    __slots__ = ("bridge_id", "session", "client_id", "client_id_json", "sink", "method", "progress_token", "timer",
-                 "cacheable")
+    __slots__ = (
+        "bridge_id",
+        "session",
+        "client_id",
+        "client_id_json",
+        "sink",
+        "method",
+        "progress_token",
+        "timer",
+        "cacheable",
+    )
 
     def __init__(
         self,
@@ -172,8 +181,9 @@ class StdioUpstream:
             return
         self.reason = f"waiting for the answer to initialize (at most {limit:g} s)"
         if not await sink.wait(limit) and self.state is State.STARTING:
-            log.warning("server %s: did not answer initialize within %g s; not ready until it does",
-                        self.server_id, limit)
+            log.warning(
+                "server %s: did not answer initialize within %g s; not ready until it does", self.server_id, limit
+            )
             self._set_state(State.FAILED, f"did not answer initialize within {limit:g} s")
         await sink.wait(None)  # the answer, or the end of the attach connection
         item = sink.pop()
@@ -335,9 +345,7 @@ class StdioUpstream:
         if self._stdio is not None:
             await self._stdio.drain()
 
-    def _send_request(
-        self, session: Optional[HttpSession], msg: dict, sink: Channel, timeout: Optional[float]
-    ) -> int:
+    def _send_request(self, session: Optional[HttpSession], msg: dict, sink: Channel, timeout: Optional[float]) -> int:
         bid = self._ids.take(self.pending)
         token = _NO_TOKEN
         params = msg.get("params")
@@ -446,8 +454,11 @@ class StdioUpstream:
             msg = json.loads(line)
         except (ValueError, RecursionError):
             log.warning("server %s: skipped a line of non-JSON output on stdout (%d bytes)", self.server_id, len(line))
-            log.debug("server %s: the skipped line starts with %r", self.server_id,
-                      shown(line.decode("utf-8", "replace"), 120))
+            log.debug(
+                "server %s: the skipped line starts with %r",
+                self.server_id,
+                shown(line.decode("utf-8", "replace"), 120),
+            )
             return
         if isinstance(msg, list):  # a batch from the server: route each member
             for member in msg:
