@@ -27,7 +27,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 
 import zmq
 
@@ -196,10 +196,6 @@ def watchdog_interval() -> Optional[float]:
 # -------------------------------------------------------------------------- loop
 
 
-class Attachable(Protocol):
-    def attach(self, service: "Service") -> None: ...
-
-
 @dataclass
 class Timer:
     fn: Callable[[], Any]
@@ -253,9 +249,6 @@ class Service:
     def add_reader(self, sock: Any, fn: Callable[[], Any]) -> None:
         """Call `fn()` whenever `sock` (a ZeroMQ socket or a file descriptor) is readable."""
         self._readers[sock] = fn
-
-    def remove_reader(self, sock: Any) -> None:
-        self._readers.pop(sock, None)
 
     def every(self, seconds: float, fn: Callable[[], Any], *, immediately: bool = False) -> Timer:
         """Run `fn()` every `seconds` (first run now if `immediately`)."""

@@ -21,7 +21,6 @@ TAG_DEREGISTRATION_DELAY = "mcp-orchestrator:deregistration-delay"
 TARGET_GROUP_NAME_MAX = 32
 NAME_PREFIX = "mcp-"
 HASH_LENGTH = 8
-PATH_PATTERN_MAX = 128
 # ALB path patterns allow more characters, tag values allow fewer; this is the
 # intersection minus the wildcards '*' and '?'.
 _SERVER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]*")

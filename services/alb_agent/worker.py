@@ -108,11 +108,6 @@ class RoutingWorker:
             self._cond.notify_all()
         return job
 
-    def refresh_soon(self) -> None:
-        with self._cond:
-            self._next_refresh = self._clock()
-            self._cond.notify_all()
-
     def take_events(self) -> list[RouteEvent]:
         with self._cond:
             events, self._events = self._events, []

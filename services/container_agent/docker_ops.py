@@ -179,8 +179,3 @@ def proxy_address(attrs: Mapping[str, Any], http_port: int) -> Optional[tuple[st
         if isinstance(network, dict) and network.get("IPAddress"):
             return network["IPAddress"], http_port
     return None
-
-
-def engine_client(timeout: int = 60) -> docker.DockerClient:
-    """A client for the engine of the environment (DOCKER_HOST or the local socket)."""
-    return docker.from_env(timeout=timeout)

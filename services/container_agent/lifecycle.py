@@ -20,7 +20,15 @@ import threading
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from common.config import ServerConfig
-from common.protocol import BridgeState, ContainerEvent, ContainerInfo, ContainerSynced, ErrorCode, ServiceError
+from common.protocol import (
+    MAX_LOG_LINES,
+    BridgeState,
+    ContainerEvent,
+    ContainerInfo,
+    ContainerSynced,
+    ErrorCode,
+    ServiceError,
+)
 
 from . import events
 from .docker_ops import DockerOps
@@ -35,7 +43,6 @@ log = logging.getLogger(__name__)
 
 # stderr lines kept per server after an exit, by default ([bridge] stderr_lines).
 KEPT_LINES = 200
-MAX_LOG_LINES = 10000
 
 Emit = Callable[[str, ContainerEvent], None]
 Submit = Callable[[Callable[[], Any]], None]

@@ -8,8 +8,6 @@ from typing import Optional
 KNOWN_VERSIONS: tuple[str, ...] = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
 # What the bridge offers a stdio server in its own `initialize`.
 OFFERED_VERSION = KNOWN_VERSIONS[-1]
-# What a Streamable HTTP request without MCP-Protocol-Version is taken to speak.
-HTTP_DEFAULT_VERSION = "2025-03-26"
 # What the legacy HTTP+SSE transport speaks.
 LEGACY_SSE_VERSION = "2024-11-05"
 
