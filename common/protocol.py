@@ -197,6 +197,19 @@ class ContainerSync:
     wanted: list[str] = field(default_factory=list)
 
 
+class Operation(str, Enum):
+    """A container-agent operation on one server's container (ContainerInfo.pending)."""
+
+    ENSURE = "ensure"
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    REMOVE = "remove"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class BridgeState(str, Enum):
     """The bridge's state of a served server (ContainerInfo.bridge; "" when not served)."""
 
@@ -225,15 +238,14 @@ class ContainerInfo:
     started_at: Optional[str] = None
     finished_at: Optional[str] = None
     restart_count: int = 0
-    bridge: str = ""  # state of the HTTP bridge of this server (BridgeState)
+    bridge: Optional[BridgeState] = None  # None: the bridge does not serve it
     error: Optional[str] = None  # why the last operation on this server failed
     oom_killed: bool = False  # the last exit was the kernel's OOM killer
     # The last stderr lines of the last run (kept after the container is gone, until
     # the next start); secret values masked.
     stderr_tail: list[str] = field(default_factory=list)
-    # An operation still running when the reply was sent (e.g. "ensure", "stop"): its
-    # outcome follows as events.
-    pending: str = ""
+    # An operation still running when the reply was sent: its outcome follows as events.
+    pending: Optional[Operation] = None
     # Why the bridge does not serve it (failed, down, starting); "" when ready.
     bridge_reason: str = ""
 
@@ -331,15 +343,94 @@ class RoutesResult:
     changes: list[RouteChange] = field(default_factory=list)
     routes: list[RouteInfo] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    pending: bool = False  # still being applied when the reply was sent: route.* events follow
+
+
+@dataclass(frozen=True)
+class ListenerInfo:
+    arn: str = ""
+    protocol: Optional[str] = None
+    port: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """One rule of the listener, ours or not. Kinds only for conditions and actions (an
+    action's fields may name an identity provider's client)."""
+
+    arn: str
+    priority: Optional[int] = None  # None: the listener's default rule
+    owned: bool = False
+    server_id: Optional[str] = None  # ours: the server it routes
+    path_patterns: list[str] = field(default_factory=list)
+    target_group_arns: list[str] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    instance_id: str
+    port: int
+    state: str = ""  # ELBv2 target health state
+    reason: Optional[str] = None
+    description: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TargetGroupInfo:
+    server_id: str
+    name: str
+    arn: str
+    health_check_path: str = ""
+    targets: list[TargetInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AwsProblem:
+    """An AWS error: for one server (`server_id`), or one that stopped a whole apply or
+    read (`operation`)."""
+
+    code: str
+    message: str
+    server_id: Optional[str] = None
+    operation: str = ""
+
+
+@dataclass(frozen=True)
+class ApplySummary:
+    ok: bool
+    at: float  # wall-clock time it finished
+    changes: int = 0  # AWS changes made
+
+
+@dataclass(frozen=True)
+class RoutingStatus:
+    """The alb-agent's whole view: listener, rules (ours and foreign), target groups
+    with their targets and health. AWS ids only, never a secret. While AWS cannot be
+    read, the last good view comes back with `stale` set."""
+
+    known: bool = False  # False until AWS was read once
+    cluster: str = ""
+    load_balancer_arn: str = ""
+    listener: ListenerInfo = field(default_factory=ListenerInfo)
+    instance_id: str = ""
+    vpc_id: str = ""
+    priority_range: list[int] = field(default_factory=list)  # [first, last]
+    rules: list[RuleInfo] = field(default_factory=list)  # by priority, the default last
+    target_groups: list[TargetGroupInfo] = field(default_factory=list)
+    degraded: bool = False  # the last AWS call failed
+    stale: bool = False
+    failure: Optional[AwsProblem] = None  # what stopped the last apply or read
+    errors: list[AwsProblem] = field(default_factory=list)  # per server, from the last apply
+    busy: bool = False  # an apply is queued or running
+    last_apply: Optional[ApplySummary] = None
 
 
 @dataclass(frozen=True)
 class RoutesList:
     routes: list[RouteInfo] = field(default_factory=list)
-    # The alb-agent's whole view for the dashboard: load balancer, listener, rules (ours
-    # and foreign, with priorities and path patterns), target groups with targets and
-    # health, degraded/failure, last apply. Plain data; no secrets (AWS ids only).
-    status: dict[str, Any] = field(default_factory=dict)
+    status: RoutingStatus = field(default_factory=RoutingStatus)
 
 
 @dataclass(frozen=True)
@@ -387,19 +478,52 @@ class ControlAccepted:
     message: str = ""
 
 
+class ServerStatus(str, Enum):
+    """The one word the scheduler says about a server (ServerState.status)."""
+
+    PENDING = "pending"  # wanted, not started yet
+    STARTING = "starting"  # being created or started, or its server not initialized yet
+    RUNNING = "running"  # runs and its bridge serves it
+    STOPPING = "stopping"
+    STOPPED = "stopped"  # by hand: stays stopped until started
+    CRASH_LOOPING = "crash-looping"  # keeps failing: restarted with a back-off
+    ERROR = "error"
+    INVALID = "invalid"  # its configuration entry is wrong: the last good spec (if any) runs
+    DISABLED = "disabled"
+    REMOVED = "removed"  # left the configuration
+    UNKNOWN = "unknown"  # not known yet (no usable configuration, or the agent not heard)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RouteState(str, Enum):
+    """A server's route at the ALB (ServerState.route)."""
+
+    UNKNOWN = "unknown"  # the alb-agent has not answered yet
+    NONE = "none"  # not routed, and not wanted
+    PENDING = "pending"  # wanted, not in place yet
+    ROUTED = "routed"
+    REMOVING = "removing"  # in place, no longer wanted
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class ServerState:
     """The scheduler's view of one server (published as state.server)."""
 
     server_id: str
-    status: str = ""  # e.g. pending, running, crash-looping, stopped, error
+    status: ServerStatus = ServerStatus.UNKNOWN
     enabled: bool = True
     removed: bool = False  # the server left the configuration
     image: str = ""
     host_port: Optional[int] = None
     container_id: Optional[str] = None
     health: Optional[str] = None
-    route: Optional[str] = None  # routing state at the ALB
+    route: Optional[RouteState] = None
     restarts: int = 0
     exit_code: Optional[int] = None
     last_error: Optional[str] = None
@@ -411,7 +535,7 @@ class ServerState:
     started_at: Optional[str] = None  # Docker's StartedAt of the running container
     url: str = ""  # where MCP clients reach it (/mcp/{id}/mcp)
     transport: str = ""  # stdio | http (inside the container)
-    bridge: str = ""  # the container-agent's bridge state
+    bridge: Optional[BridgeState] = None  # None: not served by a bridge
     spec_hash: str = ""  # of the spec in force
     stderr_tail: list[str] = field(default_factory=list)  # last stderr lines (secrets masked)
     mounts: list[str] = field(default_factory=list)  # volumes and mounts, as written
@@ -444,14 +568,45 @@ class ConfigState:
 
 
 @dataclass(frozen=True)
+class AgentsState:
+    """Whether the scheduler reaches its agents (published as state.agents)."""
+
+    agents: dict[str, str] = field(default_factory=dict)  # agent name -> available/unavailable
+    agent_errors: dict[str, str] = field(default_factory=dict)  # why an agent is unavailable
+
+
+@dataclass(frozen=True)
+class RoutingView:
+    """Routing as the scheduler knows it (published as state.routing)."""
+
+    simulated: bool = False  # no ALB configured: the local AWS stand-in
+    known: bool = False  # the alb-agent answered since it (or the scheduler) started
+    routes: list[RouteInfo] = field(default_factory=list)
+    error: Optional[str] = None  # why the last routes.apply failed
+    alb: RoutingStatus = field(default_factory=RoutingStatus)
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """Something worth showing in the dashboard's event list (published as state.event)."""
+
+    message: str
+    level: Literal["info", "warning", "error"] = "info"
+    server_id: Optional[str] = None
+    code: Optional[str] = None
+    ts: Optional[float] = None  # when the scheduler noted it
+
+
+@dataclass(frozen=True)
 class ControlState:
+    """The scheduler's whole state: the control.status reply and its snapshot."""
+
     servers: list[ServerState] = field(default_factory=list)
     config: ConfigState = field(default_factory=ConfigState)
     agents: dict[str, str] = field(default_factory=dict)  # agent name -> available/unavailable
-    # The alb-agent's view: {"simulated": bool, "routes": [RouteInfo as plain data],
-    # "error": str or None}; empty until the alb-agent answered once.
-    routing: dict[str, Any] = field(default_factory=dict)
+    routing: RoutingView = field(default_factory=RoutingView)
     agent_errors: dict[str, str] = field(default_factory=dict)  # why an agent is unavailable
+    events: list[StateEvent] = field(default_factory=list)  # the most recent, oldest first
     reconciles: int = 0  # reconcile passes completed since start
     last_reconcile_at: Optional[float] = None
     started_at: Optional[float] = None  # when the scheduler started
@@ -468,16 +623,6 @@ class PlanStep:
 @dataclass(frozen=True)
 class ControlPlan:
     steps: list[PlanStep] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class StateEvent:
-    """Something worth showing in the dashboard's event list (published as state.event)."""
-
-    message: str
-    level: Literal["info", "warning", "error"] = "info"
-    server_id: Optional[str] = None
-    code: Optional[str] = None
 
 
 # ------------------------------------------------------------------------- registry
@@ -555,6 +700,8 @@ MESSAGE_TYPES: Mapping[str, MessageType] = _registry(
     MessageType("state.server", ServerState, _E),
     MessageType("state.config", ConfigState, _E),
     MessageType("state.event", StateEvent, _E),
+    MessageType("state.agents", AgentsState, _E),
+    MessageType("state.routing", RoutingView, _E),
 )
 
 
@@ -915,7 +1062,20 @@ def _expected(tp: Any) -> str:
         return "a map"
     if is_dataclass(tp):
         return f"a {tp.__name__} map"
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "one of " + ", ".join(repr(m.value) for m in tp)
     return getattr(tp, "__name__", str(tp))
+
+
+def _enum(value: Any, tp: type, path: str) -> Any:
+    # Sent as the plain value; received as the member. A value this side does not know
+    # is refused like any other wrong field.
+    if isinstance(value, str):
+        try:
+            return tp(value)
+        except ValueError:
+            pass
+    raise _Invalid(path, f"must be {_expected(tp)}")
 
 
 def _scalar(value: Any, tp: Any, path: str) -> Any:
@@ -958,6 +1118,8 @@ def _to_wire(value: Any, tp: Any, path: str, depth: int) -> Any:
         return {
             f.name: _to_wire(getattr(value, f.name), f.type, _join(path, f.name), depth + 1) for f in _fields_of(tp)
         }
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return str.__str__(_enum(value, tp, path).value)
     return _scalar(value, tp, path)
 
 
@@ -992,6 +1154,8 @@ def _from_wire(value: Any, tp: Any, path: str, depth: int) -> Any:
             return tp(**kwargs)
         except (TypeError, ValueError) as exc:  # __post_init__ checks; their texts hold no values
             raise _Invalid(path, f"is not valid: {exc}") from None
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return _enum(value, tp, path)
     return _scalar(value, tp, path)
 
 

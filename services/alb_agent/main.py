@@ -24,7 +24,7 @@ import sys
 from typing import Optional, Sequence
 
 from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
-from common.protocol import Message, RoutesList, RoutesResult, Snapshot
+from common.protocol import Message, RoutesList, RoutesResult, RoutingStatus, Snapshot, to_plain
 from common.pubsub import Publisher
 from common.reqrep import RepServer
 from common.service import Service
@@ -32,7 +32,6 @@ from common.settings import Settings, SettingsError
 from services.alb_agent import wire
 from services.alb_agent.aws_client import make_client
 from services.alb_agent.config import AlbConfig
-from services.alb_agent.model import plain
 from services.alb_agent.router import AlbRouter
 from services.alb_agent.standin import StandIn, StandInError, start_standin
 from services.alb_agent.worker import RoutingWorker
@@ -96,12 +95,12 @@ class AlbAgent:
         status = self.worker.status()
         return RoutesList(
             routes=wire.route_infos(status, only=msg.body.server_id),
-            status=plain(status) if msg.body.server_id is None else {},
+            status=status if msg.body.server_id is None else RoutingStatus(),
         )
 
     def on_snapshot(self, msg: Message) -> Snapshot:
         self.publish_events()  # the state below already includes them
-        return self.pub.snapshot(plain(self.worker.status()))
+        return self.pub.snapshot(to_plain(self.worker.status()))
 
     # -- events --------------------------------------------------------------------------
     def _poke(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
+from common.protocol import AwsProblem
 from services.alb_agent.naming import server_id_problem
 
 # Per-server error codes (RouteError.code).
@@ -131,6 +132,9 @@ class RouteError:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def problem(self) -> AwsProblem:
+        return AwsProblem(code=self.code, message=self.message, server_id=self.server_id)
+
 
 @dataclass(frozen=True)
 class AwsFailure:
@@ -142,6 +146,9 @@ class AwsFailure:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def problem(self) -> AwsProblem:
+        return AwsProblem(code=self.code, message=self.message, operation=self.operation)
 
 
 @dataclass(frozen=True)

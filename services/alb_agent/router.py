@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional
 
+from common.protocol import ListenerInfo, RoutingStatus, RuleInfo, TargetGroupInfo, TargetInfo
 from services.alb_agent import naming
 from services.alb_agent.actions import Action, CreateRule, ModifyRule
 from services.alb_agent.apply import PlanApplier
@@ -110,7 +111,7 @@ class AlbRouter:
         self._last_full = clock()
         self._last_errors: dict[str, RouteError] = {}
         self._last_failure: Optional[AwsFailure] = None
-        self._last_status: Optional[dict[str, Any]] = None
+        self._last_status: Optional[RoutingStatus] = None
         self._health: dict[str, dict[Target, str]] = {}
         self._pending_events: list[RouteEvent] = []
         self._secret_written: set[str] = set()  # see PlanSettings.secret_written
@@ -305,13 +306,13 @@ class AlbRouter:
         return events
 
     # -- status --------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self) -> RoutingStatus:
         """Listener, rules, priorities, target groups, targets and their health.
 
         While AWS cannot be read, the last good status comes back marked `stale`.
         """
 
-        def read() -> dict[str, Any]:
+        def read() -> RoutingStatus:
             settings = self._setup()
             raw = self._read(False)
             observed = raw.observed({})
@@ -322,78 +323,52 @@ class AlbRouter:
                     continue
                 health = read_target_health(self.client, tg.arn)
                 self._health_events(sid, {h.target: h.state for h in health})
-                groups.append(
-                    {
-                        "server_id": sid,
-                        "name": tg.name,
-                        "arn": tg.arn,
-                        "health_check_path": tg.health_check.path,
-                        "targets": [
-                            {
-                                "instance_id": h.target.instance_id,
-                                "port": h.target.port,
-                                "state": h.state,
-                                "reason": h.reason,
-                                "description": h.description,
-                            }
-                            for h in health
-                        ],
-                    }
-                )
-            for gone in set(self._health) - {g["server_id"] for g in groups}:
+                targets = [
+                    TargetInfo(h.target.instance_id, h.target.port, h.state, h.reason, h.description) for h in health
+                ]
+                groups.append(TargetGroupInfo(sid, tg.name, tg.arn, tg.health_check.path, targets))
+            for gone in set(self._health) - {g.server_id for g in groups}:
                 del self._health[gone]
             rules = []
             for rule in observed.rules:
                 sid = owner_of(rule.tags, settings.cluster_name)
                 rules.append(
-                    {
-                        "arn": rule.arn,
-                        "priority": "default" if rule.is_default else rule.priority,
-                        "owned": sid is not None,
-                        "server_id": sid,
-                        "path_patterns": list(rule.path_patterns),
-                        "target_group_arns": list(rule.forward_target_group_arns),
+                    RuleInfo(
+                        arn=rule.arn,
+                        priority=None if rule.is_default else rule.priority,
+                        owned=sid is not None,
+                        server_id=sid,
+                        path_patterns=list(rule.path_patterns),
+                        target_group_arns=list(rule.forward_target_group_arns),
                         # Kinds only (an action's fields may name an IdP client).
-                        "conditions": [c.kind for c in rule.conditions],
-                        "actions": [a.kind for a in rule.actions],
-                    }
+                        conditions=[c.kind for c in rule.conditions],
+                        actions=[a.kind for a in rule.actions],
+                    )
                 )
-            rules.sort(
-                key=lambda r: (r["priority"] == "default", r["priority"] if isinstance(r["priority"], int) else 0)
-            )
+            rules.sort(key=lambda r: (r.priority is None, r.priority or 0))
             listener = self._listener or {}
-            return {
-                "cluster": settings.cluster_name,
-                "load_balancer_arn": self.config.alb_arn,
-                "listener": {
-                    "arn": self.config.listener_arn,
-                    "protocol": listener.get("Protocol"),
-                    "port": listener.get("Port"),
-                },
-                "instance_id": settings.instance_id,
-                "vpc_id": settings.vpc_id,
-                "priority_range": [settings.priority_start, settings.priority_end],
-                "priorities": {
-                    "ours": sorted(r["priority"] for r in rules if r["owned"]),
-                    "taken_by_others": sorted(
-                        r["priority"] for r in rules if not r["owned"] and r["priority"] != "default"
-                    ),
-                },
-                "rules": rules,
-                "target_groups": groups,
-            }
+            return RoutingStatus(
+                known=True,
+                cluster=settings.cluster_name,
+                load_balancer_arn=self.config.alb_arn,
+                listener=ListenerInfo(self.config.listener_arn, listener.get("Protocol"), listener.get("Port")),
+                instance_id=settings.instance_id,
+                vpc_id=settings.vpc_id,
+                priority_range=[settings.priority_start, settings.priority_end],
+                rules=rules,
+                target_groups=groups,
+            )
 
         status, failure = self._guarded(read)
         self._pending_events += self._note_failure(failure)
-        base = status if status is not None else dict(self._last_status or {})
         if status is not None:
             self._last_status = status
-        return dict(
-            base,
+        return replace(
+            status or self._last_status or RoutingStatus(),
             degraded=failure is not None,
             stale=status is None,
-            failure=failure.to_dict() if failure else None,
-            errors={k: v.to_dict() for k, v in sorted(self._last_errors.items())},
+            failure=failure.problem() if failure else None,
+            errors=[e.problem() for _, e in sorted(self._last_errors.items())],
         )
 
     def _health_events(self, sid: str, now: dict[Target, str]) -> None:

@@ -12,6 +12,7 @@ from common.protocol import (
     RouteInfo,
     RoutesApply,
     RoutesResult,
+    RoutingStatus,
     ServiceError,
 )
 from common.protocol import RouteEvent as RouteEventBody
@@ -75,16 +76,16 @@ def change_of(action: Action) -> RouteChange:
 
 
 def route_infos(
-    status: Mapping[str, Any],
+    status: RoutingStatus,
     routes: Optional[Mapping[str, DesiredRoute]] = None,
     errors: Optional[Mapping[str, RouteError]] = None,
     priorities: Optional[Mapping[str, int]] = None,
     only: Optional[str] = None,
 ) -> list[RouteInfo]:
     """One RouteInfo per server known to the status, the request or the errors."""
-    groups = {g["server_id"]: g for g in status.get("target_groups", [])}
-    rules = {r["server_id"]: r for r in status.get("rules", []) if r.get("owned")}
-    known_errors = {sid: e.get("message", "") for sid, e in status.get("errors", {}).items()}
+    groups = {g.server_id: g for g in status.target_groups}
+    rules = {r.server_id: r for r in status.rules if r.owned and r.server_id}
+    known_errors = {e.server_id: e.message for e in status.errors if e.server_id}
     if errors is not None:
         known_errors = {sid: e.message for sid, e in errors.items()}
     routes = routes or {}
@@ -95,37 +96,37 @@ def route_infos(
         if only is not None and sid != only:
             continue
         group, rule, route = groups.get(sid), rules.get(sid), routes.get(sid)
-        targets = [t for t in (group or {}).get("targets", []) if t.get("state") != "draining"]
+        targets = [t for t in (group.targets if group else []) if t.state != "draining"]
         port: Optional[int] = route.port if route and route.enabled else None
-        target = next((t for t in targets if port is None or t.get("port") == port), targets[0] if targets else None)
+        target = next((t for t in targets if port is None or t.port == port), targets[0] if targets else None)
         if port is None and target:
-            port = target.get("port")
+            port = target.port
         enabled = route.enabled if route else bool(rule or group)
         routed = enabled and sid not in known_errors
-        priority = priorities.get(sid, rule.get("priority") if rule else None)
+        priority = priorities.get(sid, rule.priority if rule else None)
         out.append(
             RouteInfo(
                 server_id=sid,
                 port=port,
                 enabled=enabled,
-                target_group_arn=group.get("arn") if group else None,
+                target_group_arn=group.arn if group else None,
                 target_group_name=(
-                    group.get("name")
+                    group.name
                     if group
-                    else naming.target_group_name(sid, status["cluster"])
-                    if routed and "cluster" in status
+                    else naming.target_group_name(sid, status.cluster)
+                    if routed and status.cluster
                     else None
                 ),
-                rule_arn=rule.get("arn") if rule else None,
-                priority=priority if isinstance(priority, int) else None,
-                health=target.get("state") if target else None,
+                rule_arn=rule.arn if rule else None,
+                priority=priority,
+                health=target.state if target else None,
                 error=known_errors.get(sid),
             )
         )
     return out
 
 
-def routes_result(result: ApplyResult, routes: Mapping[str, DesiredRoute], status: Mapping[str, Any]) -> RoutesResult:
+def routes_result(result: ApplyResult, routes: Mapping[str, DesiredRoute], status: RoutingStatus) -> RoutesResult:
     steps = result.plan.actions if result.dry_run else result.done
     errors = [f"{sid}: {e.code}: {e.message}" for sid, e in sorted(result.errors.items())]
     if result.failure is not None:
@@ -138,13 +139,9 @@ def routes_result(result: ApplyResult, routes: Mapping[str, DesiredRoute], statu
     )
 
 
-def pending_result(routes: Mapping[str, DesiredRoute], dry_run: bool, status: Mapping[str, Any]) -> RoutesResult:
+def pending_result(routes: Mapping[str, DesiredRoute], dry_run: bool, status: RoutingStatus) -> RoutesResult:
     """The answer while the worker is still busy with the request."""
-    return RoutesResult(
-        dry_run=dry_run,
-        routes=route_infos(status, routes),
-        errors=["in progress: the result follows as route.* events"],
-    )
+    return RoutesResult(dry_run=dry_run, routes=route_infos(status, routes), pending=True)
 
 
 def failure_error(failure: AwsFailure) -> ServiceError:

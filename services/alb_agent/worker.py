@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
+from common.protocol import ApplySummary, RoutingStatus
 from services.alb_agent.model import API_ERROR, AwsFailure, DesiredRoute, RouteError, RouteEvent
 from services.alb_agent.router import EMPTY_PLAN, AlbRouter, ApplyResult
 
@@ -68,14 +69,8 @@ class RoutingWorker:
         self._cond = threading.Condition()
         self._queue: list[Job] = []
         self._events: list[RouteEvent] = []
-        self._status: dict[str, Any] = {
-            "degraded": False,
-            "stale": True,
-            "failure": None,
-            "errors": {},
-            "starting": True,
-        }
-        self._last_apply: Optional[dict[str, Any]] = None
+        self._status = RoutingStatus(stale=True)
+        self._last_apply: Optional[ApplySummary] = None
         self._next_refresh = clock()  # first status read right away
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="alb-routing", daemon=True)
@@ -113,7 +108,7 @@ class RoutingWorker:
             events, self._events = self._events, []
         return events
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> RoutingStatus:
         """The latest routing status (see AlbRouter.status), plus the last apply.
 
         While an AWS call hangs past its timeout the status says degraded at once, without
@@ -121,9 +116,9 @@ class RoutingWorker:
         """
         stalled = self._router.stalled()
         with self._cond:
-            status = dict(self._status, last_apply=self._last_apply, busy=any(not j.done for j in self._queue))
-        if stalled is not None and not status.get("degraded"):
-            status.update(degraded=True, failure=stalled.to_dict())
+            status = replace(self._status, last_apply=self._last_apply, busy=any(not j.done for j in self._queue))
+        if stalled is not None and not status.degraded:
+            status = replace(status, degraded=True, failure=stalled.problem())
         return status
 
     # -- the worker thread ---------------------------------------------------------------
@@ -168,13 +163,7 @@ class RoutingWorker:
             result = _with_input_errors(result, job.input_errors)
         events = list(result.events)
         if not job.dry_run:
-            summary = {
-                "ok": result.ok,
-                "at": time.time(),
-                "changes": len(result.done),
-                "failure": result.failure.to_dict() if result.failure else None,
-                "errors": {k: v.to_dict() for k, v in sorted(result.errors.items())},
-            }
+            summary = ApplySummary(ok=result.ok, at=time.time(), changes=len(result.done))
             with self._cond:
                 self._last_apply = summary
         job.finish(result)

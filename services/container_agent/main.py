@@ -44,6 +44,7 @@ from common.protocol import (
     ContainerSynced,
     ErrorCode,
     Message,
+    Operation,
     ProtocolError,
     ServiceError,
     Snapshot,
@@ -247,7 +248,7 @@ class ContainerAgent:
         if self._wait(job, self.reply_wait, lambda j: self._late_end(op, server_id, j)):
             return job.outcome()
         log.info("server %s: %s goes on after the reply", server_id, op)
-        return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=op)
+        return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=Operation(op))
 
     def _wait(self, job: Job, timeout: float, on_late_end: Optional[Callable[[Job], None]] = None) -> bool:
         """Wait for a job in the loop's thread without starving the PUB socket."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
-from common.protocol import ContainerInfo
+from common.protocol import BridgeState, ContainerInfo, Operation
 from common.secrets import redact, shown
 
 from .labels import container_name, placement_of
@@ -71,6 +71,8 @@ def container_info(
     has none). `bridge`: the bridge's state for it ("" when not served), and
     `bridge_reason` why it is not ready."""
     tail = clean_lines(stderr_tail, STATUS_TAIL_LINES)
+    bridge = BridgeState(bridge) if bridge else None
+    pending = Operation(pending) if pending else None
     bridge_reason = redact(bridge_reason)  # it may quote the server's own error message
     if attrs is None:
         return ContainerInfo(

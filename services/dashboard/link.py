@@ -1,10 +1,9 @@
 """SchedulerLink: the real Control, a live copy of the scheduler's state plus actions.
 
 The copy is a StateMirror (Clone pattern) on the scheduler's PUB `state` and REP
-`control`, driven by the dashboard's service loop (one thread, never a web request).
-Every few seconds the loop also asks `control.status` for what the published state
-may lack (agents, routing). Web threads only read the copy, which is rebuilt lazily
-when it changed, and send actions through a ReqClient of their own (ZeroMQ sockets
+`control`, driven by the dashboard's service loop (one thread, never a web request):
+a snapshot, then every published change. Web threads only read the copy, which is
+decoded lazily when it changed, and send actions through a ReqClient of their own (ZeroMQ sockets
 are not thread-safe) with a short timeout: when the scheduler is down an action
 fails within seconds with a clear message, and pages keep showing the last known state.
 """
@@ -19,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import zmq
 
-from common.protocol import CodedError, ControlAction, ErrorCode, to_plain
+from common.protocol import CodedError, ControlAction, ErrorCode
 from common.pubsub import StateMirror
 from common.reqrep import RemoteError, ReqClient, RequestTimeout
 from common.settings import Settings
@@ -29,9 +28,6 @@ from services.dashboard.state import STATE_TOPICS, DashboardState, SchedulerLink
 log = logging.getLogger("dashboard")
 
 NAME = "dashboard"
-# control.status is asked this often (only while the scheduler is heard from).
-STATUS_INTERVAL_SECONDS = 2.0
-STATUS_TIMEOUT_MS = 500
 # Actions wait at most this long for the scheduler (it answers at once: actions are
 # queued there, never run while we wait).
 ACTION_TIMEOUT_MS = 3000
@@ -49,7 +45,6 @@ class SchedulerLink:
         self._lock = threading.Lock()
         self._version = 0
         self._cached: Optional[tuple[int, DashboardState]] = None
-        self._status: dict[str, Any] = {}
         self._last_heard: Optional[float] = None
         self._local = threading.local()
         self._clients: list[ReqClient] = []
@@ -65,14 +60,10 @@ class SchedulerLink:
             max_bytes=z.max_message_bytes,
             on_change=self._changed,
         )
-        self._status_client = ReqClient(
-            ctx, z.scheduler_control, timeout_ms=STATUS_TIMEOUT_MS, retries=0, src=NAME, max_bytes=z.max_message_bytes
-        )
 
     # -- the service loop's side -----------------------------------------------------
     def attach(self, service: Any) -> None:
         service.add_reader(self.mirror.socket, self._on_readable)
-        service.every(STATUS_INTERVAL_SECONDS, self.refresh_status)
         service.on_close(self.close)
 
     def _on_readable(self) -> None:
@@ -82,21 +73,6 @@ class SchedulerLink:
     def _changed(self, msg: Any) -> None:
         with self._lock:
             self._version += 1
-
-    def refresh_status(self) -> None:
-        """Ask control.status for what the published state may lack."""
-        if not self.mirror.available:
-            return
-        try:
-            body = self._status_client.call("control.status")
-        except CodedError as exc:
-            log.debug("control.status failed: %s", exc)
-            return
-        status = to_plain(body)
-        with self._lock:
-            if status != self._status:
-                self._status = status
-                self._version += 1
 
     # -- the web threads' side -------------------------------------------------------
     def link_status(self) -> SchedulerLinkStatus:
@@ -110,9 +86,9 @@ class SchedulerLink:
     def state(self) -> DashboardState:
         link = self.link_status()
         with self._lock:
-            version, cached, status = self._version, self._cached, self._status
+            version, cached = self._version, self._cached
         if cached is None or cached[0] != version:
-            built = DashboardState.from_state(self.mirror.copy_state(), link, status)
+            built = DashboardState.from_state(self.mirror.copy_state(), link)
             with self._lock:
                 self._cached = (version, built)
             return built
@@ -156,7 +132,6 @@ class SchedulerLink:
     def close(self) -> None:
         """Close every socket (after the web threads have stopped)."""
         self.mirror.close()
-        self._status_client.close()
         with self._lock:
             clients, self._clients = self._clients, []
         for client in clients:

@@ -396,7 +396,6 @@ def detail_fragment(ctx: PageContext, view: dict) -> Html:
             ),
         ]
     )
-    more = _dl([(k, show(v)) for k, v in view["more"].items()]) if view["more"] else Html("")
     stderr = (
         html('<pre class="stderr" id="stderr-tail">{}</pre>', "\n".join(view["stderr_tail"]))
         if view["stderr_tail"]
@@ -407,7 +406,7 @@ def detail_fragment(ctx: PageContext, view: dict) -> Html:
         '<div class="cols"><section><h2>Container</h2>{facts}</section>'
         "<section><h2>Route</h2>{route}<h2>Environment variables</h2>"
         '<p class="note">Names only: values go to Docker and nowhere else.</p>'
-        '<div id="env-names">{env}</div><h2>Mounts</h2>{mounts}{more}</section></div>'
+        '<div id="env-names">{env}</div><h2>Mounts</h2>{mounts}</section></div>'
         "<section><h2>Last stderr lines</h2>{stderr}</section>"
         "<section><h2>Recent events</h2>{events}</section>",
         sched=scheduler_banner(view["scheduler"]),
@@ -419,7 +418,6 @@ def detail_fragment(ctx: PageContext, view: dict) -> Html:
         mounts=html('<ul class="plain">{}</ul>', join(html("<li><code>{}</code></li>", m) for m in view["mounts"]))
         if view["mounts"]
         else show(None),
-        more=html("<h2>More</h2>{}", more) if view["more"] else Html(""),
         stderr=stderr,
         events=events_list(view["events"], ctx, with_server=False),
     )

@@ -179,9 +179,7 @@ class ServerPage(_Page):
 
     def fragment(self, req, ctx, server_id: str = "", **params):
         d = self.deps
-        view = views.server_detail(
-            d.control.state(), server_id, d.clock(), base_url=d.settings.service.public_base_url, host=req.host
-        )
+        view = views.server_detail(d.control.state(), server_id, d.clock())
         if view is None:
             return pages.not_found_fragment(ctx, server_id)
         return pages.detail_fragment(ctx, view)
@@ -207,7 +205,6 @@ class LitellmPage(_Page):
             views.litellm(
                 d.control.state(),
                 base_url=d.settings.service.public_base_url,
-                host=req.host,
                 tokens=d.settings.bridge_tokens,
             ),
         )
@@ -253,9 +250,7 @@ class ApiServer:
 
     def on_get(self, req, resp, server_id: str):
         d = self.deps
-        view = views.server_detail(
-            d.control.state(), server_id, d.clock(), base_url=d.settings.service.public_base_url, host=req.host
-        )
+        view = views.server_detail(d.control.state(), server_id, d.clock())
         if view is None:
             raise falcon.HTTPNotFound(
                 title="No such server", description=f"no server {server_id!r} in the current state"
@@ -281,7 +276,6 @@ class ApiLitellm:
         resp.media = views.litellm(
             d.control.state(),
             base_url=d.settings.service.public_base_url,
-            host=req.host,
             tokens=d.settings.bridge_tokens,
         )
 

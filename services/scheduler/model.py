@@ -16,16 +16,18 @@ from dataclasses import replace
 from typing import Callable, Iterable, Optional
 
 from common.protocol import (
+    AgentsState,
     ConfigState,
     ContainerInfo,
     ControlState,
     ErrorCode,
     PlanStep,
     RouteInfo,
+    RoutingStatus,
+    RoutingView,
     ServerState,
     ServiceError,
     StateEvent,
-    to_plain,
 )
 from common.settings import Settings
 
@@ -64,13 +66,13 @@ class Model:
         self.containers: Optional[dict[str, ContainerInfo]] = None
         self.routes: Optional[dict[str, RouteInfo]] = None
         self.routing_error: Optional[str] = None
-        self.routing_status: dict = {}  # the alb-agent's full view, for the dashboard
+        self.routing_status = RoutingStatus()  # the alb-agent's full view, for the dashboard
         self.call_errors: dict[str, str] = {}
         self.restart_requests: set[str] = set()
         self.adopt_sent: dict[str, float] = {}
         self.reconciles = 0
         self.last_reconcile_at: Optional[float] = None
-        self.recent: collections.deque = collections.deque(maxlen=RECENT_EVENTS)
+        self.recent: collections.deque[StateEvent] = collections.deque(maxlen=RECENT_EVENTS)
         self.outbox: list[StateEvent] = []
 
     @property
@@ -83,8 +85,9 @@ class Model:
     def add_events(self, events: Iterable[StateEvent]) -> None:
         with self.lock:
             for event in events:
+                event = replace(event, ts=self.clock()) if event.ts is None else event
                 self.outbox.append(event)
-                self.recent.append({**to_plain(event), "ts": self.clock()})
+                self.recent.append(event)
 
     def take_events(self) -> list[StateEvent]:
         with self.lock:
@@ -176,12 +179,12 @@ class Model:
             self._track_crashes(self.clock(), only=info.server_id)
 
     def observe_routes(
-        self, routes: Optional[Iterable[RouteInfo]], error: Optional[str] = None, status: Optional[dict] = None
+        self, routes: Optional[Iterable[RouteInfo]], error: Optional[str] = None, status: Optional[RoutingStatus] = None
     ) -> None:
         with self.lock:
             if routes is not None:
                 self.routes = {r.server_id: r for r in routes}
-            if status:
+            if status is not None:
                 self.routing_status = status
             self.routing_error = error
 
@@ -193,7 +196,7 @@ class Model:
             else:
                 self.routes = None
                 self.routing_error = None
-                self.routing_status = {}  # the old agent's view (rules, groups) is stale too
+                self.routing_status = RoutingStatus()  # the old agent's view (rules, groups) is stale too
 
     def _track_crashes(self, now: float, only: Optional[str] = None) -> None:
         assert self.containers is not None
@@ -383,14 +386,25 @@ class Model:
             steps += [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason) for s in rplan.changes]
         return steps
 
-    def control_state(self, agents: dict[str, str], agent_errors: dict[str, str], routing: dict) -> ControlState:
+    def routing_view(self) -> RoutingView:
+        with self.lock:
+            return RoutingView(
+                simulated=self.settings.routing_simulated,
+                known=self.routes is not None,
+                routes=[r for _, r in sorted((self.routes or {}).items())],
+                error=self.routing_error,
+                alb=self.routing_status,
+            )
+
+    def control_state(self, agents: AgentsState) -> ControlState:
         with self.lock:
             return ControlState(
                 servers=list(self.server_states().values()),
                 config=self.active.state,
-                agents=dict(agents),
-                routing=routing,
-                agent_errors=dict(agent_errors),
+                agents=dict(agents.agents),
+                routing=self.routing_view(),
+                agent_errors=dict(agents.agent_errors),
+                events=list(self.recent),
                 reconciles=self.reconciles,
                 last_reconcile_at=self.last_reconcile_at,
                 started_at=self.started_at,

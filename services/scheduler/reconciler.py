@@ -230,5 +230,5 @@ class Reconciler:
             with self._cond:
                 self._retry_at = time.monotonic() + ROUTES_RETRY_SECONDS
             return
-        errors = [e for e in result.errors if not e.startswith("in progress")]
-        self.model.observe_routes(result.routes, "; ".join(errors) or None)
+        # While pending, its errors (if any) come with the next routes.status.
+        self.model.observe_routes(result.routes, "; ".join(result.errors) or None)

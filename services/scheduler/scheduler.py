@@ -19,15 +19,17 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from common.config import load_config
 from common.protocol import (
+    AgentsState,
     ControlAccepted,
     ControlPlan,
     ControlState,
     ErrorCode,
     Message,
+    RoutingView,
     ServerState,
     ServiceError,
     Snapshot,
@@ -74,6 +76,8 @@ class Scheduler:
         self._hup = False
         self._published: dict[str, ServerState] = {}
         self._published_config = None
+        self._published_agents: Optional[AgentsState] = None
+        self._published_routing: Optional[RoutingView] = None
         self._agents_shown: dict[str, str] = {}
         self._epochs: dict[str, Optional[str]] = {CONTAINER_AGENT: None, ALB_AGENT: None}
         self._was_silent: dict[str, bool] = {CONTAINER_AGENT: False, ALB_AGENT: False}
@@ -253,7 +257,7 @@ class Scheduler:
         except OSError:  # full: the loop is already due to read it
             pass
 
-    def agents(self) -> tuple[dict[str, str], dict[str, str]]:
+    def agents(self) -> AgentsState:
         shown, errors = {}, {}
         for name, link in self.links.items():
             health = link.health()
@@ -264,20 +268,7 @@ class Scheduler:
             shown[name] = "available" if ok else "unavailable"
             if not ok:
                 errors[name] = health.error or ("no heartbeat" if silent else "unknown")
-        return shown, errors
-
-    def routing(self) -> dict[str, Any]:
-        with self.model.lock:
-            routes = self.model.routes
-            # The alb-agent's view (listener, rules, target groups, ...) first; the
-            # scheduler's own keys win where both have one.
-            return {
-                **self.model.routing_status,
-                "simulated": self.settings.routing_simulated,
-                "known": routes is not None,
-                "routes": [to_plain(r) for _, r in sorted((routes or {}).items())],
-                "error": self.model.routing_error,
-            }
+        return AgentsState(agents=shown, agent_errors=errors)
 
     def publish(self) -> None:
         """Publish what changed since the last call (loop thread only)."""
@@ -304,7 +295,15 @@ class Scheduler:
         if config != self._published_config:
             self._published_config = config
             self.pub.publish("state.config", config)
-        shown, errors = self.agents()
+        agents = self.agents()
+        shown, errors = agents.agents, agents.agent_errors
+        if agents != self._published_agents:
+            self._published_agents = agents
+            self.pub.publish("state.agents", agents)
+        routing = self.model.routing_view()
+        if routing != self._published_routing:
+            self._published_routing = routing
+            self.pub.publish("state.routing", routing)
         for name, value in shown.items():
             before = self._agents_shown.get(name)
             self._agents_shown[name] = value
@@ -323,24 +322,17 @@ class Scheduler:
         for event in self.model.take_events():
             self.pub.publish("state.event", event)
 
-    def snapshot_state(self) -> dict[str, Any]:
-        shown, errors = self.agents()
-        with self.model.lock:
-            return {
-                "servers": {sid: to_plain(s) for sid, s in self._published.items()},
-                "config": to_plain(self.model.config_state()),
-                "agents": shown,
-                "agent_errors": errors,
-                "routing": self.routing(),
-                "events": list(self.model.recent),
-            }
+    def snapshot_state(self) -> ControlState:
+        """What the stream has said so far (publish() ran just before): the servers as
+        published, so that the next state.server event follows on from them."""
+        state = self.model.control_state(self.agents())
+        return replace(state, servers=[s for _, s in sorted(self._published.items())])
 
     # --- control handlers -----------------------------------------------------------------
 
     def on_status(self, msg: Message) -> ControlState:
         self.publish()
-        shown, errors = self.agents()
-        state = self.model.control_state(shown, errors, self.routing())
+        state = self.model.control_state(self.agents())
         only = msg.body.server_id
         if only is not None:
             servers = [s for s in state.servers if s.server_id == only]
@@ -374,7 +366,7 @@ class Scheduler:
 
     def on_snapshot(self, msg: Message) -> Snapshot:
         self.publish()  # the state below includes everything published so far
-        return self.pub.snapshot(self.snapshot_state())
+        return self.pub.snapshot(to_plain(self.snapshot_state()))
 
     def close(self) -> None:
         self.reconciler.stop()

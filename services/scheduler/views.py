@@ -23,12 +23,10 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from common.config import ServerConfig
-from common.protocol import BridgeState, ContainerInfo, RouteInfo, ServerState
+from common.protocol import BridgeState, ContainerInfo, Operation, RouteInfo, RouteState, ServerState, ServerStatus
 from common.settings import Settings
 
 from .backoff import EXITED, RUNNING_STATES, UNREADY, BackoffPolicy, CrashRecord
-
-_BRIDGE_STATES = frozenset(state.value for state in BridgeState)
 
 
 @dataclass(frozen=True)
@@ -74,22 +72,22 @@ def _mounts(config: Optional[ServerConfig]) -> list[str]:
     return out
 
 
-def _route_view(f: ServerFacts) -> tuple[Optional[str], Optional[str]]:
+def _route_view(f: ServerFacts) -> tuple[RouteState, Optional[str]]:
     """(route state, route error)."""
     r = f.route
     if not f.routes_known:
-        return "unknown", None
+        return RouteState.UNKNOWN, None
     error = r.error if r is not None else None
     routed = r is not None and r.enabled and bool(r.rule_arn) and bool(r.target_group_arn)
     if f.route_wanted:
         if error:
-            return "error", error
+            return RouteState.ERROR, error
         if routed and r.port == f.port:
-            return "routed", None
-        return "pending", None
+            return RouteState.ROUTED, None
+        return RouteState.PENDING, None
     if routed:
-        return "removing", error
-    return "none", error
+        return RouteState.REMOVING, error
+    return RouteState.NONE, error
 
 
 def _health(info: Optional[ContainerInfo]) -> Optional[str]:
@@ -97,7 +95,7 @@ def _health(info: Optional[ContainerInfo]) -> Optional[str]:
         return None
     if info.health:
         return info.health
-    return info.bridge if info.bridge in _BRIDGE_STATES else None
+    return str(info.bridge) if info.bridge else None
 
 
 def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now: float) -> ServerState:
@@ -107,33 +105,33 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now:
     crash = f.crash
     route, route_error = _route_view(f)
     if config is None and not f.config_usable:
-        status = "unknown"  # no good configuration yet: its container is left alone
+        status = ServerStatus.UNKNOWN  # no good configuration yet: its container is left alone
     elif config is None and f.protected:
-        status = "invalid"
+        status = ServerStatus.INVALID
     elif config is not None and config.disabled:
-        status = "disabled"
+        status = ServerStatus.DISABLED
     elif config is None:
-        status = "removed"
+        status = ServerStatus.REMOVED
     elif not f.containers_known:
-        status = "unknown"
+        status = ServerStatus.UNKNOWN
     elif info is not None and info.pending:
-        status = "stopping" if info.pending in ("stop", "remove") else "starting"
+        status = ServerStatus.STOPPING if info.pending in (Operation.STOP, Operation.REMOVE) else ServerStatus.STARTING
     elif f.held:
-        status = "stopping" if running else "stopped"
+        status = ServerStatus.STOPPING if running else ServerStatus.STOPPED
     elif f.port_error:
-        status = "error"
+        status = ServerStatus.ERROR
     elif running and info.bridge == BridgeState.FAILED:
         # It runs, but its server did not answer initialize: a failure, restarted as one.
-        status = "crash-looping" if crash.crash_looping(policy) else "error"
+        status = ServerStatus.CRASH_LOOPING if crash.crash_looping(policy) else ServerStatus.ERROR
     elif running:
         # The bridge initializes the MCP session after the container started.
-        status = "starting" if info.bridge == BridgeState.STARTING else "running"
+        status = ServerStatus.STARTING if info.bridge == BridgeState.STARTING else ServerStatus.RUNNING
     elif crash.crash_looping(policy) and crash.last_kind in (EXITED, UNREADY):
-        status = "crash-looping"
+        status = ServerStatus.CRASH_LOOPING
     elif crash.error or f.call_error:
-        status = "error"
+        status = ServerStatus.ERROR
     else:
-        status = "pending"
+        status = ServerStatus.PENDING
 
     last_error = f.port_error or f.call_error or (info.error if info is not None else None) or crash.error
     if not f.config_usable:
@@ -166,7 +164,7 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now:
         started_at=info.started_at if running and info is not None else None,
         url=public_url(settings, f.server_id, f.port) if enabled else "",
         transport=("http" if config.http else "stdio") if config is not None else "",
-        bridge=info.bridge if info is not None else "",
+        bridge=info.bridge if info is not None else None,
         spec_hash=config.spec_hash if config is not None else "",
         stderr_tail=stderr,
         mounts=_mounts(config),

@@ -264,9 +264,9 @@ def test_an_unreachable_endpoint_is_a_typed_failure_and_nothing_changes(aws, dea
     assert again.failure.code == UNREACHABLE and not again.events  # reported once
 
     status = router.status()
-    assert status["degraded"] and status["stale"]
-    assert status["failure"]["code"] == UNREACHABLE
-    assert status["rules"] == good["rules"]  # the last good view, marked stale
+    assert status.degraded and status.stale
+    assert status.failure.code == UNREACHABLE
+    assert status.rules == good.rules  # the last good view, marked stale
     assert foreign_snapshot(aws, "nobody") == before
 
     router.client = make_client(aws.config())
@@ -281,4 +281,4 @@ def test_a_router_that_never_reached_aws_still_answers(dead_url, moto_url):
     result = router.apply(routes(time=8001))
     assert result.failure.code == UNREACHABLE
     status = router.status()
-    assert status["degraded"] and status["stale"] and "rules" not in status
+    assert status.degraded and status.stale and not status.known and status.rules == []

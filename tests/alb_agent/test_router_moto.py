@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from common.protocol import TargetInfo
 from services.alb_agent import naming
 from services.alb_agent.aws_client import ApiCallCounter
 from services.alb_agent.model import (
@@ -173,8 +174,7 @@ def test_foreign_resources_are_untouched_and_their_priorities_never_reused(aws):
     assert sorted(r["priority"] for r in routing_of(aws, "default").values()) == [10001] + list(range(10004, 10011))
 
     status = router.status()
-    assert set(status["priorities"]["taken_by_others"]) == foreign_priorities
-    assert not any(r["owned"] for r in status["rules"] if r["priority"] in foreign_priorities)
+    assert {r.priority for r in status.rules if not r.owned and r.priority is not None} == foreign_priorities
 
 
 def test_two_clusters_share_one_listener(aws):
@@ -324,17 +324,15 @@ def test_status_reports_rules_groups_targets_and_health_events(aws):
     router = AlbRouter(aws.config())
     assert router.apply(routes({"time": 8001, "git": 8002})).ok
     status = router.status()
-    assert status["degraded"] is False and status["stale"] is False
-    assert status["listener"]["port"] == 80
-    assert status["priority_range"] == [10000, 10999]
-    assert status["priorities"]["ours"] == [10001, 10004]
-    by_id = {g["server_id"]: g for g in status["target_groups"]}
+    assert status.known and status.degraded is False and status.stale is False
+    assert status.listener.port == 80
+    assert status.priority_range == [10000, 10999]
+    assert [r.priority for r in status.rules if r.owned] == [10001, 10004]
+    by_id = {g.server_id: g for g in status.target_groups}
     assert set(by_id) == {"time", "git"}
-    assert by_id["time"]["targets"] == [
-        {"instance_id": aws.instance_id, "port": 8001, "state": "healthy", "reason": "", "description": ""}
-    ]
-    assert by_id["time"]["health_check_path"] == "/mcp/time/health"
-    assert status["rules"][-1]["priority"] == "default"
+    assert by_id["time"].targets == [TargetInfo(aws.instance_id, 8001, "healthy", "", "")]
+    assert by_id["time"].health_check_path == "/mcp/time/health"
+    assert status.rules[-1].priority is None  # the default rule comes last
     events = router.take_events()
     assert sorted((e.kind, e.server_id) for e in events) == [
         (TARGET_HEALTH_CHANGED, "git"),
@@ -377,7 +375,7 @@ def test_the_vpc_defaults_to_the_load_balancers(aws):
     assert router.apply(routes({"time": 8001})).ok
     (ours,) = [g for g in groups(aws) if g.tags]
     assert ours.raw["VpcId"] == aws.vpc_id
-    assert router.status()["vpc_id"] == aws.vpc_id
+    assert router.status().vpc_id == aws.vpc_id
 
 
 def test_settings_controls_are_written_once_and_an_operators_condition_is_kept(aws):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import MISSING, fields, is_dataclass
+from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import msgpack
@@ -34,6 +35,8 @@ def _sample_value(tp: Any, name: str, minimal: bool = False) -> Any:
         return {"first": _sample_value(get_args(tp)[1], name)}
     if is_dataclass(tp):
         return sample_body(tp)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return list(tp)[-1 if minimal else 0]
     return {str: f"value-of-{name}", int: 4242, float: 12.25, bool: True}[tp]
 
 

@@ -274,7 +274,7 @@ def test_a_failing_apply_resyncs(ctx, endpoints) -> None:
     changes: list = []
 
     def apply(state, msg):
-        if msg.body.status == "poison":
+        if msg.body.status == "invalid":  # the status this test poisons
             state["half"] = "updated"
             raise KeyError("boom")
         apply_server(state, msg)
@@ -284,7 +284,7 @@ def test_a_failing_apply_resyncs(ctx, endpoints) -> None:
         make_mirror(ctx, pub.bound, apply=apply, on_change=changes.append) as mirror,
     ):
         converge(mirror, lambda: pub.state)
-        pub.set("y", "poison")
+        pub.set("y", "invalid")
         converge(mirror, lambda: pub.state)
         assert "half" not in mirror.state and mirror.snapshots == 2
         assert changes and changes[0] is None  # None: a snapshot replaced the state

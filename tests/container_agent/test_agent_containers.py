@@ -400,7 +400,7 @@ def test_ensure_runs_and_serves_the_time_server(world):
     port = world.ports[1]
     info = agent.call("container.ensure", world.ensure_body(sid, port))
     assert info.state == "running" and info.host_port == port and info.name == f"mcp-{sid}"
-    assert info.spec_hash == world.spec_hash(sid) and info.pending == "" and not info.error
+    assert info.spec_hash == world.spec_hash(sid) and info.pending is None and not info.error
 
     labels = labels_of(world, f"mcp-{sid}")
     assert labels["mcp-orchestrator.managed"] == "true"

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,15 @@ from common.protocol import (  # noqa: E402
     ControlAccepted,
     ControlPlan,
     ControlState,
+    ListenerInfo,
+    RoutingStatus,
+    RoutingView,
+    RuleInfo,
     ServerState,
     ServiceError,
     StateEvent,
+    TargetGroupInfo,
+    TargetInfo,
     to_plain,
 )
 from common.pubsub import Publisher  # noqa: E402
@@ -96,7 +103,7 @@ class FakeScheduler:
         self.servers = initial_servers(count, now)
         self.started = {sid: now - 60 for sid, s in self.servers.items() if s.status == "running"}
         self.stderr = {"alpha": [STDERR_LINE, "listening <not html>"], "gamma": ["boom"]}
-        self.events: list[dict] = []
+        self.events: list[StateEvent] = []
         self.config = ConfigState(
             path="/etc/mcp-orchestrator/mcp.config.json", ok=True, loaded_at=now, server_ids=sorted(self.servers)
         )
@@ -117,60 +124,59 @@ class FakeScheduler:
             )
         )
 
-    def routing(self) -> dict:
-        return {
-            "simulated": True,
-            "listener": {
-                "arn": "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/fake/1/2",
-                "protocol": "HTTP",
-                "port": 80,
-            },
-            "rules": [
-                {
-                    "priority": 10000 + i,
-                    "path_patterns": [f"/mcp/{sid}", f"/mcp/{sid}/*"],
-                    "owned": True,
-                    "server_id": sid,
-                    "target_group_arns": [f"tg-{sid}"],
-                }
-                for i, sid in enumerate(sorted(self.servers))
+    def routing(self) -> RoutingView:
+        ids = sorted(self.servers)
+        alb = RoutingStatus(
+            known=True,
+            listener=ListenerInfo(
+                "arn:aws:elasticloadbalancing:us-west-2:123456789012:listener/app/fake/1/2", "HTTP", 80
+            ),
+            rules=[
+                RuleInfo(
+                    arn=f"rule-{sid}",
+                    priority=10000 + i,
+                    path_patterns=[f"/mcp/{sid}", f"/mcp/{sid}/*"],
+                    owned=True,
+                    server_id=sid,
+                    target_group_arns=[f"tg-{sid}"],
+                )
+                for i, sid in enumerate(ids)
             ],
-            "target_groups": [
-                {
-                    "server_id": sid,
-                    "name": f"mcpo-{sid}",
-                    "arn": f"tg-{sid}",
-                    "health_check_path": f"/mcp/{sid}/health",
-                    "targets": [{"instance_id": "i-0fake", "port": s.host_port, "state": "healthy"}],
-                }
-                for sid, s in sorted(self.servers.items())
+            target_groups=[
+                TargetGroupInfo(
+                    server_id=sid,
+                    name=f"mcpo-{sid}",
+                    arn=f"tg-{sid}",
+                    health_check_path=f"/mcp/{sid}/health",
+                    targets=[TargetInfo("i-0fake", self.servers[sid].host_port or 1, "healthy")],
+                )
+                for sid in ids
             ],
-        }
+        )
+        return RoutingView(simulated=True, known=True, alb=alb)
 
-    def plain_server(self, sid: str) -> dict:
-        out = to_plain(self.servers[sid])
-        out["stderr_tail"] = list(self.stderr.get(sid, []))
-        if sid in self.started:
-            out["started_at"] = self.started[sid]
-        return out
-
-    def on_snapshot(self, msg: Any):
-        return self.pub.snapshot(
-            {
-                "servers": {sid: self.plain_server(sid) for sid in self.servers},
-                "config": to_plain(self.config),
-                "agents": {"container-agent": "available", "alb-agent": "available"},
-                "routing": self.routing(),
-                "events": list(self.events),
-            }
+    def server(self, sid: str) -> ServerState:
+        started = self.started.get(sid)
+        return dataclasses.replace(
+            self.servers[sid],
+            stderr_tail=list(self.stderr.get(sid, [])),
+            started_at=datetime.fromtimestamp(started, timezone.utc).isoformat() if started else None,
         )
 
-    def on_status(self, msg: Any) -> ControlState:
+    def state(self) -> ControlState:
         return ControlState(
-            servers=list(self.servers.values()),
+            servers=[self.server(sid) for sid in sorted(self.servers)],
             config=self.config,
             agents={"container-agent": "available", "alb-agent": "available"},
+            routing=self.routing(),
+            events=list(self.events),
         )
+
+    def on_snapshot(self, msg: Any):
+        return self.pub.snapshot(to_plain(self.state()))
+
+    def on_status(self, msg: Any) -> ControlState:
+        return self.state()
 
     def on_action(self, msg: Any) -> ControlAccepted:
         action, sid = msg.body.action, msg.body.server_id
@@ -195,14 +201,14 @@ class FakeScheduler:
         else:
             self.started.pop(sid, None)
         self.servers[sid] = dataclasses.replace(self.servers[sid], status=status, updated_at=time.time())
-        self.pub.publish("state.server", self.servers[sid])
+        self.pub.publish("state.server", self.server(sid))
         if note:
             self.event(f"{sid}: {note}", sid)
 
     def event(self, message: str, sid: Any) -> None:
-        body = StateEvent(message=message, server_id=sid)
-        msg = self.pub.publish("state.event", body)
-        self.events.append(dict(to_plain(body), ts=msg.ts))
+        body = StateEvent(message=message, server_id=sid, ts=time.time())
+        self.pub.publish("state.event", body)
+        self.events.append(body)
         del self.events[:-100]
 
 

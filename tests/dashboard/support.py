@@ -9,6 +9,22 @@ from urllib.parse import urlencode
 
 from falcon import testing
 
+from common.protocol import (
+    AwsProblem,
+    ConfigState,
+    ControlState,
+    ListenerInfo,
+    RouteState,
+    RoutingStatus,
+    RoutingView,
+    RuleInfo,
+    ServerState,
+    ServerStatus,
+    StateEvent,
+    TargetGroupInfo,
+    TargetInfo,
+    to_plain,
+)
 from common.settings import Settings, load_settings
 from services.dashboard.auth import SESSION_COOKIE
 from services.dashboard.control import ActionResult
@@ -24,93 +40,91 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def sample_state() -> dict:
-    """A scheduler state with every kind of server and some hostile content."""
-    return {
-        "servers": {
-            "time": {
-                "server_id": "time",
-                "status": "running",
-                "image": "mcp/time:latest",
-                "host_port": 8001,
-                "container_id": "c0ffee" * 10,
-                "health": "healthy",
-                "route": "routed",
-                "restarts": 1,
-                "env_names": ["API_KEY", "REGION"],
-                "started_at": "2024-05-01T10:00:00.123456789Z",
-                "stderr_tail": ["starting", "ready"],
-                "mounts": [{"source": "/srv/data", "target": "/data", "type": "bind", "read_only": True}],
-                # A shape the scheduler must never send; the views show names only.
-                "env": {"API_KEY": CANARY},
-                "secret_value": CANARY,
-                "future_field": "shown as is",
-            },
-            XSS: {
-                "server_id": XSS,
-                "status": "error",
-                "image": f"evil/{XSS}:1",
-                "last_error": f"failed: {XSS}",
-                "stderr_tail": [f"line {XSS}"],
-            },
-            XSS_ID: {
-                "server_id": XSS_ID,
-                "status": "running",
-                "image": f"img/{XSS}",
-                "host_port": 8002,
-                "stderr_tail": [f"stderr {XSS}"],
-                "env_names": [f"NAME_{XSS}"],
-            },
-            "loop": {
-                "server_id": "loop",
-                "status": "crash-looping",
-                "exit_code": 3,
-                "restarts": 7,
-                "image": "busybox",
-                "next_restart_at": 1.9e9,
-            },
-            "halt": {"server_id": "halt", "status": "stopped", "image": "busybox"},
-            "off": {"server_id": "off", "status": "stopped", "enabled": False},
-            "new": {"server_id": "new", "status": "pending"},
-        },
-        "config": {
-            "path": "/etc/mcp.config.json",
-            "ok": False,
-            "errors": [f"server 'x': unsupported flag {XSS}"],
-            "warnings": [],
-        },
-        "agents": {"container-agent": "available", "alb-agent": "unavailable"},
-        "routing": {
-            "simulated": True,
-            "listener": {"arn": "arn:listener", "protocol": "HTTP", "port": 80},
-            "rules": [
-                {
-                    "priority": 10000,
-                    "path_patterns": ["/mcp/time", "/mcp/time/*"],
-                    "owned": True,
-                    "server_id": "time",
-                    "target_group_arns": ["arn:tg-time"],
-                },
-                {
-                    "priority": 5,
-                    "path_patterns": ["/other/*"],
-                    "owned": False,
-                    "server_id": None,
-                    "target_group_arns": [],
-                },
-            ],
-            "target_groups": [
-                {
-                    "server_id": "time",
-                    "name": "mcpo-time-abc",
-                    "arn": "arn:tg-time",
-                    "health_check_path": "/mcp/time/health",
-                    "targets": [{"instance_id": "i-1", "port": 8001, "state": "healthy"}],
-                }
-            ],
-            "errors": {"loop": {"code": "quota_exceeded", "message": "100 target groups per ALB reached"}},
-        },
-        "events": [{"message": f"time started {XSS}", "level": "info", "server_id": "time", "ts": 1.7e9}],
-    }
+    """A scheduler snapshot (ControlState as plain data) with every kind of server and
+    some hostile content."""
+    servers = [
+        ServerState(
+            server_id="time",
+            status=ServerStatus.RUNNING,
+            image="mcp/time:latest",
+            host_port=8001,
+            container_id="c0ffee" * 10,
+            health="healthy",
+            route=RouteState.ROUTED,
+            restarts=1,
+            env_names=["API_KEY", "REGION"],
+            started_at="2024-05-01T10:00:00.123456789Z",
+            stderr_tail=["starting", "ready"],
+            mounts=["/srv/data:/data:ro"],
+            url="http://127.0.0.1:8001/mcp/time/mcp",
+            route_health="healthy",
+            route_target_group="mcpo-time-abc",
+            route_priority=10000,
+        ),
+        ServerState(
+            server_id=XSS,
+            status=ServerStatus.ERROR,
+            image=f"evil/{XSS}:1",
+            last_error=f"failed: {XSS}",
+            stderr_tail=[f"line {XSS}"],
+        ),
+        ServerState(
+            server_id=XSS_ID,
+            status=ServerStatus.RUNNING,
+            image=f"img/{XSS}",
+            host_port=8002,
+            stderr_tail=[f"stderr {XSS}"],
+            env_names=[f"NAME_{XSS}"],
+        ),
+        ServerState(
+            server_id="loop",
+            status=ServerStatus.CRASH_LOOPING,
+            exit_code=3,
+            restarts=7,
+            image="busybox",
+            next_restart_at=1.9e9,
+        ),
+        ServerState(server_id="halt", status=ServerStatus.STOPPED, image="busybox"),
+        ServerState(server_id="off", status=ServerStatus.DISABLED, enabled=False),
+        ServerState(server_id="new", status=ServerStatus.PENDING),
+    ]
+    alb = RoutingStatus(
+        known=True,
+        listener=ListenerInfo("arn:listener", "HTTP", 80),
+        rules=[
+            RuleInfo(
+                arn="arn:rule-time",
+                priority=10000,
+                path_patterns=["/mcp/time", "/mcp/time/*"],
+                owned=True,
+                server_id="time",
+                target_group_arns=["arn:tg-time"],
+            ),
+            RuleInfo(arn="arn:rule-other", priority=5, path_patterns=["/other/*"]),
+        ],
+        target_groups=[
+            TargetGroupInfo(
+                server_id="time",
+                name="mcpo-time-abc",
+                arn="arn:tg-time",
+                health_check_path="/mcp/time/health",
+                targets=[TargetInfo("i-1", 8001, "healthy")],
+            )
+        ],
+        errors=[AwsProblem(code="quota_exceeded", message="100 target groups per ALB reached", server_id="loop")],
+    )
+    state = to_plain(
+        ControlState(
+            servers=servers,
+            config=ConfigState(path="/etc/mcp.config.json", ok=False, errors=[f"server 'x': unsupported flag {XSS}"]),
+            agents={"container-agent": "available", "alb-agent": "unavailable"},
+            routing=RoutingView(simulated=True, known=True, alb=alb),
+            events=[StateEvent(message=f"time started {XSS}", server_id="time", ts=1.7e9)],
+        )
+    )
+    # Fields no scheduler sends are ignored, never shown.
+    state["servers"][0].update(env={"API_KEY": CANARY}, secret_value=CANARY, future_field="not shown")
+    return state
 
 
 class FakeControl:

@@ -13,12 +13,25 @@ from common.connection_limits import (
     RefusalLog,
     connections_that_fit,
 )
-from common.protocol import ConfigState, ServerState, StateEvent, published
+from common.protocol import (
+    AgentsState,
+    AwsProblem,
+    ConfigState,
+    ControlState,
+    RouteInfo,
+    RoutingStatus,
+    RoutingView,
+    ServerState,
+    ServerStatus,
+    StateEvent,
+    published,
+    to_plain,
+)
 from common.settings import load_settings
 from services.dashboard import views
 from services.dashboard.auth import LoginLimiter, SessionStore, credentials_match
 from services.dashboard.htmlkit import Html, esc, html, show
-from services.dashboard.state import MAX_EVENTS, DashboardState, SchedulerLinkStatus, apply_event, normalize
+from services.dashboard.state import MAX_EVENTS, DashboardState, SchedulerLinkStatus, apply_event
 
 
 class Clock:
@@ -130,53 +143,32 @@ def event(topic, body, seq=1):
     return published(topic, body, src="scheduler", seq=seq, epoch="e")
 
 
-def test_normalize_accepts_lists_maps_and_junk():
-    state = normalize(
-        {
-            "servers": [{"server_id": "a"}, {"no": "id"}, "junk", {"server_id": "gone", "removed": True}],
-            "config": "junk",
-            "events": [{"message": "x"}, 3],
-        }
-    )
-    assert list(state["servers"]) == ["a"] and state["config"] == {}
-    assert state["events"] == [{"message": "x"}]
-    assert normalize(None)["servers"] == {}
-    assert list(normalize({"servers": {"b": {"status": "running"}}})["servers"]) == ["b"]
+LINK = SchedulerLinkStatus(available=True, synced_once=True)
 
 
-def test_apply_event_updates_servers_config_and_events():
-    state = {"servers": [{"server_id": "a", "status": "running", "stderr_tail": ["x"]}]}
-    apply_event(state, event("state.server", ServerState(server_id="a", status="stopped")))
-    assert state["servers"]["a"]["status"] == "stopped"
-    apply_event(state, event("state.server", ServerState(server_id="b", status="pending")))
+def test_apply_event_folds_every_state_event_into_the_snapshot():
+    state = to_plain(ControlState(servers=[ServerState(server_id="a", status=ServerStatus.RUNNING)]))
+    apply_event(state, event("state.server", ServerState(server_id="a", status=ServerStatus.STOPPED)))
+    apply_event(state, event("state.server", ServerState(server_id="b", status=ServerStatus.PENDING)))
+    built = DashboardState.from_state(state, LINK)
+    assert {sid: s.status for sid, s in built.servers.items()} == {"a": ServerStatus.STOPPED, "b": "pending"}
     apply_event(state, event("state.server", ServerState(server_id="a", removed=True)))
-    assert list(state["servers"]) == ["b"]
     apply_event(state, event("state.config", ConfigState(ok=False, errors=["bad"])))
-    assert state["config"]["errors"] == ["bad"]
+    apply_event(state, event("state.agents", AgentsState({"alb-agent": "unavailable"}, {"alb-agent": "silent"})))
+    apply_event(state, event("state.routing", RoutingView(simulated=True, known=True)))
     for n in range(MAX_EVENTS + 5):
-        apply_event(state, event("state.event", StateEvent(message=f"e{n}")))
-    assert len(state["events"]) == MAX_EVENTS and state["events"][-1]["message"] == f"e{MAX_EVENTS + 4}"
-    assert isinstance(state["events"][-1]["ts"], float)
+        apply_event(state, event("state.event", StateEvent(message=f"e{n}", ts=1.7e9)))
+    built = DashboardState.from_state(state, LINK)
+    assert list(built.servers) == ["b"] and built.config.errors == ["bad"]
+    assert built.agents.agent_errors == {"alb-agent": "silent"} and built.routing.simulated
+    assert len(built.events) == MAX_EVENTS and built.events[-1].message == f"e{MAX_EVENTS + 4}"
 
 
-def test_status_reply_wins_for_agents_and_routing_only():
-    link = SchedulerLinkStatus(available=True)
-    snap = {
-        "servers": {"a": {"server_id": "a", "status": "running"}},
-        "agents": {"alb-agent": "unavailable"},
-        "agent_errors": {"alb-agent": "silent"},
-        "routing": {"routes": []},
-    }
-    status = {
-        "servers": [{"server_id": "a", "status": "stopped", "extra": 1}],
-        "agents": {"alb-agent": "available"},
-        "routing": {"simulated": True},
-    }
-    st = DashboardState.from_state(snap, link, status)
-    assert st.servers["a"] == {"server_id": "a", "status": "running", "extra": 1}
-    assert st.agents == {"alb-agent": "available"} and st.agent_errors == {}
-    assert st.routing == {"simulated": True}
-    assert DashboardState.from_state(snap, link, None).agent_errors == {"alb-agent": "silent"}
+def test_a_state_the_protocol_refuses_shows_empty_with_the_reason():
+    built = DashboardState.from_state({"servers": [{"server_id": "a", "status": "sideways"}]}, LINK)
+    assert built.servers == {} and not built.link.available
+    assert "servers[0].status" in built.link.error and "sideways" not in built.link.error
+    assert DashboardState.from_state({}, LINK).servers == {}
 
 
 # ------------------------------------------------------------------------ views
@@ -185,36 +177,38 @@ def test_status_reply_wins_for_agents_and_routing_only():
 @pytest.mark.parametrize(
     "status,group",
     [
-        ("running", "running"),
-        ("starting", "starting"),
-        ("pending", "starting"),
-        ("stopped", "stopped"),
-        ("stopping", "stopped"),
-        ("crash-looping", "crash-looping"),
-        ("CrashLoopBackOff", "crash-looping"),
-        ("error", "error"),
-        ("invalid", "error"),
-        ("unknown", "unknown"),
-        ("", "unknown"),
-        (None, "unknown"),
-        (3, "unknown"),
+        (ServerStatus.RUNNING, "running"),
+        (ServerStatus.STARTING, "starting"),
+        (ServerStatus.PENDING, "starting"),
+        (ServerStatus.STOPPED, "stopped"),
+        (ServerStatus.STOPPING, "stopped"),
+        (ServerStatus.CRASH_LOOPING, "crash-looping"),
+        (ServerStatus.ERROR, "error"),
+        (ServerStatus.INVALID, "error"),
+        (ServerStatus.UNKNOWN, "unknown"),
+        (ServerStatus.REMOVED, "unknown"),
+        (ServerStatus.DISABLED, "disabled"),
     ],
 )
 def test_status_groups(status, group):
-    assert views.status_group({"status": status}) == group
+    assert views.status_group(ServerState(server_id="s", status=status)) == group
+
+
+def test_every_status_has_a_group():
+    assert set(views.STATUS_GROUP) == set(ServerStatus)
+    assert set(views.STATUS_GROUP.values()) <= set(views.GROUP_ORDER)
 
 
 def test_disabled_and_stopped_by_hand_labels():
-    assert views.status_group({"status": "running", "enabled": False}) == "disabled"
-    assert views.status_label({"status": "stopped", "stopped_by_hand": True}) == "stopped by hand"
-    assert views.status_label({"status": "crash-looping"}) == "crash looping"
+    assert views.status_group(ServerState(server_id="s", status=ServerStatus.RUNNING, enabled=False)) == "disabled"
+    held = ServerState(server_id="s", status=ServerStatus.STOPPED, stopped_by_hand=True)
+    assert views.status_label(held) == "stopped by hand"
+    assert views.status_label(ServerState(server_id="s", status=ServerStatus.CRASH_LOOPING)) == "crash looping"
 
 
 @pytest.mark.parametrize(
     "value,expected",
     [
-        (1700000000, 1700000000.0),
-        (1700000000123, 1700000000.123),
         ("2023-11-14T22:13:20Z", 1700000000.0),
         ("2023-11-14T22:13:20.5+00:00", 1700000000.5),
         ("2023-11-14T22:13:20.123456789Z", 1700000000.123456),
@@ -222,7 +216,6 @@ def test_disabled_and_stopped_by_hand_labels():
         ("", None),
         ("garbage", None),
         (None, None),
-        (True, None),
     ],
 )
 def test_parse_time(value, expected):
@@ -232,133 +225,59 @@ def test_parse_time(value, expected):
 
 def test_uptime_only_while_running():
     now = 1700000100.0
-    assert views.started_at({"status": "running", "started_at": 1700000000}, now) == 1700000000
-    assert views.started_at({"status": "stopped", "started_at": 1700000000}, now) is None
-    assert views.started_at({"status": "running", "uptime": 30}, now) == now - 30
+    running = ServerState(server_id="s", status=ServerStatus.RUNNING, started_at="2023-11-14T22:13:20Z")
+    assert views.started_at(running, now) == 1700000000
+    assert views.started_at(ServerState(server_id="s", status=ServerStatus.STOPPED, started_at="x"), now) is None
     assert views.format_duration(3725) == "1h 2m" and views.format_duration(90061) == "1d 1h"
     assert views.format_duration(None) is None
 
 
-def test_env_names_never_values():
-    server = {"env_names": ["B"], "env": {"A": "secret-a"}}
-    assert views.env_names(server) == ["A", "B"]
-    assert views.env_names({"env": ["C=secret-c", "D"]}) == ["C", "D"]
-
-
-def test_public_url_choices():
-    server = {"server_id": "t", "host_port": 8001}
-    assert views.public_url(server, "", "h") == "http://h:8001/mcp/t/mcp"
-    assert views.public_url(server, "https://alb.example/", "h") == "https://alb.example/mcp/t/mcp"
-    assert views.public_url(dict(server, url="http://x/mcp/t/mcp"), "https://a", "h") == "http://x/mcp/t/mcp"
-    assert views.public_url(server, "", "::1") == "http://[::1]:8001/mcp/t/mcp"
-    assert views.public_url({"server_id": "t"}, "", "h") is None
-
-
-def _state(servers=None, routing=None):
+def _state(servers=(), routing=None):
     return DashboardState(
-        servers=servers or {}, routing=routing or {}, link=SchedulerLinkStatus(available=True, synced_once=True)
+        servers={s.server_id: s for s in servers},
+        routing=routing or RoutingView(),
+        link=LINK,
     )
 
 
 def test_litellm_names_and_yaml():
-    servers = {
-        sid: {"server_id": sid, "host_port": 8000 + n} for n, sid in enumerate(["a-b", "a_b", "c.d", "123", "off-x"])
-    }
-    servers["gone"] = {"server_id": "gone", "enabled": False, "host_port": 9000}
-    servers["portless"] = {"server_id": "portless"}
-    view = views.litellm(_state(servers), base_url="https://alb.example", host="h")
+    ids = ["a-b", "a_b", "c.d", "123", "off-x"]
+    servers = [ServerState(server_id=sid, url=f"https://alb.example/mcp/{sid}/mcp") for sid in ids]
+    servers.append(ServerState(server_id="gone", enabled=False, url="https://alb.example/mcp/gone/mcp"))
+    servers.append(ServerState(server_id="portless"))
+    view = views.litellm(_state(servers), base_url="https://alb.example")
     names = {e["server_id"]: e["name"] for e in view["servers"]}
-    assert names == {
-        "123": "mcp_123",
-        "a-b": "a_b",
-        "a_b": "a_b_2",
-        "c.d": "c_d",
-        "off-x": "off_x",
-        "portless": "portless",
-    }
+    assert names == {"123": "mcp_123", "a-b": "a_b", "a_b": "a_b_2", "c.d": "c_d", "off-x": "off_x"}
     yaml = view["yaml"]
     assert "gone" not in yaml and all("-" not in name for name in names.values())
     assert '  a_b:\n    url: "https://alb.example/mcp/a-b/mcp"\n    transport: "http"\n' in yaml
-    assert views.litellm(_state(), base_url="", host="h")["yaml"] == "mcp_servers: {}\n"
-    assert views.litellm(_state({"p": {"server_id": "p"}}), base_url="", host="h")["servers"] == []
+    assert views.litellm(_state(), base_url="")["yaml"] == "mcp_servers: {}\n"
 
 
-def test_routing_from_route_infos_only():
-    routing = {
-        "simulated": False,
-        "known": True,
-        "error": "AWS said no",
-        "routes": [
-            {
-                "server_id": "t",
-                "port": 8001,
-                "target_group_name": "mcpo-t",
-                "target_group_arn": "arn:tg",
-                "rule_arn": "arn:rule",
-                "priority": 10001,
-                "health": "healthy",
-            },
-            {"server_id": "q", "error": "rule quota of 100 reached"},
+def test_routing_errors_come_from_the_agent_and_the_route_list():
+    routing = RoutingView(
+        known=True,
+        error="AWS said no",
+        routes=[
+            RouteInfo(server_id="t", port=8001, priority=10001, health="healthy"),
+            RouteInfo(server_id="q", error="rule quota of 100 reached"),
+            RouteInfo(server_id="z", error="said twice"),
         ],
-    }
+        alb=RoutingStatus(known=True, errors=[AwsProblem("ValidationError", "said twice", server_id="z")]),
+    )
     view = views.routing_view(_state(routing=routing), simulated_default=True)
     assert view["simulated"] is False and view["known"] is True
-    assert view["rules"] == [
-        {
-            "priority": 10001,
-            "path_patterns": ["/mcp/t", "/mcp/t/*"],
-            "server_id": "t",
-            "owned": True,
-            "target_groups": ["mcpo-t"],
-        }
+    assert view["errors"] == [
+        {"server_id": "z", "code": "ValidationError", "message": "said twice", "quota": False},
+        {"server_id": "q", "code": None, "message": "rule quota of 100 reached", "quota": True},
     ]
-    assert view["target_groups"][0]["targets"][0] == {
-        "instance_id": None,
-        "port": 8001,
-        "state": "healthy",
-        "reason": None,
-        "description": None,
-    }
-    assert view["errors"] == [{"server_id": "q", "code": None, "message": "rule quota of 100 reached", "quota": True}]
     assert view["failure"] == {"code": None, "message": "AWS said no"}
 
 
 def test_routing_unknown_uses_the_settings_for_simulated():
-    view = views.routing_view(_state(), simulated_default=True)
+    state = DashboardState(link=SchedulerLinkStatus())
+    view = views.routing_view(state, simulated_default=True)
     assert view["known"] is False and view["simulated"] is True and view["rules"] == []
-
-
-def test_views_survive_junk_everywhere():
-    junk = {
-        "server_id": "j",
-        "status": ["x"],
-        "enabled": "yes",
-        "image": 3,
-        "host_port": "80",
-        "restarts": None,
-        "started_at": {"a": 1},
-        "env_names": "ABC",
-        "mounts": [3, None],
-        "stderr_tail": "not a list",
-        "next_restart_at": "soon",
-        "ports": 5,
-        "route_priority": "high",
-    }
-    state = _state(
-        {"j": junk},
-        routing={
-            "rules": [None, {"priority": [1]}],
-            "target_groups": ["x", {"targets": [None]}],
-            "errors": ["plain text"],
-            "listener": 5,
-        },
-    )
-    views.overview(state, 1.7e9)
-    detail = views.server_detail(state, "j", 1.7e9)
-    assert detail["image"] is None and detail["host_port"] is None and detail["env_names"] == []
-    assert detail["stderr_tail"] == [] and detail["mounts"] == []
-    routing = views.routing_view(state, simulated_default=False)
-    assert routing["errors"][0]["message"] == "plain text"
 
 
 # ---------------------------------------------------------- connection limits

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from common.config import load_config
-from common.protocol import ContainerInfo, RouteInfo
+from common.protocol import ContainerInfo, RouteInfo, RoutingStatus
 from common.settings import Settings
 from services.scheduler.backoff import BackoffPolicy, CrashRecord
 from services.scheduler.views import ServerFacts, public_url, server_state
@@ -101,4 +101,4 @@ def test_an_alb_agent_restart_forgets_its_whole_view():
     )
     model.forget("routes")
     assert model.routes is None and model.routing_error is None
-    assert model.routing_status == {}  # the routing page must not show the old agent's rules
+    assert model.routing_status == RoutingStatus()  # the routing page must not show the old agent's rules
