@@ -13,14 +13,19 @@ REQ socket cannot.
 
 RepServer binds a ROUTER socket (REQ and DEALER clients both work) and answers every
 request exactly once, whatever arrives: garbage, oversized or multi-frame payloads,
-unknown types, failing handlers. It never raises out of `handle_ready`.
+unknown types, failing handlers. It never raises out of `handle_ready`. A handler
+whose answer needs a worker thread returns a `Deferred`: the routing envelope is kept,
+the loop goes on serving other requests, and the reply goes out when the work ends
+or, at the latest, when its deadline says what to answer instead ("pending").
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Union
 
 import zmq
@@ -40,6 +45,20 @@ MAX_BACKOFF_MS = 1000
 MAX_BATCH = 100
 
 Handler = Callable[[Message], Any]
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A reply that comes later (returned by a handler instead of a body).
+
+    The reply is `then(future.result())` (on the loop's thread) when the future ends
+    within `seconds`, else `at_deadline()`: a "pending" body, or a CodedError raised
+    (a timeout). Either may raise a CodedError to answer with an error."""
+
+    future: "concurrent.futures.Future[Any]"
+    seconds: float
+    at_deadline: Callable[[], Any]
+    then: Callable[[Any], Any] = lambda result: result
 
 
 class RemoteError(CodedError):
@@ -226,8 +245,10 @@ class RepServer:
         )
         self._file_id = socket_file_id(self.endpoint)
         self.handled = 0
+        self._service: Any = None  # the loop, once attached: deferred replies need it
 
     def attach(self, service: Any) -> None:
+        self._service = service
         service.add_reader(self.socket, self.handle_ready)
         service.on_close(self.close)
 
@@ -255,26 +276,64 @@ class RepServer:
         except ValueError:
             envelope, payload = frames[:1], frames[1:]
         try:
-            reply = self._reply_for(payload)
-            try:
-                data = protocol.encode(reply, self.max_bytes)
-            except ProtocolError as exc:  # a reply too large, or holding a Secret
-                log.error("%s: reply %s not sent: %s", self.src or "rep", reply.type, exc.message)
-                data = protocol.encode(
-                    protocol.reply_error(
-                        reply.reply_to, exc.code, f"the reply could not be sent: {exc.message}", self.src
-                    )
-                )
+            req = self._request(payload)
+            reply = req if req.kind is Kind.REPLY else self._reply(req, lambda: self.handlers[req.type](req))
         except Exception as exc:  # the answer must go out, whatever broke
             log_failure(log, f"{self.src or 'rep'}: building a reply failed", exc)
-            data = protocol.encode(protocol.reply_error(None, ErrorCode.INTERNAL, "internal error", self.src))
+            reply = protocol.reply_error(None, ErrorCode.INTERNAL, "internal error", self.src)
+        if isinstance(reply, Deferred) and self._service is None:
+            log.error("%s: %s answered later, but the server is not attached to a loop", self.src or "rep", req.type)
+            reply = protocol.reply_error(req, ErrorCode.INTERNAL, "internal error", self.src)
+        if isinstance(reply, Deferred):
+            self._defer(envelope, req, reply)
+        else:
+            self._send(envelope, reply)
+
+    def _send(self, envelope: list[bytes], reply: Message) -> None:
+        try:
+            data = protocol.encode(reply, self.max_bytes)
+        except ProtocolError as exc:  # a reply too large, or holding a Secret
+            log.error("%s: reply %s not sent: %s", self.src or "rep", reply.type, exc.message)
+            data = protocol.encode(
+                protocol.reply_error(reply.reply_to, exc.code, f"the reply could not be sent: {exc.message}", self.src)
+            )
+        except Exception as exc:
+            log_failure(log, f"{self.src or 'rep'}: encoding a reply failed", exc)
+            data = protocol.encode(protocol.reply_error(reply.reply_to, ErrorCode.INTERNAL, "internal error", self.src))
+        if self.socket.closed:
+            return
         try:
             self.socket.send_multipart(envelope + [data], flags=zmq.NOBLOCK)
             self.handled += 1
         except zmq.ZMQError as exc:  # the client went away or is not reading
             log.warning("%s: reply not delivered: %s", self.src or "rep", exc)
 
-    def _reply_for(self, payload: list[bytes]) -> Message:
+    def _defer(self, envelope: list[bytes], req: Message, deferred: Deferred) -> None:
+        """Answer when the future ends or the deadline passes, whichever comes first."""
+        answered = False
+
+        def answer(produce: Callable[[], Any]) -> None:
+            nonlocal answered
+            if answered:
+                return
+            answered = True
+            timer.cancel()
+            self._send(envelope, self._reply(req, produce))
+
+        def at_deadline() -> None:
+            future = deferred.future
+            if future.done():
+                answer(lambda: deferred.then(future.result()))
+            else:
+                answer(deferred.at_deadline)
+
+        timer = self._service.after(deferred.seconds, at_deadline)
+        deferred.future.add_done_callback(
+            lambda future: self._service.call_soon(lambda: answer(lambda: deferred.then(future.result())))
+        )
+
+    def _request(self, payload: list[bytes]) -> Message:
+        """The request in `payload`, or the error reply that refuses it."""
         if len(payload) != 1:
             return self._refused(
                 ProtocolError(ErrorCode.BAD_MESSAGE, f"expected one payload frame, got {len(payload)}")
@@ -285,13 +344,16 @@ class RepServer:
             return self._refused(exc)
         if req.kind is not Kind.REQUEST:
             return self._refused(ProtocolError(ErrorCode.UNKNOWN_TYPE, f"'{req.type}' is not a request", msg_id=req.id))
-        handler = self.handlers.get(req.type)
-        if handler is None:
+        if req.type not in self.handlers:
             return self._refused(
                 ProtocolError(ErrorCode.UNKNOWN_TYPE, f"'{req.type}' is not served here", msg_id=req.id)
             )
+        return req
+
+    def _reply(self, req: Message, produce: Callable[[], Any]) -> Union[Message, Deferred]:
+        """The reply to `req` with the body `produce()` returns (or the error it raises)."""
         try:
-            body = handler(req)
+            body = produce()
         except CodedError as exc:
             log.info("%s: %s from %s failed: %s", self.src or "rep", req.type, req.src or "?", exc)
             return protocol.reply_error(req, exc.code, exc.message, self.src)
@@ -301,6 +363,8 @@ class RepServer:
             return protocol.reply_error(
                 req, ErrorCode.INTERNAL, f"internal error while handling '{req.type}'", self.src
             )
+        if isinstance(body, Deferred):
+            return body
         try:
             return protocol.reply_ok(req, body, self.src)
         except ProtocolError as exc:

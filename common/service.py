@@ -1,7 +1,8 @@
 """A small base for the orchestrator's processes: one ZeroMQ poll loop.
 
 A Service owns a ZeroMQ context, polls the sockets registered with `add_reader` with
-a timeout, runs timers (`every`, `after`) between polls, and stops on a flag. SIGTERM
+a timeout, runs timers (`every`, `after`) and the callbacks other threads hand it with
+`call_soon` between polls, and stops on a flag. SIGTERM
 and SIGINT only set that flag (and wake the poll through a wakeup socket pair), so a
 signal becomes an ordinary quit of the loop, after which every socket is closed with
 LINGER=0. The loop never blocks without a timeout, and an exception in one reader or
@@ -17,6 +18,7 @@ to 0600, so only the service user can connect.
 
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import os
@@ -235,7 +237,9 @@ class Service:
         self._closers: list[Callable[[], Any]] = []
         self._stop_reason: Optional[str] = None
         self._closed = False
-        # Written to by signal handlers (set_wakeup_fd) and stop() to cut a poll short.
+        # Callbacks from other threads (deque appends and pops are thread-safe).
+        self._soon: collections.deque[Callable[[], Any]] = collections.deque()
+        # Written to by signal handlers (set_wakeup_fd), stop() and call_soon() to cut a poll short.
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -264,6 +268,14 @@ class Service:
         self._timers.append(timer)
         return timer
 
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Run `fn()` on the loop's thread as soon as it can; safe from any thread.
+
+        The one way a worker thread hands the loop something to do (publish an event,
+        send a deferred reply): ZeroMQ sockets belong to the loop's thread."""
+        self._soon.append(fn)
+        self._wake()
+
     def on_close(self, fn: Callable[[], Any]) -> None:
         """Call `fn()` when the service closes (in reverse order of registration)."""
         self._closers.append(fn)
@@ -277,6 +289,9 @@ class Service:
         """Ask the loop to quit; safe from any thread and from signal handlers."""
         if self._stop_reason is None:
             self._stop_reason = reason
+        self._wake()
+
+    def _wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
         except OSError:  # buffer full or closed: the loop wakes anyway within MAX_POLL_MS
@@ -327,6 +342,7 @@ class Service:
             ready = {}
         if self._wake_r in ready or self._wake_r.fileno() in ready:
             self._drain_wakeups()
+        self._run_soon()
         for sock, fn in list(self._readers.items()):
             if sock in ready and self._stop_reason is None:
                 try:
@@ -339,6 +355,8 @@ class Service:
         limit = self._max_poll_ms if max_wait_ms is None else min(max_wait_ms, self._max_poll_ms)
         if self._stop_reason is not None:
             return 0
+        if self._soon:
+            return 0
         live = [t.due for t in self._timers if not t.cancelled]
         if live:
             limit = min(limit, max(0, int((min(live) - self._clock()) * 1000) + 1))
@@ -350,6 +368,16 @@ class Service:
                 pass
         except (BlockingIOError, InterruptedError):
             pass
+
+    def _run_soon(self) -> None:
+        # Only what was queued before this pass: a callback that queues another one
+        # must not keep the loop from its sockets.
+        for _ in range(len(self._soon)):
+            fn = self._soon.popleft()
+            try:
+                fn()
+            except Exception as exc:
+                log_failure(log, f"{self.name}: callback failed", exc)
 
     def _run_due_timers(self) -> None:
         now = self._clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import socket
 import threading
@@ -14,7 +15,7 @@ import zmq
 
 from common import protocol as p
 from common.protocol import ErrorCode, ProtocolError, ServiceError
-from common.reqrep import RemoteError, RepServer, ReqClient, RequestTimeout
+from common.reqrep import Deferred, RemoteError, RepServer, ReqClient, RequestTimeout
 from common.secrets import Secret
 from common.service import Service, bind_endpoint
 
@@ -176,6 +177,79 @@ def test_request_reply_over_a_service_loop(ctx, endpoint) -> None:
         with pytest.raises(RemoteError) as info:  # a type this server does not serve
             client.request("routes.status")
         assert info.value.code is ErrorCode.UNKNOWN_TYPE
+
+
+def deferred_handlers(release: threading.Event, executor) -> dict:
+    """container.status answered by a worker thread that waits for `release`: the
+    server id says what the work and the deadline do."""
+
+    def work(sid: str) -> list:
+        if sid == "boom":
+            raise ServiceError(ErrorCode.FAILED, "the engine said no")
+        release.wait(WAIT_S)
+        return [p.ContainerInfo(sid, state="running")]
+
+    def at_deadline(sid: str):
+        if sid == "late":
+            raise ServiceError(ErrorCode.TIMEOUT, "no answer in time")
+        return p.ContainerList([p.ContainerInfo(sid, state="pending-answer")])
+
+    def status(msg):
+        sid = msg.body.server_id
+        future = executor.submit(work, sid)
+        seconds = 0.3 if sid in ("slow", "late") else WAIT_S
+        return Deferred(future, seconds, lambda: at_deadline(sid), then=lambda infos: p.ContainerList(infos))
+
+    return {"container.status": status}
+
+
+def test_deferred_replies_leave_the_loop_free_and_keep_each_envelope(ctx) -> None:
+    release = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(8) as executor:
+        with ServiceThread(ANY_PORT, deferred_handlers(release, executor)) as server:
+            answers: dict = {}
+
+            def ask(sid: str) -> None:
+                with ReqClient(ctx, server.endpoint, timeout_ms=int(WAIT_S * 1000), retries=0, src=sid) as client:
+                    try:
+                        answers[sid] = client.call("container.status", p.ContainerStatusQuery(sid))
+                    except RemoteError as exc:
+                        answers[sid] = exc
+
+            threads = [threading.Thread(target=ask, args=(sid,)) for sid in ("a", "b", "slow", "late", "boom")]
+            for t in threads:
+                t.start()
+            # While two requests wait on their work, the loop answers others at once.
+            with ReqClient(ctx, server.endpoint, timeout_ms=1000, retries=0, src="t") as client:
+                asked = time.monotonic()
+                assert client.call("ping") == p.Empty()
+                assert time.monotonic() - asked < MARGIN_S
+            deadline = time.monotonic() + WAIT_S
+            while len(answers) < 3 and time.monotonic() < deadline:  # slow, late, boom
+                time.sleep(0.02)
+            assert answers["slow"].containers[0].state == "pending-answer"  # the deadline's body
+            assert answers["late"].code is ErrorCode.TIMEOUT  # the deadline's error
+            assert answers["boom"].code is ErrorCode.FAILED and "said no" in answers["boom"].message
+            assert "a" not in answers and "b" not in answers
+            release.set()
+            for t in threads:
+                t.join(WAIT_S)
+            # Each reply went back to its own client; the ones past their deadline once.
+            assert answers["a"].containers[0].server_id == "a" and answers["b"].containers[0].server_id == "b"
+            with ReqClient(ctx, server.endpoint, timeout_ms=1000, retries=0, src="t") as client:
+                assert client.call("ping") == p.Empty()
+
+
+def test_call_soon_runs_on_the_loop_thread_at_once() -> None:
+    service = Service("soon", max_poll_ms=1000)
+    ran: list = []
+    loop_thread = threading.current_thread()
+    threading.Thread(target=lambda: service.call_soon(lambda: ran.append(threading.current_thread()))).start()
+    deadline = time.monotonic() + WAIT_S
+    while not ran and time.monotonic() < deadline:
+        service.run_once()
+    assert ran == [loop_thread]
+    service.close()
 
 
 def test_dead_endpoint_times_out_within_its_deadline_then_recovers(ctx, unbound_endpoint) -> None:
