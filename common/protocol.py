@@ -40,8 +40,6 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 # The reply type of every failed request.
 ERROR_TYPE = "error"
-# Most stderr lines one container.logs request may ask for.
-MAX_LOG_LINES = 10_000
 # Longest id accepted when reading one back from a message that cannot be decoded.
 _MAX_ID_LEN = 128
 
@@ -157,10 +155,9 @@ class ContainerEnsure:
 
     Secret values never travel: the container-agent creates the container from its own
     reading of mcp.config.json (re-read when its hash of the server differs from
-    `spec_hash`). `spec` is the public view of the spec (env values masked), for logs."""
+    `spec_hash`)."""
 
     server_id: str
-    spec: dict[str, Any]
     host_port: int
     spec_hash: str
 
@@ -178,23 +175,6 @@ class ContainerRef:
 @dataclass(frozen=True)
 class ContainerStatusQuery:
     server_id: Optional[str] = None  # None: every managed container
-
-
-@dataclass(frozen=True)
-class ContainerLogsQuery:
-    server_id: str
-    lines: int = 100
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.lines <= MAX_LOG_LINES:
-            raise ValueError(f"lines must be between 1 and {MAX_LOG_LINES}")
-
-
-@dataclass(frozen=True)
-class ContainerSync:
-    """Remove managed containers whose server id is not in `wanted`."""
-
-    wanted: list[str] = field(default_factory=list)
 
 
 class Operation(str, Enum):
@@ -253,19 +233,6 @@ class ContainerInfo:
 @dataclass(frozen=True)
 class ContainerList:
     containers: list[ContainerInfo] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ContainerLogs:
-    server_id: str
-    lines: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ContainerSynced:
-    removed: list[str] = field(default_factory=list)
-    containers: list[ContainerInfo] = field(default_factory=list)
-    pending: bool = False  # the removals go on after the reply (see container.status)
 
 
 @dataclass(frozen=True)
@@ -666,12 +633,8 @@ MESSAGE_TYPES: Mapping[str, MessageType] = _registry(
     MessageType("container.restart", ContainerRef, _R, reply="container.info"),
     MessageType("container.remove", ContainerRef, _R, reply="container.info"),
     MessageType("container.status", ContainerStatusQuery, _R, reply="container.list"),
-    MessageType("container.logs", ContainerLogsQuery, _R, reply="container.log_lines"),
-    MessageType("container.sync", ContainerSync, _R, reply="container.synced"),
     MessageType("container.info", ContainerInfo, _P),
     MessageType("container.list", ContainerList, _P),
-    MessageType("container.log_lines", ContainerLogs, _P),
-    MessageType("container.synced", ContainerSynced, _P),
     MessageType("container.started", ContainerEvent, _E),
     MessageType("container.exited", ContainerEvent, _E),
     MessageType("container.oom", ContainerEvent, _E),

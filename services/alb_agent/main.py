@@ -5,9 +5,10 @@
 Requests (answered at once, whatever AWS is doing):
 - `routes.apply`: the full wanted route set (servers not listed lose their routes), or a
   dry run. The AWS work happens on a worker thread; the reply carries the result when
-  it is ready within APPLY_WAIT_SECONDS, else "in progress" and the outcome follows as
-  route.* events. An apply that failed before changing anything is an error reply
-  (`unavailable` while AWS cannot be reached, else `failed`).
+  it is ready within APPLY_WAIT_SECONDS, else `pending` and the outcome follows as
+  route.* events (the loop answers other requests meanwhile). An apply that failed
+  before changing anything is an error reply (`unavailable` while AWS cannot be
+  reached, else `failed`).
 - `routes.status`: the latest known routing per server.
 - `snapshot.get`: the full routing status (rules, priorities, target groups, targets,
   health, degraded flag) consistent with the event stream.
@@ -19,20 +20,19 @@ marked degraded.
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 from typing import Optional, Sequence
 
 from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.protocol import Message, RoutesList, RoutesResult, RoutingStatus, Snapshot, to_plain
 from common.pubsub import Publisher
-from common.reqrep import RepServer
+from common.reqrep import Deferred, RepServer
 from common.service import Service
 from common.settings import Settings, SettingsError
 from services.alb_agent import wire
 from services.alb_agent.aws_client import make_client
 from services.alb_agent.config import AlbConfig
-from services.alb_agent.router import AlbRouter
+from services.alb_agent.router import AlbRouter, ApplyResult
 from services.alb_agent.standin import StandIn, StandInError, start_standin
 from services.alb_agent.worker import RoutingWorker
 
@@ -52,11 +52,8 @@ class AlbAgent:
     ) -> None:
         self.apply_wait_seconds = apply_wait_seconds
         zmq_settings = settings.zmq
-        # The worker thread pokes this pair so the loop publishes its events at once.
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self.worker = RoutingWorker(router, notify=self._poke)
+        # The worker thread has the loop publish its events at once.
+        self.worker = RoutingWorker(router, notify=lambda: service.call_soon(self.publish_events))
         self.rep = service.attach(
             RepServer(
                 service.ctx,
@@ -75,21 +72,25 @@ class AlbAgent:
                 max_bytes=zmq_settings.max_message_bytes,
             )
         )
-        service.add_reader(self._wake_r.fileno(), self.publish_events)
         service.on_close(self.close)
         self.worker.start()
 
     # -- handlers ------------------------------------------------------------------------
-    def on_apply(self, msg: Message) -> RoutesResult:
+    def on_apply(self, msg: Message) -> Deferred:
         routes, invalid = wire.routes_from_request(msg.body)
-        job = self.worker.submit(routes, msg.body.dry_run, invalid)
-        result = job.wait(self.apply_wait_seconds)
-        if result is None:
-            return wire.pending_result(routes, msg.body.dry_run, self.worker.status())
-        self.publish_events()  # events of this apply go out before its reply
-        if result.failure is not None and not result.done:
-            raise wire.failure_error(result.failure)
-        return wire.routes_result(result, routes, self.worker.status())
+        dry_run = msg.body.dry_run
+        job = self.worker.submit(routes, dry_run, invalid)
+
+        def outcome(result: ApplyResult) -> RoutesResult:
+            self.publish_events()  # events of this apply go out before its reply
+            if result.failure is not None and not result.done:
+                raise wire.failure_error(result.failure)
+            return wire.routes_result(result, routes, self.worker.status())
+
+        def pending() -> RoutesResult:
+            return wire.pending_result(routes, dry_run, self.worker.status())
+
+        return Deferred(job.future, self.apply_wait_seconds, pending, outcome)
 
     def on_status(self, msg: Message) -> RoutesList:
         status = self.worker.status()
@@ -103,18 +104,7 @@ class AlbAgent:
         return self.pub.snapshot(to_plain(self.worker.status()))
 
     # -- events --------------------------------------------------------------------------
-    def _poke(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:  # full: the loop is already due to read it
-            pass
-
     def publish_events(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError, OSError):
-            pass
         for event in self.worker.take_events():
             message = wire.event_message(event)
             log.info("%s %s: %s", event.kind, event.server_id or "-", event.message)
@@ -123,8 +113,6 @@ class AlbAgent:
 
     def close(self) -> None:
         self.worker.stop()
-        self._wake_r.close()
-        self._wake_w.close()
 
 
 def build_router(settings: Settings) -> tuple[AlbRouter, Optional[StandIn]]:
@@ -148,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         default=APPLY_WAIT_SECONDS,
         metavar="SECONDS",
         help="how long routes.apply waits for the result before answering "
-        "'in progress' (keep it below the callers' request timeout)",
+        "'pending' (keep it below the callers' request timeout)",
     )
     args = parser.parse_args(argv)
     _, settings_path = resolve_paths(args)

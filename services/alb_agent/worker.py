@@ -11,6 +11,7 @@ whoever waited for the older one gets the newer one's result.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 STATUS_REFRESH_SECONDS = 60.0
 
 
-class Job:
-    """One apply (or dry run) handed to the worker."""
+class ApplyJob:
+    """One apply (or dry run) handed to the worker; `future` gets its ApplyResult."""
 
     def __init__(
         self, routes: Mapping[str, DesiredRoute], dry_run: bool, input_errors: Mapping[str, RouteError]
@@ -35,22 +36,23 @@ class Job:
         self.routes = dict(routes)
         self.dry_run = dry_run
         self.input_errors = dict(input_errors)
-        self.result: Optional[ApplyResult] = None
-        self.started = False
-        self._done = threading.Event()
-        self.waiting: list["Job"] = []  # older jobs this one replaced
+        self.future: "concurrent.futures.Future[ApplyResult]" = concurrent.futures.Future()
+        self.waiting: list["ApplyJob"] = []  # older jobs this one replaced
 
     def finish(self, result: ApplyResult) -> None:
         for job in [self] + self.waiting:
-            job.result = result
-            job._done.set()
+            if not job.future.done():
+                job.future.set_result(result)
 
     def wait(self, timeout: float) -> Optional[ApplyResult]:
-        return self.result if self._done.wait(timeout) else None
+        try:
+            return self.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return None
 
     @property
     def done(self) -> bool:
-        return self._done.is_set()
+        return self.future.done()
 
 
 class RoutingWorker:
@@ -67,7 +69,7 @@ class RoutingWorker:
         self._refresh = status_refresh_seconds
         self._clock = clock
         self._cond = threading.Condition()
-        self._queue: list[Job] = []
+        self._queue: list[ApplyJob] = []
         self._events: list[RouteEvent] = []
         self._status = RoutingStatus(stale=True)
         self._last_apply: Optional[ApplySummary] = None
@@ -92,8 +94,8 @@ class RoutingWorker:
         routes: Mapping[str, DesiredRoute],
         dry_run: bool = False,
         input_errors: Optional[Mapping[str, RouteError]] = None,
-    ) -> Job:
-        job = Job(routes, dry_run, input_errors or {})
+    ) -> ApplyJob:
+        job = ApplyJob(routes, dry_run, input_errors or {})
         with self._cond:
             if not dry_run:
                 for older in [j for j in self._queue if not j.dry_run]:
@@ -122,14 +124,12 @@ class RoutingWorker:
         return status
 
     # -- the worker thread ---------------------------------------------------------------
-    def _next_job(self) -> Optional[Job]:
+    def _next_job(self) -> Optional[ApplyJob]:
         """The next job, or None when a status refresh is due (or we are stopping)."""
         with self._cond:
             while not self._stopping:
                 if self._queue:
-                    job = self._queue.pop(0)
-                    job.started = True
-                    return job
+                    return self._queue.pop(0)
                 wait = self._next_refresh - self._clock()
                 if wait <= 0:
                     return None
@@ -157,7 +157,7 @@ class RoutingWorker:
                 job.finish(_stopped(job))
             self._queue.clear()
 
-    def _run_job(self, job: Job) -> None:
+    def _run_job(self, job: ApplyJob) -> None:
         result = self._router.apply(job.routes, dry_run=job.dry_run)
         if job.input_errors:
             result = _with_input_errors(result, job.input_errors)
@@ -191,5 +191,5 @@ def _with_input_errors(result: ApplyResult, errors: Mapping[str, RouteError]) ->
     return replace(result, errors={**errors, **result.errors})
 
 
-def _stopped(job: Job) -> ApplyResult:
+def _stopped(job: ApplyJob) -> ApplyResult:
     return ApplyResult(EMPTY_PLAN, job.dry_run, failure=AwsFailure(API_ERROR, "apply", "the agent is stopping"))

@@ -21,11 +21,9 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from common.config import ServerConfig
 from common.protocol import (
-    MAX_LOG_LINES,
     BridgeState,
     ContainerEvent,
     ContainerInfo,
-    ContainerSynced,
     ErrorCode,
     ServiceError,
 )
@@ -34,7 +32,7 @@ from . import events
 from .docker_ops import DockerOps
 from .events import ContainerChange
 from .labels import HTTP, STDIO, Placement, container_name, is_ours, labels_for, placement_of
-from .plan import STARTABLE, Action, Observed, decide, pull_needed, unwanted
+from .plan import STARTABLE, Action, Observed, decide, pull_needed
 from .serving import Serving
 from .specs import ServerSpecs
 from .status import STATUS_TAIL_LINES, LastExit, clean_lines, container_info
@@ -253,28 +251,6 @@ class Lifecycle:
             else:
                 self._inspected.pop(container_id, None)
 
-    def logs(self, server_id: str, lines: int) -> list[str]:
-        """The last `lines` stderr lines of the server's container (or of its last run)."""
-        n = max(0, min(lines, MAX_LOG_LINES))
-        attrs = self.ops.inspect_server(server_id)
-        got: Optional[list[str]] = None
-        if attrs is not None and is_ours(_labels(attrs), self.cluster):
-            got = self.ops.stderr_lines(attrs["Id"], n)
-            if got is None and _state(attrs) == "running":
-                got = self.serving.stderr_tail(server_id, n)
-        if got is None:
-            with self._guard:
-                record = self._last_exit.get(server_id)
-            if record is not None:
-                got = list(record.stderr_tail)
-            elif attrs is None:
-                raise ServiceError(ErrorCode.NOT_FOUND, f"server {server_id}: no container and no earlier run known")
-            else:
-                got = []
-        return clean_lines(got, n)
-
-    # --- changing -----------------------------------------------------------------
-
     def ensure(self, server_id: str, spec_hash: str, host_port: int) -> ContainerInfo:
         with self._op(server_id, "ensure"):
             server = self.specs.lookup(server_id, spec_hash)
@@ -369,37 +345,6 @@ class Lifecycle:
                 self._retire(server_id, attrs, self._stop_timeout(server_id, attrs))
             self._unserve(server_id)
         return self.info(server_id, None)
-
-    def sync(self, wanted: list[str]) -> ContainerSynced:
-        """Remove our containers (and bridges) of servers not in `wanted`, and forget
-        what the agent remembers of them (last exit, last error)."""
-        by_server: dict[str, list[str]] = {}
-        for summary in self.ops.list_ours():
-            placement = placement_of(summary.get("Labels"))
-            if placement is not None:
-                by_server.setdefault(placement.server_id, []).append(summary["Id"])
-        served = set(self.serving.served_ids())
-        with self._guard:
-            remembered = set(self._last_exit) | set(self._errors)
-        removed = []
-        for server_id in unwanted(set(by_server) | served | remembered, wanted):
-            try:
-                with self._op(server_id, "remove"):
-                    for container_id in by_server.get(server_id, []):
-                        attrs = self.ops.inspect(container_id)
-                        if attrs is not None and is_ours(_labels(attrs), self.cluster):
-                            self._retire(server_id, attrs, self._stop_timeout(server_id, attrs))
-                    self._unserve(server_id)
-            except ServiceError:
-                continue  # remembered as the server's error, shown in the list below
-            with self._guard:
-                self._last_exit.pop(server_id, None)
-                self._errors.pop(server_id, None)
-            if server_id in by_server or server_id in served:
-                removed.append(server_id)
-        if removed:
-            log.info("sync removed %s", ", ".join(removed))
-        return ContainerSynced(removed=removed, containers=self.status())
 
     # --- helpers ------------------------------------------------------------------
 

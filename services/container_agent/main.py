@@ -3,11 +3,12 @@
     python -m services.container_agent [--settings PATH] [--config PATH]
                                        [--reply-wait SECONDS] [--label KEY=VALUE ...]
 
-Requests (`container.ensure/stop/start/restart/remove/status/logs/sync`,
-`snapshot.get`) are carried out on worker threads, never on the ZeroMQ loop. A change
-waits for its outcome at most `--reply-wait` seconds; one that takes longer (a
-graceful stop, a pull) is answered with `pending` set to the operation, goes on, and
-its outcome follows as events: `container.started`, `container.exited` (also when an
+Requests (`container.ensure/stop/start/restart/remove/status`,
+`snapshot.get`) are carried out on worker threads, never on the ZeroMQ loop, which
+answers them when the work ends (deferred replies) and serves other requests
+meanwhile. A change is answered by its outcome within `--reply-wait` seconds; one
+that takes longer (a graceful stop, a pull) is answered with `pending` set to the
+operation, goes on, and its outcome follows as events: `container.started`, `container.exited` (also when an
 ensure, start or restart failed after the reply: `message` says why). A read that
 Docker does not answer within READ_WAIT_SECONDS fails with `timeout`.
 
@@ -23,11 +24,11 @@ MCP servers. Stopping the servers is the scheduler's decision (container.stop).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import queue
-import socket
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -40,8 +41,6 @@ from common.protocol import (
     ContainerEvent,
     ContainerInfo,
     ContainerList,
-    ContainerLogs,
-    ContainerSynced,
     ErrorCode,
     Message,
     Operation,
@@ -50,14 +49,13 @@ from common.protocol import (
     Snapshot,
 )
 from common.pubsub import Publisher
-from common.reqrep import RepServer
+from common.reqrep import Deferred, RepServer
 from common.service import Service
 from common.settings import BRIDGE_AUTH_NONE, Settings
 
 from .bridge import BridgeConfig, BridgeEvent, BridgeThread
 from .docker_ops import DockerOps
 from .event_stream import DockerEventStream
-from .jobs import Job, Workers
 from .labels import container_name, event_filters, parse_extra
 from .lifecycle import Lifecycle
 from .serving import Serving
@@ -71,9 +69,6 @@ NAME = "container-agent"
 # default).
 REPLY_WAIT_SECONDS = 1.5
 READ_WAIT_SECONDS = 1.5
-# While a request waits for its job, the loop still publishes events and heartbeats
-# this often: a burst of slow requests must not look like a dead agent.
-_WAIT_SLICE_SECONDS = 0.25
 WORKERS = 8
 # The Docker API version the orchestrator targets (Debian's engine 20.10 speaks it);
 # pinned, so that creating a client needs no answer from the engine.
@@ -123,12 +118,10 @@ class ContainerAgent:
         self.reply_wait = reply_wait
         self.cluster = settings.aws.cluster_name
         zmq_settings = settings.zmq
+        self.service = service
         self._events: "queue.SimpleQueue[tuple[str, ContainerEvent]]" = queue.SimpleQueue()
-        # Threads poke this pair so the loop publishes their events at once.
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._requests: "collections.OrderedDict[str, Job]" = collections.OrderedDict()
+        # Work of the requests by request id: a retried request joins its first one.
+        self._requests: "collections.OrderedDict[str, Work]" = collections.OrderedDict()
 
         self.rep = service.attach(
             RepServer(
@@ -141,8 +134,6 @@ class ContainerAgent:
                     "container.restart": self.on_restart,
                     "container.remove": self.on_remove,
                     "container.status": self.on_status,
-                    "container.logs": self.on_logs,
-                    "container.sync": self.on_sync,
                     "snapshot.get": self.on_snapshot,
                 },
                 src=NAME,
@@ -158,10 +149,11 @@ class ContainerAgent:
                 max_bytes=zmq_settings.max_message_bytes,
             )
         )
-        service.add_reader(self._wake_r.fileno(), self.publish_events)
         service.on_close(self.close)
 
-        self.workers = Workers(WORKERS, "docker-op")
+        # Docker calls block: they run here. Threads still busy at exit (a graceful stop)
+        # finish first; queued ones are dropped.
+        self.workers = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="docker-op")
         config = bridge_config or BridgeConfig.from_settings(settings)
         _say_how_mcp_is_authenticated(settings)
         self.bridge = BridgeThread(client, config, on_event=self._on_bridge_event)
@@ -172,7 +164,7 @@ class ContainerAgent:
             specs,
             port_range=(settings.service.port_range_start, settings.service.port_range_end),
             emit=self.emit,
-            submit=lambda fn: self.workers.submit(fn, "serve"),
+            submit=self.workers.submit,
             extra_labels=extra_labels,
             kept_lines=settings.bridge.stderr_lines,
         )
@@ -183,110 +175,91 @@ class ContainerAgent:
 
     # --- handlers -----------------------------------------------------------------
 
-    def on_ensure(self, msg: Message) -> ContainerInfo:
+    def on_ensure(self, msg: Message) -> Deferred:
         b = msg.body
         return self._change(
             msg, "ensure", _checked(b.server_id), lambda: self.lifecycle.ensure(b.server_id, b.spec_hash, b.host_port)
         )
 
-    def on_stop(self, msg: Message) -> ContainerInfo:
+    def on_stop(self, msg: Message) -> Deferred:
         sid = _checked(msg.body.server_id)
         return self._change(msg, "stop", sid, lambda: self.lifecycle.stop(sid))
 
-    def on_start(self, msg: Message) -> ContainerInfo:
+    def on_start(self, msg: Message) -> Deferred:
         sid = _checked(msg.body.server_id)
         return self._change(msg, "start", sid, lambda: self.lifecycle.start(sid))
 
-    def on_restart(self, msg: Message) -> ContainerInfo:
+    def on_restart(self, msg: Message) -> Deferred:
         sid = _checked(msg.body.server_id)
         return self._change(msg, "restart", sid, lambda: self.lifecycle.restart(sid))
 
-    def on_remove(self, msg: Message) -> ContainerInfo:
+    def on_remove(self, msg: Message) -> Deferred:
         sid = _checked(msg.body.server_id)
         return self._change(msg, "remove", sid, lambda: self.lifecycle.remove(sid))
 
-    def on_sync(self, msg: Message) -> ContainerSynced:
-        wanted = list(msg.body.wanted)
-        job = self._job(msg, "sync", lambda: self.lifecycle.sync(wanted))
-        if self._wait(job, self.reply_wait):
-            return job.outcome()
-        return ContainerSynced(pending=True)
-
-    def on_status(self, msg: Message) -> ContainerList:
+    def on_status(self, msg: Message) -> Deferred:
         sid = msg.body.server_id
         if sid is not None:
             _checked(sid)
-        return ContainerList(containers=self._read(msg, "status", lambda: self.lifecycle.status(sid)))
+        return self._read(msg, "status", lambda: self.lifecycle.status(sid), lambda infos: ContainerList(infos))
 
-    def on_logs(self, msg: Message) -> ContainerLogs:
-        b = msg.body
-        _checked(b.server_id)
-        lines = self._read(msg, "logs", lambda: self.lifecycle.logs(b.server_id, b.lines))
-        return ContainerLogs(server_id=b.server_id, lines=lines)
+    def on_snapshot(self, msg: Message) -> Deferred:
+        def snapshot(infos: list[ContainerInfo]) -> Snapshot:
+            self.publish_events()  # the state read already includes them
+            return self.pub.snapshot({info.server_id: protocol.to_plain(info) for info in infos})
 
-    def on_snapshot(self, msg: Message) -> Snapshot:
-        infos = self._read(msg, "snapshot", self.lifecycle.status)
-        self.publish_events()  # the state read above already includes them
-        return self.pub.snapshot({info.server_id: protocol.to_plain(info) for info in infos})
+        return self._read(msg, "snapshot", self.lifecycle.status, snapshot)
 
-    # --- jobs ---------------------------------------------------------------------
+    # --- work -----------------------------------------------------------------------
 
-    def _job(self, msg: Message, name: str, fn: Callable[[], Any]) -> Job:
-        """The job of this request (a retried request, same id, joins the first one)."""
-        job = self._requests.get(msg.id)
-        if job is None:
-            job = self.workers.submit(fn, name)
-            self._requests[msg.id] = job
+    def _work(self, msg: Message, fn: Callable[[], Any]) -> "Work":
+        """The work of this request (a retried request, same id, joins the first one)."""
+        work = self._requests.get(msg.id)
+        if work is None:
+            work = Work(self.workers.submit(fn))
+            self._requests[msg.id] = work
             while len(self._requests) > _RECENT_REQUESTS:
                 self._requests.popitem(last=False)
-        return job
+        return work
 
-    def _change(self, msg: Message, op: str, server_id: str, fn: Callable[[], ContainerInfo]) -> ContainerInfo:
+    def _change(self, msg: Message, op: str, server_id: str, fn: Callable[[], ContainerInfo]) -> Deferred:
         if msg.id not in self._requests:
             self.lifecycle.set_pending(server_id, op)
-        job = self._job(msg, op, fn)
-        if self._wait(job, self.reply_wait, lambda j: self._late_end(op, server_id, j)):
-            return job.outcome()
-        log.info("server %s: %s goes on after the reply", server_id, op)
-        return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=Operation(op))
+        work = self._work(msg, fn)
 
-    def _wait(self, job: Job, timeout: float, on_late_end: Optional[Callable[[Job], None]] = None) -> bool:
-        """Wait for a job in the loop's thread without starving the PUB socket."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or job.wait(min(left, _WAIT_SLICE_SECONDS)):
-                break
-            self.publish_events()
-            self.pub.heartbeat()
-        return job.wait_or_detach(0, on_late_end)
+        def pending() -> ContainerInfo:
+            log.info("server %s: %s goes on after the reply", server_id, op)
+            if not work.detached:
+                work.detached = True
+                work.future.add_done_callback(lambda future: self._late_end(op, server_id, future))
+            return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=Operation(op))
 
-    def _late_end(self, op: str, server_id: str, job: Job) -> None:
+        return Deferred(work.future, self.reply_wait, pending)
+
+    def _late_end(self, op: str, server_id: str, future: "concurrent.futures.Future[Any]") -> None:
         """A change that outlived its reply ended (worker thread)."""
-        if job.error is None:
+        error = future.exception()
+        if error is None:
             log.info("server %s: %s done", server_id, op)
             return
-        message = job.error.message if isinstance(job.error, ServiceError) else f"{op} failed: internal error"
+        message = error.message if isinstance(error, ServiceError) else f"{op} failed: internal error"
         if op in _STARTING_OPS:
             self.emit("container.exited", ContainerEvent(server_id, state="failed", message=message))
 
-    def _read(self, msg: Message, name: str, fn: Callable[[], Any]) -> Any:
-        job = self._job(msg, name, fn)
-        if self._wait(job, READ_WAIT_SECONDS):
-            return job.outcome()
-        raise ServiceError(
-            ErrorCode.TIMEOUT, f"{name}: the Docker engine did not answer within {READ_WAIT_SECONDS:g} s"
-        )
+    def _read(self, msg: Message, name: str, fn: Callable[[], Any], then: Callable[[Any], Any]) -> Deferred:
+        def too_late() -> Any:
+            raise ServiceError(
+                ErrorCode.TIMEOUT, f"{name}: the Docker engine did not answer within {READ_WAIT_SECONDS:g} s"
+            )
+
+        return Deferred(self._work(msg, fn).future, READ_WAIT_SECONDS, too_late, then)
 
     # --- events -------------------------------------------------------------------
 
     def emit(self, topic: str, body: ContainerEvent) -> None:
         """Queue an event for the loop to publish (any thread)."""
         self._events.put((topic, body))
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:  # full: the loop is already due to read it
-            pass
+        self.service.call_soon(self.publish_events)
 
     def _on_bridge_event(self, event: BridgeEvent) -> None:
         self.emit(
@@ -295,11 +268,6 @@ class ContainerAgent:
         )
 
     def publish_events(self) -> None:
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError, OSError):
-            pass
         while True:
             try:
                 topic, body = self._events.get_nowait()
@@ -314,10 +282,16 @@ class ContainerAgent:
 
     def close(self) -> None:
         self.stream.stop()
-        self.workers.close()
+        self.workers.shutdown(wait=False, cancel_futures=True)
         self.bridge.stop()  # closes the ports; the containers keep running
-        self._wake_r.close()
-        self._wake_w.close()
+
+
+@dataclass
+class Work:
+    """A request's work on a worker thread."""
+
+    future: "concurrent.futures.Future[Any]"
+    detached: bool = False  # answered "pending": its late end is reported (once)
 
 
 def _checked(server_id: str) -> str:

@@ -2,15 +2,14 @@
 
 `decide` compares the wanted placement (spec hash, host port, transport) with the
 container found under the server's name and the container the bridge serves, and
-picks one action. `pull_needed` applies `--pull`. `unwanted` picks what a sync
-removes. No Docker here: the lifecycle module carries the decisions out.
+picks one action. `pull_needed` applies `--pull`. No Docker here: the lifecycle module carries the decisions out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterable, Optional
+from typing import Optional
 
 from .labels import Placement
 
@@ -90,9 +89,3 @@ def pull_needed(policy: str, image_present: bool) -> tuple[bool, Optional[str]]:
     if policy == "missing":
         return (not image_present), None
     return False, f"unknown --pull policy {policy!r} (expected one of {', '.join(PULL_POLICIES)})"
-
-
-def unwanted(ours: Iterable[str], wanted: Iterable[str]) -> list[str]:
-    """Server ids of our containers that a sync removes, sorted."""
-    keep = set(wanted)
-    return sorted({sid for sid in ours if sid not in keep})

@@ -17,7 +17,7 @@ from .labels import container_name, placement_of
 
 # Docker's zero time: "never started / never finished".
 _ZERO_TIME_PREFIX = "0001-01-01"
-# stderr lines carried in a status reply or an exited event (container.logs gives more).
+# stderr lines carried in a status reply or an exited event.
 STATUS_TAIL_LINES = 10
 
 

@@ -177,9 +177,7 @@ class Reconciler:
                 port = self.model.ports.get(sid)
             if server is None or port is None:
                 return True
-            request = ContainerEnsure(
-                server_id=sid, spec=server.spec.public_dict(), host_port=port, spec_hash=server.spec_hash
-            )
+            request = ContainerEnsure(server_id=sid, host_port=port, spec_hash=server.spec_hash)
         else:
             request = ContainerRef(server_id=sid)
         if step.starts:

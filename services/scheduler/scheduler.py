@@ -14,7 +14,6 @@ The reconcile thread (reconciler.py) talks to the agents; this thread kicks it.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from dataclasses import replace
 from functools import partial
@@ -146,17 +145,13 @@ class Scheduler:
                 on_back=partial(self.model.forget, "routes"),
             ),
         }
-        # The reconcile thread pokes this pair when the state may have changed.
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        service.add_reader(self._wake_r.fileno(), self.publish)
+        self._publish_queued = False
         self.reconciler = Reconciler(
             self.model,
             self.links[CONTAINER_AGENT],
             self.links[ALB_AGENT],
             interval=settings.service.reconciliation_interval_seconds,
-            notify=self._poke,
+            notify=self._publish_soon,
         )
         self.watch = FileWatch(self.config_path)
         self.settings_watch = FileWatch(settings_path) if settings_path else None
@@ -251,11 +246,12 @@ class Scheduler:
 
     # --- publishing -------------------------------------------------------------------------
 
-    def _poke(self) -> None:
-        try:
-            self._wake_w.send(b"\0")
-        except OSError:  # full: the loop is already due to read it
-            pass
+    def _publish_soon(self) -> None:
+        """The reconcile thread says the state may have changed: one publish is queued
+        on the loop however often it says so."""
+        if not self._publish_queued:
+            self._publish_queued = True
+            self.service.call_soon(self.publish)
 
     def agents(self) -> AgentsState:
         shown, errors = {}, {}
@@ -272,11 +268,7 @@ class Scheduler:
 
     def publish(self) -> None:
         """Publish what changed since the last call (loop thread only)."""
-        try:
-            while self._wake_r.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError, OSError):
-            pass
+        self._publish_queued = False
         now = time.time()
         states = self.model.server_states()
         for sid, state in states.items():
@@ -370,8 +362,6 @@ class Scheduler:
 
     def close(self) -> None:
         self.reconciler.stop()
-        self._wake_r.close()
-        self._wake_w.close()
 
 
 def _stamped(state: ServerState, now: float) -> ServerState:

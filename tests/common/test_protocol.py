@@ -70,13 +70,23 @@ def raw_envelope(**override: Any) -> dict:
         "id": "abc123",
         "ts": 1.5,
         "src": "test",
-        "body": {"server_id": "github", "spec": {}, "host_port": 8001, "spec_hash": "h1"},
+        "body": {"server_id": "github", "host_port": 8001, "spec_hash": "h1"},
     }
     env.update(override)
     return {k: v for k, v in env.items() if v is not DROP}
 
 
 DROP = object()
+
+
+def carrying(data: Any) -> Message:
+    """A message whose body holds free-form plain data (a snapshot's state)."""
+    return p.reply_ok(p.request("snapshot.get"), p.Snapshot("e", 1, {"data": data}))
+
+
+def raw_carrying(data: Any) -> dict:
+    """The raw envelope of `carrying(data)`, for data the encoder would refuse."""
+    return raw_envelope(type="snapshot", reply_to="r1", ok=True, body={"epoch": "e", "seq": 1, "state": {"data": data}})
 
 
 def pack(obj: Any) -> bytes:
@@ -99,8 +109,6 @@ def test_registry_defines_the_product_types() -> None:
         "container.restart",
         "container.remove",
         "container.status",
-        "container.logs",
-        "container.sync",
         "container.started",
         "container.exited",
         "container.oom",
@@ -200,7 +208,7 @@ def test_unknown_fields_are_ignored_everywhere() -> None:
         body={"server_id": "github", "spec": {"image": "x"}, "host_port": 8001, "spec_hash": "h", "new_field": [1, 2]},
     )
     msg = p.decode(pack(env))
-    assert msg.body == p.ContainerEnsure("github", {"image": "x"}, 8001, "h")
+    assert msg.body == p.ContainerEnsure("github", 8001, "h")
     nested = raw_envelope(
         type="routes.apply", body={"routes": [{"server_id": "a", "port": 8000, "weight": 3}], "later": True}
     )
@@ -208,8 +216,8 @@ def test_unknown_fields_are_ignored_everywhere() -> None:
 
 
 def test_missing_optional_fields_get_defaults() -> None:
-    env = raw_envelope(type="container.logs", body={"server_id": "github"})
-    assert p.decode(pack(env)).body == p.ContainerLogsQuery("github", 100)
+    env = raw_envelope(type="container.status", body={})
+    assert p.decode(pack(env)).body == p.ContainerStatusQuery(None)
     env = raw_envelope(type="ping", body=DROP)
     assert p.decode(pack(env)).body == p.Empty()
 
@@ -221,14 +229,15 @@ def test_int_is_accepted_for_a_float_field() -> None:
 
 
 WRONG_BODIES = [
-    ("container.ensure", {"server_id": "a", "spec": {}, "host_port": "8001", "spec_hash": "h"}, "host_port"),
-    ("container.ensure", {"server_id": 5, "spec": {}, "host_port": 8001, "spec_hash": "h"}, "server_id"),
-    ("container.ensure", {"server_id": "a", "spec": {}, "host_port": True, "spec_hash": "h"}, "host_port"),
-    ("container.ensure", {"server_id": "a", "spec": [], "host_port": 8001, "spec_hash": "h"}, "spec"),
-    ("container.ensure", {"server_id": "a", "host_port": 8001, "spec_hash": "h"}, "spec"),
-    ("container.ensure", {"server_id": "a", "spec": {"t": b"bin"}, "host_port": 8001, "spec_hash": "h"}, "spec.t"),
-    ("container.sync", {"wanted": ["a", 3]}, "wanted[1]"),
-    ("container.sync", {"wanted": "a"}, "wanted"),
+    ("container.ensure", {"server_id": "a", "host_port": "8001", "spec_hash": "h"}, "host_port"),
+    ("container.ensure", {"server_id": 5, "host_port": 8001, "spec_hash": "h"}, "server_id"),
+    ("container.ensure", {"server_id": "a", "host_port": True, "spec_hash": "h"}, "host_port"),
+    ("container.ensure", {"server_id": "a", "host_port": 8001}, "spec_hash"),
+    ("snapshot", {"epoch": "e", "seq": 1, "state": []}, "state"),
+    ("snapshot", {"epoch": "e", "seq": 1, "state": {"t": b"bin"}}, "state.t"),
+    ("state.agents", {"agents": {"a": 3}}, "agents.a"),
+    ("state.routing", {"alb": {"rules": [{"arn": "r", "priority": "10"}]}}, "alb.rules[0].priority"),
+    ("state.server", {"server_id": "a", "status": "sideways"}, "status"),
     ("routes.apply", {"routes": [{"server_id": "a", "port": 1}, {"server_id": "b", "port": "2"}]}, "routes[1].port"),
     ("routes.apply", {"routes": [{"server_id": "a", "port": 1, "enabled": 1}]}, "routes[0].enabled"),
     ("routes.apply", {"routes": [{"port": 1}]}, "routes[0].server_id"),
@@ -236,12 +245,9 @@ WRONG_BODIES = [
     ("control.action", {"action": "explode"}, "action"),
     ("control.action", {"action": "start"}, "needs a server_id"),
     ("control.action", {"action": "reload", "server_id": "a"}, "whole configuration"),
-    ("container.ensure", {"server_id": "a", "spec": {}, "host_port": 70000, "spec_hash": "h"}, "host_port"),
+    ("container.ensure", {"server_id": "a", "host_port": 70000, "spec_hash": "h"}, "host_port"),
     ("routes.apply", {"routes": [{"server_id": "a", "port": 0}]}, "port between 1 and 65535"),
-    ("container.logs", {"server_id": "a", "lines": 0}, "lines must be between"),
-    ("container.logs", {"server_id": "a", "lines": 10**9}, "lines must be between"),
     ("container.status", {"server_id": ["a"]}, "server_id"),
-    ("container.logs", {"server_id": "a", "lines": 1.5}, "lines"),
     ("ping", [], "body"),
     ("ping", "x", "body"),
 ]
@@ -249,7 +255,11 @@ WRONG_BODIES = [
 
 @pytest.mark.parametrize("mtype,body,named", WRONG_BODIES)
 def test_wrong_field_types_are_rejected(mtype: str, body: Any, named: str) -> None:
-    env = raw_envelope(type=mtype, body=body)
+    kind = p.MESSAGE_TYPES[mtype].kind
+    extra = (
+        {"reply_to": "r1", "ok": True} if kind is Kind.REPLY else {"seq": 1, "epoch": "e"} if kind is Kind.EVENT else {}
+    )
+    env = raw_envelope(type=mtype, body=body, **extra)
     with pytest.raises(ProtocolError) as info:
         p.decode(pack(env))
     assert info.value.code is ErrorCode.INVALID_BODY
@@ -268,11 +278,10 @@ def test_nesting_is_bounded() -> None:
     deep: Any = "leaf"
     for _ in range(p.MAX_DEPTH + 5):
         deep = {"d": deep}
-    env = raw_envelope(body={"server_id": "a", "spec": deep, "host_port": 1, "spec_hash": "h"})
     with pytest.raises(ProtocolError, match="nested too deeply"):
-        p.decode(pack(env))
+        p.decode(pack(raw_carrying(deep)))
     with pytest.raises(ProtocolError, match="nested too deeply"):
-        p.encode(p.request("container.ensure", p.ContainerEnsure("a", deep, 1, "h")))
+        p.encode(carrying(deep))
 
 
 # --------------------------------------------------------------------- envelope errors
@@ -320,7 +329,7 @@ def test_encode_refuses_unknown_and_malformed_messages() -> None:
     with pytest.raises(ProtocolError, match="is a reply, not a request"):
         p.request("pong")
     with pytest.raises(ProtocolError, match="takes a body of type ContainerRef"):
-        p.request("container.stop", p.ContainerLogsQuery("a"))
+        p.request("container.stop", p.ContainerStatusQuery("a"))
     with pytest.raises(ProtocolError, match="needs a body of type ContainerRef"):
         p.request("container.stop")
     with pytest.raises(ProtocolError, match="needs seq and epoch"):
@@ -338,7 +347,7 @@ def test_encode_refuses_unknown_and_malformed_messages() -> None:
 
 def test_int_out_of_msgpack_range_is_refused() -> None:
     with pytest.raises(ProtocolError) as info:
-        p.encode(p.request("container.ensure", p.ContainerEnsure("a", {"n": 2**70}, 1, "h")))
+        p.encode(carrying({"n": 2**70}))
     assert info.value.code is ErrorCode.INVALID_BODY
 
 
@@ -346,7 +355,7 @@ def test_int_out_of_msgpack_range_is_refused() -> None:
 
 
 def test_oversized_is_rejected_before_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
-    big = p.encode(p.request("container.ensure", p.ContainerEnsure("a", {"blob": "x" * 5000}, 8001, "h")))
+    big = p.encode(carrying({"blob": "x" * 5000}))
     called = []
     real = msgpack.unpackb
     monkeypatch.setattr(p.msgpack, "unpackb", lambda *a, **kw: called.append(1) or real(*a, **kw))
@@ -354,7 +363,7 @@ def test_oversized_is_rejected_before_unpacking(monkeypatch: pytest.MonkeyPatch)
         p.decode(big, max_bytes=4096)
     assert info.value.code is ErrorCode.TOO_LARGE and not called
     assert info.value.msg_id == msgpack.unpackb(big)["id"]  # read from the head only
-    assert p.decode(big, max_bytes=len(big)).body.spec == {"blob": "x" * 5000}
+    assert p.decode(big, max_bytes=len(big)).body.state == {"data": {"blob": "x" * 5000}}
     with pytest.raises(ProtocolError) as info:
         p.decode(big, max_bytes=len(big) - 1)
     assert info.value.code is ErrorCode.TOO_LARGE
@@ -368,7 +377,7 @@ def test_default_limit_is_one_mebibyte() -> None:
 
 
 def test_encode_refuses_over_the_limit() -> None:
-    msg = p.request("container.ensure", p.ContainerEnsure("a", {"blob": "x" * 3000}, 8001, "h"))
+    msg = carrying({"blob": "x" * 3000})
     with pytest.raises(ProtocolError) as info:
         p.encode(msg, max_bytes=1000)
     assert info.value.code is ErrorCode.TOO_LARGE
@@ -446,10 +455,10 @@ def test_published_frames_are_checked() -> None:
 def _secret_bodies() -> list:
     s = Secret(CANARY)
     return [
-        ("request spec", lambda: p.request("container.ensure", p.ContainerEnsure("a", {"env": {"TOKEN": s}}, 1, "h"))),
-        ("in a list", lambda: p.request("container.ensure", p.ContainerEnsure("a", {"cmd": ["--token", s]}, 1, "h"))),
+        ("in plain data", lambda: carrying({"env": {"TOKEN": s}})),
+        ("in a list", lambda: carrying({"cmd": ["--token", s]})),
         ("as a str field", lambda: p.request("container.stop", p.ContainerRef(s))),  # type: ignore[arg-type]
-        ("as a map key", lambda: p.request("container.ensure", p.ContainerEnsure("a", {s: "v"}, 1, "h"))),  # type: ignore[dict-item]
+        ("as a map key", lambda: carrying({s: "v"})),
         ("in a snapshot", lambda: p.reply_ok(p.request("snapshot.get"), p.Snapshot("e", 1, {"github": {"env": [s]}}))),
         (
             "in an event",
@@ -476,5 +485,5 @@ def test_a_secret_anywhere_cannot_be_encoded(case) -> None:
 
 def test_to_plain_refuses_a_secret() -> None:
     with pytest.raises(ProtocolError) as info:
-        p.to_plain(p.ContainerEnsure("a", {"env": {"K": Secret(CANARY)}}, 1, "h"))
-    assert "spec.env.K" in info.value.message and CANARY not in str(info.value)
+        p.to_plain(p.Snapshot("e", 1, {"env": {"K": Secret(CANARY)}}))
+    assert "state.env.K" in info.value.message and CANARY not in str(info.value)

@@ -354,14 +354,14 @@ def test_client_works_with_a_plain_rep_socket(ctx) -> None:
 def test_request_too_large_is_refused_before_sending(ctx) -> None:
     with ReqClient(ctx, free_tcp_endpoint(), max_bytes=1000) as client:
         with pytest.raises(ProtocolError) as info:
-            client.request("container.ensure", p.ContainerEnsure("a", {"x": "y" * 2000}, 1, "h"))
+            client.request("container.ensure", p.ContainerEnsure("a", 1, "h" * 2000))
         assert info.value.code is ErrorCode.TOO_LARGE
 
 
 def test_a_secret_in_a_request_is_refused_without_showing_it(ctx) -> None:
     with ReqClient(ctx, free_tcp_endpoint()) as client:
         with pytest.raises(ProtocolError) as info:
-            client.request("container.ensure", p.ContainerEnsure("a", {"env": {"TOKEN": Secret(CANARY)}}, 1, "h"))
+            client.request("container.stop", p.ContainerRef(Secret(CANARY)))  # type: ignore[arg-type]
         assert CANARY not in str(info.value)
 
 
@@ -420,17 +420,20 @@ def server_and_dealer(ctx, endpoint):
         return p.Empty()
 
     def leaky(msg):
-        return p.ContainerLogs(msg.body.server_id, [secret])  # type: ignore[list-item]
+        return p.ContainerList([p.ContainerInfo(msg.body.server_id, stderr_tail=[secret])])  # type: ignore[list-item]
 
     def huge(msg):
-        return p.ContainerLogs(msg.body.server_id, ["x" * 100] * 100)
+        return p.ContainerList([p.ContainerInfo(msg.body.server_id, stderr_tail=["x" * 100] * 100)])
+
+    def status(msg):
+        return {"leaky": leaky, "huge": huge}.get(msg.body.server_id, handlers()["container.status"])(msg)
 
     secret = Secret(CANARY)
     handler_map = {
         **handlers(),
         "container.restart": boom,
         "container.stop": wrong_body,
-        "container.logs": lambda msg: (leaky if msg.body.lines == 1 else huge)(msg),
+        "container.status": status,
     }
     server = RepServer(ctx, endpoint, handler_map, src="agent", max_bytes=4096)
     dealer = ctx.socket(zmq.DEALER)
@@ -482,8 +485,8 @@ def test_handler_failures_are_answered_without_secrets(server_and_dealer, caplog
     cases = [
         (p.request("container.restart", p.ContainerRef("github")), ErrorCode.INTERNAL),
         (p.request("container.stop", p.ContainerRef("github")), ErrorCode.INTERNAL),
-        (p.request("container.logs", p.ContainerLogsQuery("github", lines=1)), ErrorCode.INVALID_BODY),
-        (p.request("container.logs", p.ContainerLogsQuery("github", lines=2)), ErrorCode.TOO_LARGE),
+        (p.request("container.status", p.ContainerStatusQuery("leaky")), ErrorCode.INVALID_BODY),
+        (p.request("container.status", p.ContainerStatusQuery("huge")), ErrorCode.TOO_LARGE),
         (p.request("container.status", p.ContainerStatusQuery("missing")), ErrorCode.NOT_FOUND),
     ]
     for req, code in cases:

@@ -32,10 +32,8 @@ docker = pytest.importorskip("docker")
 from common.config import load_config  # noqa: E402
 from common.protocol import (  # noqa: E402
     ContainerEnsure,
-    ContainerLogsQuery,
     ContainerRef,
     ContainerStatusQuery,
-    ContainerSync,
     ErrorCode,
     Message,
 )
@@ -335,7 +333,7 @@ class World:
         return config.servers[server_id].spec_hash
 
     def ensure_body(self, server_id: str, port: int) -> ContainerEnsure:
-        return ContainerEnsure(server_id, {}, port, self.spec_hash(server_id))
+        return ContainerEnsure(server_id, port, self.spec_hash(server_id))
 
     def agent(self, reply_wait: float = 5.0, nofile: Optional[int] = None) -> Agent:
         agent = Agent(self, reply_wait, nofile)
@@ -467,8 +465,6 @@ def test_a_killed_container_is_published_at_once_and_its_crash_stays_visible(wor
     status = agent.call("container.status", ContainerStatusQuery(sid)).containers[0]
     assert (status.state, status.exit_code, status.bridge) == ("exited", 137, "down")
     assert "fake server: starting" in status.stderr_tail
-    logs = agent.call("container.logs", ContainerLogsQuery(sid, 5)).lines
-    assert logs == ["fake server: starting", "fake server: token ***"]
     assert world.leaked() == []
 
 
@@ -532,17 +528,16 @@ def test_drift_recreates_sync_removes_and_foreign_containers_are_left_alone(worl
     assert labels_of(world, second.container_id)["mcp-orchestrator.spec-hash"] == world.spec_hash(alpha)
     wait_for(lambda: health(pa, alpha) == 200, 30, "health 200 after the recreate")
 
-    # The scheduler no longer wants alpha: sync removes it and closes its port.
-    synced = agent.call("container.sync", ContainerSync(wanted=[beta]))
-    assert synced.removed == [alpha] and not synced.pending
+    # The scheduler no longer wants alpha: removing it closes its port.
+    removed = agent.call("container.remove", ContainerRef(alpha))
+    assert removed.state == "missing" and removed.pending is None
     assert world.inspect(second.container_id) is None
     assert health(pa, alpha) is None
-    assert {c.server_id: c.state for c in synced.containers}[beta] == "running"
-    wait_for(lambda: health(pb, beta) == 200, 30, "beta health 200")
     everything = agent.call("container.status", ContainerStatusQuery()).containers
-    assert [c.server_id for c in everything] == [beta]  # alpha is forgotten
+    assert {c.server_id: c.state for c in everything}[beta] == "running"
+    wait_for(lambda: health(pb, beta) == 200, 30, "beta health 200")
 
-    agent.call("container.sync", ContainerSync(wanted=[]))
+    agent.call("container.remove", ContainerRef(beta))
     assert world.inspect(f"mcp-{beta}") is None
     for foreign in (bystander, squatter):
         foreign.reload()
@@ -581,7 +576,7 @@ def test_stop_start_restart_remove(world):
     assert removed.state == "missing" and removed.exit_code == 143
     assert world.inspect(info.container_id) is None
     assert health(port, sid) is None
-    assert "fake server: starting" in agent.call("container.logs", ContainerLogsQuery(sid, 10)).lines
+    assert "fake server: starting" in removed.stderr_tail  # the last run's, kept after removal
     again = agent.call("container.remove", ContainerRef(sid))  # idempotent
     assert again.state == "missing"
     missing = agent.error("container.start", ContainerRef(sid))
@@ -647,13 +642,12 @@ def test_bad_requests_get_error_replies_and_the_agent_lives_on(world):
     finally:
         sock.close()
 
-    unknown = agent.error("container.ensure", ContainerEnsure("nope", {}, world.ports[1], "h"))
+    unknown = agent.error("container.ensure", ContainerEnsure("nope", world.ports[1], "h"))
     assert unknown.code is ErrorCode.NOT_FOUND
-    outside = agent.error("container.ensure", ContainerEnsure(sid, {}, 1, world.spec_hash(sid)))
+    outside = agent.error("container.ensure", ContainerEnsure(sid, 1, world.spec_hash(sid)))
     assert outside.code is ErrorCode.INVALID_ARGUMENT and "port range" in outside.message
-    stale = agent.error("container.ensure", ContainerEnsure(sid, {}, world.ports[1], "0" * 16))
+    stale = agent.error("container.ensure", ContainerEnsure(sid, world.ports[1], "0" * 16))
     assert stale.code is ErrorCode.CONFLICT
-    assert agent.error("container.logs", ContainerLogsQuery("nope")).code is ErrorCode.NOT_FOUND
     assert agent.error("container.restart", ContainerRef("nope")).code is ErrorCode.NOT_FOUND
     assert agent.call("container.stop", ContainerRef("nope")).state == "missing"
     for bad in ("", "x/../../images", "a b", "-x"):
@@ -740,8 +734,7 @@ def test_a_secret_straddling_the_stderr_cut_shows_nowhere_even_in_part(world):
         pass  # it may die before the agent sees it running
     exited = agent.event("container.exited", sid)
     status = agent.call("container.status", ContainerStatusQuery(sid)).containers[0]
-    logs = agent.call("container.logs", ContainerLogsQuery(sid, 50))
-    shown = repr(exited.body) + repr(status) + repr(logs) + agent.output()
+    shown = repr(exited.body) + repr(status) + agent.output()
     assert "second line ***" in shown
     prefix = world.secret[:6]
     assert prefix not in shown, "a part of the secret escaped"

@@ -1,4 +1,4 @@
-"""Pure logic of the container lifecycle: labels, the decision, events, status, jobs.
+"""Pure logic of the container lifecycle: labels, the decision, events, status.
 
 No Docker here: the decisions are checked exhaustively over plain data.
 """
@@ -17,9 +17,8 @@ from common.protocol import ErrorCode, ServiceError
 from common.secrets import Secret
 from services.container_agent import events, labels
 from services.container_agent.events import ContainerChange, resync_changes, translate
-from services.container_agent.jobs import Workers
 from services.container_agent.labels import HTTP, Placement
-from services.container_agent.plan import STARTABLE, Action, Observed, decide, pull_needed, unwanted
+from services.container_agent.plan import STARTABLE, Action, Observed, decide, pull_needed
 from services.container_agent.specs import ServerSpecs
 from services.container_agent.status import LastExit, clean_lines, container_info, split_log
 
@@ -175,12 +174,6 @@ def test_pull_never_without_the_image_is_an_error():
     assert not pull and "--pull=never" in problem
     pull, problem = pull_needed("sometimes", True)
     assert not pull and "unknown --pull policy" in problem
-
-
-def test_sync_removes_only_servers_not_wanted():
-    assert unwanted(["a", "b", "c", "b"], ["b", "x"]) == ["a", "c"]
-    assert unwanted([], ["a"]) == []
-    assert unwanted(["a"], []) == ["a"]
 
 
 # --- Docker events --------------------------------------------------------------------
@@ -376,48 +369,6 @@ def test_spec_lookups_that_fail_say_why(tmp_path):
     assert exc.value.code is ErrorCode.UNAVAILABLE
 
 
-# --- jobs -----------------------------------------------------------------------------
-
-
-def test_a_job_that_ends_in_time_gives_its_result():
-    workers = Workers(2, "t")
-    try:
-        job = workers.submit(lambda: 42)
-        assert job.wait_or_detach(5) and job.outcome() == 42
-        failing = workers.submit(lambda: 1 / 0)
-        assert failing.wait_or_detach(5)
-        with pytest.raises(ZeroDivisionError):
-            failing.outcome()
-    finally:
-        workers.close()
-
-
-def test_a_late_job_reports_its_end_once_to_the_callback():
-    workers = Workers(1, "t")
-    release = threading.Event()
-    ended = []
-    try:
-        job = workers.submit(lambda: release.wait(5) and "done")
-        assert not job.wait_or_detach(0.01, ended.append)
-        assert not job.wait_or_detach(0.01, ended.append)  # a retry joins, no second callback
-        release.set()
-        deadline = time.monotonic() + 5
-        while not ended and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert ended == [job] and job.outcome() == "done"
-    finally:
-        workers.close()
-
-
-def test_closed_workers_refuse_new_jobs():
-    workers = Workers(1, "t")
-    workers.close()
-    job = workers.submit(lambda: 1)
-    assert job.wait_or_detach(1)
-    with pytest.raises(RuntimeError):
-        job.outcome()
-
-
 # --- time stamps and addresses ---------------------------------------------------------
 
 
@@ -586,27 +537,3 @@ def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
     del ops.containers[first]  # gone from the listing: forgotten
     life.status()
     assert first not in life._inspected
-
-
-def test_a_slow_request_does_not_silence_heartbeats_or_events():
-    """While a request waits for its job in the poll loop's thread, pending events and
-    heartbeats still go out (a silent agent would be shown as unavailable)."""
-    import threading
-    from types import SimpleNamespace
-
-    from services.container_agent import main as agent_main
-    from services.container_agent.jobs import Workers
-
-    beats, flushes = [], []
-    fake = SimpleNamespace(
-        pub=SimpleNamespace(heartbeat=lambda: beats.append(1)), publish_events=lambda: flushes.append(1)
-    )
-    release = threading.Event()
-    workers = Workers(1)
-    job = workers.submit(lambda: release.wait(5) and "done", "slow")
-    agent_cls = agent_main.ContainerAgent
-    assert agent_cls._wait(fake, job, 1.0) is False  # still running: detached
-    assert len(beats) >= 2 and len(flushes) >= 2
-    release.set()
-    done = workers.submit(lambda: "quick", "quick")
-    assert agent_cls._wait(fake, done, 5.0) is True and done.outcome() == "quick"
