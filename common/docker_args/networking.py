@@ -8,6 +8,7 @@ from typing import Tuple
 
 from common.container_spec import PortBinding
 from common.docker_args.run import Bad, Run
+from common.docker_args.values import DOMAIN_NAME
 
 
 def _parse_port_range(text: str, what: str) -> Tuple[int, int]:
@@ -111,10 +112,7 @@ def dns(run: Run, written: str, value: str) -> None:
         raise Bad(f"'{value}' is not an IP address") from None
 
 
-_DOMAIN_RE = re.compile(
-    r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-    r"(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
-)
+_DOMAIN_RE = re.compile(DOMAIN_NAME)
 
 
 def dns_search(run: Run, written: str, value: str) -> None:
