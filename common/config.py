@@ -16,12 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from common.docker_args import (
-    ContainerSpec,
-    orchestrated,
-    parse_docker_run,
-    spec_hash,
-)
+from common.container_spec import ContainerSpec, spec_hash
+from common.docker_args import orchestrated, parse_docker_run
 from common.secrets import Secret
 
 MAX_SERVER_ID_LENGTH = 100  # keeps "/mcp/{id}/*" well inside the ALB's 128 characters

@@ -14,8 +14,9 @@ from typing import Dict, Optional, Sequence
 
 import pytest
 
-from common import docker_args
 from common.container_spec import (
+    ArgIssue,
+    ContainerSpec,
     DeviceMapping,
     GpuRequest,
     MountSpec,
@@ -23,16 +24,11 @@ from common.container_spec import (
     RestartPolicy,
     Ulimit,
     VolumeSpec,
-)
-from common.docker_args import (
-    ArgIssue,
-    ContainerSpec,
-    ParsedRun,
     create_kwargs,
-    orchestrated,
-    parse_docker_run,
     spec_hash,
 )
+from common.docker_args import ParsedRun, orchestrated, parse_docker_run
+from common.docker_args.flags import BY_NAME, BY_SHORT, FLAGS, Flag
 from common.secrets import Secret
 
 HERE = Path(__file__).resolve().parent
@@ -1108,14 +1104,13 @@ def test_flags_without_effect_are_info(args, flag, message):
 
 
 def test_every_flag_has_a_handler_or_a_reason():
-    for name, flag in docker_args._BY_NAME.items():
-        assert (
-            flag.unsupported
-            or flag.no_effect
-            or flag.name in docker_args._HANDLERS
-            or flag.name in docker_args._BOOL_FIELDS
-        ), name
-    assert docker_args._BY_SHORT.keys() == set("acdehilmpPqtuvw")
+    for name, flag in BY_NAME.items():
+        assert flag.unsupported or flag.no_effect or flag.handler is not None, name
+    assert BY_SHORT.keys() == set("acdehilmpPqtuvw")
+    assert len({f.name for f in FLAGS}) == len(FLAGS)  # no entry hides another
+    assert len([f for f in FLAGS if f.short]) == len(BY_SHORT)
+    with pytest.raises(ValueError):
+        Flag("x", None, True)  # neither a handler nor a reason
 
 
 def test_the_docker_cli_flag_list_is_covered():
@@ -1134,7 +1129,7 @@ def test_the_docker_cli_flag_list_is_covered():
         pull quiet read-only restart rm runtime security-opt shm-size sig-proxy stop-signal
         stop-timeout storage-opt sysctl tmpfs tty ulimit use-api-socket user userns uts volume
         volume-driver volumes-from workdir net net-alias dns-opt""".split()
-    assert sorted(set(cli_flags) - set(docker_args._BY_NAME)) == []
+    assert sorted(set(cli_flags) - set(BY_NAME)) == []
 
 
 # --- the orchestrator's policy -----------------------------------------------------------
@@ -1346,8 +1341,8 @@ def test_spec_hash_is_stable_and_sensitive():
 
 def test_spec_hash_is_the_same_in_another_process():
     code = (
-        "from pathlib import Path; from common.docker_args import parse_docker_run, "
-        "spec_hash; from common.secrets import Secret; "
+        "from pathlib import Path; from common.docker_args import parse_docker_run; "
+        "from common.container_spec import spec_hash; from common.secrets import Secret; "
         "r = parse_docker_run(['-i', '-e', 'A=1', '-e', 'B', '-v', 'dv:/d', '-p', '80', "
         "'--mount', 'type=tmpfs,dst=/t', 'mcp/time', 'x'], env_block={'B': Secret('b')}, "
         "process_env={}, base_dir=Path('.')); print(spec_hash(r.spec))"

@@ -35,7 +35,8 @@ from typing import Dict, Sequence, Tuple
 
 import pytest
 
-from common.docker_args import create_kwargs, parse_docker_run
+from common.container_spec import create_kwargs
+from common.docker_args import parse_docker_run
 from common.secrets import Secret
 
 TEST_LABEL = "mcp-orchestrator.test"  # as in tests/conftest.py: every test container has it
@@ -754,15 +755,17 @@ def diff_text(cli: Dict[str, object], sdk: Dict[str, object]) -> str:
 def test_corpus_is_big_enough_and_uses_every_supported_flag():
     assert len(CORPUS) >= 25
     assert len({c.id for c in CORPUS}) == len(CORPUS)
-    from common import docker_args
+    from common.docker_args.flags import BY_NAME
+    from common.docker_args.run import Run
+    from common.docker_args.split import split_args
 
     used = set()
     for case in CORPUS:
-        run = docker_args._Run({}, {}, HERE)
-        occurrences, _, _, complete = docker_args._split_args(case.args, run)
+        run = Run({}, {}, HERE)
+        occurrences, _, _, complete = split_args(case.args, run)
         assert complete, case.id
         used |= {o.flag.name for o in occurrences}
-    supported = {f.name for f in docker_args._BY_NAME.values() if not f.unsupported and not f.no_effect}
+    supported = {f.name for f in BY_NAME.values() if not f.unsupported and not f.no_effect}
     assert sorted(supported - used) == []
 
 
