@@ -234,18 +234,18 @@ class ContainerSpec:
             elif f.name == "env_file_count":
                 continue
             else:
-                out[f.name] = _plain(value)
+                out[f.name] = _public(value)
         return out
 
 
-def _plain(value: Any) -> Any:
+def _public(value: Any) -> Any:
     """Dataclasses and tuples as JSON-able dicts and lists (Secrets masked)."""
     if isinstance(value, Secret):
         return MASK
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _public(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
+        return [_public(v) for v in value]
     return value
 
 

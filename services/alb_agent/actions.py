@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
-from services.alb_agent.model import HealthCheck, RuleControl, Target, plain
+from services.alb_agent.model import HealthCheck, RuleControl, Target, wire_ready
 
 
 class _Step:
@@ -20,10 +20,10 @@ class _Step:
             if isinstance(value, (HealthCheck, Target)):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
             elif isinstance(value, RuleControl):
-                value = plain(value.raw)
+                value = wire_ready(value.raw)
             elif isinstance(value, tuple):
                 value = [
-                    list(v) if isinstance(v, tuple) else plain(v.raw) if isinstance(v, RuleControl) else v
+                    list(v) if isinstance(v, tuple) else wire_ready(v.raw) if isinstance(v, RuleControl) else v
                     for v in value
                 ]
             out[f.name] = value

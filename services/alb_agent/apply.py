@@ -45,7 +45,7 @@ from services.alb_agent.model import (
     Target,
 )
 from services.alb_agent.observe import TagCache, read_target_health
-from services.alb_agent.plan import RoutePlan, owner_of
+from services.alb_agent.plan import ListenerPlan, owner_of
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,14 @@ class PlanApplier:
         self.cluster_name = cluster_name
         self.tag_cache = tag_cache
 
-    def apply(self, plan: RoutePlan) -> ApplyOutcome:
+    def apply(self, plan: ListenerPlan) -> ApplyOutcome:
         run = _Run(self, plan)
         run.execute()
         return run.outcome
 
 
 class _Run:
-    def __init__(self, applier: PlanApplier, plan: RoutePlan) -> None:
+    def __init__(self, applier: PlanApplier, plan: ListenerPlan) -> None:
         self.a = applier
         self.plan = plan
         self.outcome = ApplyOutcome()

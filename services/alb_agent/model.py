@@ -29,7 +29,7 @@ NOT_FOUND = "not_found"  # the configured load balancer or listener
 INSTANCE_ID = "instance_id"
 API_ERROR = "api_error"
 
-# Event kinds (RouteEvent.kind): the topics of the agent's PUB socket; each is a
+# Event kinds (AlbEvent.kind): the topics of the agent's PUB socket; each is a
 # registered event type in common/protocol.py.
 ROUTE_CREATED = "route.created"
 ROUTE_CHANGED = "route.changed"
@@ -152,7 +152,7 @@ class AwsFailure:
 
 
 @dataclass(frozen=True)
-class RouteEvent:
+class AlbEvent:
     kind: str
     server_id: Optional[str]
     message: str
@@ -200,10 +200,10 @@ def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteErro
     return routes, errors
 
 
-def plain(value: Any) -> Any:
+def wire_ready(value: Any) -> Any:
     """Data as msgpack takes it: tuples become lists, keys strings."""
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {str(k): wire_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+        return [wire_ready(v) for v in value]
     return value

@@ -123,7 +123,7 @@ class PlanSettings:
 
 
 @dataclass(frozen=True)
-class RoutePlan:
+class ListenerPlan:
     actions: tuple[Action, ...]
     errors: Mapping[str, RouteError]  # per server, found while planning
     # server id -> "created" | "changed" | "removed": what the actions do to its route.
@@ -525,7 +525,7 @@ class _Planner:
             if sid not in self.wanted:
                 self.changes[sid] = "removed"
 
-    def build(self) -> RoutePlan:
+    def build(self) -> ListenerPlan:
         for sid in sorted(self.wanted):
             self.plan_server(sid, self.wanted[sid])
         self.plan_stale()
@@ -540,7 +540,7 @@ class _Planner:
             + self.stale_targets
             + self.tg_deletes
         )
-        return RoutePlan(
+        return ListenerPlan(
             actions=tuple(actions),
             errors=dict(self.errors),
             changes=dict(self.changes),
@@ -548,7 +548,7 @@ class _Planner:
         )
 
 
-def plan_routes(desired: Mapping[str, DesiredRoute], observed: ObservedState, settings: PlanSettings) -> RoutePlan:
+def plan_routes(desired: Mapping[str, DesiredRoute], observed: ObservedState, settings: PlanSettings) -> ListenerPlan:
     """The ordered writes that make the load balancer route exactly `desired`.
 
     Servers that cannot be routed (invalid, over a quota, path taken by someone else)

@@ -31,27 +31,27 @@ from services.alb_agent.model import (
     ROUTE_ERROR,
     ROUTE_REMOVED,
     TARGET_HEALTH_CHANGED,
+    AlbEvent,
     AwsFailure,
     DesiredRoute,
     RouteError,
-    RouteEvent,
     Target,
 )
 from services.alb_agent.observe import RawState, TagCache, read_listings, read_target_health, registered_targets
-from services.alb_agent.plan import PlanSettings, Quotas, RoutePlan, owner_of, plan_routes, target_groups_to_read
+from services.alb_agent.plan import ListenerPlan, PlanSettings, Quotas, owner_of, plan_routes, target_groups_to_read
 
 log = logging.getLogger(__name__)
 
-EMPTY_PLAN = RoutePlan(actions=(), errors={}, changes={})
+EMPTY_PLAN = ListenerPlan(actions=(), errors={}, changes={})
 
 
 @dataclass(frozen=True)
 class ApplyResult:
-    plan: RoutePlan
+    plan: ListenerPlan
     dry_run: bool
     errors: Mapping[str, RouteError] = field(default_factory=dict)  # per server
     failure: Optional[AwsFailure] = None  # the whole apply stopped here
-    events: tuple[RouteEvent, ...] = ()
+    events: tuple[AlbEvent, ...] = ()
     priorities: Mapping[str, int] = field(default_factory=dict)  # of rules created now
     done: tuple[Action, ...] = ()  # the plan's steps that were carried out
 
@@ -113,7 +113,7 @@ class AlbRouter:
         self._last_failure: Optional[AwsFailure] = None
         self._last_status: Optional[RoutingStatus] = None
         self._health: dict[str, dict[Target, str]] = {}
-        self._pending_events: list[RouteEvent] = []
+        self._pending_events: list[AlbEvent] = []
         self._secret_written: set[str] = set()  # see PlanSettings.secret_written
 
     # -- state of the agent -------------------------------------------------------------
@@ -130,7 +130,7 @@ class AlbRouter:
         the agent's loop asks while this router's thread waits on AWS)."""
         return self.calls.overdue(self.config.api_timeout_seconds)
 
-    def take_events(self) -> list[RouteEvent]:
+    def take_events(self) -> list[AlbEvent]:
         """Events found outside apply() (target health, AWS errors while reading)."""
         events, self._pending_events = self._pending_events, []
         return events
@@ -185,14 +185,14 @@ class AlbRouter:
         except AwsCallError as exc:
             return None, AwsFailure(API_ERROR, exc.operation, f"{exc.code}: {exc.message}")
 
-    def _note_failure(self, failure: Optional[AwsFailure]) -> list[RouteEvent]:
+    def _note_failure(self, failure: Optional[AwsFailure]) -> list[AlbEvent]:
         events = []
         if failure is not None and failure != self._last_failure:
             log.error("AWS: %s", failure.message)
-            events.append(RouteEvent(AWS_ERROR_EVENT, None, failure.message, failure.to_dict()))
+            events.append(AlbEvent(AWS_ERROR_EVENT, None, failure.message, failure.to_dict()))
         elif failure is None and self._last_failure is not None:
             log.info("AWS answers again")
-            events.append(RouteEvent(AWS_RECOVERED, None, "AWS answers again"))
+            events.append(AlbEvent(AWS_RECOVERED, None, "AWS answers again"))
         self._last_failure = failure
         return events
 
@@ -204,7 +204,7 @@ class AlbRouter:
         now = self._clock()
         full = verify_targets if verify_targets is not None else (now - self._last_full >= self.full_refresh_seconds)
 
-        def plan() -> tuple[PlanSettings, RoutePlan]:
+        def plan() -> tuple[PlanSettings, ListenerPlan]:
             settings = self._setup()
             raw = self._read(full)
             bare = raw.observed({})
@@ -261,12 +261,12 @@ class AlbRouter:
     def _change_events(
         self,
         routes: Mapping[str, DesiredRoute],
-        route_plan: RoutePlan,
+        route_plan: ListenerPlan,
         done: list[Any],
         errors: Mapping[str, RouteError],
         priorities: Mapping[str, int],
         stopped: bool,
-    ) -> list[RouteEvent]:
+    ) -> list[AlbEvent]:
         done_by_server: dict[str, int] = {}
         for action in done:
             done_by_server[action.server_id] = done_by_server.get(action.server_id, 0) + 1
@@ -281,27 +281,25 @@ class AlbRouter:
             detail: dict[str, Any] = {"path": naming.path_prefix(sid)}
             if change == "removed":
                 why = "disabled" if route is not None and not route.enabled else "removed"
-                events.append(
-                    RouteEvent(ROUTE_REMOVED, sid, f"route of {sid} removed ({why})", dict(detail, reason=why))
-                )
+                events.append(AlbEvent(ROUTE_REMOVED, sid, f"route of {sid} removed ({why})", dict(detail, reason=why)))
                 continue
             detail["port"] = route.port if route else None
             if sid in priorities:
                 detail["priority"] = priorities[sid]
             kind = ROUTE_CREATED if change == "created" else ROUTE_CHANGED
-            events.append(RouteEvent(kind, sid, f"route of {sid} {change}", detail))
+            events.append(AlbEvent(kind, sid, f"route of {sid} {change}", detail))
         for sid, count in done_by_server.items():
             log.info("route %s: %d AWS change(s) applied", sid, count)
         return events
 
-    def _error_events(self, errors: Mapping[str, RouteError]) -> list[RouteEvent]:
+    def _error_events(self, errors: Mapping[str, RouteError]) -> list[AlbEvent]:
         """One event per new or changed per-server error (not one per reconcile)."""
         events = []
         for sid, error in sorted(errors.items()):
             if self._last_errors.get(sid) == error:
                 continue
             kind = QUOTA_REACHED if error.code == QUOTA else AWS_ERROR_EVENT if error.code == AWS_ERROR else ROUTE_ERROR
-            events.append(RouteEvent(kind, sid, error.message, error.to_dict()))
+            events.append(AlbEvent(kind, sid, error.message, error.to_dict()))
         self._last_errors = dict(errors)
         return events
 
@@ -376,7 +374,7 @@ class AlbRouter:
         for target, state in sorted(now.items(), key=lambda kv: kv[0].port):
             if before.get(target) != state:
                 self._pending_events.append(
-                    RouteEvent(
+                    AlbEvent(
                         TARGET_HEALTH_CHANGED,
                         sid,
                         f"{sid} target {target.instance_id}:{target.port} is {state}",

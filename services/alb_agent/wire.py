@@ -9,13 +9,13 @@ from common.protocol import (
     ErrorCode,
     Kind,
     RouteChange,
+    RouteEvent,
     RouteInfo,
     RoutesApply,
     RoutesResult,
     RoutingStatus,
     ServiceError,
 )
-from common.protocol import RouteEvent as RouteEventBody
 from services.alb_agent import naming
 from services.alb_agent.actions import (
     Action,
@@ -34,10 +34,10 @@ from services.alb_agent.model import (
     INVALID_ROUTE,
     THROTTLED,
     UNREACHABLE,
+    AlbEvent,
     AwsFailure,
     DesiredRoute,
     RouteError,
-    RouteEvent,
     parse_routes,
 )
 from services.alb_agent.router import ApplyResult
@@ -150,14 +150,14 @@ def failure_error(failure: AwsFailure) -> ServiceError:
     return ServiceError(code, f"AWS ({failure.code}): {failure.message}")
 
 
-def event_message(event: RouteEvent) -> Optional[tuple[str, RouteEventBody]]:
+def event_message(event: AlbEvent) -> Optional[tuple[str, RouteEvent]]:
     """(topic, body) for the PUB socket, or None for a kind the protocol does not carry."""
     spec = MESSAGE_TYPES.get(event.kind)
     if spec is None or spec.kind is not Kind.EVENT:
         return None
     detail = event.detail
     priority = detail.get("priority")
-    return event.kind, RouteEventBody(
+    return event.kind, RouteEvent(
         server_id=event.server_id,
         priority=priority if isinstance(priority, int) else None,
         health=detail.get("state") if isinstance(detail.get("state"), str) else None,

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Callable, Mapping, Optional
 
 from common.protocol import ApplySummary, RoutingStatus
-from services.alb_agent.model import API_ERROR, AwsFailure, DesiredRoute, RouteError, RouteEvent
+from services.alb_agent.model import API_ERROR, AlbEvent, AwsFailure, DesiredRoute, RouteError
 from services.alb_agent.router import EMPTY_PLAN, AlbRouter, ApplyResult
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class RoutingWorker:
         self._clock = clock
         self._cond = threading.Condition()
         self._queue: list[ApplyJob] = []
-        self._events: list[RouteEvent] = []
+        self._events: list[AlbEvent] = []
         self._status = RoutingStatus(stale=True)
         self._last_apply: Optional[ApplySummary] = None
         self._next_refresh = clock()  # first status read right away
@@ -105,7 +105,7 @@ class RoutingWorker:
             self._cond.notify_all()
         return job
 
-    def take_events(self) -> list[RouteEvent]:
+    def take_events(self) -> list[AlbEvent]:
         with self._cond:
             events, self._events = self._events, []
         return events
@@ -172,14 +172,14 @@ class RoutingWorker:
         else:
             self._publish(events)
 
-    def _refresh_status(self, events: Optional[list[RouteEvent]] = None) -> None:
+    def _refresh_status(self, events: Optional[list[AlbEvent]] = None) -> None:
         status = self._router.status()
         with self._cond:
             self._status = status
             self._next_refresh = self._clock() + self._refresh
         self._publish(list(events or []) + self._router.take_events())
 
-    def _publish(self, events: list[RouteEvent]) -> None:
+    def _publish(self, events: list[AlbEvent]) -> None:
         if not events:
             return
         with self._cond:

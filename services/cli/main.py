@@ -157,7 +157,7 @@ def cmd_litellm_config(args: argparse.Namespace) -> int:
     from common.litellm import LiteLLMServer, render_mcp_servers
     from services.cli.control import ControlClient, SchedulerUnavailable
     from services.scheduler.ports import allocate_ports
-    from services.scheduler.views import public_url
+    from services.scheduler.server_state import public_url
 
     settings, config_path, _ = settings_or_exit(args)
     if args.public_url:

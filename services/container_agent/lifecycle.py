@@ -32,7 +32,7 @@ from . import events
 from .docker_ops import DockerOps
 from .events import ContainerChange
 from .labels import HTTP, STDIO, Placement, container_name, is_ours, labels_for, placement_of
-from .plan import STARTABLE, Action, Observed, decide, pull_needed
+from .plan import STARTABLE, Observed, Remedy, decide, pull_needed
 from .serving import Serving
 from .specs import ServerSpecs
 from .status import STATUS_TAIL_LINES, LastExit, clean_lines, container_info
@@ -268,24 +268,24 @@ class Lifecycle:
                 ours = is_ours(labels, self.cluster)
                 observed = Observed(attrs["Id"], _state(attrs), ours, placement_of(labels) if ours else None)
             decision = decide(wanted, observed, self.serving.served_container(server_id))
-            if decision.action is not Action.NOTHING:
+            if decision.action is not Remedy.NOTHING:
                 log.info("server %s: %s (%s)", server_id, decision.action, decision.reason)
-            if decision.action is Action.CONFLICT:
+            if decision.action is Remedy.CONFLICT:
                 raise ServiceError(
                     ErrorCode.CONFLICT, f"server {server_id}: {container_name(server_id)}: {decision.reason}"
                 )
-            if decision.action is Action.RECREATE:
+            if decision.action is Remedy.RECREATE:
                 assert attrs is not None
                 self._retire(server_id, attrs, self._stop_timeout(server_id, attrs))
                 attrs = None
-            if decision.action in (Action.CREATE, Action.RECREATE):
+            if decision.action in (Remedy.CREATE, Remedy.RECREATE):
                 attrs = self._create_and_start(server, wanted)
-            elif decision.action is Action.START:
+            elif decision.action is Remedy.START:
                 assert attrs is not None
                 self.ops.start(attrs["Id"], _state(attrs))
                 attrs = self._running_attrs(server_id, attrs["Id"])
             assert attrs is not None
-            self._attach(wanted, attrs, adopted=decision.action is Action.ADOPT)
+            self._attach(wanted, attrs, adopted=decision.action is Remedy.ADOPT)
         return self.info(server_id, attrs)
 
     def start(self, server_id: str) -> ContainerInfo:

@@ -18,7 +18,9 @@ STARTABLE = frozenset({"created", "exited", "paused"})
 PULL_POLICIES = ("always", "missing", "never")
 
 
-class Action(str, Enum):
+class Remedy(str, Enum):
+    """What one server's container needs (the action of a Decision)."""
+
     CREATE = "create"  # no container: create and start one, then serve it
     ADOPT = "adopt"  # ours, matching and running, not served: serve it
     RECREATE = "recreate"  # ours but drifted (or unusable): replace it
@@ -42,7 +44,7 @@ class Observed:
 
 @dataclass(frozen=True)
 class Decision:
-    action: Action
+    action: Remedy
     reason: str
 
 
@@ -50,32 +52,32 @@ def decide(wanted: Placement, observed: Optional[Observed], served_container_id:
     """The action for one server. `served_container_id`: the container the bridge
     serves (and is not marked down) for this server, if any."""
     if observed is None:
-        return Decision(Action.CREATE, "no container")
+        return Decision(Remedy.CREATE, "no container")
     if not observed.ours or observed.placement is None:
         return Decision(
-            Action.CONFLICT,
+            Remedy.CONFLICT,
             "a container with this name exists and is not managed by this "
             "orchestrator (cluster); it is left alone: rename or remove it",
         )
     have = observed.placement
     if have.server_id != wanted.server_id:
-        return Decision(Action.RECREATE, f"it was created for server {have.server_id!r}")
+        return Decision(Remedy.RECREATE, f"it was created for server {have.server_id!r}")
     if have.spec_hash != wanted.spec_hash:
-        return Decision(Action.RECREATE, f"the spec changed (hash {have.spec_hash or '-'} -> {wanted.spec_hash})")
+        return Decision(Remedy.RECREATE, f"the spec changed (hash {have.spec_hash or '-'} -> {wanted.spec_hash})")
     if have.host_port != wanted.host_port:
         # Labels cannot change on a container, and a restarted agent serves the port
         # its label records: the label must be right.
-        return Decision(Action.RECREATE, f"the host port changed ({have.host_port} -> {wanted.host_port})")
+        return Decision(Remedy.RECREATE, f"the host port changed ({have.host_port} -> {wanted.host_port})")
     if (have.transport, have.http_port, have.http_path) != (wanted.transport, wanted.http_port, wanted.http_path):
-        return Decision(Action.RECREATE, "the transport changed")
+        return Decision(Remedy.RECREATE, "the transport changed")
     if observed.state == "running":
         if served_container_id == observed.container_id:
-            return Decision(Action.NOTHING, "running and served")
-        return Decision(Action.ADOPT, "running, not served yet")
+            return Decision(Remedy.NOTHING, "running and served")
+        return Decision(Remedy.ADOPT, "running, not served yet")
     if observed.state in STARTABLE:
-        return Decision(Action.START, f"the container is {observed.state}")
+        return Decision(Remedy.START, f"the container is {observed.state}")
     # restarting (we never set a restart policy), removing, dead: not usable as it is.
-    return Decision(Action.RECREATE, f"the container is {observed.state or 'in an unknown state'}")
+    return Decision(Remedy.RECREATE, f"the container is {observed.state or 'in an unknown state'}")
 
 
 def pull_needed(policy: str, image_present: bool) -> tuple[bool, Optional[str]]:

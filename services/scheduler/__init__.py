@@ -10,6 +10,6 @@ config_keeper.py which configuration is in force after a reload (pure)
 ports.py         host ports: the allocator (pure) and the host check
 backoff.py       crash loops (pure)
 diff.py          desired against actual: the steps (pure)
-views.py         each server's published state (pure)
+server_state.py  each server's published state (pure)
 watch.py         noticing that a file changed
 """

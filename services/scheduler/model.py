@@ -35,7 +35,7 @@ from .backoff import UNREADY, BackoffPolicy, CrashBook
 from .config_keeper import ActiveConfig
 from .diff import ContainerPlan, RoutePlan, Step, Want, plan_containers, plan_routes
 from .ports import allocate_ports
-from .views import ServerFacts, server_state
+from .server_state import ServerFacts, server_state
 
 # Events kept for snapshots (the dashboard shows the recent ones).
 RECENT_EVENTS = 200

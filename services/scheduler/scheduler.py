@@ -45,7 +45,7 @@ from .config_keeper import apply_loaded
 from .model import Model
 from .ports import port_is_free
 from .reconciler import Reconciler
-from .views import same_state
+from .server_state import same_state
 from .watch import FileWatch
 
 log = logging.getLogger("scheduler")

@@ -106,7 +106,7 @@ def test_tags_and_target_tag_round_trip():
 
 def test_every_event_kind_is_a_distinct_published_message_type():
     from services.alb_agent import model, wire
-    from services.alb_agent.model import RouteEvent
+    from services.alb_agent.model import AlbEvent
 
     kinds = [
         getattr(model, name)
@@ -123,4 +123,4 @@ def test_every_event_kind_is_a_distinct_published_message_type():
     ]
     assert len(set(kinds)) == len(kinds)
     for kind in kinds:  # "AWS answers again" used to be dropped: not a registered type
-        assert wire.event_message(RouteEvent(kind, None, "x")) is not None, kind
+        assert wire.event_message(AlbEvent(kind, None, "x")) is not None, kind

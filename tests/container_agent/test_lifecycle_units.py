@@ -18,7 +18,7 @@ from common.secrets import Secret
 from services.container_agent import events, labels
 from services.container_agent.events import ContainerChange, resync_changes, translate
 from services.container_agent.labels import HTTP, Placement
-from services.container_agent.plan import STARTABLE, Action, Observed, decide, pull_needed
+from services.container_agent.plan import STARTABLE, Observed, Remedy, decide, pull_needed
 from services.container_agent.specs import ServerSpecs
 from services.container_agent.status import LastExit, clean_lines, container_info, split_log
 
@@ -106,15 +106,15 @@ def observed(state: str = "running", cid: str = "c1", **changes) -> Observed:
 
 
 def test_no_container_is_created():
-    assert decide(WANTED, None).action is Action.CREATE
-    assert decide(WANTED, None, served_container_id="gone").action is Action.CREATE
+    assert decide(WANTED, None).action is Remedy.CREATE
+    assert decide(WANTED, None, served_container_id="gone").action is Remedy.CREATE
 
 
 @pytest.mark.parametrize("state", DOCKER_STATES)
 def test_a_container_that_is_not_ours_is_a_conflict_in_every_state(state):
     foreign = Observed("c9", state, False, None)
     decision = decide(WANTED, foreign, served_container_id="c9")
-    assert decision.action is Action.CONFLICT
+    assert decision.action is Remedy.CONFLICT
     assert "not managed" in decision.reason
 
 
@@ -131,27 +131,27 @@ def test_a_container_that_is_not_ours_is_a_conflict_in_every_state(state):
 )
 def test_any_drift_recreates_in_every_state(state, drift):
     decision = decide(WANTED, observed(state, **drift), served_container_id="c1")
-    assert decision.action is Action.RECREATE
+    assert decision.action is Remedy.RECREATE
     assert decision.reason
 
 
 def test_a_transport_change_recreates():
     wanted = Placement("web", 8101, "h1", HTTP, 3000, "/mcp")
     have = Observed("c1", "running", True, Placement("web", 8101, "h1", HTTP, 3000, "/sse"))
-    assert decide(wanted, have).action is Action.RECREATE
+    assert decide(wanted, have).action is Remedy.RECREATE
     same = Observed("c1", "running", True, wanted)
-    assert decide(wanted, same, "").action is Action.ADOPT
+    assert decide(wanted, same, "").action is Remedy.ADOPT
 
 
 def test_every_state_and_served_combination_of_a_matching_container():
     for state, served in itertools.product(DOCKER_STATES, (None, "c1", "c0")):
         action = decide(WANTED, observed(state), served_container_id=served).action
         if state == "running":
-            expected = Action.NOTHING if served == "c1" else Action.ADOPT
+            expected = Remedy.NOTHING if served == "c1" else Remedy.ADOPT
         elif state in STARTABLE:
-            expected = Action.START
+            expected = Remedy.START
         else:
-            expected = Action.RECREATE
+            expected = Remedy.RECREATE
         assert action is expected, (state, served)
 
 
@@ -194,7 +194,7 @@ def docker_event(action: str, **attrs) -> dict:
         "status": action,
         "id": "cid",
         "Type": "container",
-        "Action": action,
+        "Remedy": action,
         "Actor": {"ID": "cid", "Attributes": {**OUR_ATTRS, **attrs}},
         "scope": "local",
         "time": 1700000000,

@@ -9,7 +9,7 @@ from common.settings import Settings
 from services.cli.status_view import judge, server_details
 from services.scheduler.backoff import UNREADY, BackoffPolicy, CrashRecord, observe
 from services.scheduler.diff import Want, plan_containers
-from services.scheduler.views import ServerFacts, server_state
+from services.scheduler.server_state import ServerFacts, server_state
 
 POLICY = BackoffPolicy(first=1.0, factor=2.0, maximum=10.0, stable_after=30.0)
 REASON = "did not answer initialize within 60 s"

@@ -8,7 +8,7 @@ from common.config import load_config
 from common.protocol import ContainerInfo, RouteInfo, RoutingStatus
 from common.settings import Settings
 from services.scheduler.backoff import BackoffPolicy, CrashRecord
-from services.scheduler.views import ServerFacts, public_url, server_state
+from services.scheduler.server_state import ServerFacts, public_url, server_state
 
 POLICY = BackoffPolicy()
 
