@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from common import server_ids
 from common.container_spec import ContainerSpec, spec_hash
 from common.docker_args import orchestrated, parse_docker_run
 from common.secrets import Secret
 
-MAX_SERVER_ID_LENGTH = 100  # keeps "/mcp/{id}/*" well inside the ALB's 128 characters
-SERVER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 REMOTE_TYPES = {"sse", "http", "streamable-http", "streamablehttp", "streamable_http"}
 # Keys the MCP clients write that mean nothing to the orchestrator but are kept.
 CLIENT_KEYS = {
@@ -77,7 +76,7 @@ class ServerConfig:
 
     @property
     def container_name(self) -> str:
-        return f"mcp-{self.server_id}"
+        return server_ids.container_name(self.server_id)
 
     def public_dict(self) -> dict:
         return {
@@ -196,24 +195,6 @@ def read_config_file(path: Path) -> tuple[Optional[dict], list[ConfigIssue]]:
 # --- one server --------------------------------------------------------------------
 
 
-def server_id_problem(server_id: str) -> Optional[str]:
-    """Why a server id cannot be used in URL paths, container names and AWS names."""
-    if not server_id:
-        return "the server id is empty"
-    if len(server_id) > MAX_SERVER_ID_LENGTH:
-        return (
-            f"the server id is {len(server_id)} characters long; at most "
-            f"{MAX_SERVER_ID_LENGTH} fit in ALB path patterns"
-        )
-    if not SERVER_ID_PATTERN.fullmatch(server_id):
-        return (
-            "the server id must start with a letter or digit and contain only letters, "
-            "digits, '.', '_' and '-' (it becomes part of a URL path, the container name "
-            "and AWS resource names)"
-        )
-    return None
-
-
 def _remote_reason(entry: Mapping[str, Any]) -> Optional[str]:
     kind = str(entry.get("type") or entry.get("transportType") or "").lower()
     if "command" not in entry and ("url" in entry or "serverUrl" in entry or kind in REMOTE_TYPES):
@@ -297,7 +278,7 @@ def load_server(
     """(server, skip_reason, issues) for one entry of mcpServers."""
     issues: list[ConfigIssue] = []
     sid = server_id
-    problem = server_id_problem(sid)
+    problem = server_ids.problem(sid)
     if problem:
         return None, None, [ConfigIssue("error", problem, sid)]
     if not isinstance(entry, dict):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
+from common import server_ids
 from common.protocol import AwsProblem
-from services.alb_agent.naming import server_id_problem
 
 # Per-server error codes (RouteError.code).
 QUOTA = "quota"
@@ -174,7 +174,7 @@ def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteErro
         raise ValueError("routes must be a map of server id to port")
     for server_id, value in raw.items():
         key = str(server_id)
-        problem = server_id_problem(server_id)
+        problem = server_ids.problem(server_id)
         if problem:
             errors[key] = RouteError(key, INVALID_ROUTE, problem)
             continue

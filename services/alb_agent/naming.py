@@ -1,7 +1,8 @@
 """Names, paths and ownership tags of the AWS resources the alb-agent creates.
 
 Everything here is a pure function of the server id and the cluster name, so an agent
-that restarts computes the same names and recognises its own resources.
+that restarts computes the same names and recognises its own resources. Paths and the
+server-id rule are common/server_ids.py's.
 """
 
 from __future__ import annotations
@@ -21,35 +22,7 @@ TAG_DEREGISTRATION_DELAY = "mcp-orchestrator:deregistration-delay"
 TARGET_GROUP_NAME_MAX = 32
 NAME_PREFIX = "mcp-"
 HASH_LENGTH = 8
-# ALB path patterns allow more characters, tag values allow fewer; this is the
-# intersection minus the wildcards '*' and '?'.
-_SERVER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]*")
 _NOT_NAME_CHARS = re.compile(r"[^a-z0-9]+")
-
-
-def path_prefix(server_id: str) -> str:
-    return f"/mcp/{server_id}"
-
-
-def path_patterns(server_id: str) -> tuple[str, str]:
-    """The path-pattern values of a server's listener rule."""
-    return (path_prefix(server_id), f"{path_prefix(server_id)}/*")
-
-
-def health_check_path(server_id: str) -> str:
-    return f"{path_prefix(server_id)}/health"
-
-
-def server_id_problem(server_id: object) -> Optional[str]:
-    """Why `server_id` cannot be routed (None when it can)."""
-    if not isinstance(server_id, str) or not server_id:
-        return "a server id must be a non-empty string"
-    if not _SERVER_ID_RE.fullmatch(server_id):
-        return (
-            f"server id {server_id!r} cannot be routed: use letters, digits and "
-            "'.', '_', '-', '@', ':', '+', starting with a letter or digit"
-        )
-    return None
 
 
 def short_hash(cluster_name: str, server_id: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from common import server_ids
 from services.alb_agent import naming
 from services.alb_agent.actions import (
     Action,
@@ -114,7 +115,7 @@ class PlanSettings:
 
     def health_check(self, server_id: str) -> HealthCheck:
         return HealthCheck(
-            path=naming.health_check_path(server_id),
+            path=server_ids.health_path(server_id),
             interval_seconds=self.health_check_interval_seconds,
             timeout_seconds=self.health_check_timeout_seconds,
             healthy_threshold=self.healthy_threshold_count,
@@ -242,12 +243,12 @@ class _Planner:
 
     # -- per server -------------------------------------------------------------------
     def route_problem(self, sid: str, route: DesiredRoute) -> Optional[RouteError]:
-        problem = naming.server_id_problem(sid)
+        problem = server_ids.problem(sid)
         if problem:
             return RouteError(sid, INVALID_ROUTE, problem)
         if not 1 <= route.port <= 65535:
             return RouteError(sid, INVALID_ROUTE, f"port {route.port} is not 1..65535")
-        paths = naming.path_patterns(sid)
+        paths = server_ids.path_patterns(sid)
         limit = self.s.quotas.path_pattern_length
         longest = max(paths, key=len)
         if len(longest) > limit:
@@ -258,7 +259,7 @@ class _Planner:
 
     def condition_values_problem(self, sid: str, parts: Optional[RuleParts]) -> Optional[RouteError]:
         """The ALB counts every condition value of a rule, the operator's included."""
-        paths = len(naming.path_patterns(sid))
+        paths = len(server_ids.path_patterns(sid))
         cidrs = len(self.s.controls.source_cidrs)
         theirs = parts.condition_values() if parts else 0
         limit = self.s.quotas.condition_values_per_rule
@@ -280,7 +281,7 @@ class _Planner:
     def rule_drift(self, sid: str, rule: ObservedRule, parts: RuleParts, tg_arn: Optional[str]) -> str:
         """Why our parts of `rule` must be written again ("" = they are as planned)."""
         controls = self.s.controls
-        paths = naming.path_patterns(sid)
+        paths = server_ids.path_patterns(sid)
         if set(rule.path_patterns) != set(paths) or len(rule.path_patterns) != len(paths):
             return "path patterns"
         if tg_arn is None or rule.forward_target_group_arns != (tg_arn,):
@@ -324,7 +325,7 @@ class _Planner:
         rules = self.our_rules.get(sid, [])
         if not rules:
             return None, []
-        paths = naming.path_patterns(sid)
+        paths = server_ids.path_patterns(sid)
         tg_arn = tg.arn if tg else None
         best = sorted(
             rules, key=lambda r: (not _ours_match(r, paths, tg_arn), r.priority if r.priority is not None else 0)
@@ -339,7 +340,7 @@ class _Planner:
         return None
 
     def path_conflict(self, sid: str) -> Optional[ObservedRule]:
-        ours = set(naming.path_patterns(sid))
+        ours = set(server_ids.path_patterns(sid))
         return next((r for r in self.foreign_rules if ours & set(r.path_patterns)), None)
 
     def refusal(self, sid: str, needs_rule: bool, adds_tg: bool) -> Optional[RouteError]:
@@ -351,7 +352,7 @@ class _Planner:
                 return RouteError(
                     sid,
                     PATH_CONFLICT,
-                    f"{naming.path_prefix(sid)} is already routed by a rule we "
+                    f"{server_ids.path_prefix(sid)} is already routed by a rule we "
                     f"do not own (priority {conflict.priority})",
                 )
             if self.rules_in_use + 1 > quotas.rules_per_load_balancer:
@@ -450,7 +451,7 @@ class _Planner:
         tg_arn: Optional[str],
         changed: bool,
     ) -> None:
-        paths = naming.path_patterns(sid)
+        paths = server_ids.path_patterns(sid)
         controls = self.s.controls
         if rule is None or parts is None:
             self.rule_writes.append(

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional
 
+from common import server_ids
 from common.protocol import ListenerInfo, RoutingStatus, RuleInfo, TargetGroupInfo, TargetInfo
-from services.alb_agent import naming
 from services.alb_agent.actions import Action, CreateRule, ModifyRule
 from services.alb_agent.apply import PlanApplier
 from services.alb_agent.aws_client import AwsCallError, AwsError, CallWatch, call, make_client
@@ -278,7 +278,7 @@ class AlbRouter:
             if sid in errors or done_by_server.get(sid, 0) != planned_by_server.get(sid, 0):
                 continue  # failed or cut short: its error (or the failure) says so
             route = routes.get(sid)
-            detail: dict[str, Any] = {"path": naming.path_prefix(sid)}
+            detail: dict[str, Any] = {"path": server_ids.path_prefix(sid)}
             if change == "removed":
                 why = "disabled" if route is not None and not route.enabled else "removed"
                 events.append(AlbEvent(ROUTE_REMOVED, sid, f"route of {sid} removed ({why})", dict(detail, reason=why)))

@@ -17,11 +17,12 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from common import server_ids
 from common.container_spec import ContainerSpec, create_kwargs
 from common.protocol import ErrorCode, ServiceError
 from common.secrets import redact
 
-from .labels import container_name, list_filters
+from .labels import list_filters
 from .status import split_log
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class DockerOps:
                 return None
 
     def inspect_server(self, server_id: str) -> Optional[dict]:
-        return self.inspect(container_name(server_id))
+        return self.inspect(server_ids.container_name(server_id))
 
     def list_ours(self) -> list[dict]:
         """Summaries (`docker ps -a`) of the containers of this cluster's agents."""

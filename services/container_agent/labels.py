@@ -45,11 +45,6 @@ class Placement:
     http_path: str = ""
 
 
-def container_name(server_id: str) -> str:
-    """The name users look for (`docker logs mcp-{id}`)."""
-    return f"mcp-{server_id}"
-
-
 def labels_for(placement: Placement, cluster: str, extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """Our labels for a new container (`extra` first: ours always win)."""
     out = dict(extra or {})

@@ -19,6 +19,7 @@ import logging
 import threading
 from typing import Any, Callable, Iterator, Mapping, Optional
 
+from common import server_ids
 from common.config import ServerConfig
 from common.protocol import (
     BridgeState,
@@ -31,7 +32,7 @@ from common.protocol import (
 from . import events
 from .docker_ops import DockerOps
 from .events import ContainerChange
-from .labels import HTTP, STDIO, Placement, container_name, is_ours, labels_for, placement_of
+from .labels import HTTP, STDIO, Placement, is_ours, labels_for, placement_of
 from .plan import STARTABLE, Observed, Remedy, decide, pull_needed
 from .serving import Serving
 from .specs import ServerSpecs
@@ -193,7 +194,9 @@ class Lifecycle:
                 got = self.serving.stderr_tail(server_id, STATUS_TAIL_LINES)
             tail = got or []
             if not is_ours(_labels(attrs), self.cluster):
-                error = error or (f"container {container_name(server_id)} is not managed by this orchestrator")
+                error = error or (
+                    f"container {server_ids.container_name(server_id)} is not managed by this orchestrator"
+                )
         return container_info(
             server_id,
             attrs,
@@ -272,7 +275,7 @@ class Lifecycle:
                 log.info("server %s: %s (%s)", server_id, decision.action, decision.reason)
             if decision.action is Remedy.CONFLICT:
                 raise ServiceError(
-                    ErrorCode.CONFLICT, f"server {server_id}: {container_name(server_id)}: {decision.reason}"
+                    ErrorCode.CONFLICT, f"server {server_id}: {server_ids.container_name(server_id)}: {decision.reason}"
                 )
             if decision.action is Remedy.RECREATE:
                 assert attrs is not None
@@ -353,7 +356,7 @@ class Lifecycle:
         if attrs is None:
             raise ServiceError(
                 ErrorCode.NOT_FOUND,
-                f"server {server_id}: no container {container_name(server_id)}; container.ensure creates it",
+                f"server {server_id}: no container {server_ids.container_name(server_id)}; container.ensure creates it",
             )
         self._check_ours(server_id, attrs)
         return attrs
@@ -362,7 +365,7 @@ class Lifecycle:
         if not is_ours(_labels(attrs), self.cluster):
             raise ServiceError(
                 ErrorCode.CONFLICT,
-                f"server {server_id}: container {container_name(server_id)} is not "
+                f"server {server_id}: container {server_ids.container_name(server_id)} is not "
                 f"managed by this orchestrator; it is left alone",
             )
 
@@ -396,7 +399,7 @@ class Lifecycle:
                 # the image we have rather than leave it down.
                 log.warning("server %s: %s; using the local image", sid, exc.message)
         labels = labels_for(wanted, self.cluster, self.extra_labels)
-        container_id = self.ops.create(spec, container_name(sid), labels)
+        container_id = self.ops.create(spec, server_ids.container_name(sid), labels)
         log.info("server %s: created %s (%s)", sid, container_id[:12], spec.image)
         self.ops.start(container_id)
         return self._running_attrs(sid, container_id)

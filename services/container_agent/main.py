@@ -34,8 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import docker
 
-from common import protocol
-from common.config import server_id_problem
+from common import protocol, server_ids
 from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
 from common.protocol import (
     ContainerEvent,
@@ -56,7 +55,7 @@ from common.settings import BRIDGE_AUTH_NONE, Settings
 from .bridge import BridgeConfig, BridgeEvent, BridgeThread
 from .docker_ops import DockerOps
 from .event_stream import DockerEventStream
-from .labels import container_name, event_filters, parse_extra
+from .labels import event_filters, parse_extra
 from .lifecycle import Lifecycle
 from .serving import Serving
 from .specs import ServerSpecs
@@ -232,7 +231,7 @@ class ContainerAgent:
             if not work.detached:
                 work.detached = True
                 work.future.add_done_callback(lambda future: self._late_end(op, server_id, future))
-            return ContainerInfo(server_id=server_id, name=container_name(server_id), pending=Operation(op))
+            return ContainerInfo(server_id=server_id, name=server_ids.container_name(server_id), pending=Operation(op))
 
         return Deferred(work.future, self.reply_wait, pending)
 
@@ -296,7 +295,7 @@ class Work:
 
 def _checked(server_id: str) -> str:
     """The server id, if it can name a container (it goes into Docker API paths)."""
-    problem = server_id_problem(server_id)
+    problem = server_ids.problem(server_id)
     if problem:
         raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"server id {server_id[:100]!r}: {problem}")
     return server_id

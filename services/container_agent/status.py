@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
+from common import server_ids
 from common.protocol import BridgeState, ContainerInfo, Operation
 from common.secrets import redact, shown
 
-from .labels import container_name, placement_of
+from .labels import placement_of
 
 # Docker's zero time: "never started / never finished".
 _ZERO_TIME_PREFIX = "0001-01-01"
@@ -78,7 +79,7 @@ def container_info(
         return ContainerInfo(
             server_id=server_id,
             container_id=None,
-            name=container_name(server_id),
+            name=server_ids.container_name(server_id),
             state="missing",
             bridge=bridge,
             bridge_reason=bridge_reason,
@@ -98,7 +99,7 @@ def container_info(
     return ContainerInfo(
         server_id=server_id,
         container_id=attrs.get("Id"),
-        name=str(attrs.get("Name") or "").lstrip("/") or container_name(server_id),
+        name=str(attrs.get("Name") or "").lstrip("/") or server_ids.container_name(server_id),
         image=str(config.get("Image") or ""),
         state=status,
         health=health.get("Status") or None,

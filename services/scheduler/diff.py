@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Collection, Mapping, Optional
 
+from common import server_ids
 from common.protocol import BridgeState, ContainerInfo, RouteEntry, RouteInfo
 
 from .backoff import RUNNING_STATES
@@ -151,7 +152,7 @@ def plan_routes(wanted: Mapping[str, int], observed: Optional[Mapping[str, Route
         info = known.get(sid)
         if sid not in routed:
             why = "routing not known yet" if observed is None else "no route"
-            changes.append(Step("route-add", sid, f"{why}: /mcp/{sid} -> port {port}"))
+            changes.append(Step("route-add", sid, f"{why}: {server_ids.path_prefix(sid)} -> port {port}"))
         elif routed[sid] != port:
             changes.append(Step("route-move", sid, f"target port {routed[sid]} -> {port}"))
         elif info is not None and info.error:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
+from common import server_ids
 from common.config import ServerConfig
 from common.protocol import BridgeState, ContainerInfo, Operation, RouteInfo, RouteState, ServerState, ServerStatus
 from common.settings import Settings
@@ -46,21 +47,6 @@ class ServerFacts:
     route_wanted: bool = False
     call_error: Optional[str] = None  # the last failed request about this server
     config_usable: bool = True  # False: no good configuration was ever read
-
-
-def public_url(settings: Settings, server_id: str, port: Optional[int]) -> str:
-    """Where MCP clients reach the server (Streamable HTTP endpoint)."""
-    base = settings.service.public_base_url.rstrip("/")
-    if not base:
-        if port is None:
-            return ""
-        host = settings.service.bridge_host
-        if host in ("0.0.0.0", "::", "", "*"):
-            host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        base = f"http://{host}:{port}"
-    return f"{base}/mcp/{server_id}/mcp"
 
 
 def _mounts(config: Optional[ServerConfig]) -> list[str]:
@@ -96,6 +82,11 @@ def _health(info: Optional[ContainerInfo]) -> Optional[str]:
     if info.health:
         return info.health
     return str(info.bridge) if info.bridge else None
+
+
+def public_url(settings: Settings, server_id: str, port: Optional[int]) -> str:
+    """Where MCP clients reach the server, as these settings say."""
+    return server_ids.public_url(settings.service.public_base_url, settings.service.bridge_host, server_id, port)
 
 
 def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now: float) -> ServerState:
@@ -160,7 +151,7 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now:
         last_error=last_error,
         next_restart_at=crash.next_start_at if waiting > 0 and not f.held else None,
         env_names=list(spec.env_names()) if spec is not None else [],
-        container_name=config.container_name if config is not None else f"mcp-{f.server_id}",
+        container_name=server_ids.container_name(f.server_id),
         started_at=info.started_at if running and info is not None else None,
         url=public_url(settings, f.server_id, f.port) if enabled else "",
         transport=("http" if config.http else "stdio") if config is not None else "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from common import server_ids
 from services.alb_agent import naming
 
 
@@ -110,10 +111,10 @@ def assert_routes_exactly(aws: Any, cluster: str, ports: dict[str, int]) -> dict
     assert sorted(routing) == sorted(ports)
     for sid, port in ports.items():
         entry = routing[sid]
-        assert entry["paths"] == naming.path_patterns(sid)
+        assert entry["paths"] == server_ids.path_patterns(sid)
         assert entry["target_group"] == naming.target_group_name(sid, cluster)
         assert entry["targets"] == ((aws.instance_id, port),), (sid, entry["targets"])
-        assert entry["health_check_path"] == naming.health_check_path(sid)
+        assert entry["health_check_path"] == server_ids.health_path(sid)
     ours = [g for g in groups(aws) if owned_by(g.tags, cluster)]
     assert sorted(g.name for g in ours) == sorted(naming.target_group_name(sid, cluster) for sid in ports)
     return routing

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from botocore.stub import ANY, Stubber
 
+from common import server_ids
 from services.alb_agent import naming
 from services.alb_agent.config import AlbConfig
 from services.alb_agent.router import AlbRouter
@@ -82,7 +83,7 @@ class StubWorld:
             "HealthCheckProtocol": "HTTP",
             "HealthCheckPort": "traffic-port",
             "HealthCheckEnabled": True,
-            "HealthCheckPath": naming.health_check_path(sid),
+            "HealthCheckPath": server_ids.health_path(sid),
             "HealthCheckIntervalSeconds": 15,
             "HealthCheckTimeoutSeconds": 5,
             "HealthyThresholdCount": 2,
@@ -96,7 +97,9 @@ class StubWorld:
             "RuleArn": rule_arn(priority),
             "Priority": str(priority),
             "IsDefault": False,
-            "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": list(naming.path_patterns(sid))}}],
+            "Conditions": [
+                {"Field": "path-pattern", "PathPatternConfig": {"Values": list(server_ids.path_patterns(sid))}}
+            ],
             "Actions": [{"Type": "forward", "TargetGroupArn": tg_arn(sid)}],
         }
 
@@ -152,7 +155,7 @@ class StubWorld:
                 "HealthCheckProtocol": "HTTP",
                 "HealthCheckPort": "traffic-port",
                 "HealthCheckEnabled": True,
-                "HealthCheckPath": naming.health_check_path(sid),
+                "HealthCheckPath": server_ids.health_path(sid),
                 "HealthCheckIntervalSeconds": 15,
                 "HealthCheckTimeoutSeconds": 5,
                 "HealthyThresholdCount": 2,

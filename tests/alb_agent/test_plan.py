@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from common import server_ids
 from common.secrets import Secret
 from services.alb_agent import naming
 from services.alb_agent.actions import CreateRule, CreateTargetGroup, DeleteRule, ModifyRule
@@ -92,7 +93,7 @@ def our_rule(
         arn=arn or f"arn:rule/{cluster}/{sid}/{priority}",
         priority=priority,
         is_default=False,
-        path_patterns=tuple(paths or naming.path_patterns(sid)),
+        path_patterns=tuple(paths or server_ids.path_patterns(sid)),
         forward_target_group_arns=(forward or tg_arn(sid, cluster),),
         tags=naming.ownership_tags(cluster, sid),
     )
@@ -415,11 +416,13 @@ def test_stale_resources_still_count_during_the_apply_that_removes_them():
 
 
 def test_path_pattern_length_quota():
-    ok_id = "a" * (128 - len("/mcp/") - len("/*"))
+    # Valid ids always fit AWS's 128; a lower quota (as the planner is told) still applies.
+    settings = replace(SETTINGS, quotas=Quotas(path_pattern_length=20))
+    ok_id = "a" * (20 - len("/mcp/") - len("/*"))
     long_id = ok_id + "b"
-    plan = plan_routes({ok_id: DesiredRoute(1), long_id: DesiredRoute(2)}, EMPTY, SETTINGS)
+    plan = plan_routes({ok_id: DesiredRoute(1), long_id: DesiredRoute(2)}, EMPTY, settings)
     assert ok_id not in plan.errors
-    assert plan.errors[long_id].code == QUOTA and "128" in plan.errors[long_id].message
+    assert plan.errors[long_id].code == QUOTA and "20" in plan.errors[long_id].message
 
 
 def test_condition_value_quota():

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import load_config, server_id_problem
+from common import server_ids
+from common.config import load_config
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "real-configs"
 
@@ -247,7 +248,7 @@ def test_error_names_the_server_and_flag(tmp_path):
     "server_id", ["github", "example-mcp-server", "awslabs.aws-documentation-mcp-server", "my_server.v2", "A1"]
 )
 def test_real_server_ids_are_accepted(server_id):
-    assert server_id_problem(server_id) is None
+    assert server_ids.problem(server_id) is None
 
 
 def test_secret_canary_never_leaks(tmp_path):

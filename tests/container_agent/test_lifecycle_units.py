@@ -90,7 +90,6 @@ def test_filters_select_this_cluster_only():
         "label": ["mcp-orchestrator.managed=true", "mcp-orchestrator.cluster=c"],
     }
     assert labels.list_filters("c")["label"] == labels.event_filters("c")["label"]
-    assert labels.container_name("time") == "mcp-time"
 
 
 # --- the decision ---------------------------------------------------------------------

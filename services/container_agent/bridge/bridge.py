@@ -20,6 +20,8 @@ from typing import Any, Callable, Optional
 
 from aiohttp import web
 
+from common import server_ids
+
 from .. import stdio
 from . import jsonrpc, legacy_sse, proxy, streamable_http
 from .config import BridgeConfig
@@ -364,12 +366,10 @@ class Bridge:
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
         server = self._by_port.get(sockname[1]) if sockname else None
-        path = request.path
-        if server is None or not path.startswith("/mcp/"):
+        parts = server_ids.split_path(request.path)
+        if server is None or parts is None or parts[0] != server.server_id:
             return not_found()
-        server_id, slash, tail = path[5:].partition("/")
-        if server_id != server.server_id or not slash:
-            return not_found()
+        tail = parts[1]
         origin = request.headers.get("Origin")
         if not origin_allowed(self._config, origin):
             log.info("server %s: refused a request from origin %.100r", server.server_id, origin)
@@ -429,5 +429,6 @@ class Bridge:
 
 
 def _check_id(server_id: str) -> None:
-    if not server_id or "/" in server_id or server_id != server_id.strip():
-        raise BridgeError(f"invalid server id {server_id!r}: it must be non-empty, without '/' or spaces")
+    problem = server_ids.problem(server_id)
+    if problem:
+        raise BridgeError(f"invalid server id {server_id[:100]!r}: {problem}")

@@ -8,9 +8,9 @@ with 202 and answered on the stream. The session ends with its stream.
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import web
+
+from common import server_ids
 
 from . import jsonrpc
 from .channel import Channel
@@ -48,7 +48,7 @@ async def handle_stream(
         upstream.drop_session(evicted, "session evicted: too many sessions")
     channel = Channel(limit=STREAM_BACKLOG)
     server.sessions.open_stream(session, channel)
-    endpoint = f"/mcp/{quote(server.server_id, safe='')}/messages?sessionId={session.id}"
+    endpoint = f"{server_ids.messages_path(server.server_id)}?sessionId={session.id}"
     response = sse_response(cors)
     try:
         await response.prepare(request)

@@ -18,6 +18,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from common import server_ids
+
 from . import jsonrpc
 from .config import BridgeConfig
 from .http_common import SSE, read_body, rejection
@@ -132,7 +134,7 @@ async def forward(
     assert target is not None
     if server.proxy_down:
         return server.unavailable(server.proxy_down)
-    prefix = f"/mcp/{server.server_id}"
+    prefix = server_ids.path_prefix(server.server_id)
     # Forward the path as the client encoded it (decoding and re-encoding could alter it).
     raw_path, _, raw_query = request.raw_path.partition("?")
     if raw_path.startswith(prefix + "/"):
