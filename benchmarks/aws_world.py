@@ -34,13 +34,17 @@ class World:
     listener_arn: str
     elbv2: Any  # the benchmark's own client: not counted
 
-    def settings_lines(self) -> str:
+    def aws_settings(self) -> dict[str, str]:
         """The [aws] keys that point an alb-agent at this world."""
-        return (
-            f"region = {REGION}\nalb_arn = {self.alb_arn}\nlistener_arn = {self.listener_arn}\n"
-            f"vpc_id = {self.vpc_id}\nendpoint_url = {self.url}\ninstance_id = {self.instance_id}\n"
-            f"imds_endpoint = {self.url}\n"
-        )
+        return {
+            "region": REGION,
+            "alb_arn": self.alb_arn,
+            "listener_arn": self.listener_arn,
+            "vpc_id": self.vpc_id,
+            "endpoint_url": self.url,
+            "instance_id": self.instance_id,
+            "imds_endpoint": self.url,
+        }
 
     def rule_paths(self) -> set[str]:
         paths: set[str] = set()

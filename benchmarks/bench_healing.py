@@ -19,13 +19,15 @@ event to the moment a client sees the result, polling every 50 ms:
 
 from __future__ import annotations
 
-import signal
 import time
 from typing import Callable, Optional
 
+from harness.servers import docker_server
+from harness.waiting import wait_until
+
 from .aws_world import Moto
 from .context import Context
-from .orchestra import Orchestra, answers, time_server, wait_until
+from .orchestra import Orchestra, answers
 from .outcome import Goal, Outcome
 from .report import Table
 from .stats import Spread
@@ -74,7 +76,7 @@ def run(ctx: Context) -> Outcome:
     times: dict[str, list[Optional[float]]] = {key: [] for key in SCENARIOS}
     try:
         orch = Orchestra(ctx, moto.world(), ports=3 * k + 10, name="heal")
-        base = {f"clock-{i}": time_server(ctx.time_image) for i in range(1, k + 1)}
+        base = {f"clock-{i}": docker_server(ctx.time_image) for i in range(1, k + 1)}
         orch.write_config(base)
         orch.start_all()
         servers, took = wait_until(lambda: orch.converged(set(base)), START_TIMEOUT, 0.2)
@@ -149,7 +151,7 @@ def measure_add_remove(ctx: Context, orch: Orchestra, base: dict, added: list, r
     config = dict(base)
     new_ids = [f"{'init' if init else 'added'}-{i}" for i in range(1, len(base) + 1)]
     for sid in new_ids:
-        config[sid] = time_server(ctx.time_image, init=init)
+        config[sid] = docker_server(ctx.time_image, init=init)
         t0 = time.monotonic()
         orch.write_config(config)
         ok, _ = wait_until(lambda: orch.converged({sid}) is not None and serving(orch, sid)(), SCENARIO_TIMEOUT)
@@ -181,10 +183,8 @@ def _unrouted(orch: Orchestra, sid: str) -> bool:
 
 def measure_agent_restart(ctx: Context, orch: Orchestra, base: dict, times: list) -> None:
     for i in range(len(base)):
-        proc = orch.procs["container-agent"]
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        orch.stop("container-agent")
         orch.start("container-agent")
         ok, _ = wait_until(lambda: all(serving(orch, sid)() for sid in base), SCENARIO_TIMEOUT)
         times.append(time.monotonic() - t0 if ok else None)

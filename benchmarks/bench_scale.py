@@ -16,10 +16,13 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+from harness.servers import echo_server
+from harness.waiting import wait_until
+
 from . import procfs
 from .aws_world import Moto
 from .context import Context
-from .orchestra import Orchestra, echo_server, wait_until
+from .orchestra import Orchestra
 from .outcome import Goal, Outcome
 from .report import Table
 from .stats import Spread

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .bench_bridge import Running, profile_bridge, start_targets, stop_targets
-from .context import Context
+from .context import BENCH_LABEL, Context
 from .mcp_client import HttpSession, StdioServer
 from .meter import CpuUse, Meter
 from .outcome import Goal, Outcome
@@ -102,7 +102,7 @@ async def settle(ctx: Context, baseline: int) -> None:
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
         running = await asyncio.to_thread(
-            ctx.docker.api.containers, filters={"label": f"mcp-orchestrator.bench={ctx.run_id}", "status": "running"}
+            ctx.docker.api.containers, filters={"label": f"{BENCH_LABEL}={ctx.run_id}", "status": "running"}
         )
         if len(running) <= baseline:
             return
@@ -117,9 +117,7 @@ async def measure(ctx: Context) -> tuple[dict[str, list[Rate]], list[Running]]:
     rates.update({r.name: [] for r in runs if not r.error})
     try:
         baseline = len(
-            await asyncio.to_thread(
-                ctx.docker.api.containers, filters={"label": f"mcp-orchestrator.bench={ctx.run_id}"}
-            )
+            await asyncio.to_thread(ctx.docker.api.containers, filters={"label": f"{BENCH_LABEL}={ctx.run_id}"})
         )
         phases = [(DIRECT, lambda: one_stdio_session(ctx), lambda: Meter([], []))]
         for run in runs:

@@ -13,11 +13,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+
+from harness.waiting import WaitTimeout, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_LABEL = "mcp-orchestrator.bench"
@@ -182,38 +183,23 @@ class Context:
             print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
-def die_with_parent() -> None:
-    """In a child (preexec_fn): SIGTERM when the benchmark dies, so no peer outlives it."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def wait_port(host: str, port: int, timeout: float, proc: Optional[subprocess.Popen] = None) -> None:
     """Until something accepts TCP connections on host:port; RuntimeError when the deadline
     passes or `proc` exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def listening() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the process exited with status {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection((host, port), timeout=1):
-                return
+                return True
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:g} s")
-        time.sleep(0.05)
+            return False
+
+    try:
+        wait_for(listening, timeout, f"something to listen on {host}:{port}")
+    except WaitTimeout as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def tail(path: Path, lines: int = 15) -> str:

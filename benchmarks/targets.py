@@ -21,7 +21,10 @@ import subprocess
 import sys
 from typing import Any, Optional, Protocol
 
-from .context import MCP_PROXY, ROOT, SUPERGATEWAY, Context, die_with_parent, free_port, tail, wait_port
+from harness.ports import free_port
+from services.cli.launcher import die_with_parent
+
+from .context import MCP_PROXY, ROOT, SUPERGATEWAY, Context, tail, wait_port
 from .mcp_client import HttpSession, StdioServer
 
 START_TIMEOUT = 90.0

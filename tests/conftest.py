@@ -1,7 +1,7 @@
 """Fixtures shared by every test package.
 
 Tests use a real Docker engine. Everything a test creates carries the label
-TEST_LABEL so that a crashed run can be cleaned up with one filter.
+TEST_LABEL (harness/labels.py) so that a crashed run can be cleaned up with one filter.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_LABEL = "mcp-orchestrator.test"
 BUSYBOX_IMAGE = "mcp-orchestrator/busybox:test"
 PYTHON_BASE_IMAGE = "mcp-orchestrator/python-base:bookworm"
 TIME_SERVER_IMAGE = "mcp-orchestrator/mcp-server-time:latest"

@@ -53,6 +53,10 @@ class ChildSpec:
     args: tuple[str, ...] = ()
     endpoint: Optional[str] = None  # a REP socket that answers `ping` when it runs
 
+    def argv(self, python: str = sys.executable) -> list[str]:
+        """The command line that starts it."""
+        return [python, "-m", self.module, *self.args]
+
 
 @dataclass
 class Child:
@@ -105,7 +109,7 @@ def child_specs(
     return specs
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: SIGTERM when the launcher dies, so that no orphan keeps running."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -156,8 +160,9 @@ class Launcher:
             self.spawn(child)
 
     def spawn(self, child: Child) -> None:
-        cmd = [self.python, "-m", child.spec.module, *child.spec.args]
-        child.proc = subprocess.Popen(cmd, env=self.env, start_new_session=True, preexec_fn=_die_with_parent)
+        child.proc = subprocess.Popen(
+            child.spec.argv(self.python), env=self.env, start_new_session=True, preexec_fn=die_with_parent
+        )
         child.started_at = self.clock()
         self.say(f"started {child.spec.name} (pid {child.proc.pid})")
 

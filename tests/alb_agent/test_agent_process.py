@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
 
@@ -21,20 +17,11 @@ zmq = pytest.importorskip("zmq")
 from common.protocol import RouteEntry, RoutesApply, RoutesStatusQuery  # noqa: E402
 from common.pubsub import Subscriber  # noqa: E402
 from common.reqrep import RemoteError, ReqClient  # noqa: E402
+from harness.files import write_settings  # noqa: E402
+from harness.processes import Process, specs_for  # noqa: E402
+from harness.waiting import wait_for  # noqa: E402
 from services.alb_agent import naming  # noqa: E402
 from tests.alb_agent.listener_view import assert_routes_exactly, routing_of, rules  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class AgentProcess:
@@ -54,30 +41,16 @@ class AgentProcess:
             "api_max_attempts": "1",
         }
         aws_values.update(aws_overrides)
-        settings = self.dir / "settings.conf"
-        settings.write_text(
-            "[aws]\n"
-            + "".join(f"{k} = {v}\n" for k, v in aws_values.items())
-            + f"[zmq]\nroutes = {self.routes}\nroute_events = {self.events}\n"
-            "heartbeat_interval_seconds = 0.2\n[logging]\nlevel = INFO\n"
+        settings = write_settings(
+            self.dir / "settings.conf",
+            {
+                "aws": aws_values,
+                "zmq": {"routes": self.routes, "route_events": self.events, "heartbeat_interval_seconds": 0.2},
+                "logging": {"level": "INFO"},
+            },
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_ORCHESTRATOR_")}
-        self.log = open(self.dir / "agent.log", "w+")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.alb_agent.main",
-                "--settings",
-                str(settings),
-                "--apply-wait",
-                str(apply_wait),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        spec = specs_for(settings)["alb-agent"]
+        self.process = Process.of(spec, self.dir / "agent.log", "--apply-wait", str(apply_wait))
         self.ctx = zmq.Context()
         self.sub = Subscriber(self.ctx, self.events, topics=("route.",))
         self.events_seen: list = []
@@ -90,7 +63,7 @@ class AgentProcess:
         return ReqClient(self.ctx, self.routes, timeout_ms=timeout_ms, retries=0, src="test")
 
     def answers(self) -> bool:
-        assert self.proc.poll() is None, self.output()
+        assert self.process.alive(), self.output()
         with self.client(timeout_ms=300) as c:
             try:
                 c.request("ping")
@@ -109,23 +82,14 @@ class AgentProcess:
                 self.events_seen.append(msg)
 
     def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        return self.process.output()
 
     def stop(self) -> Optional[int]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = self.process.stop()
         self.sub.close()
         self.ctx.destroy(linger=0)
-        self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
-        return self.proc.returncode
+        return code
 
 
 @pytest.fixture

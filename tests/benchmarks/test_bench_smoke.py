@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_LABEL
+from harness.labels import TEST_LABEL
+from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

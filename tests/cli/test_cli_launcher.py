@@ -12,7 +12,13 @@ import sys
 
 import pytest
 
-from tests.scheduler.support import Orchestrator, echo_server, free_port_range, wait_for
+from harness.labels import TEST_LABEL
+from harness.ports import free_port_range
+from harness.processes import Process
+from harness.servers import echo_server
+from harness.waiting import wait_for
+from services.container_agent import labels
+from tests.scheduler.support import Orchestrator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -57,13 +63,10 @@ def test_one_shot_converges_skips_a_busy_port_and_exits_0(orch):
     with socket.socket() as busy:  # something else holds the first port of the range
         busy.bind(("127.0.0.1", lo))
         busy.listen()
-        done = cli(orch, "--one-shot", "--container-label", "mcp-orchestrator.test=1")
+        done = cli(orch, "--one-shot", "--container-label", f"{TEST_LABEL}=1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "one-shot: converged" in done.stdout
-    ports = {
-        c.labels["mcp-orchestrator.server-id"]: int(c.labels["mcp-orchestrator.host-port"])
-        for c in orch.containers().values()
-    }
+    ports = {c.labels[labels.SERVER_ID]: int(c.labels[labels.HOST_PORT]) for c in orch.containers().values()}
     assert ports == {a: lo + 1, b: lo + 2}
     # It stopped what it started; the containers stay.
     assert "stopping scheduler" in done.stderr and "stopping container-agent" in done.stderr
@@ -90,7 +93,7 @@ def test_one_shot_with_an_impossible_config_exits_non_zero_with_the_reasons(orch
     orch.settings.write_text(
         orch.settings.read_text().replace(f"port_range_end = {orch.port_range[1]}", f"port_range_end = {lo + 1}")
     )
-    done = cli(orch, "--one-shot", "--container-label", "mcp-orchestrator.test=1")
+    done = cli(orch, "--one-shot", "--container-label", f"{TEST_LABEL}=1")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "one-shot: failed" in done.stdout
     assert "no free host port" in done.stdout
@@ -100,8 +103,8 @@ def test_one_shot_with_an_impossible_config_exits_non_zero_with_the_reasons(orch
 def test_run_reports_and_restarts_a_dead_child_and_stops_cleanly(orch):
     sid = f"{orch.cluster}-run"
     orch.write_config({sid: echo_server(orch.busybox, "run")})
-    log = open(orch.dir / "launcher.log", "w+")
-    proc = subprocess.Popen(
+    proc = Process(
+        "launcher",
         [
             *CLI,
             "run",
@@ -111,17 +114,12 @@ def test_run_reports_and_restarts_a_dead_child_and_stops_cleanly(orch):
             "--config",
             str(orch.config),
             "--container-label",
-            "mcp-orchestrator.test=1",
+            f"{TEST_LABEL}=1",
         ],
+        orch.dir / "launcher.log",
         env=orch.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
     )
-
-    def output():
-        log.flush()
-        log.seek(0)
-        return log.read()
+    output = proc.output
 
     try:
         orch.wait_converged({sid}, timeout=120)
@@ -135,13 +133,11 @@ def test_run_reports_and_restarts_a_dead_child_and_stops_cleanly(orch):
         )
         wait_for(lambda: len(re.findall(r"started alb-agent", output())) == 2, 30, "the child to be started again")
         orch.wait_converged({sid}, timeout=120)
-        proc.send_signal(signal.SIGINT)
+        proc.signal(signal.SIGINT)
         assert proc.wait(60) == 0
         children = {name: int(pid) for name, pid in re.findall(r"started ([\w-]+) \(pid (\d+)\)", output())}
         assert not [name for name, pid in children.items() if alive(pid)]
         assert "stopped (SIGINT)" in output()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+        if proc.alive():
+            proc.kill9()

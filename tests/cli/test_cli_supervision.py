@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-import time
 
 from common.settings import Settings
+from harness.waiting import wait_for
 from services.cli.launcher import ChildSpec, Launcher, child_specs, module_for
 
 
@@ -17,15 +17,6 @@ def make_module(tmp_path, name, body):
 def launcher(tmp_path, specs):
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     return Launcher(specs, env=env, out=io.StringIO())
-
-
-def wait(cond, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_dying_child_is_reported_and_started_again_and_a_usage_error_is_not(tmp_path):
@@ -42,7 +33,7 @@ def test_a_dying_child_is_reported_and_started_again_and_a_usage_error_is_not(tm
         return run.out.getvalue().count("started crasher") >= 2 and run.given_up() == ["refuser"]
 
     try:
-        assert wait(settled), run.out.getvalue()
+        wait_for(settled, 20, "a crasher started twice and a refuser given up", explain=run.out.getvalue)
         out = run.out.getvalue()
         assert "crasher (pid" in out and "exited with status 1" in out
         assert "refuser" in out and "refused its settings" in out

@@ -38,8 +38,7 @@ import pytest
 from common.container_spec import create_kwargs
 from common.docker_args import parse_docker_run
 from common.secrets import Secret
-
-TEST_LABEL = "mcp-orchestrator.test"  # as in tests/conftest.py: every test container has it
+from harness.labels import TEST_LABEL
 
 pytestmark = pytest.mark.docker
 

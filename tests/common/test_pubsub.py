@@ -18,6 +18,7 @@ from common.pubsub import Publisher, StateMirror, Subscriber
 from common.reqrep import RepServer
 from common.secrets import Secret
 from common.service import Service, bind_endpoint
+from harness.waiting import wait_for
 
 WAIT_S = 10.0
 HEARTBEAT_S = 0.05
@@ -158,21 +159,23 @@ def make_mirror(ctx, endpoints, apply=apply_server, **kw) -> StateMirror:
 
 
 def converge(mirror: StateMirror, expected: Callable[[], dict]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        mirror.poll(20)
-        if mirror.synced and mirror.copy_state() == expected():
-            return
-    raise AssertionError(f"mirror did not converge: {mirror.copy_state()} != {expected()}")
+    pump_until(
+        lambda: mirror.synced and mirror.copy_state() == expected(),
+        lambda: mirror.poll(20),
+        explain=lambda: f"{mirror.copy_state()} != {expected()}",
+    )
 
 
-def wait_for(condition: Callable[[], bool], step: Callable[[], Any]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
+def pump_until(
+    condition: Callable[[], bool], step: Callable[[], Any], explain: Optional[Callable[[], str]] = None
+) -> None:
+    """Call `step` (it pumps a socket) until `condition` holds, for WAIT_S seconds at most."""
+
+    def pumped() -> bool:
         step()
-        if condition():
-            return
-    raise AssertionError("condition not reached")
+        return condition()
+
+    wait_for(pumped, WAIT_S, "the condition", interval=0, explain=explain)
 
 
 # -------------------------------------------------------------------- StateMirror
@@ -236,7 +239,7 @@ def test_heartbeat_silence_is_detected_and_recovery_follows(ctx, endpoints) -> N
         converge(mirror, lambda: pub.state)
         assert mirror.available and not mirror.silent()
         pub.__exit__(None, None, None)
-        wait_for(mirror.silent, lambda: mirror.poll(20))
+        pump_until(mirror.silent, lambda: mirror.poll(20))
         assert not mirror.available
         assert mirror.copy_state() == {"a": "running"}  # last known state stays readable
         with StatePublisher(*pub.bound, initial={"a": "running", "b": "pending"}) as again:
@@ -246,7 +249,7 @@ def test_heartbeat_silence_is_detected_and_recovery_follows(ctx, endpoints) -> N
 
 def test_mirror_without_a_publisher_stays_unsynced_and_goes_silent(ctx) -> None:
     with make_mirror(ctx, (free_tcp_endpoint(), free_tcp_endpoint())) as mirror:
-        wait_for(mirror.silent, lambda: mirror.poll(20))
+        pump_until(mirror.silent, lambda: mirror.poll(20))
         assert not mirror.synced and not mirror.available and mirror.snapshots == 0
 
 
@@ -266,7 +269,7 @@ def test_topics_outside_the_filter_advance_seq_without_being_applied(ctx, endpoi
         pub.set("a", "running")
         pub.event("something else")
         converge(mirror, lambda: pub.state)
-        wait_for(lambda: mirror.seq == pub.pub.current_seq, lambda: mirror.poll(20))
+        pump_until(lambda: mirror.seq == pub.pub.current_seq, lambda: mirror.poll(20))
         assert seen == ["state.server"] and mirror.snapshots == 1
 
 
@@ -316,7 +319,7 @@ def raw_sub(ctx, endpoint: str) -> zmq.Socket:
 
 def until_subscribed(pub: Publisher, received: Callable[[], bool]) -> None:
     """Heartbeat until the subscriber gets one: SUB connections take a moment."""
-    wait_for(received, lambda: (pub.heartbeat(), time.sleep(0.01)))
+    pump_until(received, lambda: (pub.heartbeat(), time.sleep(0.01)))
 
 
 def test_a_secret_is_never_published(ctx) -> None:
@@ -335,7 +338,7 @@ def test_a_secret_is_never_published(ctx) -> None:
         assert info.value.code is ErrorCode.INVALID_BODY and CANARY not in str(info.value)
         after = pub.publish("state.server", p.ServerState("b"))
         assert after.seq == 2  # the refused event took no seq: subscribers see no gap
-        wait_for(lambda: [f[0] for f in got].count(b"state.server") == 2, take)
+        pump_until(lambda: [f[0] for f in got].count(b"state.server") == 2, take)
         assert all(CANARY.encode() not in part for frames in got for part in frames)
         assert b"state.event" not in [f[0] for f in got]
         sub.close()
@@ -364,7 +367,7 @@ def test_subscriber_filters_topics_and_always_gets_heartbeats(ctx) -> None:
         pub.publish("container.exited", p.ContainerEvent("a", exit_code=137))
         pub.publish("route.created", p.RouteEvent("a"))
         pub.publish("container.started", p.ContainerEvent("a"))
-        wait_for(lambda: len([m for m in got if m.type != "heartbeat"]) >= 2, lambda: (sub.socket.poll(20), take()))
+        pump_until(lambda: len([m for m in got if m.type != "heartbeat"]) >= 2, lambda: (sub.socket.poll(20), take()))
         events = [m for m in got if m.type != "heartbeat"]
         assert [(m.type, m.seq) for m in events] == [("container.exited", 2), ("container.started", 4)]
         assert events[0].body == p.ContainerEvent("a", exit_code=137)
@@ -385,14 +388,14 @@ def test_subscriber_skips_malformed_messages(ctx) -> None:
             if msg is not None:
                 got.append(msg)
 
-        wait_for(lambda: bool(got), step)  # subscribed now
+        pump_until(lambda: bool(got), step)  # subscribed now
         got.clear()
         raw_pub.send_multipart([b"container.oom", b"\xc1 garbage"])
         raw_pub.send_multipart([b"container.oom"])
         raw_pub.send_multipart([b"container.started", p.encode_published(good)[1]])  # wrong topic
         raw_pub.send_multipart([b"ping", p.encode(p.request("ping"))])
         raw_pub.send_multipart(p.encode_published(good))
-        wait_for(
+        pump_until(
             lambda: bool(got), lambda: (sub.socket.poll(20), got.extend(m for m in [sub.receive()] if m is not None))
         )
         assert got == [good]

@@ -12,14 +12,12 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
 
+from harness.labels import TEST_LABEL
 from services.container_agent.bridge import BridgeConfig, BridgeEvent, BridgeThread
-
-# The same label as tests/conftest.py: everything the tests create carries it.
-TEST_LABEL = "mcp-orchestrator.test"
 
 # A scripted stdio MCP server in busybox sh: answers initialize, and test methods
 # that make it misbehave on purpose (never answer, send progress, broadcast, print
@@ -76,20 +74,6 @@ done
 """
 
 ACCEPT_BOTH = "application/json, text/event-stream"
-
-
-def wait_for(
-    condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
-) -> Any:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 # --- containers --------------------------------------------------------------

@@ -11,13 +11,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import random
 import resource
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,9 +35,12 @@ from common.protocol import (  # noqa: E402
 )
 from common.pubsub import Subscriber  # noqa: E402
 from common.reqrep import RemoteError, ReqClient  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-TEST_LABEL = "mcp-orchestrator.test"  # as in tests/conftest.py
+from harness.files import write_config, write_settings  # noqa: E402
+from harness.labels import TEST_LABEL  # noqa: E402
+from harness.ports import free_port_range  # noqa: E402
+from harness.processes import Process, specs_for  # noqa: E402
+from harness.waiting import wait_for  # noqa: E402
+from services.container_agent import labels as agent_labels  # noqa: E402
 
 pytestmark = pytest.mark.docker
 
@@ -60,36 +59,6 @@ while IFS= read -r line; do
   esac
 done
 """
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def free_port_range(count: int) -> list[int]:
-    """`count` consecutive ports nobody listens on (checked by binding them)."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        held = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", port))
-                held.append(s)
-            return list(range(base, base + count))
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise AssertionError("no free port range")
 
 
 # --- HTTP ------------------------------------------------------------------------------
@@ -168,29 +137,14 @@ class Agent:
     def __init__(self, world: "World", reply_wait: float, nofile: Optional[int] = None) -> None:
         self.world = world
         self.log_path = world.dir / f"agent-{len(world.agents)}.log"
-        self.log = open(self.log_path, "w+")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_ORCHESTRATOR_")}
         self.started_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.container_agent",
-                "--settings",
-                str(world.settings),
-                "--config",
-                str(world.config),
-                "--reply-wait",
-                str(reply_wait),
-                "--label",
-                f"{TEST_LABEL}={world.tag}",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        self.process = Process.of(
+            specs_for(world.settings, world.config, labels={TEST_LABEL: world.tag})["container-agent"],
+            self.log_path,
+            "--reply-wait",
+            str(reply_wait),
             # As a unit's LimitNOFILE= would set it (soft = hard).
-            preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None,
+            before_exec=(lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None,
         )
         self.ctx = zmq.Context()
         self.sub = Subscriber(self.ctx, world.events, topics=("container.",))
@@ -204,7 +158,7 @@ class Agent:
         return ReqClient(self.ctx, self.world.containers, timeout_ms=timeout_ms, retries=0, src="test")
 
     def answers(self) -> bool:
-        assert self.proc.poll() is None, self.output()
+        assert self.process.alive(), self.output()
         with self.client(timeout_ms=300) as c:
             try:
                 c.request("ping")
@@ -247,20 +201,13 @@ class Agent:
         self.seen.clear()
 
     def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
+        return self.process.output()
 
     def stop(self, sig: int = signal.SIGTERM) -> Optional[int]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = self.process.stop(sig=sig)
         self.sub.close()
         self.ctx.destroy(linger=0)
-        return self.proc.returncode
+        return code
 
 
 class World:
@@ -275,15 +222,24 @@ class World:
         os.chmod(self.dir, 0o700)
         self.containers = f"ipc://{self.dir}/containers.sock"
         self.events = f"ipc://{self.dir}/events.sock"
-        self.ports = free_port_range(10)
-        self.port_range = (self.ports[0], self.ports[-1])
-        self.settings = self.dir / "settings.conf"
-        self.settings.write_text(
-            f"[aws]\ncluster_name = {self.cluster}\n"
-            f"[service]\nport_range_start = {self.ports[0]}\nport_range_end = {self.ports[-1]}\n"
-            f"bridge_host = 127.0.0.1\n"
-            f"[zmq]\ncontainers = {self.containers}\ncontainer_events = {self.events}\n"
-            f"heartbeat_interval_seconds = 0.2\n[logging]\nlevel = INFO\n"
+        self.port_range = free_port_range(10)
+        self.ports = list(range(self.port_range[0], self.port_range[1] + 1))
+        self.settings = write_settings(
+            self.dir / "settings.conf",
+            {
+                "aws": {"cluster_name": self.cluster},
+                "service": {
+                    "port_range_start": self.port_range[0],
+                    "port_range_end": self.port_range[1],
+                    "bridge_host": "127.0.0.1",
+                },
+                "zmq": {
+                    "containers": self.containers,
+                    "container_events": self.events,
+                    "heartbeat_interval_seconds": 0.2,
+                },
+                "logging": {"level": "INFO"},
+            },
         )
         self.config = self.dir / "mcp.config.json"
         self.servers: dict[str, dict] = {}
@@ -292,9 +248,7 @@ class World:
         self.secret = "tok-" + uuid.uuid4().hex  # an env value: must never leak
 
     def write_config(self) -> None:
-        tmp = self.config.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"mcpServers": self.servers}, indent=1))
-        tmp.replace(self.config)
+        write_config(self.config, self.servers)
 
     def fake(self, server_id: str, *flags: str) -> None:
         """The busybox fake server, with `flags` before the image (default: --init)."""
@@ -366,7 +320,7 @@ class World:
     def close(self) -> None:
         for agent in self.agents:
             agent.stop(signal.SIGKILL)
-        for filters in ({"label": f"{TEST_LABEL}={self.tag}"}, {"label": f"mcp-orchestrator.cluster={self.cluster}"}):
+        for filters in ({"label": f"{TEST_LABEL}={self.tag}"}, {"label": f"{agent_labels.CLUSTER}={self.cluster}"}):
             for container in self.docker.containers.list(all=True, filters=filters):
                 try:
                     container.remove(force=True, v=True)
@@ -401,11 +355,11 @@ def test_ensure_runs_and_serves_the_time_server(world):
     assert info.spec_hash == world.spec_hash(sid) and info.pending is None and not info.error
 
     labels = labels_of(world, f"mcp-{sid}")
-    assert labels["mcp-orchestrator.managed"] == "true"
-    assert labels["mcp-orchestrator.server-id"] == sid
-    assert labels["mcp-orchestrator.host-port"] == str(port)
-    assert labels["mcp-orchestrator.spec-hash"] == world.spec_hash(sid)
-    assert labels["mcp-orchestrator.cluster"] == world.cluster
+    assert labels[agent_labels.MANAGED] == "true"
+    assert labels[agent_labels.SERVER_ID] == sid
+    assert labels[agent_labels.HOST_PORT] == str(port)
+    assert labels[agent_labels.SPEC_HASH] == world.spec_hash(sid)
+    assert labels[agent_labels.CLUSTER] == world.cluster
     assert labels[TEST_LABEL] == world.tag
     attrs = world.inspect(f"mcp-{sid}")
     assert attrs["Config"]["OpenStdin"] and not attrs["Config"]["StdinOnce"]
@@ -525,7 +479,7 @@ def test_drift_recreates_sync_removes_and_foreign_containers_are_left_alone(worl
     second = agent.call("container.ensure", world.ensure_body(alpha, pa))
     assert second.container_id != first.container_id
     assert world.inspect(first.container_id) is None
-    assert labels_of(world, second.container_id)["mcp-orchestrator.spec-hash"] == world.spec_hash(alpha)
+    assert labels_of(world, second.container_id)[agent_labels.SPEC_HASH] == world.spec_hash(alpha)
     wait_for(lambda: health(pa, alpha) == 200, 30, "health 200 after the recreate")
 
     # The scheduler no longer wants alpha: removing it closes its port.
@@ -653,7 +607,7 @@ def test_bad_requests_get_error_replies_and_the_agent_lives_on(world):
     for bad in ("", "x/../../images", "a b", "-x"):
         invalid = agent.error("container.stop", ContainerRef(bad))
         assert invalid.code is ErrorCode.INVALID_ARGUMENT, bad
-    assert agent.answers() and agent.proc.poll() is None
+    assert agent.answers() and agent.process.alive()
     snapshot = agent.call("snapshot.get")
     assert snapshot.seq >= 0 and isinstance(snapshot.state, dict)
 
@@ -674,8 +628,8 @@ def test_a_server_that_speaks_http_is_reverse_proxied(world):
     port = world.ports[2]
     info = agent.call("container.ensure", world.ensure_body(sid, port))
     labels = labels_of(world, info.container_id)
-    assert labels["mcp-orchestrator.transport"] == "http"
-    assert labels["mcp-orchestrator.http-port"] == "8080"
+    assert labels[agent_labels.TRANSPORT] == "http"
+    assert labels[agent_labels.HTTP_PORT] == "8080"
     wait_for(lambda: health(port, sid) == 200, 30, "health 200")
     status, _, body = http_call(port, "GET", f"/mcp/{sid}/mcp")
     assert (status, json.loads(body)) == (200, {"ok": True})

@@ -16,10 +16,10 @@ from bridge_support import (  # noqa: F401  (fixtures)
     post_mcp,
     serve_ready,
     start_bridge,
-    wait_for,
 )
 
 from common.mcp_auth import parse_tokens
+from harness.waiting import wait_for
 
 mcp = pytest.importorskip("mcp")
 import httpx2  # noqa: E402  (the SDK's own HTTP client)

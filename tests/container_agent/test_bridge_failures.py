@@ -16,9 +16,9 @@ from bridge_support import (  # noqa: F401  (fixtures)
     post_mcp,
     serve_ready,
     start_bridge,
-    wait_for,
 )
 
+from harness.waiting import wait_for
 from services.container_agent.bridge import BridgeError
 
 pytestmark = pytest.mark.docker

@@ -24,8 +24,9 @@ from bridge_support import (  # noqa: F401  (fixtures)
     serve_ready,
     sse_events,
     start_bridge,
-    wait_for,
 )
+
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -16,8 +16,9 @@ from bridge_support import (  # noqa: F401  (fixtures)
     initialize,
     post_mcp,
     serve_ready,
-    wait_for,
 )
+
+from harness.waiting import wait_for
 
 mcp = pytest.importorskip("mcp")
 from mcp.client.session import ClientSession  # noqa: E402

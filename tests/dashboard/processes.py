@@ -1,46 +1,33 @@
-"""Real processes for the dashboard tests: settings files, process handles, an HTTP user."""
+"""Real processes for the dashboard tests: settings files, the dashboard and a stand-in
+scheduler as processes, an HTTP user."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, TypeVar
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.files import Sections, write_settings
+from harness.ports import free_port
+from harness.processes import Process, clean_env, specs_for
+from harness.waiting import wait_for
+
 FAKE_SCHEDULER = Path(__file__).resolve().parent / "fake_scheduler.py"
 PASSWORD = "process-test-password"
+# Over HTTP, an error or a page without the data yet (a KeyError, a failed assert)
+# means "not yet".
+NOT_YET = (requests.RequestException, AssertionError, KeyError)
+
+T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """The first truthy value of condition() within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error: Optional[BaseException] = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except (requests.RequestException, AssertionError, KeyError) as exc:
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def wait_for_http(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """wait_for, with NOT_YET errors counting as "not yet" (the last one is reported)."""
+    return wait_for(condition, timeout, what, interval, ignoring=NOT_YET)
 
 
 def short_tmp_dir(prefix: str) -> Path:
@@ -48,94 +35,47 @@ def short_tmp_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-def write_settings(
+def dashboard_settings(
     directory: Path,
     *,
     dashboard_port: int,
-    extra: str = "",
+    settings: Optional[Sections] = None,
     port_range: tuple[int, int] = (18000, 18999),
-    service: str = "",
-    dashboard: str = "",
 ) -> Path:
-    """`service` and `dashboard` are more lines for those sections, `extra` more sections."""
-    path = directory / "settings.conf"
-    path.write_text(
-        f"[service]\nport_range_start = {port_range[0]}\nport_range_end = {port_range[1]}\n"
-        "reconciliation_interval_seconds = 5\n"
-        + service
-        + f"[dashboard]\nhost = 127.0.0.1\nport = {dashboard_port}\npassword = {PASSWORD}\n"
-        "threads = 4\n" + dashboard + f"[zmq]\nruntime_dir = {directory}/run\nheartbeat_interval_seconds = 0.2\n"
-        "request_timeout_ms = 1000\nrequest_retries = 1\n"
-        "[logging]\nlevel = INFO\n" + extra
+    """settings.conf for a dashboard and a stand-in scheduler; `settings` adds sections
+    and keys."""
+    return write_settings(
+        directory / "settings.conf",
+        {
+            "service": {
+                "port_range_start": port_range[0],
+                "port_range_end": port_range[1],
+                "reconciliation_interval_seconds": 5,
+            },
+            "dashboard": {"host": "127.0.0.1", "port": dashboard_port, "password": PASSWORD, "threads": 4},
+            "zmq": {
+                "runtime_dir": f"{directory}/run",
+                "heartbeat_interval_seconds": 0.2,
+                "request_timeout_ms": 1000,
+                "request_retries": 1,
+            },
+            "logging": {"level": "INFO"},
+        },
+        settings or {},
     )
-    return path
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MCP_ORCHESTRATOR_") and k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-class Proc:
-    """A child process with its output in a file; killed at `stop()` if still alive."""
-
-    def __init__(self, name: str, args: Sequence[str], directory: Path, env: Optional[dict[str, str]] = None) -> None:
-        self.name = name
-        self.log_path = directory / f"{name}.log"
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env=env or clean_env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            os.kill(self.proc.pid, sig)
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout)
-
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
-        if self.alive():
-            self.signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.proc.wait(timeout)
-        self._log.close()
-        return self.proc.returncode
 
 
 def start_dashboard(
-    directory: Path, settings: Path, name: str = "dashboard", env: Optional[dict[str, str]] = None
-) -> Proc:
-    return Proc(name, ["-m", "services.dashboard", "--settings", str(settings)], directory, env)
+    directory: Path, settings: Path, name: str = "dashboard", env: Optional[dict[str, str]] = None, read: bool = True
+) -> Process:
+    """`read=False` for a settings file the dashboard is meant to refuse."""
+    spec = specs_for(settings, env=env, read=read)["dashboard"]
+    return Process.of(spec, directory / f"{name}.log", env=env)
 
 
-def start_fake_scheduler(directory: Path, settings: Path, servers: int = 3, name: str = "fake-scheduler") -> Proc:
-    return Proc(name, [str(FAKE_SCHEDULER), "--settings", str(settings), "--servers", str(servers)], directory)
+def start_fake_scheduler(directory: Path, settings: Path, servers: int = 3, name: str = "fake-scheduler") -> Process:
+    argv = [sys.executable, str(FAKE_SCHEDULER), "--settings", str(settings), "--servers", str(servers)]
+    return Process(name, argv, directory / f"{name}.log")
 
 
 class DashboardUser:
@@ -179,27 +119,22 @@ class DashboardUser:
 class World:
     """A directory with settings, and the processes started in it (stopped by close())."""
 
-    def __init__(self, **settings: str) -> None:
+    def __init__(self, settings: Optional[Sections] = None) -> None:
         self.dir = short_tmp_dir("dash-")
         self.port = free_port()
-        self.settings = write_settings(self.dir, dashboard_port=self.port, **settings)
-        self.procs: list[Proc] = []
+        self.settings = dashboard_settings(self.dir, dashboard_port=self.port, settings=settings)
+        self.procs: list[Process] = []
 
-    def start(self, proc: Proc) -> Proc:
+    def start(self, proc: Process) -> Process:
         self.procs.append(proc)
         return proc
 
-    def scheduler(self, servers: int = 3, name: str = "fake-scheduler") -> Proc:
+    def scheduler(self, servers: int = 3, name: str = "fake-scheduler") -> Process:
         return self.start(start_fake_scheduler(self.dir, self.settings, servers, name))
 
-    def dashboard(self, name: str = "dashboard", **env: str) -> Proc:
+    def dashboard(self, name: str = "dashboard", **env: str) -> Process:
         proc = self.start(start_dashboard(self.dir, self.settings, name, clean_env(**env) if env else None))
-        user = DashboardUser(self.port)
-        wait_for(
-            lambda: user.answers() or (not proc.alive() and _dead(proc)),
-            20,
-            f"the dashboard to answer\n{proc.output()}",
-        )
+        wait_until_answers(proc, self.port, 20)
         return proc
 
     def logs(self) -> str:
@@ -211,5 +146,12 @@ class World:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _dead(proc: Proc) -> bool:
-    raise AssertionError(f"{proc.name} exited with {proc.proc.returncode}:\n{proc.output()}")
+def wait_until_answers(proc: Process, port: int, timeout: float) -> None:
+    """Until the dashboard at `port` serves its login page; fails at once if it exits."""
+    user = DashboardUser(port)
+
+    def answers() -> bool:
+        assert proc.alive(), f"{proc.name} exited with {proc.returncode}:\n{proc.output()}"
+        return user.answers()
+
+    wait_for(answers, timeout, "the dashboard to answer", explain=proc.output)

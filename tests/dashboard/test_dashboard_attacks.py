@@ -12,7 +12,8 @@ from typing import Optional
 import pytest
 import requests
 
-from tests.dashboard.processes import PASSWORD, DashboardUser, World, wait_for
+from harness.files import Sections
+from tests.dashboard.processes import PASSWORD, DashboardUser, World, wait_for_http
 
 HALF_REQUEST = b"GET /monitor/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # no blank line: unfinished
 OTHER_ADDRESS = "127.0.0.2"
@@ -22,8 +23,8 @@ OTHER_ADDRESS = "127.0.0.2"
 def worlds():
     made: list[World] = []
 
-    def make(**settings: str) -> World:
-        made.append(World(**settings))
+    def make(settings: Optional[Sections] = None) -> World:
+        made.append(World(settings))
         return made[-1]
 
     yield make
@@ -90,7 +91,7 @@ def first_bytes(sock: socket.socket) -> bytes:
 
 
 def test_slowloris_leaves_others_served_and_is_closed_after_the_header_timeout(worlds):
-    world = worlds(dashboard="header_timeout_seconds = 3\nmax_connections_per_address = 1000\n")
+    world = worlds({"dashboard": {"header_timeout_seconds": 3, "max_connections_per_address": 1000}})
     dash = world.dashboard()
     attack = Connections([connect(world.port) for _ in range(150)])  # waitress stopped at 100
     try:
@@ -113,7 +114,7 @@ def test_slowloris_leaves_others_served_and_is_closed_after_the_header_timeout(w
                     pass
             return attack.poll() == len(attack.socks)
 
-        wait_for(all_closed, 3 + 5, f"every half-sent request to be closed\n{dash.output()}", interval=0.5)
+        wait_for_http(all_closed, 3 + 5, f"every half-sent request to be closed\n{dash.output()}", interval=0.5)
         assert time.monotonic() - started >= 2.5
         silent = attack.socks[50:]
         assert sum(attack.data[s].startswith(b"HTTP/1.1 408 ") for s in silent) == len(silent)
@@ -126,11 +127,11 @@ def test_slowloris_leaves_others_served_and_is_closed_after_the_header_timeout(w
 
 
 def test_one_address_over_its_cap_leaves_other_addresses_served(worlds):
-    world = worlds(dashboard="max_connections_per_address = 20\nheader_timeout_seconds = 60\n")
+    world = worlds({"dashboard": {"max_connections_per_address": 20, "header_timeout_seconds": 60}})
     dash = world.dashboard()
     attack = Connections([connect(world.port) for _ in range(150)])
     try:
-        wait_for(lambda: attack.poll() >= 130, 10, f"connections over the cap to be turned away\n{dash.output()}")
+        wait_for_http(lambda: attack.poll() >= 130, 10, f"connections over the cap to be turned away\n{dash.output()}")
         status, seconds = get(world.port, "/monitor/login", source=OTHER_ADDRESS)
         assert status == 200 and seconds < 2, (status, seconds)
         assert first_bytes(connect(world.port)).startswith(b"HTTP/1.1 429 Too Many Requests")
@@ -140,7 +141,7 @@ def test_one_address_over_its_cap_leaves_other_addresses_served(worlds):
         assert attack.answers(b"HTTP/1.1 429 Too Many Requests\r\n") == 150 - still_open
     finally:
         attack.close()
-    wait_for(
+    wait_for_http(
         lambda: get(world.port, "/monitor/login")[0] == 200,
         5,
         "the address to be served again once its connections are closed",
@@ -149,7 +150,7 @@ def test_one_address_over_its_cap_leaves_other_addresses_served(worlds):
 
 
 def test_over_the_total_limit_a_client_gets_503_until_connections_close(worlds):
-    world = worlds(dashboard="max_connections = 16\nheader_timeout_seconds = 60\n")
+    world = worlds({"dashboard": {"max_connections": 16, "header_timeout_seconds": 60}})
     world.dashboard()
     attack = Connections([connect(world.port) for _ in range(16)])
     try:
@@ -157,7 +158,7 @@ def test_over_the_total_limit_a_client_gets_503_until_connections_close(worlds):
         assert refused.startswith(b"HTTP/1.1 503 Service Unavailable"), refused
     finally:
         attack.close()
-    wait_for(
+    wait_for_http(
         lambda: get(world.port, "/monitor/login", source=OTHER_ADDRESS)[0] == 200,
         5,
         "a client to be served once the connections are closed",
@@ -216,7 +217,7 @@ CLIENT_A, CLIENT_B = "203.0.113.7", "198.51.100.9"
 
 
 def test_behind_a_trusted_proxy_failed_logins_lock_out_only_that_client(worlds):
-    world = worlds(service="trusted_proxies = 127.0.0.1\n")
+    world = worlds({"service": {"trusted_proxies": "127.0.0.1"}})
     dash = world.dashboard()
     base = f"http://127.0.0.1:{world.port}/monitor"
     assert [wrong_login(base, CLIENT_A) for _ in range(5)] == [401] * 5
@@ -236,7 +237,7 @@ def test_without_trusted_proxies_a_forged_x_forwarded_for_changes_nothing(worlds
 
 
 def test_every_page_warns_when_mcp_is_not_authenticated_by_the_orchestrator(worlds):
-    world = worlds(extra="[bridge]\nauth = none\n")
+    world = worlds({"bridge": {"auth": "none"}})
     world.dashboard()
     user = DashboardUser(world.port).login()
     for path in ("/", "/routing", "/litellm", "/servers/nope"):

@@ -15,9 +15,17 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness.ports import free_port
 from tests.dashboard.browser import Browser
-from tests.dashboard.processes import PASSWORD, free_port, short_tmp_dir, start_fake_scheduler, write_settings
-from tests.dashboard.real_world import CANARY, STDERR_MARKER, real_world, start_dashboard_for
+from tests.dashboard.processes import (
+    PASSWORD,
+    dashboard_settings,
+    short_tmp_dir,
+    start_dashboard,
+    start_fake_scheduler,
+    wait_until_answers,
+)
+from tests.dashboard.real_world import CANARY, STDERR_MARKER, real_world
 
 
 @dataclass
@@ -35,9 +43,9 @@ class Backend:
 def fake_backend():
     directory = short_tmp_dir("dashb-")
     port = free_port()
-    settings = write_settings(directory, dashboard_port=port)
-    procs = [start_fake_scheduler(directory, settings)]
-    procs.append(start_dashboard_for(directory, settings, port))
+    settings = dashboard_settings(directory, dashboard_port=port)
+    procs = [start_fake_scheduler(directory, settings), start_dashboard(directory, settings)]
+    wait_until_answers(procs[-1], port, 30)
     yield Backend(
         "fake", f"http://127.0.0.1:{port}/monitor", "beta", "alpha", "server ready on stdio (fake)", "gamma", 10
     )

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from tests.dashboard.processes import PASSWORD, DashboardUser, Proc, World, start_dashboard, wait_for
+from tests.dashboard.processes import PASSWORD, DashboardUser, World, start_dashboard, wait_for_http
 
 
 @pytest.fixture
@@ -35,14 +35,14 @@ def test_serves_the_scheduler_state_and_sends_actions(world):
     world.scheduler()
     dash = world.dashboard()
     user = DashboardUser(world.port).login()
-    wait_for(lambda: synced(user, 3), 10, "the scheduler's state in the dashboard")
+    wait_for_http(lambda: synced(user, 3), 10, "the scheduler's state in the dashboard")
     assert user.statuses() == {"alpha": "running", "beta": "running", "gamma": "crash-looping"}
     detail = user.api("servers/alpha")
     assert detail["stderr_tail"][0] == "server ready on stdio (fake)"
     assert detail["env_names"] == ["ALPHA_TOKEN"]
     result = user.act("stop", "beta")
     assert result.status_code == 200 and result.json()["message"] == "stop beta queued"
-    wait_for(lambda: user.statuses()["beta"] == "stopped", 5, "beta to show as stopped")
+    wait_for_http(lambda: user.statuses()["beta"] == "stopped", 5, "beta to show as stopped")
     events = user.api("overview")["events"]
     assert events[0]["message"] == "beta: stopped by hand"
     refused = user.act("stop", "nope")
@@ -79,16 +79,16 @@ def test_waits_for_the_scheduler_and_actions_fail_clearly_without_it(world):
     assert result.status_code == 503 and "does not answer" in result.json()["message"]
     assert time.monotonic() - started < 8  # bounded; the timing goal itself is a benchmark
     world.scheduler()
-    wait_for(lambda: synced(user, 3), 10, "the dashboard to connect by itself")
+    wait_for_http(lambda: synced(user, 3), 10, "the dashboard to connect by itself")
 
 
 def test_dashboard_kill9_and_restart_shows_the_same_state(world):
     world.scheduler()
     dash = world.dashboard()
     user = DashboardUser(world.port).login()
-    wait_for(lambda: synced(user, 3), 10, "the first sync")
+    wait_for_http(lambda: synced(user, 3), 10, "the first sync")
     user.act("stop", "alpha")
-    wait_for(lambda: user.statuses()["alpha"] == "stopped", 5, "alpha stopped")
+    wait_for_http(lambda: user.statuses()["alpha"] == "stopped", 5, "alpha stopped")
     before = stable(user.api("overview")["servers"])
 
     dash.signal(signal.SIGKILL)
@@ -96,7 +96,7 @@ def test_dashboard_kill9_and_restart_shows_the_same_state(world):
     restarted_at = time.monotonic()
     world.dashboard(name="dashboard-2")
     again = DashboardUser(world.port).login()  # sessions do not survive a restart
-    wait_for(
+    wait_for_http(
         lambda: stable(again.api("overview")["servers"]) == before,
         10,
         f"the same state after the restart\n{world.logs()}",
@@ -109,13 +109,15 @@ def test_scheduler_restart_is_followed_by_itself(world):
     sched = world.scheduler()
     world.dashboard()
     user = DashboardUser(world.port).login()
-    wait_for(lambda: synced(user, 3), 10, "the first sync")
+    wait_for_http(lambda: synced(user, 3), 10, "the first sync")
     user.act("stop", "gamma")
-    wait_for(lambda: user.statuses()["gamma"] == "stopped", 5, "gamma stopped")
+    wait_for_http(lambda: user.statuses()["gamma"] == "stopped", 5, "gamma stopped")
 
     sched.signal(signal.SIGKILL)
     sched.wait(5)
-    wait_for(lambda: not user.api("overview")["scheduler"]["available"], 10, "the scheduler to show as unavailable")
+    wait_for_http(
+        lambda: not user.api("overview")["scheduler"]["available"], 10, "the scheduler to show as unavailable"
+    )
     view = user.api("overview")
     assert (
         view["servers"] and {s["server_id"]: s["status"] for s in view["servers"]}["gamma"] == "stopped"
@@ -123,7 +125,7 @@ def test_scheduler_restart_is_followed_by_itself(world):
     assert "Scheduler unavailable" in user.get("/").text
 
     world.scheduler(servers=4, name="fake-scheduler-2")  # a new epoch, a new state
-    wait_for(lambda: synced(user, 4), 10, f"the dashboard to reconnect\n{world.logs()}")
+    wait_for_http(lambda: synced(user, 4), 10, f"the dashboard to reconnect\n{world.logs()}")
     assert user.statuses()["gamma"] == "crash-looping"
 
 
@@ -149,7 +151,7 @@ def test_notifies_systemd_when_ready_and_stopping(world):
 def test_bad_settings_and_a_busy_port_fail_at_start(world):
     bad = world.dir / "bad.conf"
     bad.write_text("[dashboard]\nport = 99999\n")
-    proc = world.start(Proc("bad", ["-m", "services.dashboard", "--settings", str(bad)], world.dir))
+    proc = world.start(start_dashboard(world.dir, bad, name="bad", read=False))
     assert proc.wait(20) == 2
     assert "[dashboard] port" in proc.output()
     with socket.socket() as busy:

@@ -4,12 +4,11 @@ scheduler killed and started again is followed by the dashboard by itself."""
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
 
-from tests.dashboard.processes import DashboardUser, wait_for
+from tests.dashboard.processes import DashboardUser, wait_for_http
 from tests.dashboard.real_world import real_world
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -35,19 +34,18 @@ def test_dashboard_kill9_and_restart_shows_the_same_state(world):
     try:
         user = DashboardUser(world.port).login()
         ids = (world.talker, world.quiet)
-        before = wait_for(
+        before = wait_for_http(
             lambda: (lambda rows: rows if all(r and r["status"] == "running" for r in rows.values()) else None)(
                 steady_rows(user, *ids)
             ),
             20,
             "both echo servers running in the dashboard",
         )
-        dash.signal(signal.SIGKILL)
-        dash.wait(10)
+        dash.kill9()
         started = time.monotonic()
-        dash = world.start_dashboard("dashboard-2")
+        dash = world.start_dashboard()
         again = DashboardUser(world.port).login()
-        wait_for(lambda: steady_rows(again, *ids) == before, 10, "the same state again")
+        wait_for_http(lambda: steady_rows(again, *ids) == before, 10, "the same state again")
         print(f"same state {time.monotonic() - started:.2f} s after starting the dashboard again")
         assert again.api("overview")["counts"]["total"] == 3
     finally:
@@ -58,9 +56,11 @@ def test_scheduler_restart_is_followed_by_itself(world):
     dash = world.start_dashboard()
     try:
         user = DashboardUser(world.port).login()
-        wait_for(lambda: steady_rows(user, world.talker)[world.talker], 20, "a first sync")
+        wait_for_http(lambda: steady_rows(user, world.talker)[world.talker], 20, "a first sync")
         world.orch.kill9("scheduler")
-        wait_for(lambda: not user.api("overview")["scheduler"]["available"], 15, "the scheduler shown as unavailable")
+        wait_for_http(
+            lambda: not user.api("overview")["scheduler"]["available"], 15, "the scheduler shown as unavailable"
+        )
         rows = {r["server_id"]: r for r in user.api("overview")["servers"]}
         assert rows[world.talker]["status"] == "running"  # the last known state stays
         assert "Scheduler unavailable" in user.get("/").text
@@ -68,7 +68,7 @@ def test_scheduler_restart_is_followed_by_itself(world):
         assert refused.status_code == 503
 
         world.orch.start("scheduler")
-        wait_for(
+        wait_for_http(
             lambda: (steady_rows(user, world.talker).get(world.talker) or {}).get("status") == "running",
             30,
             "the dashboard to follow the new scheduler",

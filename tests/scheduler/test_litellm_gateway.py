@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.scheduler.support import ROOT, Orchestrator, docker_server, free_port_range, wait_for
+from harness.ports import free_port
+from harness.processes import ROOT, Process, clean_env
+from harness.servers import docker_server
+from harness.waiting import wait_for
+from tests.scheduler.support import Orchestrator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -77,22 +80,20 @@ def litellm(orch, tmp_path_factory):
     config["general_settings"] = {"master_key": MASTER_KEY}
     folder: Path = tmp_path_factory.mktemp("litellm")
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
-    port = free_port_range(1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_ORCHESTRATOR_")}
+    port = free_port()
     # The gateway's side holds the token in its own environment, as the snippet says.
-    env.update(MCP_ORCHESTRATOR_TOKEN=TOKEN, LITELLM_LOCAL_MODEL_COST_MAP="True")
-    log = open(folder / "litellm.log", "w+")
-    proc = subprocess.Popen(
+    env = clean_env(MCP_ORCHESTRATOR_TOKEN=TOKEN, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    proc = Process(
+        "litellm",
         [str(LITELLM), "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=folder,
+        folder / "litellm.log",
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        cwd=folder,
+        whole_group=True,
     )
 
     def live() -> bool:
-        assert proc.poll() is None, f"LiteLLM exited: {(folder / 'litellm.log').read_text()[-3000:]}"
+        assert proc.alive(), f"LiteLLM exited: {proc.output()[-3000:]}"
         try:
             return raw(port, "GET", "/health/liveliness", {})[0] == 200
         except OSError:
@@ -102,13 +103,7 @@ def litellm(orch, tmp_path_factory):
         wait_for(live, 120, "LiteLLM to start")
         yield config, port
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        log.close()
+        proc.stop()
 
 
 def gateway(port: int, method: str, path: str, payload=None) -> dict:

@@ -16,8 +16,12 @@ import uuid
 import pytest
 import yaml
 
+from harness.labels import TEST_LABEL
+from harness.servers import docker_server, echo_server
+from harness.waiting import wait_for
+from services.container_agent import labels
 from tests.scheduler.mcp_http import call_tool, try_call
-from tests.scheduler.support import Orchestrator, docker_server, echo_server, wait_for
+from tests.scheduler.support import Orchestrator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -66,8 +70,8 @@ def test_three_servers_converge_and_answer_through_the_bridge(orch):
     # Containers carry the test label and the port the scheduler gave out.
     containers = orch.containers()
     for sid, port in ports.items():
-        assert containers[sid].labels["mcp-orchestrator.test"] == "1"
-        assert containers[sid].labels["mcp-orchestrator.host-port"] == str(port)
+        assert containers[sid].labels[TEST_LABEL] == "1"
+        assert containers[sid].labels[labels.HOST_PORT] == str(port)
         assert servers[sid]["url"] == f"http://127.0.0.1:{port}/mcp/{sid}/mcp"
     # Env values stay out of the published state and the scheduler's log.
     assert "echo-one" not in str(orch.status())
@@ -225,7 +229,7 @@ def test_cli_status_plan_and_litellm_config(orch):
 
 def test_sighup_and_the_reload_action_read_the_file_again(orch):
     checked = orch.status()["config"]["checked_at"]
-    orch.procs["scheduler"].send_signal(signal.SIGHUP)
+    orch.procs["scheduler"].signal(signal.SIGHUP)
     wait_for(lambda: orch.status()["config"]["checked_at"] > checked, 20, "a reload on SIGHUP")
     checked = orch.status()["config"]["checked_at"]
     accepted = orch.action("reload")

@@ -13,8 +13,10 @@ import uuid
 
 import pytest
 
+from harness.servers import docker_server, echo_server
+from harness.waiting import wait_for
 from tests.scheduler.mcp_http import McpError, call_tool
-from tests.scheduler.support import Orchestrator, docker_server, echo_server, wait_for
+from tests.scheduler.support import Orchestrator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -45,9 +47,8 @@ def slow_starter(busybox: str) -> dict:
 
 @pytest.fixture(scope="module")
 def orch(docker_client, busybox_image):
-    o = Orchestrator(docker_client, extra_settings=f"[bridge]\ninitialize_timeout_seconds = {INIT_TIMEOUT}\n")
-    mute = docker_server(busybox_image, "sh", "-c", MUTE_SCRIPT)
-    mute["args"].insert(1, "--init")  # sh as PID 1 would ignore SIGTERM: restarts take 10 s
+    o = Orchestrator(docker_client, settings={"bridge": {"initialize_timeout_seconds": INIT_TIMEOUT}})
+    mute = docker_server(busybox_image, "sh", "-c", MUTE_SCRIPT, init=True)
     o.write_config({MUTE: mute, SLOW: slow_starter(busybox_image)})
     o.start_all()
     yield o
@@ -75,10 +76,7 @@ def test_a_server_that_never_initializes_crash_loops_with_its_reason(orch, docke
                 seen.append(s["backoff_seconds"])
         return len(seen) >= 3 and s
 
-    try:
-        mute = wait_for(growing, 120, "a crash loop with a growing back-off")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{orch.diagnosis()}") from None
+    mute = wait_for(growing, 120, "a crash loop with a growing back-off", explain=orch.diagnosis)
     assert seen == sorted(seen) and seen[-1] > seen[0]
     assert mute["failures"] >= 3 and mute["restarts"] >= 3
     assert f"did not answer initialize within {INIT_TIMEOUT} s" in mute["last_error"]

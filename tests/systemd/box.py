@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import Optional, Sequence
 
-T = TypeVar("T")
+from harness.waiting import wait_for
 
 SOURCE = "/src"
 WHEELS = "/wheels"
@@ -23,19 +22,6 @@ WHEELS = "/wheels"
 
 class BoxError(AssertionError):
     pass
-
-
-def wait_for(what: str, probe: Callable[[], Optional[T]], timeout: float, interval: float = 0.25) -> T:
-    """Poll `probe` until it returns something truthy; BoxError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Optional[T] = None
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise BoxError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -87,7 +73,7 @@ class Box:
             cmd += ["--label", f"{key}={value}"]
         subprocess.run(cmd + [image, "/lib/systemd/systemd"], check=True, capture_output=True, text=True, timeout=60)
         box = cls(name)
-        wait_for("systemd to finish booting", box.booted, timeout=90)
+        wait_for(box.booted, 90, "systemd to finish booting", interval=0.25)
         return box
 
     def booted(self) -> bool:

@@ -18,8 +18,11 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from tests.conftest import ROOT, TEST_LABEL, ensure_image
-from tests.systemd.box import SOURCE, WHEELS, Box, BoxError, message_of, wait_for
+from harness.labels import TEST_LABEL
+from harness.waiting import wait_for
+from services.container_agent import labels
+from tests.conftest import ROOT, ensure_image
+from tests.systemd.box import SOURCE, WHEELS, Box, message_of
 from tests.systemd.conftest import SYSTEMD_IMAGE, TARGET, UNITS
 
 pytestmark = [pytest.mark.systemd, pytest.mark.docker, pytest.mark.slow]
@@ -126,7 +129,7 @@ def config_files(time_image: str) -> dict[str, tuple[str, str, str]]:
 
 
 def our_containers(client) -> list:
-    return client.containers.list(all=True, filters={"label": [f"mcp-orchestrator.cluster={CLUSTER}"]})
+    return client.containers.list(all=True, filters={"label": [f"{labels.CLUSTER}={CLUSTER}"]})
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +156,7 @@ def journal_tail(box: Box, lines: int = 60) -> str:
 
 
 def wait(box: Box, what: str, probe, timeout: float):
-    try:
-        return wait_for(what, probe, timeout)
-    except BoxError as exc:
-        raise BoxError(f"{exc}\n--- journal\n{journal_tail(box)}") from None
+    return wait_for(probe, timeout, what, interval=0.25, explain=lambda: f"--- journal\n{journal_tail(box)}")
 
 
 def pids(box: Box) -> dict[str, int]:
@@ -180,7 +180,7 @@ def mcp_call(box: Box, port: int):
 
 def wait_for_mcp(box: Box, client, timeout: float = 90):
     container = wait(box, "the MCP container to run", lambda: running_container(client), timeout)
-    port = int(container.labels["mcp-orchestrator.host-port"])
+    port = int(container.labels[labels.HOST_PORT])
     answer = wait(box, "an MCP call through the bridge", lambda: mcp_call(box, port), timeout)
     return container, answer
 
