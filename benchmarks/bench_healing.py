@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-from harness.servers import docker_server
-from harness.waiting import wait_until
+from tests.harness.servers import docker_server
+from tests.harness.waiting import wait_until
 
 from .aws_world import Moto
 from .context import Context

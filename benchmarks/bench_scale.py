@@ -16,8 +16,8 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from harness.servers import echo_server
-from harness.waiting import wait_until
+from tests.harness.servers import echo_server
+from tests.harness.waiting import wait_until
 
 from . import procfs
 from .aws_world import Moto

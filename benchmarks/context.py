@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.waiting import WaitTimeout, wait_for
+from tests.harness.waiting import WaitTimeout, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_LABEL = "mcp-orchestrator.bench"

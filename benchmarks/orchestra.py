@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 from typing import Optional
 
-from harness.cluster import Cluster
-from harness.ports import free_port_range
-from harness.processes import clean_env
+from tests.harness.cluster import Cluster
+from tests.harness.ports import free_port_range
+from tests.harness.processes import clean_env
 
 from .aws_world import CREDENTIALS, World
 from .context import Context

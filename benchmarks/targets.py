@@ -21,8 +21,8 @@ import subprocess
 import sys
 from typing import Any, Optional, Protocol
 
-from harness.ports import free_port
 from services.cli.launcher import die_with_parent
+from tests.harness.ports import free_port
 
 from .context import MCP_PROXY, ROOT, SUPERGATEWAY, Context, tail, wait_port
 from .mcp_client import HttpSession, StdioServer

@@ -17,11 +17,11 @@ zmq = pytest.importorskip("zmq")
 from common.protocol import RouteEntry, RoutesApply, RoutesStatusQuery  # noqa: E402
 from common.pubsub import Subscriber  # noqa: E402
 from common.reqrep import RemoteError, ReqClient  # noqa: E402
-from harness.files import write_settings  # noqa: E402
-from harness.processes import Process, specs_for  # noqa: E402
-from harness.waiting import wait_for  # noqa: E402
 from services.alb_agent import naming  # noqa: E402
 from tests.alb_agent.listener_view import assert_routes_exactly, routing_of, rules  # noqa: E402
+from tests.harness.files import write_settings  # noqa: E402
+from tests.harness.processes import Process, specs_for  # noqa: E402
+from tests.harness.waiting import wait_for  # noqa: E402
 
 
 class AgentProcess:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.labels import TEST_LABEL
 from tests.conftest import ROOT
+from tests.harness.labels import TEST_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -12,12 +12,12 @@ import sys
 
 import pytest
 
-from harness.labels import TEST_LABEL
-from harness.ports import free_port_range
-from harness.processes import Process
-from harness.servers import echo_server
-from harness.waiting import wait_for
 from services.container_agent import labels
+from tests.harness.labels import TEST_LABEL
+from tests.harness.ports import free_port_range
+from tests.harness.processes import Process
+from tests.harness.servers import echo_server
+from tests.harness.waiting import wait_for
 from tests.scheduler.support import Orchestrator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -6,8 +6,8 @@ import io
 import os
 
 from common.settings import Settings
-from harness.waiting import wait_for
 from services.cli.launcher import ChildSpec, Launcher, child_specs, module_for
+from tests.harness.waiting import wait_for
 
 
 def make_module(tmp_path, name, body):

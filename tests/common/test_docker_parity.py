@@ -38,7 +38,7 @@ import pytest
 from common.container_spec import create_kwargs
 from common.docker_args import parse_docker_run
 from common.secrets import Secret
-from harness.labels import TEST_LABEL
+from tests.harness.labels import TEST_LABEL
 
 pytestmark = pytest.mark.docker
 

@@ -18,7 +18,7 @@ from common.pubsub import Publisher, StateMirror, Subscriber
 from common.reqrep import RepServer
 from common.secrets import Secret
 from common.service import Service, bind_endpoint
-from harness.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 WAIT_S = 10.0
 HEARTBEAT_S = 0.05

@@ -16,8 +16,8 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from harness.labels import TEST_LABEL
 from services.container_agent.bridge import BridgeConfig, BridgeEvent, BridgeThread
+from tests.harness.labels import TEST_LABEL
 
 # A scripted stdio MCP server in busybox sh: answers initialize, and test methods
 # that make it misbehave on purpose (never answer, send progress, broadcast, print

@@ -35,12 +35,12 @@ from common.protocol import (  # noqa: E402
 )
 from common.pubsub import Subscriber  # noqa: E402
 from common.reqrep import RemoteError, ReqClient  # noqa: E402
-from harness.files import write_config, write_settings  # noqa: E402
-from harness.labels import TEST_LABEL  # noqa: E402
-from harness.ports import free_port_range  # noqa: E402
-from harness.processes import Process, specs_for  # noqa: E402
-from harness.waiting import wait_for  # noqa: E402
 from services.container_agent import labels as agent_labels  # noqa: E402
+from tests.harness.files import write_config, write_settings  # noqa: E402
+from tests.harness.labels import TEST_LABEL  # noqa: E402
+from tests.harness.ports import free_port_range  # noqa: E402
+from tests.harness.processes import Process, specs_for  # noqa: E402
+from tests.harness.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.docker
 

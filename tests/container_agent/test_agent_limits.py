@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_agent_containers import World, health, http_call, mcp_call, mcp_session, world  # noqa: F401
 
-from harness.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

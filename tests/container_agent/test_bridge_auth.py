@@ -19,7 +19,7 @@ from bridge_support import (  # noqa: F401  (fixtures)
 )
 
 from common.mcp_auth import parse_tokens
-from harness.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 mcp = pytest.importorskip("mcp")
 import httpx2  # noqa: E402  (the SDK's own HTTP client)

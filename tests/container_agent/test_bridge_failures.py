@@ -18,8 +18,8 @@ from bridge_support import (  # noqa: F401  (fixtures)
     start_bridge,
 )
 
-from harness.waiting import wait_for
 from services.container_agent.bridge import BridgeError
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -26,7 +26,7 @@ from bridge_support import (  # noqa: F401  (fixtures)
     start_bridge,
 )
 
-from harness.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 

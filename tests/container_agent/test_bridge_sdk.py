@@ -18,7 +18,7 @@ from bridge_support import (  # noqa: F401  (fixtures)
     serve_ready,
 )
 
-from harness.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 mcp = pytest.importorskip("mcp")
 from mcp.client.session import ClientSession  # noqa: E402

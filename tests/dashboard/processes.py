@@ -11,10 +11,10 @@ from typing import Any, Callable, Optional, TypeVar
 
 import requests
 
-from harness.files import Sections, write_settings
-from harness.ports import free_port
-from harness.processes import Process, clean_env, specs_for
-from harness.waiting import wait_for
+from tests.harness.files import Sections, write_settings
+from tests.harness.ports import free_port
+from tests.harness.processes import Process, clean_env, specs_for
+from tests.harness.waiting import wait_for
 
 FAKE_SCHEDULER = Path(__file__).resolve().parent / "fake_scheduler.py"
 PASSWORD = "process-test-password"

@@ -9,9 +9,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from harness.processes import Process
-from harness.servers import ECHO_SERVER, docker_server, echo_server
 from tests.dashboard.processes import PASSWORD, wait_until_answers
+from tests.harness.processes import Process
+from tests.harness.servers import ECHO_SERVER, docker_server, echo_server
 
 CANARY = "canary-" + uuid.uuid4().hex
 STDERR_MARKER = "stderr-marker-" + uuid.uuid4().hex[:8]

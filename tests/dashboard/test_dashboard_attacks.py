@@ -12,8 +12,8 @@ from typing import Optional
 import pytest
 import requests
 
-from harness.files import Sections
 from tests.dashboard.processes import PASSWORD, DashboardUser, World, wait_for_http
+from tests.harness.files import Sections
 
 HALF_REQUEST = b"GET /monitor/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # no blank line: unfinished
 OTHER_ADDRESS = "127.0.0.2"

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.ports import free_port
 from tests.dashboard.browser import Browser
 from tests.dashboard.processes import (
     PASSWORD,
@@ -26,6 +25,7 @@ from tests.dashboard.processes import (
     wait_until_answers,
 )
 from tests.dashboard.real_world import CANARY, STDERR_MARKER, real_world
+from tests.harness.ports import free_port
 
 
 @dataclass

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from common.settings import load_settings
-from harness.files import settings_text
-from harness.ports import free_port_range
-from harness.processes import Process, specs_for
-from harness.waiting import WaitTimeout, wait_for, wait_until
 from services.cli.launcher import child_specs
+from tests.harness.files import settings_text
+from tests.harness.ports import free_port_range
+from tests.harness.processes import Process, specs_for
+from tests.harness.waiting import WaitTimeout, wait_for, wait_until
 
 
 def test_wait_for_returns_the_first_truthy_value():

@@ -17,11 +17,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
-from harness.cluster import Cluster
-from harness.files import Sections, merged
-from harness.labels import TEST_LABEL
-from harness.ports import free_port_range
 from services.container_agent import labels
+from tests.harness.cluster import Cluster
+from tests.harness.files import Sections, merged
+from tests.harness.labels import TEST_LABEL
+from tests.harness.ports import free_port_range
 
 FAST = {"zmq": {"heartbeat_interval_seconds": 0.3, "request_timeout_ms": 2000, "request_retries": 2}}
 

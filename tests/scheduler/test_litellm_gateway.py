@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.ports import free_port
-from harness.processes import ROOT, Process, clean_env
-from harness.servers import docker_server
-from harness.waiting import wait_for
+from tests.harness.ports import free_port
+from tests.harness.processes import ROOT, Process, clean_env
+from tests.harness.servers import docker_server
+from tests.harness.waiting import wait_for
 from tests.scheduler.support import Orchestrator
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

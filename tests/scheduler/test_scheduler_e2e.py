@@ -16,10 +16,10 @@ import uuid
 import pytest
 import yaml
 
-from harness.labels import TEST_LABEL
-from harness.servers import docker_server, echo_server
-from harness.waiting import wait_for
 from services.container_agent import labels
+from tests.harness.labels import TEST_LABEL
+from tests.harness.servers import docker_server, echo_server
+from tests.harness.waiting import wait_for
 from tests.scheduler.mcp_http import call_tool, try_call
 from tests.scheduler.support import Orchestrator
 

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-from harness.servers import docker_server, echo_server
-from harness.waiting import wait_for
+from tests.harness.servers import docker_server, echo_server
+from tests.harness.waiting import wait_for
 from tests.scheduler.mcp_http import McpError, call_tool
 from tests.scheduler.support import Orchestrator
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from harness.waiting import wait_for
+from tests.harness.waiting import wait_for
 
 SOURCE = "/src"
 WHEELS = "/wheels"

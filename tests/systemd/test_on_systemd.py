@@ -18,10 +18,10 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from harness.labels import TEST_LABEL
-from harness.waiting import wait_for
 from services.container_agent import labels
 from tests.conftest import ROOT, ensure_image
+from tests.harness.labels import TEST_LABEL
+from tests.harness.waiting import wait_for
 from tests.systemd.box import SOURCE, WHEELS, Box, message_of
 from tests.systemd.conftest import SYSTEMD_IMAGE, TARGET, UNITS
 

@@ -13,7 +13,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from common.settings import Settings, load_settings
 from services.cli.launcher import STOP_TIMEOUT, ChildSpec, child_specs, die_with_parent
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KILL_TIMEOUT = 5.0
 
 
