@@ -31,11 +31,11 @@ def _routes(ports: dict[str, int]) -> dict[str, Any]:
 
 
 def measure_size(moto: Moto, n: int) -> dict[str, dict]:
-    from services.alb_agent.config import AlbConfig
+    from common.settings import AwsSettings
     from services.alb_agent.router import AlbRouter
 
     world = moto.world()
-    config = AlbConfig(
+    config = AwsSettings(
         region="us-east-1",
         alb_arn=world.alb_arn,
         listener_arn=world.listener_arn,

@@ -626,6 +626,26 @@ def load_settings(path: Optional[os.PathLike | str] = None, environ: Optional[Ma
     return _resolve_endpoints(settings)
 
 
+def section_problems(section: Any) -> list[str]:
+    """What each key's own check says about a section built in code (load_settings
+    checks what it reads the same way)."""
+    name = next((n for n, cls in SECTIONS.items() if isinstance(section, cls)), type(section).__name__)
+    problems = []
+    kinds = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        kind = kinds.get(f.type if isinstance(f.type, str) else f.type.__name__)
+        if kind is not None and (not isinstance(value, kind) or (bool not in kind and isinstance(value, bool))):
+            problems.append(f"[{name}] {f.name} must be a {f.type if isinstance(f.type, str) else f.type.__name__}")
+            continue
+        check = f.metadata.get("check")
+        reason = check(value) if check else None
+        if reason:
+            shown = "***" if f.metadata.get("secret") else repr(value)
+            problems.append(f"[{name}] {f.name} = {shown}: {reason}")
+    return problems
+
+
 def _cross_checks(s: Settings) -> list[str]:
     problems = []
     svc, aws, dash = s.service, s.aws, s.dashboard

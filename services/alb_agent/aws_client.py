@@ -15,7 +15,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from services.alb_agent.config import AlbConfig
+from common.settings import AwsSettings
 from services.alb_agent.model import (
     ACCESS_DENIED,
     API_ERROR,
@@ -78,7 +78,7 @@ class AwsCallError(Exception):
         self.message = message
 
 
-def make_client(config: AlbConfig, session: Optional[boto3.Session] = None) -> Any:
+def make_client(config: AwsSettings, session: Optional[boto3.Session] = None) -> Any:
     """An elbv2 client for the configured region and endpoint (the usual credential chain).
 
     Each attempt may take `api_timeout_seconds` to connect and as long again for each read,

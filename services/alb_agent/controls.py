@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
 from common.client_address import parse_networks
-from services.alb_agent.config import AlbConfig
+from common.settings import AwsSettings
 from services.alb_agent.model import ObservedRule, RuleControl
 
 TAG_CONTROLS = "mcp-orchestrator:controls"
@@ -59,7 +59,7 @@ class ProductControls:
 NO_PRODUCT_CONTROLS = ProductControls()
 
 
-def controls_from_config(config: AlbConfig) -> ProductControls:
+def controls_from_config(config: AwsSettings) -> ProductControls:
     """The settings' controls (the settings were validated when they were loaded)."""
     cidrs = tuple(net.with_prefixlen for net in parse_networks(config.alb_source_cidrs))
     authenticate: Optional[RuleControl] = None

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Optional
 
-from services.alb_agent.config import AlbConfig
+from common.settings import AwsSettings
 
 IMDS_TIMEOUT_SECONDS = 2.0
 TOKEN_TTL_SECONDS = 300
@@ -55,7 +55,7 @@ def instance_id_from_imds(endpoint: str, timeout: float = IMDS_TIMEOUT_SECONDS) 
     return value
 
 
-def resolve_instance_id(config: AlbConfig, timeout: Optional[float] = None) -> str:
+def resolve_instance_id(config: AwsSettings, timeout: Optional[float] = None) -> str:
     """The configured instance id, else the one instance metadata reports."""
     if config.instance_id:
         return config.instance_id

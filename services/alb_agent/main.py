@@ -28,10 +28,9 @@ from common.protocol import Message, RoutesList, RoutesResult, RoutingStatus, Sn
 from common.pubsub import Publisher
 from common.reqrep import Deferred, RepServer
 from common.service import Service
-from common.settings import Settings, SettingsError
+from common.settings import Settings
 from services.alb_agent import wire
 from services.alb_agent.aws_client import make_client
-from services.alb_agent.config import AlbConfig
 from services.alb_agent.router import AlbRouter, ApplyResult
 from services.alb_agent.standin import StandIn, StandInError, start_standin
 from services.alb_agent.worker import RoutingWorker
@@ -116,15 +115,12 @@ class AlbAgent:
 
 
 def build_router(settings: Settings) -> tuple[AlbRouter, Optional[StandIn]]:
-    config = AlbConfig.from_mapping(settings.aws)
+    config = settings.aws  # checked when the settings were loaded
     standin = None
     session = None
     if settings.routing_simulated:
         standin = start_standin(config)
         config, session = standin.config, standin.session
-    problems = config.problems()
-    if problems:
-        raise SettingsError(problems)
     return AlbRouter(config, make_client(config, session)), standin
 
 
@@ -145,10 +141,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_UNUSABLE
     try:
         router, standin = build_router(settings)
-    except SettingsError as exc:
-        for problem in exc.problems:
-            log.error("%s", problem)
-        return EXIT_UNUSABLE  # systemd does not retry it (RestartPreventExitStatus=2)
     except StandInError as exc:
         log.error("%s", exc)
         return 1  # the local stand-in may start next time: let systemd retry

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from common import server_ids
+from common.settings import AwsSettings
 from services.alb_agent import naming
 from services.alb_agent.actions import (
     Action,
@@ -30,7 +31,6 @@ from services.alb_agent.actions import (
     TagTargetGroup,
     UpdateTargetGroup,
 )
-from services.alb_agent.config import AlbConfig
 from services.alb_agent.controls import (
     NO_PRODUCT_CONTROLS,
     ProductControls,
@@ -70,17 +70,12 @@ class Quotas:
 
 @dataclass(frozen=True)
 class PlanSettings:
-    cluster_name: str
-    instance_id: str
-    alb_arn: str
-    vpc_id: str
-    priority_start: int
-    priority_end: int
-    health_check_interval_seconds: int
-    health_check_timeout_seconds: int
-    healthy_threshold_count: int
-    unhealthy_threshold_count: int
-    deregistration_delay_seconds: int
+    """What the planner works with: the [aws] section as loaded, and what the agent
+    found at run time."""
+
+    aws: AwsSettings
+    instance_id: str  # the target registered for every server
+    vpc_id: str  # of the target groups
     quotas: Quotas = Quotas()
     controls: ProductControls = NO_PRODUCT_CONTROLS  # from the settings, on every rule
     # Servers whose rule got the OIDC client secret from this process: AWS never shows
@@ -90,36 +85,22 @@ class PlanSettings:
     @classmethod
     def from_config(
         cls,
-        config: AlbConfig,
+        aws: AwsSettings,
         instance_id: str,
         vpc_id: str,
         quotas: Quotas = Quotas(),
         secret_written: frozenset[str] = frozenset(),
     ) -> "PlanSettings":
-        return cls(
-            cluster_name=config.cluster_name,
-            instance_id=instance_id,
-            alb_arn=config.alb_arn,
-            vpc_id=vpc_id,
-            priority_start=config.rule_priority_start,
-            priority_end=config.rule_priority_end,
-            health_check_interval_seconds=config.health_check_interval_seconds,
-            health_check_timeout_seconds=config.health_check_timeout_seconds,
-            healthy_threshold_count=config.healthy_threshold_count,
-            unhealthy_threshold_count=config.unhealthy_threshold_count,
-            deregistration_delay_seconds=config.deregistration_delay_seconds,
-            quotas=quotas,
-            controls=controls_from_config(config),
-            secret_written=secret_written,
-        )
+        return cls(aws, instance_id, vpc_id, quotas, controls_from_config(aws), secret_written)
 
     def health_check(self, server_id: str) -> HealthCheck:
+        aws = self.aws
         return HealthCheck(
             path=server_ids.health_path(server_id),
-            interval_seconds=self.health_check_interval_seconds,
-            timeout_seconds=self.health_check_timeout_seconds,
-            healthy_threshold=self.healthy_threshold_count,
-            unhealthy_threshold=self.unhealthy_threshold_count,
+            interval_seconds=aws.health_check_interval_seconds,
+            timeout_seconds=aws.health_check_timeout_seconds,
+            healthy_threshold=aws.healthy_threshold_count,
+            unhealthy_threshold=aws.unhealthy_threshold_count,
         )
 
 
@@ -169,7 +150,7 @@ def target_groups_to_read(
     wanted = enabled_routes(desired)
     out = []
     for tg in target_groups:
-        sid = owner_of(tg.tags, settings.cluster_name)
+        sid = owner_of(tg.tags, settings.aws.cluster_name)
         if sid is None:
             continue
         tag = tg.tags.get(naming.TAG_TARGET)
@@ -219,7 +200,7 @@ class _Planner:
 
         self.our_tgs: dict[str, list[ObservedTargetGroup]] = {}
         for tg in observed.target_groups:
-            sid = owner_of(tg.tags, settings.cluster_name)
+            sid = owner_of(tg.tags, settings.aws.cluster_name)
             if sid is not None:
                 self.our_tgs.setdefault(sid, []).append(tg)
         self.our_rules: dict[str, list[ObservedRule]] = {}
@@ -227,18 +208,20 @@ class _Planner:
         for rule in observed.rules:
             if rule.is_default:
                 continue
-            sid = owner_of(rule.tags, settings.cluster_name)
+            sid = owner_of(rule.tags, settings.aws.cluster_name)
             if sid is None:
                 self.foreign_rules.append(rule)
             else:
                 self.our_rules.setdefault(sid, []).append(rule)
 
         self.rules_in_use = sum(1 for r in observed.rules if not r.is_default)
-        self.tgs_in_use = sum(1 for tg in observed.target_groups if settings.alb_arn in tg.load_balancer_arns)
+        self.tgs_in_use = sum(1 for tg in observed.target_groups if settings.aws.alb_arn in tg.load_balancer_arns)
         # Every existing priority stays taken for this whole apply: stale rules are
         # deleted only after the new ones exist.
         taken = {r.priority for r in observed.rules if r.priority is not None}
-        self.spare = [p for p in range(settings.priority_start, settings.priority_end + 1) if p not in taken]
+        self.spare = [
+            p for p in range(settings.aws.rule_priority_start, settings.aws.rule_priority_end + 1) if p not in taken
+        ]
         self.stale_tgs: list[ObservedTargetGroup] = []
 
     # -- per server -------------------------------------------------------------------
@@ -314,7 +297,7 @@ class _Planner:
         groups = sorted(self.our_tgs.get(sid, []), key=lambda tg: tg.name)
         if not groups:
             return None, []
-        expected = naming.target_group_name(sid, self.s.cluster_name)
+        expected = naming.target_group_name(sid, self.s.aws.cluster_name)
         chosen = next((tg for tg in groups if tg.name == expected), groups[0])
         return chosen, [tg for tg in groups if tg is not chosen]
 
@@ -363,7 +346,9 @@ class _Planner:
                 )
             if not self.spare:
                 return RouteError(
-                    sid, QUOTA, f"no free rule priority in {self.s.priority_start}..{self.s.priority_end}"
+                    sid,
+                    QUOTA,
+                    f"no free rule priority in {self.s.aws.rule_priority_start}..{self.s.aws.rule_priority_end}",
                 )
         if adds_tg and self.tgs_in_use + 1 > quotas.target_groups_per_load_balancer:
             return RouteError(
@@ -384,7 +369,7 @@ class _Planner:
                 sid, TARGET_GROUP_MISMATCH, f"target group {tg.name} {why}: delete it or change the settings"
             )
         rule, extra_rules = self.pick_rule(sid, tg)
-        adds_tg = tg is None or self.s.alb_arn not in tg.load_balancer_arns
+        adds_tg = tg is None or self.s.aws.alb_arn not in tg.load_balancer_arns
         problem = problem or self.refusal(sid, rule is None, adds_tg)
         parts = split_rule(rule, self.s.controls) if rule is not None else None
         drift = self.rule_drift(sid, rule, parts, tg.arn if tg else None) if parts else ""
@@ -406,10 +391,10 @@ class _Planner:
         want_target = Target(self.s.instance_id, route.port)
         want_tag = naming.target_tag_value(self.s.instance_id, route.port)
         health_check = self.s.health_check(sid)
-        delay = self.s.deregistration_delay_seconds
+        delay = self.s.aws.deregistration_delay_seconds
         if tg is None:
             self.tg_writes.append(
-                CreateTargetGroup(sid, naming.target_group_name(sid, self.s.cluster_name), route.port, health_check)
+                CreateTargetGroup(sid, naming.target_group_name(sid, self.s.aws.cluster_name), route.port, health_check)
             )
             self.delays.append(SetDeregistrationDelay(sid, None, delay))
             self.registers.append(RegisterTarget(sid, None, want_target))
@@ -502,7 +487,7 @@ class _Planner:
                 self.stale_tgs.extend(sorted(self.our_tgs[sid], key=lambda tg: tg.name))
         deleted_rules = {a.rule_arn for a in self.rule_deletes if isinstance(a, DeleteRule)}
         for tg in self.stale_tgs:
-            sid = owner_of(tg.tags, self.s.cluster_name) or ""
+            sid = owner_of(tg.tags, self.s.aws.cluster_name) or ""
             # A rule we do not own still forwarding here: deleting (or even draining)
             # the group would break it.
             user = next(

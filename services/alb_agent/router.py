@@ -12,10 +12,11 @@ from typing import Any, Callable, Mapping, Optional
 
 from common import server_ids
 from common.protocol import ListenerInfo, RoutingStatus, RuleInfo, TargetGroupInfo, TargetInfo
+from common.secrets import Secret
+from common.settings import AwsSettings
 from services.alb_agent.actions import Action, CreateRule, ModifyRule
 from services.alb_agent.apply import PlanApplier
 from services.alb_agent.aws_client import AwsCallError, AwsError, CallWatch, call, make_client
-from services.alb_agent.config import AlbConfig
 from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import (
     API_ERROR,
@@ -89,7 +90,7 @@ class AlbRouter:
 
     def __init__(
         self,
-        config: AlbConfig,
+        config: AwsSettings,
         client: Any = None,
         *,
         quotas: Quotas = Quotas(),
@@ -224,9 +225,9 @@ class AlbRouter:
             self.client,
             listener_arn=self.config.listener_arn,
             vpc_id=settings.vpc_id,
-            cluster_name=settings.cluster_name,
+            cluster_name=settings.aws.cluster_name,
             tag_cache=self._tag_cache,
-            oidc_client_secret=self.config.alb_oidc_client_secret,
+            oidc_client_secret=Secret(self.config.alb_oidc_client_secret),
         ).apply(route_plan)
         self._note_secret_written(settings, outcome.done, routes)
         if full and outcome.failure is None:
@@ -316,7 +317,7 @@ class AlbRouter:
             observed = raw.observed({})
             groups = []
             for tg in sorted(observed.target_groups, key=lambda g: g.name):
-                sid = owner_of(tg.tags, settings.cluster_name)
+                sid = owner_of(tg.tags, settings.aws.cluster_name)
                 if sid is None:
                     continue
                 health = read_target_health(self.client, tg.arn)
@@ -329,7 +330,7 @@ class AlbRouter:
                 del self._health[gone]
             rules = []
             for rule in observed.rules:
-                sid = owner_of(rule.tags, settings.cluster_name)
+                sid = owner_of(rule.tags, settings.aws.cluster_name)
                 rules.append(
                     RuleInfo(
                         arn=rule.arn,
@@ -347,12 +348,12 @@ class AlbRouter:
             listener = self._listener or {}
             return RoutingStatus(
                 known=True,
-                cluster=settings.cluster_name,
+                cluster=settings.aws.cluster_name,
                 load_balancer_arn=self.config.alb_arn,
                 listener=ListenerInfo(self.config.listener_arn, listener.get("Protocol"), listener.get("Port")),
                 instance_id=settings.instance_id,
                 vpc_id=settings.vpc_id,
-                priority_range=[settings.priority_start, settings.priority_end],
+                priority_range=[settings.aws.rule_priority_start, settings.aws.rule_priority_end],
                 rules=rules,
                 target_groups=groups,
             )

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import boto3
 
-from services.alb_agent.config import AlbConfig
+from common.settings import AwsSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,12 @@ class StandInError(Exception):
 @dataclass(frozen=True)
 class StandIn:
     url: str
-    config: AlbConfig  # points at the stand-in's load balancer
+    config: AwsSettings  # points at the stand-in's load balancer
     session: boto3.session.Session
     stop: Callable[[], None]
 
 
-def start_standin(base: AlbConfig) -> StandIn:
+def start_standin(base: AwsSettings) -> StandIn:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:

@@ -9,7 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from services.alb_agent.config import AlbConfig
+from common.settings import AwsSettings
 from services.alb_agent.standin import build_world
 
 REGION = "us-east-1"
@@ -32,7 +32,7 @@ class AwsWorld:
     alb_arn: str
     listener_arn: str
 
-    def config(self, **overrides: Any) -> AlbConfig:
+    def config(self, **overrides: Any) -> AwsSettings:
         values: dict[str, Any] = dict(
             region=REGION,
             alb_arn=self.alb_arn,
@@ -44,7 +44,7 @@ class AwsWorld:
             api_max_attempts=2,
         )
         values.update(overrides)
-        return AlbConfig(**values)
+        return AwsSettings(**values)
 
 
 def boto_client(service: str, url: str) -> Any:

@@ -11,8 +11,8 @@ from typing import Any, Optional
 from botocore.stub import ANY, Stubber
 
 from common import server_ids
+from common.settings import AwsSettings
 from services.alb_agent import naming
-from services.alb_agent.config import AlbConfig
 from services.alb_agent.router import AlbRouter
 
 ACCOUNT_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
@@ -32,8 +32,8 @@ def rule_arn(priority: int) -> str:
     return f"{ACCOUNT_ARN}:listener-rule/app/lb/50dc6c495c0c9188/f2f7dc8efc522ab2/{priority:016x}"
 
 
-def stub_config(dead_url: str) -> AlbConfig:
-    return AlbConfig(
+def stub_config(dead_url: str) -> AwsSettings:
+    return AwsSettings(
         region="us-east-1",
         alb_arn=ALB,
         listener_arn=LISTENER,

@@ -5,49 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from services.alb_agent.config import AlbConfig
 from services.alb_agent.model import INVALID_ROUTE, DesiredRoute, parse_routes
 
 
-def test_config_from_an_ini_section_of_strings():
-    config = AlbConfig.from_mapping(
-        {
-            "region": "eu-west-1",
-            "alb_arn": "arn:alb",
-            "listener_arn": "arn:l",
-            "rule_priority_start": "200",
-            "rule_priority_end": "299",
-            "unknown_key": "x",
-        }
+def test_the_aws_section_is_checked_once_when_the_settings_load():
+    # The alb-agent takes [aws] as loaded: every problem is found here, naming the key.
+    problems = _settings_problems(
+        "[aws]\nalb_arn = arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/x/1\n"
+        "rule_priority_start = 5\nrule_priority_end = 4\n"
+        "health_check_timeout_seconds = 20\nhealth_check_interval_seconds = 10\nhealthy_threshold_count = 1\n"
     )
-    assert config.rule_priority_start == 200 and config.rule_priority_end == 299
-    assert config.cluster_name == "default" and config.imds_endpoint == "http://169.254.169.254"
-    assert config.problems() == []
-
-
-def test_config_from_an_object_with_attributes():
-    class Section:
-        region = "us-east-1"
-        alb_arn = "arn:alb"
-        listener_arn = "arn:l"
-        api_max_attempts = 7
-
-    assert AlbConfig.from_mapping(Section()).api_max_attempts == 7
-
-
-def test_config_problems_name_the_key():
-    config = AlbConfig(
-        region="r",
-        alb_arn="",
-        listener_arn="l",
-        rule_priority_start=5,
-        rule_priority_end=4,
-        health_check_timeout_seconds=20,
-        health_check_interval_seconds=10,
-        healthy_threshold_count=1,
-    )
-    problems = "\n".join(config.problems())
-    for key in ("alb_arn", "rule priorities", "health_check_timeout_seconds", "healthy_threshold_count"):
+    for key in ("listener_arn", "rule_priority_start", "health_check_timeout_seconds", "healthy_threshold_count"):
         assert key in problems
 
 
@@ -144,7 +112,7 @@ def test_config_holds_the_client_secret_masked():
         }
     )
     settings = load_settings(None, environ)
-    config = AlbConfig.from_mapping(settings.aws)
+    config = settings.aws
     assert config.api_timeout_seconds == 2.5
-    assert config.alb_oidc_client_secret.reveal() == secret
+    assert config.alb_oidc_client_secret == secret
     assert secret not in repr(config) and secret not in repr(settings.public_dict())

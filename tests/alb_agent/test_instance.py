@@ -8,18 +8,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from common.settings import AwsSettings
 from services.alb_agent.aws_client import ApiCallCounter
-from services.alb_agent.config import AlbConfig
 from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import INSTANCE_ID, DesiredRoute
 from services.alb_agent.router import AlbRouter
 from tests.alb_agent.listener_view import groups
 
 
-def config(**values) -> AlbConfig:
+def config(**values) -> AwsSettings:
     base = dict(region="us-east-1", alb_arn="arn:alb", listener_arn="arn:listener")
     base.update(values)
-    return AlbConfig(**base)
+    return AwsSettings(**base)
 
 
 @pytest.fixture

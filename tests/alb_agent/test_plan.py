@@ -6,10 +6,9 @@ from dataclasses import replace
 from typing import Optional
 
 from common import server_ids
-from common.secrets import Secret
+from common.settings import AwsSettings
 from services.alb_agent import naming
 from services.alb_agent.actions import CreateRule, CreateTargetGroup, DeleteRule, ModifyRule
-from services.alb_agent.config import AlbConfig
 from services.alb_agent.controls import TAG_CONTROLS, controls_from_config, rule_actions, rule_conditions
 from services.alb_agent.model import (
     INVALID_ROUTE,
@@ -31,17 +30,9 @@ ALB = "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/lb/1"
 CLUSTER = "c1"
 INSTANCE = "i-1"
 SETTINGS = PlanSettings(
-    cluster_name=CLUSTER,
+    aws=AwsSettings(cluster_name=CLUSTER, alb_arn=ALB, rule_priority_start=100, rule_priority_end=199),
     instance_id=INSTANCE,
-    alb_arn=ALB,
     vpc_id="vpc-1",
-    priority_start=100,
-    priority_end=199,
-    health_check_interval_seconds=15,
-    health_check_timeout_seconds=5,
-    healthy_threshold_count=2,
-    unhealthy_threshold_count=3,
-    deregistration_delay_seconds=30,
 )
 
 
@@ -218,7 +209,7 @@ def test_priorities_outside_the_range_are_kept():
 
 
 def test_no_free_priority_is_a_per_server_error():
-    settings = replace(SETTINGS, priority_start=100, priority_end=101)
+    settings = replace(SETTINGS, aws=replace(SETTINGS.aws, rule_priority_start=100, rule_priority_end=101))
     state = ObservedState((), (foreign_rule(100), DEFAULT_RULE))
     plan = plan_routes(want(a=1, b=2), state, settings)
     assert [a.server_id for a in plan.actions if isinstance(a, CreateRule)] == ["a"]
@@ -516,15 +507,15 @@ def oidc_settings(secret_written=frozenset(), **overrides) -> PlanSettings:
         alb_oidc_token_endpoint="https://idp.example.com/t",
         alb_oidc_user_info_endpoint="https://idp.example.com/u",
         alb_oidc_client_id="ours",
-        alb_oidc_client_secret=Secret("s3cr3t-value"),
+        alb_oidc_client_secret="s3cr3t-value",
     )
     values.update(overrides)
-    config = AlbConfig(region="r", alb_arn=ALB, listener_arn="l", **values)
+    config = AwsSettings(region="r", alb_arn=ALB, listener_arn="l", **values)
     return replace(SETTINGS, controls=controls_from_config(config), secret_written=frozenset(secret_written))
 
 
 def cidr_settings(cidrs: str) -> PlanSettings:
-    config = AlbConfig(region="r", alb_arn=ALB, listener_arn="l", alb_source_cidrs=cidrs)
+    config = AwsSettings(region="r", alb_arn=ALB, listener_arn="l", alb_source_cidrs=cidrs)
     return replace(SETTINGS, controls=controls_from_config(config))
 
 
@@ -640,7 +631,7 @@ def test_settings_controls_in_place_are_a_no_op_and_the_oidc_secret_is_written_o
     cognito = replace(
         SETTINGS,
         controls=controls_from_config(
-            AlbConfig(
+            AwsSettings(
                 region="r",
                 alb_arn=ALB,
                 listener_arn="l",

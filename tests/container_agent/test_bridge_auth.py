@@ -49,7 +49,7 @@ def bearer(token: str) -> dict:
 
 @pytest.fixture(scope="module")
 def secured(docker_client, containers: Containers, time_server_image):
-    running = start_bridge(docker_client, tokens=parse_tokens(TOKENS))
+    running = start_bridge(docker_client, token_set=parse_tokens(TOKENS))
     port = serve_ready(running, "time", containers.run(time_server_image))
     yield running, port
     running.thread.stop()

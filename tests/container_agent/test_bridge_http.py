@@ -201,12 +201,12 @@ def test_unknown_method_comes_back_from_the_server(port):
 def test_body_over_the_limit_is_413(docker_client, containers: Containers, busybox_image):
     from bridge_support import start_bridge
 
-    small = start_bridge(docker_client, max_body_bytes=1000)
+    small = start_bridge(docker_client, max_body_bytes=1024)
     try:
         port = serve_ready(small, "tiny", containers.fake_server(busybox_image))
         session = initialize(port, "tiny")
         big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"arguments": {"text": "x" * 2000}}}
-        assert_error(post_mcp(port, "tiny", big, session), 413, -32600, "1000 bytes")
+        assert_error(post_mcp(port, "tiny", big, session), 413, -32600, "1024 bytes")
         # Without Content-Length (chunked), the limit holds as the body streams in.
         chunks = (b'{"pad":"' + b"x" * 600 + b'"', b',"more":"' + b"y" * 600 + b'"}')
         import http.client
@@ -225,7 +225,7 @@ def test_body_over_the_limit_is_413(docker_client, containers: Containers, busyb
         stream = SseStream(port, "/mcp/tiny/sse")
         try:
             _, endpoint = stream.next_event()
-            assert_error(http_request(port, "POST", endpoint, big), 413, -32600, "1000 bytes")
+            assert_error(http_request(port, "POST", endpoint, big), 413, -32600, "1024 bytes")
         finally:
             stream.close()
     finally:
@@ -292,7 +292,7 @@ def test_disallowed_origin_is_403(port):
 def test_allowed_origin_gets_cors_headers(docker_client, containers: Containers, busybox_image):
     from bridge_support import start_bridge
 
-    open_bridge = start_bridge(docker_client, allowed_origins=("http://localhost:6274",))
+    open_bridge = start_bridge(docker_client, allowed_origins="http://localhost:6274")
     try:
         port = serve_ready(open_bridge, "cors", containers.fake_server(busybox_image))
         origin = {"Origin": "http://localhost:6274"}

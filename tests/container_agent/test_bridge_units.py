@@ -205,10 +205,11 @@ def test_origin_check():
     closed = BridgeConfig()
     assert origin_allowed(closed, None)
     assert not origin_allowed(closed, "http://evil.example")
-    listed = BridgeConfig(allowed_origins=("http://localhost:6274",))
+    listed = BridgeConfig(allowed_origins="http://localhost:6274, http://127.0.0.1:6274")
     assert origin_allowed(listed, "http://localhost:6274")
     assert not origin_allowed(listed, "http://localhost:6275")
-    assert origin_allowed(BridgeConfig(allowed_origins=("*",)), "http://anything")
+    assert origin_allowed(listed, "http://127.0.0.1:6274")
+    assert origin_allowed(BridgeConfig(allowed_origins="*"), "http://anything")
 
 
 def test_sse_event_never_breaks_lines():
@@ -220,12 +221,17 @@ def test_sse_event_never_breaks_lines():
 
 
 def test_config_validation():
+    # The [bridge] section's own checks (common/settings.py) apply to a config built in code.
     with pytest.raises(ValueError, match="request_timeout_seconds"):
         BridgeConfig(request_timeout_seconds=0)
     with pytest.raises(ValueError, match="sse_keepalive_seconds"):
         BridgeConfig(sse_keepalive_seconds=60)
     with pytest.raises(ValueError, match="allowed_origins"):
         BridgeConfig(allowed_origins=["http://x"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        BridgeConfig(max_body_bytes=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"tokens = \*\*\*"):
+        BridgeConfig(tokens="short")  # the value is never shown
 
 
 # --- sessions, channels, stderr ------------------------------------------------

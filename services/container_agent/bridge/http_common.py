@@ -65,13 +65,13 @@ def origin_allowed(config: BridgeConfig, origin: Optional[str]) -> bool:
     """Requests without Origin (non-browser clients) are allowed; browsers only from the list."""
     if origin is None:
         return True
-    allowed = config.allowed_origins
+    allowed = config.origins
     return "*" in allowed or origin.rstrip("/") in allowed
 
 
 def client_of(request: web.BaseRequest, config: BridgeConfig) -> str:
     """The client's address, for per-address limits (X-Forwarded-For from trusted proxies)."""
-    return client_address(request.remote, request.headers.getall("X-Forwarded-For", ()), config.trusted_proxies)
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", ()), config.proxy_networks)
 
 
 AUTH_REALM = 'Bearer realm="mcp-orchestrator"'
@@ -82,10 +82,10 @@ def unauthorized(config: BridgeConfig, server_id: str, authorization: Optional[s
 
     RFC 6750: no credentials get the bare challenge; wrong ones `error="invalid_token"`.
     """
-    if not config.tokens:
+    if not config.token_set:
         return None
     token = bearer_token(authorization)
-    if config.tokens.allows(server_id, token):
+    if config.token_set.allows(server_id, token):
         return None
     challenge = AUTH_REALM if authorization is None else f'{AUTH_REALM}, error="invalid_token"'
     reason = "no bearer token" if authorization is None else "the bearer token is not valid for this server"
@@ -93,7 +93,7 @@ def unauthorized(config: BridgeConfig, server_id: str, authorization: Optional[s
 
 
 def cors_headers(config: BridgeConfig, origin: Optional[str]) -> dict:
-    if origin is None or not config.allowed_origins:
+    if origin is None or not config.origins:
         return {}
     return {
         "Access-Control-Allow-Origin": origin,

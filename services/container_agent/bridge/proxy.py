@@ -143,7 +143,7 @@ async def forward(
     if raw_query:
         url += "?" + raw_query
     # With tokens of ours, the Authorization header was meant for the bridge: never pass it on.
-    dropped = _HOP_BY_HOP | {"authorization"} if config.tokens else _HOP_BY_HOP
+    dropped = _HOP_BY_HOP | {"authorization"} if config.token_set else _HOP_BY_HOP
     headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
     forwarded_for = request.headers.get("X-Forwarded-For")
     remote = request.remote or ""
