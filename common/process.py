@@ -1,4 +1,5 @@
-"""What every process and the CLI do first: find their files, load settings, log.
+"""What every process and the CLI do first: find their files, load settings, log; and
+the sockets every process binds, sized and timed from `[zmq]`.
 
 All four processes find settings.conf and mcp.config.json the same way, so that run
 by hand from the same directory they agree on the same ZeroMQ endpoints.
@@ -10,10 +11,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from common.logs import setup_logging
-from common.settings import Settings, SettingsError, load_settings
+from common.pubsub import Publisher, Subscriber
+from common.reqrep import RepServer
+from common.settings import Settings, SettingsError, ZmqSettings, load_settings
 
 SYSTEM_DIR = Path("/etc/mcp-orchestrator")
 # Exit status for unusable settings or arguments: systemd does not restart on it.
@@ -74,3 +77,38 @@ def start_process(name: str, settings_path: Optional[Path]) -> Optional[Settings
         return None
     setup_logging(settings.logging.level, name)
     return settings
+
+
+# --- the sockets every process binds, sized and timed from [zmq] ------------------------
+
+
+def serve_requests(service: Any, name: str, endpoint: str, handlers: Mapping[str, Any], zmq: ZmqSettings) -> RepServer:
+    """A RepServer answering `handlers` on `endpoint`, attached to the service's loop."""
+    return service.attach(RepServer(service.ctx, endpoint, handlers, src=name, max_bytes=zmq.max_message_bytes))
+
+
+def publish_on(service: Any, name: str, endpoint: str, zmq: ZmqSettings) -> Publisher:
+    """A Publisher (with heartbeats) on `endpoint`, attached to the service's loop."""
+    return service.attach(
+        Publisher(
+            service.ctx,
+            endpoint,
+            src=name,
+            heartbeat_interval=zmq.heartbeat_interval_seconds,
+            max_bytes=zmq.max_message_bytes,
+        )
+    )
+
+
+def subscribe_to(service: Any, endpoint: str, topics: tuple[str, ...], zmq: ZmqSettings) -> Subscriber:
+    """A Subscriber of `topics` on `endpoint` (it expects the publisher's heartbeats),
+    closed with the service; the caller registers its reader."""
+    sub = Subscriber(
+        service.ctx,
+        endpoint,
+        topics=topics,
+        heartbeat_interval=zmq.heartbeat_interval_seconds,
+        max_bytes=zmq.max_message_bytes,
+    )
+    service.on_close(sub.close)
+    return sub

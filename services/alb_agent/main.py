@@ -23,10 +23,9 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
+from common.process import EXIT_UNUSABLE, process_parser, publish_on, resolve_paths, serve_requests, start_process
 from common.protocol import Message, RoutesList, RoutesResult, RoutingStatus, Snapshot, to_plain
-from common.pubsub import Publisher
-from common.reqrep import Deferred, RepServer
+from common.reqrep import Deferred
 from common.service import Service
 from common.settings import Settings
 from services.alb_agent import wire
@@ -53,24 +52,9 @@ class AlbAgent:
         zmq_settings = settings.zmq
         # The worker thread has the loop publish its events at once.
         self.worker = RoutingWorker(router, notify=lambda: service.call_soon(self.publish_events))
-        self.rep = service.attach(
-            RepServer(
-                service.ctx,
-                zmq_settings.routes,
-                {"routes.apply": self.on_apply, "routes.status": self.on_status, "snapshot.get": self.on_snapshot},
-                src=NAME,
-                max_bytes=zmq_settings.max_message_bytes,
-            )
-        )
-        self.pub = service.attach(
-            Publisher(
-                service.ctx,
-                zmq_settings.route_events,
-                src=NAME,
-                heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
-                max_bytes=zmq_settings.max_message_bytes,
-            )
-        )
+        handlers = {"routes.apply": self.on_apply, "routes.status": self.on_status, "snapshot.get": self.on_snapshot}
+        self.rep = serve_requests(service, NAME, zmq_settings.routes, handlers, zmq_settings)
+        self.pub = publish_on(service, NAME, zmq_settings.route_events, zmq_settings)
         service.on_close(self.close)
         self.worker.start()
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 import docker
 
 from common import protocol, server_ids
-from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
+from common.process import EXIT_UNUSABLE, process_parser, publish_on, resolve_paths, serve_requests, start_process
 from common.protocol import (
     ContainerEvent,
     ContainerInfo,
@@ -47,8 +47,7 @@ from common.protocol import (
     ServiceError,
     Snapshot,
 )
-from common.pubsub import Publisher
-from common.reqrep import Deferred, RepServer
+from common.reqrep import Deferred
 from common.service import Service
 from common.settings import BRIDGE_AUTH_NONE, Settings
 
@@ -122,32 +121,17 @@ class ContainerAgent:
         # Work of the requests by request id: a retried request joins its first one.
         self._requests: "collections.OrderedDict[str, Work]" = collections.OrderedDict()
 
-        self.rep = service.attach(
-            RepServer(
-                service.ctx,
-                zmq_settings.containers,
-                {
-                    "container.ensure": self.on_ensure,
-                    "container.stop": self.on_stop,
-                    "container.start": self.on_start,
-                    "container.restart": self.on_restart,
-                    "container.remove": self.on_remove,
-                    "container.status": self.on_status,
-                    "snapshot.get": self.on_snapshot,
-                },
-                src=NAME,
-                max_bytes=zmq_settings.max_message_bytes,
-            )
-        )
-        self.pub = service.attach(
-            Publisher(
-                service.ctx,
-                zmq_settings.container_events,
-                src=NAME,
-                heartbeat_interval=zmq_settings.heartbeat_interval_seconds,
-                max_bytes=zmq_settings.max_message_bytes,
-            )
-        )
+        handlers = {
+            "container.ensure": self.on_ensure,
+            "container.stop": self.on_stop,
+            "container.start": self.on_start,
+            "container.restart": self.on_restart,
+            "container.remove": self.on_remove,
+            "container.status": self.on_status,
+            "snapshot.get": self.on_snapshot,
+        }
+        self.rep = serve_requests(service, NAME, zmq_settings.containers, handlers, zmq_settings)
+        self.pub = publish_on(service, NAME, zmq_settings.container_events, zmq_settings)
         service.on_close(self.close)
 
         # Docker calls block: they run here. Threads still busy at exit (a graceful stop)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from common.config import load_config
+from common.process import publish_on, serve_requests, subscribe_to
 from common.protocol import (
     AgentsState,
     ControlAccepted,
@@ -35,8 +36,6 @@ from common.protocol import (
     StateEvent,
     to_plain,
 )
-from common.pubsub import Publisher, Subscriber
-from common.reqrep import RepServer
 from common.service import Service
 from common.settings import Settings
 
@@ -81,48 +80,20 @@ class Scheduler:
         self._epochs: dict[str, Optional[str]] = {CONTAINER_AGENT: None, ALB_AGENT: None}
         self._was_silent: dict[str, bool] = {CONTAINER_AGENT: False, ALB_AGENT: False}
 
-        self.rep = service.attach(
-            RepServer(
-                service.ctx,
-                z.scheduler_control,
-                {
-                    "control.status": self.on_status,
-                    "control.action": self.on_action,
-                    "control.plan": self.on_plan,
-                    "snapshot.get": self.on_snapshot,
-                },
-                src=NAME,
-                max_bytes=z.max_message_bytes,
-            )
-        )
-        self.pub = service.attach(
-            Publisher(
-                service.ctx,
-                z.scheduler_state,
-                src=NAME,
-                heartbeat_interval=z.heartbeat_interval_seconds,
-                max_bytes=z.max_message_bytes,
-            )
-        )
+        handlers = {
+            "control.status": self.on_status,
+            "control.action": self.on_action,
+            "control.plan": self.on_plan,
+            "snapshot.get": self.on_snapshot,
+        }
+        self.rep = serve_requests(service, NAME, z.scheduler_control, handlers, z)
+        self.pub = publish_on(service, NAME, z.scheduler_state, z)
         self.subs = {
-            CONTAINER_AGENT: Subscriber(
-                service.ctx,
-                z.container_events,
-                topics=("container.",),
-                heartbeat_interval=z.heartbeat_interval_seconds,
-                max_bytes=z.max_message_bytes,
-            ),
-            ALB_AGENT: Subscriber(
-                service.ctx,
-                z.route_events,
-                topics=("route.",),
-                heartbeat_interval=z.heartbeat_interval_seconds,
-                max_bytes=z.max_message_bytes,
-            ),
+            CONTAINER_AGENT: subscribe_to(service, z.container_events, ("container.",), z),
+            ALB_AGENT: subscribe_to(service, z.route_events, ("route.",), z),
         }
         for name, sub in self.subs.items():
             service.add_reader(sub.socket, partial(self.on_agent_messages, name))
-            service.on_close(sub.close)
         link = partial(
             AgentLink,
             ctx=service.ctx,

@@ -93,21 +93,12 @@ async def handle_post(server: ServedServer, request: web.BaseRequest, config: Br
     if stream is None:
         return rejection(404, jsonrpc.TRANSPORT_ERROR, "Session not found: its SSE stream is closed; open a new one")
     for msg, kind in zip(items, kinds):
-        if kind is Kind.REQUEST:
-            if msg["method"] == "initialize":
-                params = msg.get("params")
-                version = params.get("protocolVersion") if isinstance(params, dict) else None
-                answer, session.protocol_version = upstream.initialize_answer(jsonrpc.dumps(msg["id"]), version)
-                stream.put(answer, final=True)
-            else:
-                upstream.submit(session, msg, stream)
-        elif kind is Kind.NOTIFICATION:
-            upstream.notify(session, msg)
-        elif kind is Kind.RESPONSE:
-            upstream.answer_from_client(session, msg)
+        if kind is Kind.REQUEST and msg["method"] == "initialize":
+            params = msg.get("params")
+            version = params.get("protocolVersion") if isinstance(params, dict) else None
+            answer, session.protocol_version = upstream.initialize_answer(jsonrpc.dumps(msg["id"]), version)
+            stream.put(answer, final=True)
         else:
-            stream.put(
-                jsonrpc.error(jsonrpc.id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), final=True
-            )
+            upstream.forward(session, msg, kind, stream)
     await upstream.drain()
     return web.Response(status=202, text="Accepted")

@@ -116,16 +116,9 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     channel = Channel(expected=answers)
     bridge_ids: list[int] = []
     for msg, kind in zip(items, kinds):
-        if kind is Kind.REQUEST:
-            bridge_ids.append(upstream.submit(session, msg, channel))
-        elif kind is Kind.NOTIFICATION:
-            upstream.notify(session, msg)
-        elif kind is Kind.RESPONSE:
-            upstream.answer_from_client(session, msg)
-        else:
-            channel.put(
-                jsonrpc.error(jsonrpc.id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), final=True
-            )
+        bridge_id = upstream.forward(session, msg, kind, channel)
+        if bridge_id is not None:
+            bridge_ids.append(bridge_id)
     if answers == 0:
         return web.Response(status=202)
     try:

@@ -285,6 +285,20 @@ class StdioUpstream:
             body = self._init_answers[version] = jsonrpc.dumps(result)
         return jsonrpc.result(client_id_json, body), version
 
+    def forward(self, session: HttpSession, msg: dict, kind: Any, sink: Channel) -> Optional[int]:
+        """One message a client posted, by its kind (as jsonrpc.classify says): a request
+        is submitted (its bridge id returned), a notification or a response to a server's
+        request goes on, anything else is answered on `sink` as an invalid request."""
+        if kind is Kind.REQUEST:
+            return self.submit(session, msg, sink)
+        if kind is Kind.NOTIFICATION:
+            self.notify(session, msg)
+        elif kind is Kind.RESPONSE:
+            self.answer_from_client(session, msg)
+        else:
+            sink.put(jsonrpc.error(jsonrpc.id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), final=True)
+        return None
+
     def submit(self, session: HttpSession, msg: dict, sink: Channel) -> int:
         """Send a client's request; its answer (and related messages) go to `sink`."""
         if msg["method"] in CACHEABLE_LISTS and not msg.get("params"):
