@@ -1055,56 +1055,72 @@ def _scalar(value: Any, tp: Any, path: str) -> Any:
     raise _Invalid(path, f"must be {_expected(tp)}, got {_kind_of(value)}")
 
 
+_ANY, _UNION, _LITERAL, _LIST, _DICT, _RECORD, _ENUM, _SCALAR = range(8)
+
+
+@functools.lru_cache(maxsize=None)
+def _type_kind(tp: Any) -> int:
+    """How a declared field type is converted (looked up once per type: the hot path
+    of every message)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return _ANY
+    if origin is Union:
+        return _UNION
+    if origin is Literal:
+        return _LITERAL
+    if origin is list or tp is list:
+        return _LIST
+    if origin is dict or tp is dict:
+        return _DICT
+    if is_dataclass(tp):
+        return _RECORD
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return _ENUM
+    return _SCALAR
+
+
 def _to_wire(value: Any, tp: Any, path: str, depth: int) -> Any:
     """Plain msgpack-ready data for `value` of declared type `tp` (validating it)."""
     if isinstance(value, Secret):
         raise _Invalid(path, "holds a Secret: secret values are never sent in messages")
     if depth > MAX_DEPTH:
         raise _Invalid(path, "is nested too deeply")
-    origin = get_origin(tp)
-    if tp is Any:
-        return _plain(value, path, depth, to_wire=True)
-    if origin is Union:
+    kind = _type_kind(tp)
+    if kind == _SCALAR:
+        return _scalar(value, tp, path)
+    if kind == _UNION:
         return _union(value, tp, path, depth, _to_wire)
-    if origin is Literal:
-        return _literal(value, tp, path)
-    if origin is list or tp is list:
-        if not isinstance(value, (list, tuple)):
-            raise _Invalid(path, f"must be a list, got {_kind_of(value)}")
-        (item,) = get_args(tp) or (Any,)
-        return [_to_wire(v, item, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        return _map(value, tp, path, depth, _to_wire)
-    if is_dataclass(tp):
+    if kind == _RECORD:
         if not isinstance(value, tp):
             raise _Invalid(path, f"must be {_expected(tp)}, got {_kind_of(value)}")
         return {
             f.name: _to_wire(getattr(value, f.name), f.type, _join(path, f.name), depth + 1) for f in _fields_of(tp)
         }
-    if isinstance(tp, type) and issubclass(tp, Enum):
+    if kind == _LIST:
+        if not isinstance(value, (list, tuple)):
+            raise _Invalid(path, f"must be a list, got {_kind_of(value)}")
+        (item,) = get_args(tp) or (Any,)
+        return [_to_wire(v, item, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if kind == _ENUM:
         return str.__str__(_enum(value, tp, path).value)
-    return _scalar(value, tp, path)
+    if kind == _ANY:
+        return _plain(value, path, depth, to_wire=True)
+    if kind == _LITERAL:
+        return _literal(value, tp, path)
+    return _map(value, tp, path, depth, _to_wire)
 
 
 def _from_wire(value: Any, tp: Any, path: str, depth: int) -> Any:
     """The typed value for received plain data `value` of declared type `tp`."""
     if depth > MAX_DEPTH:
         raise _Invalid(path, "is nested too deeply")
-    origin = get_origin(tp)
-    if tp is Any:
-        return _plain(value, path, depth, to_wire=False)
-    if origin is Union:
+    kind = _type_kind(tp)
+    if kind == _SCALAR:
+        return _scalar(value, tp, path)
+    if kind == _UNION:
         return _union(value, tp, path, depth, _from_wire)
-    if origin is Literal:
-        return _literal(value, tp, path)
-    if origin is list or tp is list:
-        if not isinstance(value, list):
-            raise _Invalid(path, f"must be a list, got {_kind_of(value)}")
-        (item,) = get_args(tp) or (Any,)
-        return [_from_wire(v, item, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        return _map(value, tp, path, depth, _from_wire)
-    if is_dataclass(tp):
+    if kind == _RECORD:
         if not isinstance(value, dict):
             raise _Invalid(path, f"must be {_expected(tp)}, got {_kind_of(value)}")
         kwargs = {}
@@ -1117,22 +1133,36 @@ def _from_wire(value: Any, tp: Any, path: str, depth: int) -> Any:
             return tp(**kwargs)
         except (TypeError, ValueError) as exc:  # __post_init__ checks; their texts hold no values
             raise _Invalid(path, f"is not valid: {exc}") from None
-    if isinstance(tp, type) and issubclass(tp, Enum):
+    if kind == _LIST:
+        if not isinstance(value, list):
+            raise _Invalid(path, f"must be a list, got {_kind_of(value)}")
+        (item,) = get_args(tp) or (Any,)
+        return [_from_wire(v, item, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if kind == _ENUM:
         return _enum(value, tp, path)
-    return _scalar(value, tp, path)
+    if kind == _ANY:
+        return _plain(value, path, depth, to_wire=False)
+    if kind == _LITERAL:
+        return _literal(value, tp, path)
+    return _map(value, tp, path, depth, _from_wire)
+
+
+@functools.lru_cache(maxsize=None)
+def _members(tp: Any) -> tuple[tuple[Any, ...], bool]:
+    """A Union's types other than None, and whether None is one of them."""
+    args = get_args(tp)
+    return tuple(a for a in args if a is not type(None)), type(None) in args
 
 
 def _union(value: Any, tp: Any, path: str, depth: int, convert) -> Any:
-    args = get_args(tp)
-    if value is None and type(None) in args:
+    members, optional = _members(tp)
+    if value is None and optional:
         return None
-    for arg in args:
-        if arg is type(None):
-            continue
+    for arg in members:
         try:
             return convert(value, arg, path, depth)
         except _Invalid:
-            if len([a for a in args if a is not type(None)]) == 1:
+            if len(members) == 1:
                 raise
     raise _Invalid(path, f"must be {_expected(tp)}, got {_kind_of(value)}")
 
