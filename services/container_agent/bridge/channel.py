@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
 
 
 class Channel:
-    __slots__ = ("_items", "_waiter", "_closed", "expected", "limit")
+    __slots__ = ("_items", "_waiter", "_closed", "expected", "limit", "transform")
 
-    def __init__(self, expected: int = 0, limit: Optional[int] = None) -> None:
+    def __init__(
+        self, expected: int = 0, limit: Optional[int] = None, transform: Optional[Callable[[bytes], bytes]] = None
+    ) -> None:
         self._items: deque[tuple[bytes, bool]] = deque()
         self._waiter: Optional[asyncio.Future] = None
         self._closed = False
@@ -26,6 +28,8 @@ class Channel:
         # A reader that falls this far behind is cut off (it reconnects) rather
         # than letting the queue grow without end.
         self.limit = limit
+        # Applied to a response (final) line before it is queued: the era's rewriting.
+        self.transform = transform
 
     @property
     def closed(self) -> bool:
@@ -38,6 +42,8 @@ class Channel:
         if self.limit is not None and len(self._items) >= self.limit:
             self.close()
             return False
+        if final and self.transform is not None:
+            data = self.transform(data)
         self._items.append((data, final))
         if final and self.expected > 0:
             self.expected -= 1

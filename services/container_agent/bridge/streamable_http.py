@@ -1,4 +1,5 @@
-"""`/mcp/{id}/mcp`: the Streamable HTTP transport (MCP revisions 2025-03-26 and later).
+"""`/mcp/{id}/mcp`: the Streamable HTTP transport (MCP revisions 2025-03-26 and later;
+a 2026-07-28 request, stateless, is handed to modern.py).
 
 A POST that carries requests is answered lazily: while only the response comes,
 it is sent as plain JSON (cheap, and what most calls need); as soon as something
@@ -13,7 +14,7 @@ from typing import Optional, Union
 
 from aiohttp import web
 
-from . import jsonrpc
+from . import jsonrpc, modern
 from .channel import Channel
 from .config import BridgeConfig
 from .http_common import (
@@ -82,12 +83,21 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     accepts = parse_accept(request.headers.get("Accept"))
     if not (accepts.json or accepts.sse):
         return rejection(406, jsonrpc.TRANSPORT_ERROR, "Not Acceptable: accept application/json and text/event-stream")
-    problem = unsupported_media_type(request) or _version_problem(request)
+    problem = unsupported_media_type(request)
     if problem is not None:
         return problem
     payload = await read_json(request, config.max_body_bytes)
     if isinstance(payload, web.Response):
         return payload
+    if modern.is_modern(request.headers, payload):
+
+        async def answer(channel: Channel) -> web.StreamResponse:
+            return await _answer(request, None, channel, accepts, False, config, cors)
+
+        return await modern.handle(server, request, config, cors, payload, accepts, answer)
+    problem = _version_problem(request)
+    if problem is not None:
+        return problem
 
     is_batch = isinstance(payload, list)
     items = payload if is_batch else [payload]
@@ -164,7 +174,7 @@ async def _initialize(
 
 async def _answer(
     request: web.BaseRequest,
-    session: HttpSession,
+    session: Optional[HttpSession],
     channel: Channel,
     accepts: Accepts,
     is_batch: bool,
@@ -191,7 +201,7 @@ async def _answer(
         elif accepts.sse:
             ready.append(data)
             return await _stream(request, channel, ready, config, cors)
-        elif session.stream is not None:  # JSON only: side messages take the standing stream
+        elif session is not None and session.stream is not None:  # JSON only: side messages take the standing stream
             session.stream.put(data)
     body = ready[0] if not is_batch else b"[" + b",".join(ready) + b"]"
     return json_response(body, cors)

@@ -299,8 +299,9 @@ class StdioUpstream:
             sink.put(jsonrpc.error(jsonrpc.id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), final=True)
         return None
 
-    def submit(self, session: HttpSession, msg: dict, sink: Channel) -> int:
-        """Send a client's request; its answer (and related messages) go to `sink`."""
+    def submit(self, session: Optional[HttpSession], msg: dict, sink: Channel) -> int:
+        """Send a client's request; its answer (and related messages) go to `sink`.
+        `session` is None for a stateless (2026-07-28) request."""
         if msg["method"] in CACHEABLE_LISTS and not msg.get("params"):
             cached = self._list_cache.get(msg["method"])
             if cached is not None:
@@ -576,6 +577,9 @@ class StdioUpstream:
         for p in self.pending.values():
             if p.session is not None:
                 latest[p.session] = p
+            elif p.method != "initialize":
+                return None  # a stateless (2026-07-28) client's request may have caused it
+
         if len(latest) == 1:
             session, p = next(iter(latest.items()))
             if not p.sink.closed:

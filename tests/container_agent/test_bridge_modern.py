@@ -1,0 +1,168 @@
+"""MCP 2026-07-28 (stateless) through the bridge, in front of a handshake-era stdio server
+(mcp-server-time from PyPI): the official SDK client pinned to 2026-07-28 and in auto
+mode, and the spec's request checks over raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from bridge_support import (  # noqa: F401  (fixtures)
+    Containers,
+    RunningBridge,
+    bridge,
+    containers,
+    initialize,
+    post_mcp,
+    serve_ready,
+)
+
+mcp = pytest.importorskip("mcp")
+from mcp.client.client import Client  # noqa: E402
+
+from services.container_agent.bridge import modern  # noqa: E402
+
+pytestmark = pytest.mark.docker
+
+SID = "time"
+TOOLS = {"get_current_time", "convert_time"}
+V = "2026-07-28"
+
+
+@pytest.fixture(scope="module")
+def port(bridge: RunningBridge, containers: Containers, time_server_image) -> int:
+    return serve_ready(bridge, SID, containers.run(time_server_image))
+
+
+def url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/mcp/{SID}/mcp"
+
+
+def meta(**extra) -> dict:
+    return {
+        "io.modelcontextprotocol/protocolVersion": V,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        **extra,
+    }
+
+
+def modern_post(port: int, method: str, params: dict, headers: dict | None = None, request_id=1):
+    sent = {"MCP-Protocol-Version": V, "Mcp-Method": method, **(headers or {})}
+    body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+    return post_mcp(port, SID, body, headers=sent)
+
+
+@pytest.mark.parametrize("mode", [V, "auto"])
+def test_the_sdk_client_lists_and_calls_tools_statelessly(port, mode):
+    async def run():
+        async with Client(url(port), mode=mode) as client:
+            tools = await client.list_tools()
+            assert {t.name for t in tools.tools} == TOOLS
+            result = await client.call_tool(
+                "convert_time", {"source_timezone": "UTC", "time": "12:30", "target_timezone": "Asia/Tokyo"}
+            )
+            assert result.is_error is False
+            assert result.structured_content["target"]["datetime"][11:16] == "21:30"
+            return client.server_info
+
+    info = asyncio.run(asyncio.wait_for(run(), 60))
+    if mode == "auto":  # it probed server/discover (a pinned client knows no server info)
+        assert info is not None and info.name == "mcp-time"
+
+
+def test_discover_is_answered_from_the_servers_initialize_result(port):
+    reply = modern_post(port, "server/discover", {"_meta": meta()})
+    assert reply.status == 200 and reply.header("mcp-session-id") is None
+    result = reply.json()["result"]
+    assert result["resultType"] == "complete" and result["supportedVersions"] == [V]
+    assert "tools" in result["capabilities"]
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-time"
+    assert result["ttlMs"] >= 0 and result["cacheScope"] == "public"
+
+
+def test_results_are_modern_and_no_session_is_made(port):
+    listed = modern_post(port, "tools/list", {"_meta": meta()})
+    assert listed.status == 200 and listed.header("mcp-session-id") is None
+    result = listed.json()["result"]
+    assert result["resultType"] == "complete" and {t["name"] for t in result["tools"]} == TOOLS
+    assert result["ttlMs"] >= 0 and result["cacheScope"] == "public"
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-time"
+    called = modern_post(
+        port,
+        "tools/call",
+        {"name": "get_current_time", "arguments": {"timezone": "Etc/UTC"}, "_meta": meta()},
+        headers={"Mcp-Name": "get_current_time"},
+        request_id="call-1",
+    )
+    body = called.json()
+    assert called.status == 200 and body["id"] == "call-1" and body["result"]["resultType"] == "complete"
+    assert "ttlMs" not in body["result"]  # a tool call is not cacheable
+
+
+def test_a_base64_name_header_is_decoded(port):
+    encoded = "=?base64?" + base64.b64encode(b"get_current_time").decode() + "?="
+    called = modern_post(
+        port,
+        "tools/call",
+        {"name": "get_current_time", "arguments": {"timezone": "Etc/UTC"}, "_meta": meta()},
+        headers={"Mcp-Name": encoded},
+    )
+    assert called.status == 200 and "result" in called.json()
+
+
+@pytest.mark.parametrize(
+    "headers,params,status,code",
+    [
+        ({"MCP-Protocol-Version": "2025-06-18"}, {"_meta": meta()}, 400, modern.HEADER_MISMATCH),
+        ({"Mcp-Method": "tools/call"}, {"_meta": meta()}, 400, modern.HEADER_MISMATCH),
+        ({}, {"_meta": {k: v for k, v in meta().items() if "clientCapabilities" not in k}}, 400, -32602),
+    ],
+    ids=["version-header-differs", "method-header-differs", "no-client-capabilities"],
+)
+def test_requests_the_spec_refuses(port, headers, params, status, code):
+    reply = modern_post(port, "tools/list", params, headers=headers)
+    assert reply.status == status
+    assert reply.json()["error"]["code"] == code and reply.json()["id"] == 1
+
+
+def test_an_unsupported_version_names_the_supported_ones(port):
+    reply = modern_post(
+        port,
+        "tools/list",
+        {"_meta": meta(**{"io.modelcontextprotocol/protocolVersion": "2099-01-01"})},
+        headers={"MCP-Protocol-Version": "2099-01-01"},
+    )
+    error = reply.json()["error"]
+    assert reply.status == 400 and error["code"] == modern.UNSUPPORTED_VERSION
+    assert error["data"] == {"supported": [V], "requested": "2099-01-01"}
+
+
+def test_a_name_header_that_differs_from_the_body_is_refused(port):
+    reply = modern_post(
+        port,
+        "tools/call",
+        {"name": "get_current_time", "arguments": {"timezone": "Etc/UTC"}, "_meta": meta()},
+        headers={"Mcp-Name": "convert_time"},
+    )
+    assert reply.status == 400 and reply.json()["error"]["code"] == modern.HEADER_MISMATCH
+
+
+@pytest.mark.parametrize("method", ["ping", "logging/setLevel", "resources/subscribe", "initialize"])
+def test_methods_removed_in_2026_are_not_found(port, method):
+    reply = modern_post(port, method, {"_meta": meta()})
+    assert reply.status == 404 and reply.json()["error"]["code"] == -32601
+
+
+def test_batches_are_refused(port):
+    body = [{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta()}}]
+    reply = post_mcp(port, SID, body, headers={"MCP-Protocol-Version": V, "Mcp-Method": "tools/list"})
+    assert reply.status == 400 and reply.json()["error"]["code"] == -32600
+
+
+def test_handshake_era_sessions_are_served_beside_modern_requests(port):
+    session = initialize(port, SID)
+    listed = post_mcp(port, SID, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
+    assert listed.status == 200 and "resultType" not in listed.json()["result"]
+    assert modern_post(port, "tools/list", {"_meta": meta()}).json()["result"]["resultType"] == "complete"
