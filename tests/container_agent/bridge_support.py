@@ -37,7 +37,8 @@ while IFS= read -r line; do
     *'"method":"notifications/cancelled"'*)
       echo "cancelled: $line" >&2 ;;
     *'"method":"notifications/'*) ;;
-    *'"method":"test/slow"'*) ;;
+    *'"method":"test/slow"'*)
+      echo "fake server: slow request $id" >&2 ;;
     *'"method":"test/progress"'*)
       tok=$(echo "$line" | sed -n 's/.*"progressToken":\([0-9][0-9]*\).*/\1/p')
       echo "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":$tok,\"progress\":1,\"total\":2}}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import socket
 
 import pytest
 from bridge_support import (  # noqa: F401  (fixtures)
@@ -22,6 +24,7 @@ mcp = pytest.importorskip("mcp")
 from mcp.client.client import Client  # noqa: E402
 
 from services.container_agent.bridge import modern  # noqa: E402
+from tests.harness.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.docker
 
@@ -166,3 +169,26 @@ def test_handshake_era_sessions_are_served_beside_modern_requests(port):
     listed = post_mcp(port, SID, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
     assert listed.status == 200 and "resultType" not in listed.json()["result"]
     assert modern_post(port, "tools/list", {"_meta": meta()}).json()["result"]["resultType"] == "complete"
+
+
+def test_closing_the_response_stream_cancels_the_request_upstream(bridge, containers, busybox_image):
+    port = serve_ready(bridge, "fake", containers.fake_server(busybox_image))
+    body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "test/slow", "params": {"_meta": meta()}}).encode()
+    head = (
+        f"POST /mcp/fake/mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {V}\r\nMcp-Method: test/slow\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + body)
+        wait_for(
+            lambda: any("slow request" in t for t in bridge.stderr_tail("fake", 20)), 15, "the request at the server"
+        )
+    # The stream is closed: the server hears notifications/cancelled for the bridge's id.
+    line = wait_for(
+        lambda: next((t for t in bridge.stderr_tail("fake", 20) if t.startswith("cancelled:")), None),
+        15,
+        "notifications/cancelled at the server",
+    )
+    params = json.loads(line[len("cancelled: ") :])["params"]
+    assert isinstance(params["requestId"], int) and "closed" in params["reason"]

@@ -270,4 +270,5 @@ async def handle(
         await upstream.drain()
         return await answer(channel)
     finally:
-        upstream.abandon([bridge_id])
+        # Still unanswered here: the client closed its stream, which cancels the request.
+        upstream.cancel(bridge_id, "the client closed the response stream")

@@ -346,6 +346,18 @@ class StdioUpstream:
                     jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.INTERNAL_ERROR, "the client session ended") + b"\n"
                 )
 
+    def cancel(self, bridge_id: int, reason: str) -> None:
+        """The client of a request in flight went away (in 2026-07-28 closing the
+        response stream is the cancellation): the server is told, the answer dropped."""
+        p = self.pending.pop(bridge_id, None)
+        if p is None:
+            return  # answered already (or from the cache)
+        if p.timer is not None:
+            p.timer.cancel()
+        if p.session is not None:
+            p.session.inflight.pop(bridge_id, None)
+        self._send_cancel(bridge_id, reason)
+
     def abandon(self, bridge_ids: list[int]) -> None:
         """The HTTP request waiting for these left: forget them (a late answer is dropped)."""
         for bid in bridge_ids:
