@@ -40,7 +40,8 @@ while IFS= read -r line; do
     *'"method":"test/slow"'*)
       echo "fake server: slow request $id" >&2 ;;
     *'"method":"test/progress"'*)
-      tok=$(echo "$line" | sed -n 's/.*"progressToken":\([0-9][0-9]*\).*/\1/p')
+      tok=$(echo "$line" | sed -n 's/.*"progressToken":\("[^"]*"\|[0-9][0-9]*\).*/\1/p')
+      echo "fake server: progress token $tok" >&2
       echo "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":$tok,\"progress\":1,\"total\":2}}"
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"done\":true}}" ;;
     *'"method":"test/broadcast"'*)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import socket
 
@@ -18,6 +19,7 @@ from bridge_support import (  # noqa: F401  (fixtures)
     initialize,
     post_mcp,
     serve_ready,
+    sse_events,
 )
 
 mcp = pytest.importorskip("mcp")
@@ -171,19 +173,30 @@ def test_handshake_era_sessions_are_served_beside_modern_requests(port):
     assert modern_post(port, "tools/list", {"_meta": meta()}).json()["result"]["resultType"] == "complete"
 
 
-def test_closing_the_response_stream_cancels_the_request_upstream(bridge, containers, busybox_image):
-    port = serve_ready(bridge, "fake", containers.fake_server(busybox_image))
-    body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "test/slow", "params": {"_meta": meta()}}).encode()
+@contextlib.contextmanager
+def held_request(bridge, port: int, sid: str, method: str = "test/slow", **extra_meta):
+    """A modern request the scripted server holds, on a raw connection closed at the end."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 5, "method": method, "params": {"_meta": meta(**extra_meta)}}).encode()
     head = (
-        f"POST /mcp/fake/mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-        f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {V}\r\nMcp-Method: test/slow\r\n"
+        f"POST /mcp/{sid}/mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {V}\r\nMcp-Method: {method}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
+    before = sum("slow request" in t for t in bridge.stderr_tail(sid, 200))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head + body)
         wait_for(
-            lambda: any("slow request" in t for t in bridge.stderr_tail("fake", 20)), 15, "the request at the server"
+            lambda: sum("slow request" in t for t in bridge.stderr_tail(sid, 200)) > before,
+            15,
+            "the request at the server",
         )
+        yield
+
+
+def test_closing_the_response_stream_cancels_the_request_upstream(bridge, containers, busybox_image):
+    port = serve_ready(bridge, "fake", containers.fake_server(busybox_image))
+    with held_request(bridge, port, "fake"):
+        pass
     # The stream is closed: the server hears notifications/cancelled for the bridge's id.
     line = wait_for(
         lambda: next((t for t in bridge.stderr_tail("fake", 20) if t.startswith("cancelled:")), None),
@@ -192,3 +205,34 @@ def test_closing_the_response_stream_cancels_the_request_upstream(bridge, contai
     )
     params = json.loads(line[len("cancelled: ") :])["params"]
     assert isinstance(params["requestId"], int) and "closed" in params["reason"]
+
+
+def test_progress_tokens_reach_the_server_unchanged_unless_taken(bridge, containers, busybox_image):
+    sid = "tokens"
+    port = serve_ready(bridge, sid, containers.fake_server(busybox_image))
+    session = initialize(port, sid)
+
+    def progress(token, rid) -> None:
+        request = {
+            "jsonrpc": "2.0",
+            "id": rid,
+            "method": "test/progress",
+            "params": {"_meta": {"progressToken": token}},
+        }
+        events = [json.loads(d) for _, d in sse_events(post_mcp(port, sid, request, session).body)]
+        assert events[0]["params"]["progressToken"] == token  # the client always gets its own back
+
+    def heard(text: str) -> int:
+        return sum(text in t for t in bridge.stderr_tail(sid, 200))
+
+    progress(2, 1)  # reaches the server as the client sent it (it once arrived as 700207779)
+    wait_for(lambda: heard("progress token 2") == 1, 10, "token 2 at the server")
+    with held_request(bridge, port, sid, progressToken=7):
+        progress(7, 2)  # 7 is in use by the held request: the server gets one of the bridge's
+        wait_for(lambda: heard('progress token "bridge-') == 1, 10, "a bridge token at the server")
+        assert heard("progress token 7") == 0
+    wait_for(
+        lambda: any(t.startswith("cancelled:") for t in bridge.stderr_tail(sid, 50)), 15, "the held request to end"
+    )
+    progress(7, 3)  # free again
+    wait_for(lambda: heard("progress token 7") == 1, 10, "token 7 at the server")

@@ -81,6 +81,7 @@ class PendingRequest:
         "sink",
         "method",
         "progress_token",
+        "sent_token",
         "timer",
         "cacheable",
     )
@@ -101,6 +102,7 @@ class PendingRequest:
         self.sink = sink
         self.method = method
         self.progress_token = progress_token
+        self.sent_token: Any = _NO_TOKEN  # the token the server got (the client's, unless taken)
         self.timer: Optional[asyncio.TimerHandle] = None
         self.cacheable = False  # a list request without params: its answer serves everyone
 
@@ -145,6 +147,8 @@ class StdioUpstream:
         self.server_version = OFFERED_VERSION
         self._init_answers: dict[str, bytes] = {}
         self._list_cache: dict[str, bytes] = {}  # method -> the result's JSON
+        # Progress tokens the server was given, to the request they belong to.
+        self._progress: dict[Any, PendingRequest] = {}
 
     # --- life cycle ------------------------------------------------------------
 
@@ -352,6 +356,7 @@ class StdioUpstream:
         p = self.pending.pop(bridge_id, None)
         if p is None:
             return  # answered already (or from the cache)
+        self._forget_progress(p)
         if p.timer is not None:
             p.timer.cancel()
         if p.session is not None:
@@ -363,6 +368,7 @@ class StdioUpstream:
         for bid in bridge_ids:
             p = self.pending.pop(bid, None)
             if p is not None:
+                self._forget_progress(p)
                 if p.timer is not None:
                     p.timer.cancel()
                 if p.session is not None:
@@ -374,14 +380,21 @@ class StdioUpstream:
 
     def _send_request(self, session: Optional[HttpSession], msg: dict, sink: Channel, timeout: Optional[float]) -> int:
         bid = self._ids.take(self.pending)
-        token = _NO_TOKEN
         params = msg.get("params")
+        p = PendingRequest(bid, session, msg["id"], sink, msg["method"])
         if type(params) is dict:
             meta = params.get("_meta")
             if type(meta) is dict and "progressToken" in meta:
-                token = meta["progressToken"]
-                meta["progressToken"] = bid
-        p = PendingRequest(bid, session, msg["id"], sink, msg["method"], token)
+                token = p.progress_token = meta["progressToken"]
+                # The client's own token goes to the server unless another request
+                # in flight already uses it: then one the bridge makes up.
+                if type(token) in (str, int) and token not in self._progress:
+                    p.sent_token = token
+                else:
+                    p.sent_token = meta["progressToken"] = f"bridge-{bid}"
+                    while p.sent_token in self._progress:
+                        p.sent_token = meta["progressToken"] = f"{p.sent_token}+"
+                self._progress[p.sent_token] = p
         p.cacheable = not params
         msg["id"] = bid
         self.pending[bid] = p
@@ -453,7 +466,12 @@ class StdioUpstream:
         if isinstance(result, dict) and not result.get("nextCursor"):
             self._list_cache[p.method] = jsonrpc.dumps(result)
 
+    def _forget_progress(self, p: PendingRequest) -> None:
+        if p.sent_token is not _NO_TOKEN and self._progress.get(p.sent_token) is p:
+            del self._progress[p.sent_token]
+
     def _finish(self, p: PendingRequest, data: bytes) -> None:
+        self._forget_progress(p)
         if p.timer is not None:
             p.timer.cancel()
         if p.session is not None:
@@ -529,8 +547,8 @@ class StdioUpstream:
         params = msg.get("params")
         if method == "notifications/progress":
             token = params.get("progressToken") if isinstance(params, dict) else None
-            p = self.pending.get(token) if type(token) is int else None
-            if p is None or p.progress_token is _NO_TOKEN:
+            p = self._progress.get(token) if type(token) in (str, int) else None
+            if p is None:
                 log.debug("server %s: dropped progress for an unknown request", self.server_id)
                 return
             params["progressToken"] = p.progress_token
