@@ -148,7 +148,9 @@ def test_request_without_session_is_400(port):
 def test_unknown_session_is_404(port):
     unknown = {"Mcp-Session-Id": "0123456789abcdef0123456789abcdef"}
     reply = post_mcp(port, SID, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=unknown)
-    assert_error(reply, 404, -32000, "session not found")
+    assert assert_error(reply, 404, -32000, "session not found")["id"] == 1  # the body was read: its id comes back
+    without = post_mcp(port, SID, {"jsonrpc": "2.0", "id": "q", "method": "tools/list"})
+    assert assert_error(without, 400, -32000, "Mcp-Session-Id")["id"] == "q"
     stream = http_request(port, "GET", f"/mcp/{SID}/mcp", headers={"Accept": "text/event-stream", **unknown})
     assert_error(stream, 404, -32000, "session not found")
     delete = http_request(port, "DELETE", f"/mcp/{SID}/mcp", headers=unknown)

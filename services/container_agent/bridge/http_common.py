@@ -30,10 +30,13 @@ SSE_HEADERS = {
 }
 
 
-def rejection(status: int, code: int, message: str, headers: Optional[dict] = None) -> web.Response:
+def rejection(
+    status: int, code: int, message: str, headers: Optional[dict] = None, id_json: bytes = jsonrpc.NULL_ID
+) -> web.Response:
+    """A transport-level refusal; it names the request (`id_json`) when its body was read."""
     return web.Response(
         status=status,
-        body=jsonrpc.error(jsonrpc.NULL_ID, code, message),
+        body=jsonrpc.error(id_json, code, message),
         content_type=JSON,
         headers=headers,
     )

@@ -257,7 +257,7 @@ async def handle(
         check(request.headers, payload)
     except Refusal as refusal:
         return refusal.response(id_json, cors)
-    upstream = await server.ready_upstream(config)
+    upstream = await server.ready_upstream(config, id_json)
     if isinstance(upstream, web.Response):
         return upstream
     init_result = upstream.init_result or {}

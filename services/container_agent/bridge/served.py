@@ -57,19 +57,22 @@ class ServedServer:
         if self.upstream is not None:
             self.upstream.drop_session(session, reason)
 
-    def unavailable(self, reason: str) -> web.Response:
-        return rejection(503, jsonrpc.TRANSPORT_ERROR, f"MCP server '{self.server_id}' is unavailable: {reason}")
+    def unavailable(self, reason: str, id_json: bytes = jsonrpc.NULL_ID) -> web.Response:
+        message = f"MCP server '{self.server_id}' is unavailable: {reason}"
+        return rejection(503, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
 
-    async def ready_upstream(self, config: BridgeConfig) -> Union[StdioUpstream, web.Response]:
-        """The upstream once it is initialized, or a 503 rejection."""
+    async def ready_upstream(
+        self, config: BridgeConfig, id_json: bytes = jsonrpc.NULL_ID
+    ) -> Union[StdioUpstream, web.Response]:
+        """The upstream once it is initialized, or a 503 rejection (naming the request)."""
         upstream = self.upstream
         if upstream is None:
-            return self.unavailable("not attached")
+            return self.unavailable("not attached", id_json)
         if upstream.state is State.STARTING and not self.initialize_failed:
             await upstream.wait_settled(config.initialize_timeout_seconds)
             upstream = self.upstream
             if upstream is None:
-                return self.unavailable("not attached")
+                return self.unavailable("not attached", id_json)
         if upstream.state is not State.READY:
-            return self.unavailable(upstream.reason)
+            return self.unavailable(upstream.reason, id_json)
         return upstream

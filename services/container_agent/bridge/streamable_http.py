@@ -54,28 +54,25 @@ async def handle(
     return method_not_allowed(ALLOW)
 
 
-def _version_problem(request: web.BaseRequest) -> Optional[web.Response]:
+def _version_problem(request: web.BaseRequest, id_json: bytes = jsonrpc.NULL_ID) -> Optional[web.Response]:
     version = request.headers.get(VERSION_HEADER)
     if version is not None and not is_known(version):
-        return rejection(
-            400,
-            jsonrpc.TRANSPORT_ERROR,
-            f"Bad Request: unsupported {VERSION_HEADER} {version[:40]!r} (supported: {', '.join(KNOWN_VERSIONS)})",
-        )
+        message = f"Bad Request: unsupported {VERSION_HEADER} {version[:40]!r} (supported: {', '.join(KNOWN_VERSIONS)})"
+        return rejection(400, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
     return None
 
 
-def _session_of(server: ServedServer, request: web.BaseRequest) -> Union[HttpSession, web.Response]:
+def _session_of(
+    server: ServedServer, request: web.BaseRequest, id_json: bytes = jsonrpc.NULL_ID
+) -> Union[HttpSession, web.Response]:
     session_id = request.headers.get(SESSION_HEADER)
     if not session_id:
-        return rejection(
-            400, jsonrpc.TRANSPORT_ERROR, f"Bad Request: no {SESSION_HEADER} header; send initialize first"
-        )
+        message = f"Bad Request: no {SESSION_HEADER} header; send initialize first"
+        return rejection(400, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
     session = server.sessions.get(session_id)
     if session is None or session.transport != STREAMABLE_HTTP:
-        return rejection(
-            404, jsonrpc.TRANSPORT_ERROR, "Session not found: it expired or was terminated; initialize a new one"
-        )
+        message = "Session not found: it expired or was terminated; initialize a new one"
+        return rejection(404, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
     return session
 
 
@@ -95,7 +92,9 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
             return await _answer(request, None, channel, accepts, False, config, cors)
 
         return await modern.handle(server, request, config, cors, payload, accepts, answer)
-    problem = _version_problem(request)
+    # Refusals from here on name the request, when there is one.
+    id_json = jsonrpc.id_of(payload)
+    problem = _version_problem(request, id_json)
     if problem is not None:
         return problem
 
@@ -115,10 +114,10 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     elif any(k is Kind.REQUEST and m["method"] == "initialize" for m, k in zip(items, kinds)):
         return rejection(400, jsonrpc.INVALID_REQUEST, "Invalid Request: initialize must not be part of a batch")
 
-    session = _session_of(server, request)
+    session = _session_of(server, request, id_json)
     if isinstance(session, web.Response):
         return session
-    upstream = await server.ready_upstream(config)
+    upstream = await server.ready_upstream(config, id_json)
     if isinstance(upstream, web.Response):
         return upstream
 
@@ -147,13 +146,15 @@ async def _initialize(
     cors: dict,
 ) -> web.StreamResponse:
     # A session id sent along is ignored: initialize always starts a new session.
-    upstream = await server.ready_upstream(config)
+    id_json = jsonrpc.id_of(msg)
+    upstream = await server.ready_upstream(config, id_json)
     if isinstance(upstream, web.Response):
         return upstream
     try:
         session, evicted = server.sessions.create(STREAMABLE_HTTP, "", client_of(request, config))
     except SessionLimit as limit:
-        return rejection(limit.status, jsonrpc.TRANSPORT_ERROR, f"MCP server '{server.server_id}': {limit.reason}")
+        message = f"MCP server '{server.server_id}': {limit.reason}"
+        return rejection(limit.status, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
     if evicted is not None:
         upstream.drop_session(evicted, "session evicted: too many sessions")
     params = msg.get("params")
