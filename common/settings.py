@@ -676,7 +676,7 @@ def _cross_checks(s: Settings) -> list[str]:
             f" must be less than health_check_interval_seconds "
             f"({aws.health_check_interval_seconds})"
         )
-    if s.bridge.auth == BRIDGE_AUTH_BEARER and not s.bridge.tokens.strip() and not _loopback(svc.bridge_host):
+    if s.bridge.auth == BRIDGE_AUTH_BEARER and not s.bridge.tokens.strip() and not is_loopback_host(svc.bridge_host):
         problems.append(
             f"[service] bridge_host = {svc.bridge_host} makes the MCP bridges reachable "
             f"from other hosts, and [bridge] tokens is empty: set tokens "
@@ -695,7 +695,8 @@ def _cross_checks(s: Settings) -> list[str]:
     return problems
 
 
-def _loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address."""
     if host == "localhost":
         return True
     try:

@@ -389,3 +389,11 @@ def test_deeply_nested_json_is_a_parse_error_on_every_transport(port):
         assert_error(reply, 400, -32700, "nested too deeply")
     finally:
         stream.close()
+
+
+def test_a_foreign_host_is_refused_on_a_loopback_bridge(port):
+    # DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1.
+    refused = http_request(port, "GET", f"/mcp/{SID}/health", headers={"Host": f"evil.example:{port}"})
+    assert_error(refused, 421, -32000, "Host")
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        assert http_request(port, "GET", f"/mcp/{SID}/health", headers={"Host": host}).status == 200

@@ -365,3 +365,26 @@ def test_endpoint_rewrite_strips_the_servers_own_base_path():
     assert rewriter.at_line_start
     rewriter.feed(b"data: partial")
     assert not rewriter.at_line_start
+
+
+@pytest.mark.parametrize(
+    "bind,host,allowed",
+    [
+        ("127.0.0.1", "127.0.0.1:8001", True),
+        ("127.0.0.1", "localhost:8001", True),
+        ("127.0.0.1", "[::1]:8001", True),
+        ("127.0.0.1", "localhost", True),
+        ("127.0.0.1", "mcp.example.com", True),  # the configured public name
+        ("127.0.0.1", "MCP.example.com:443", True),
+        ("127.0.0.1", "evil.example:8001", False),  # a rebinding attacker's name
+        ("127.0.0.1", "10.0.0.5:8001", False),
+        ("127.0.0.1", None, False),
+        ("127.0.0.1", "", False),
+        ("0.0.0.0", "evil.example:8001", True),  # behind the ALB: names it cannot know; tokens guard it
+    ],
+)
+def test_host_check_against_dns_rebinding(bind, host, allowed):
+    from services.container_agent.bridge.http_common import host_allowed
+
+    config = BridgeConfig(bind_host=bind, public_host="mcp.example.com")
+    assert host_allowed(config, host) is allowed

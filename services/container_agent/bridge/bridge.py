@@ -27,6 +27,7 @@ from . import jsonrpc, legacy_sse, proxy, streamable_http
 from .config import BridgeConfig
 from .http_common import (
     cors_headers,
+    host_allowed,
     json_response,
     not_found,
     origin_allowed,
@@ -370,6 +371,9 @@ class Bridge:
         if server is None or parts is None or parts[0] != server.server_id:
             return not_found()
         tail = parts[1]
+        if not host_allowed(self._config, request.headers.get("Host")):
+            log.info("server %s: refused a request for host %.100r", server.server_id, request.headers.get("Host"))
+            return rejection(421, jsonrpc.TRANSPORT_ERROR, "Misdirected Request: the Host is not a name of this bridge")
         origin = request.headers.get("Origin")
         if not origin_allowed(self._config, origin):
             log.info("server %s: refused a request from origin %.100r", server.server_id, origin)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from urllib.parse import urlparse
 
 from common.client_address import parse_networks
 from common.mcp_auth import TokenSet
@@ -21,6 +22,8 @@ class BridgeConfig(BridgeSettings):
     token_set: TokenSet = field(default_factory=TokenSet)
     # Proxies whose X-Forwarded-For names the client (the ALB's subnets).
     proxy_networks: tuple = ()
+    # The host name of [service] public_base_url: a loopback bridge answers it too.
+    public_host: str = ""
 
     @classmethod
     def from_settings(cls, settings) -> "BridgeConfig":
@@ -31,6 +34,7 @@ class BridgeConfig(BridgeSettings):
             bind_host=settings.service.bridge_host,
             token_set=settings.bridge_tokens,
             proxy_networks=parse_networks(settings.service.trusted_proxies),
+            public_host=urlparse(settings.service.public_base_url).hostname or "",
         )
 
     def __post_init__(self) -> None:

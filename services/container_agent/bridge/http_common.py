@@ -14,6 +14,7 @@ from aiohttp import web
 
 from common.client_address import client_address
 from common.mcp_auth import bearer_token
+from common.settings import is_loopback_host
 
 from . import jsonrpc
 from .config import BridgeConfig
@@ -70,6 +71,22 @@ def origin_allowed(config: BridgeConfig, origin: Optional[str]) -> bool:
         return True
     allowed = config.origins
     return "*" in allowed or origin.rstrip("/") in allowed
+
+
+def host_allowed(config: BridgeConfig, host: Optional[str]) -> bool:
+    """Against DNS rebinding: a bridge bound to loopback answers only requests addressed
+    to a loopback name or to the configured public name. One bound to other addresses
+    is reached through names it cannot know (the ALB's, an instance address) and relies
+    on its tokens."""
+    if not is_loopback_host(config.bind_host):
+        return True
+    if not host:
+        return False
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return is_loopback_host(name) or bool(config.public_host and name.lower() == config.public_host.lower())
 
 
 def client_of(request: web.BaseRequest, config: BridgeConfig) -> str:
