@@ -44,6 +44,9 @@ while IFS= read -r line; do
       echo "fake server: progress token $tok" >&2
       echo "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":$tok,\"progress\":1,\"total\":2}}"
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"done\":true}}" ;;
+    *'"method":"test/log"'*)
+      echo "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"log for $id\"}}"
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;
     *'"method":"test/broadcast"'*)
       echo '{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}'
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;

@@ -236,3 +236,26 @@ def test_progress_tokens_reach_the_server_unchanged_unless_taken(bridge, contain
     )
     progress(7, 3)  # free again
     wait_for(lambda: heard("progress token 7") == 1, 10, "token 7 at the server")
+
+
+@pytest.mark.parametrize("asked,delivered", [("info", True), ("debug", True), ("error", False), (None, False)])
+def test_log_messages_only_for_a_request_that_asks_at_or_below_their_level(
+    bridge, containers, busybox_image, asked, delivered
+):
+    sid = "logs"
+    port = serve_ready(bridge, sid, containers.fake_server(busybox_image))
+    extra = {"io.modelcontextprotocol/logLevel": asked} if asked else {}
+    reply = post_mcp(
+        port,
+        sid,
+        {"jsonrpc": "2.0", "id": 4, "method": "test/log", "params": {"_meta": meta(**extra)}},
+        headers={"MCP-Protocol-Version": V, "Mcp-Method": "test/log"},
+    )
+    assert reply.status == 200
+    if reply.header("content-type").startswith("text/event-stream"):
+        messages = [json.loads(d) for _, d in sse_events(reply.body)]
+    else:
+        messages = [reply.json()]
+    logs = [m for m in messages if m.get("method") == "notifications/message"]
+    assert bool(logs) is delivered
+    assert messages[-1]["result"]["resultType"] == "complete"

@@ -300,3 +300,21 @@ def test_list_answers_are_shared_until_the_server_says_the_list_changed(bridge, 
     list_tools(a, 7)  # and cached again
     list_tools(b, 8, params={"cursor": "page-2"})
     assert settle(seen + 2) == seen + 2
+
+
+def test_a_log_message_reaches_only_the_client_whose_call_produced_it(port):
+    bystander, caller = initialize(port, SID), initialize(port, SID)
+    stream = SseStream(port, f"/mcp/{SID}/mcp", {"Mcp-Session-Id": bystander})
+    try:
+        reply = post_mcp(port, SID, {"jsonrpc": "2.0", "id": "L", "method": "test/log"}, caller)
+        events = [json.loads(data) for _, data in sse_events(reply.body)]
+        assert events[0]["method"] == "notifications/message" and events[-1] == {
+            "jsonrpc": "2.0",
+            "id": "L",
+            "result": {},
+        }
+        # The bystander's stream gets the next broadcast, and never the caller's log.
+        post_mcp(port, SID, {"jsonrpc": "2.0", "id": 2, "method": "test/broadcast"}, caller)
+        assert stream.next_event() == ("message", '{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}')
+    finally:
+        stream.close()

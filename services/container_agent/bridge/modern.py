@@ -29,6 +29,7 @@ MODERN_VERSIONS = ("2026-07-28",)
 META_VERSION = "io.modelcontextprotocol/protocolVersion"
 META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
 META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
 # The keys of the protocol's own that a handshake-era server does not know: not forwarded.
 _PROTOCOL_META = "io.modelcontextprotocol/"
 METHOD_HEADER = "Mcp-Method"
@@ -265,7 +266,10 @@ async def handle(
     if method == "server/discover":
         return json_response(jsonrpc.result(id_json, jsonrpc.dumps(discover_result(init_result))), cors)
     channel = Channel(expected=1, transform=modern_result(method, init_result))
-    bridge_id = upstream.submit(None, for_upstream(payload), channel)
+    asked = payload["params"]["_meta"].get(META_LOG_LEVEL)  # check() made sure _meta is there
+    bridge_id = upstream.submit(
+        None, for_upstream(payload), channel, log_level=asked if isinstance(asked, str) else None
+    )
     try:
         await upstream.drain()
         return await answer(channel)

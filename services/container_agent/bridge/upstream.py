@@ -68,6 +68,14 @@ LIST_CHANGED = {
     "notifications/resources/list_changed": ("resources/list", "resources/templates/list"),
 }
 ANSWERED_FROM_CACHE = -1  # the "bridge id" of a request that never reached the server
+# Log levels (RFC 5424) in rising order; a 2026-07-28 request gets messages at or above
+# the level its _meta asks for, and none when it asks for none.
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+EVERY_LOG = "*"  # a handshake-era request: its session set the level with logging/setLevel
+
+
+def _at_or_above(level: Any, wanted: Optional[str]) -> bool:
+    return level in LOG_LEVELS and wanted in LOG_LEVELS and LOG_LEVELS.index(level) >= LOG_LEVELS.index(wanted)
 
 
 class PendingRequest:
@@ -82,6 +90,7 @@ class PendingRequest:
         "method",
         "progress_token",
         "sent_token",
+        "log_level",
         "timer",
         "cacheable",
     )
@@ -103,6 +112,7 @@ class PendingRequest:
         self.method = method
         self.progress_token = progress_token
         self.sent_token: Any = _NO_TOKEN  # the token the server got (the client's, unless taken)
+        self.log_level: Optional[str] = EVERY_LOG  # which log messages its caller wants
         self.timer: Optional[asyncio.TimerHandle] = None
         self.cacheable = False  # a list request without params: its answer serves everyone
 
@@ -303,15 +313,22 @@ class StdioUpstream:
             sink.put(jsonrpc.error(jsonrpc.id_of(msg), jsonrpc.INVALID_REQUEST, f"Invalid Request: {kind}"), final=True)
         return None
 
-    def submit(self, session: Optional[HttpSession], msg: dict, sink: Channel) -> int:
+    def submit(
+        self, session: Optional[HttpSession], msg: dict, sink: Channel, log_level: Optional[str] = EVERY_LOG
+    ) -> int:
         """Send a client's request; its answer (and related messages) go to `sink`.
-        `session` is None for a stateless (2026-07-28) request."""
+        `session` is None for a stateless (2026-07-28) request, whose `log_level` is the
+        one its _meta asked for (None: no log messages)."""
         if msg["method"] in CACHEABLE_LISTS and not msg.get("params"):
             cached = self._list_cache.get(msg["method"])
             if cached is not None:
                 sink.put(jsonrpc.result(jsonrpc.dumps(msg["id"]), cached), final=True)
                 return ANSWERED_FROM_CACHE
-        return self._send_request(session, msg, sink, self._timeout)
+        bid = self._send_request(session, msg, sink, self._timeout)
+        p = self.pending.get(bid)
+        if p is not None:
+            p.log_level = log_level
+        return bid
 
     def notify(self, session: HttpSession, msg: dict) -> None:
         """A client's notification."""
@@ -566,12 +583,38 @@ class StdioUpstream:
                 if stream is not None:
                     stream.put(line if line is not None else jsonrpc.dumps(msg))
             return
+        data = line if line is not None else jsonrpc.dumps(msg)
+        if method == "notifications/message":
+            self._on_log(params, data)
+            return
         for stale_list in LIST_CHANGED.get(method, ()):
             self._list_cache.pop(stale_list, None)
-        data = line if line is not None else jsonrpc.dumps(msg)
         for session in list(self._sessions.streaming):
             if session.stream is not None:
                 session.stream.put(data)
+
+    def _on_log(self, params: Any, data: bytes) -> None:
+        """A log message goes to the caller whose request produced it, on that request's
+        own stream. While no client request is in flight it is the shared session's
+        (every open stream gets it); while several are, it cannot be told whose it is
+        and goes to nobody: one client's messages never reach another."""
+        callers = [p for p in self.pending.values() if p.session is not None or p.method != "initialize"]
+        if len(callers) > 1:
+            log.debug("server %s: a log message while several requests are in flight: not delivered", self.server_id)
+            return
+        if not callers:
+            for session in list(self._sessions.streaming):
+                if session.stream is not None:
+                    session.stream.put(data)
+            return
+        p = callers[0]
+        level = params.get("level") if isinstance(params, dict) else None
+        if p.log_level == EVERY_LOG or (
+            p.log_level in LOG_LEVELS
+            and level in LOG_LEVELS
+            and LOG_LEVELS.index(level) >= LOG_LEVELS.index(p.log_level)
+        ):
+            p.sink.put(data)
 
     def _on_server_request(self, msg: dict, line: Optional[bytes]) -> None:
         method = msg["method"]
