@@ -69,7 +69,7 @@ while IFS= read -r line; do
       exit 3 ;;
     *'"method":"tools/list"'*)
       echo "fake server: tools/list answered" >&2
-      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"tools\":[]}}" ;;
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"tools\":${TOOLS:-[]}}}" ;;
     *'"method":"ping"'*)
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;
     *)
@@ -105,9 +105,13 @@ class Containers:
         self.created.append(container)
         return container
 
-    def fake_server(self, busybox_image: str, strict: bool = False) -> Any:
-        """The scripted server; `strict` refuses a second initialize, as some servers do."""
-        return self.run(busybox_image, ["sh", "-c", FAKE_SERVER], environment={"STRICT": "1"} if strict else {})
+    def fake_server(self, busybox_image: str, strict: bool = False, tools: str = "") -> Any:
+        """The scripted server; `strict` refuses a second initialize, as some servers do;
+        `tools`: the JSON list its tools/list answers (empty by default)."""
+        environment = {"STRICT": "1"} if strict else {}
+        if tools:
+            environment["TOOLS"] = tools
+        return self.run(busybox_image, ["sh", "-c", FAKE_SERVER], environment=environment)
 
     def remove_all(self) -> None:
         import docker.errors

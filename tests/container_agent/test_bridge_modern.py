@@ -259,3 +259,26 @@ def test_log_messages_only_for_a_request_that_asks_at_or_below_their_level(
     logs = [m for m in messages if m.get("method") == "notifications/message"]
     assert bool(logs) is delivered
     assert messages[-1]["result"]["resultType"] == "complete"
+
+
+def test_mirrored_tool_parameters_are_checked_against_their_headers(bridge, containers, busybox_image):
+    sid = "params"
+    tool = {
+        "name": "execute_sql",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"region": {"type": "string", "x-mcp-header": "Region"}, "query": {"type": "string"}},
+        },
+    }
+    port = serve_ready(bridge, sid, containers.fake_server(busybox_image, tools=json.dumps([tool])))
+
+    def call(headers: dict):
+        params = {"name": "execute_sql", "arguments": {"region": "us-west1", "query": "SELECT 1"}, "_meta": meta()}
+        sent = {"MCP-Protocol-Version": V, "Mcp-Method": "tools/call", "Mcp-Name": "execute_sql", **headers}
+        return post_mcp(port, sid, {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": params}, headers=sent)
+
+    for wrong in ({}, {"Mcp-Param-Region": "eu-west1"}):
+        refused = call(wrong)
+        assert refused.status == 400 and refused.json()["error"]["code"] == modern.HEADER_MISMATCH
+    passed = call({"Mcp-Param-Region": "us-west1"})  # reaches the server (which knows no such call)
+    assert passed.status == 200 and passed.json()["error"]["code"] == -32601

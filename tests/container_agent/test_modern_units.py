@@ -115,3 +115,31 @@ def test_discover_leaves_out_logging():
     result = modern.discover_result(init)
     assert result["capabilities"] == {"tools": {}} and result["instructions"] == "use it"
     assert result["supportedVersions"] == [V] and result["resultType"] == "complete"
+
+
+SQL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "query": {"type": "string"},
+        "opts": {"type": "object", "properties": {"limit": {"type": "integer", "x-mcp-header": "Limit"}}},
+        "rows": {"type": "array", "items": {"type": "object", "properties": {"x": {"x-mcp-header": "X"}}}},
+    },
+}
+
+
+def test_mirrored_parameters_are_found_through_properties_only():
+    assert modern.header_params(SQL_SCHEMA) == [("Region", ("region",)), ("Limit", ("opts", "limit"))]
+    assert modern.header_params(None) == []
+
+
+def test_mirrored_parameters_must_match_their_headers():
+    args = {"region": "us-west1", "query": "SELECT 1", "opts": {"limit": 42}}
+    modern.check_param_headers({"Mcp-Param-Region": "us-west1", "Mcp-Param-Limit": "42"}, SQL_SCHEMA, args)
+    encoded = "=?base64?" + base64.b64encode("西部".encode()).decode() + "?="
+    modern.check_param_headers({"Mcp-Param-Region": encoded}, SQL_SCHEMA, {"region": "西部"})
+    modern.check_param_headers({}, SQL_SCHEMA, {"query": "no mirrored value given"})
+    for headers in ({"Mcp-Param-Limit": "42"}, {"Mcp-Param-Region": "eu", "Mcp-Param-Limit": "42"}):
+        with pytest.raises(modern.Refusal) as refused:
+            modern.check_param_headers(headers, SQL_SCHEMA, args)
+        assert refused.value.code == modern.HEADER_MISMATCH

@@ -152,6 +152,58 @@ def check(headers: Mapping[str, str], msg: dict) -> None:
         raise Refusal(404, jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method} is not part of 2026-07-28")
 
 
+PARAM_HEADER_PREFIX = "Mcp-Param-"
+_SAFE_INTEGER = 2**53 - 1
+
+
+def header_params(schema: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """(header name, property path) for each `x-mcp-header` annotation of a tool's
+    inputSchema, reached through `properties` keys only (others are not mirrored)."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        props = node.get("properties") if isinstance(node, dict) else None
+        if not isinstance(props, dict):
+            return
+        for key, prop in props.items():
+            if not isinstance(prop, dict):
+                continue
+            name = prop.get("x-mcp-header")
+            if isinstance(name, str) and name:
+                out.append((name, path + (key,)))
+            walk(prop, path + (key,))
+
+    walk(schema, ())
+    return out
+
+
+def _mirrored(value: Any) -> Optional[str]:
+    """A primitive argument as its header form (None for what cannot be mirrored)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value) if abs(value) <= _SAFE_INTEGER else None
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def check_param_headers(headers: Mapping[str, str], schema: Any, arguments: Any) -> None:
+    """Every argument a tool mirrors into `Mcp-Param-{Name}` must come with that header,
+    equal to it (base64 sentinel decoded); Refusal (-32020) otherwise."""
+    for name, path in header_params(schema):
+        value: Any = arguments
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            continue  # not given: no header is expected
+        header = f"{PARAM_HEADER_PREFIX}{name}"
+        sent = header_value(headers.get(header))
+        expected = _mirrored(value)
+        if sent is None or expected is None or sent != expected:
+            raise Refusal(400, HEADER_MISMATCH, f"Header mismatch: {header} header does not match the argument")
+
+
 def _shown(value: Any) -> str:
     return "(none)" if value is None else repr(value if not isinstance(value, str) else value[:80])
 
@@ -263,6 +315,14 @@ async def handle(
         return upstream
     init_result = upstream.init_result or {}
     method = payload["method"]
+    if method == "tools/call":
+        params = payload["params"]
+        try:
+            check_param_headers(
+                request.headers, await upstream.tool_schema(params.get("name")), params.get("arguments")
+            )
+        except Refusal as refusal:
+            return refusal.response(id_json, cors)
     if method == "server/discover":
         return json_response(jsonrpc.result(id_json, jsonrpc.dumps(discover_result(init_result))), cors)
     channel = Channel(expected=1, transform=modern_result(method, init_result))

@@ -157,6 +157,8 @@ class StdioUpstream:
         self.server_version = OFFERED_VERSION
         self._init_answers: dict[str, bytes] = {}
         self._list_cache: dict[str, bytes] = {}  # method -> the result's JSON
+        # The cached tools list, parsed: (its JSON, inputSchema by tool name).
+        self._tools_parsed: tuple[Optional[bytes], dict] = (None, {})
         # Progress tokens the server was given, to the request they belong to.
         self._progress: dict[Any, PendingRequest] = {}
 
@@ -329,6 +331,26 @@ class StdioUpstream:
         if p is not None:
             p.log_level = log_level
         return bid
+
+    async def tool_schema(self, name: Any) -> Any:
+        """The inputSchema of tool `name` from the server's (cached) tools list, asked
+        for first when no list is cached; None when the server lists no such tool."""
+        listing = self._list_cache.get("tools/list")
+        if listing is None:
+            channel = Channel(expected=1)
+            self.submit(None, {"jsonrpc": "2.0", "id": "bridge-tools", "method": "tools/list"}, channel)
+            while not channel.closed:
+                if channel.pop() is None:
+                    await channel.wait(self._timeout)
+            listing = self._list_cache.get("tools/list")
+        if listing is not None and listing is not self._tools_parsed[0]:
+            try:
+                tools = json.loads(listing).get("tools")
+            except (ValueError, RecursionError, AttributeError):
+                tools = None
+            by_name = {t.get("name"): t.get("inputSchema") for t in tools or [] if isinstance(t, dict)}
+            self._tools_parsed = (listing, by_name)
+        return self._tools_parsed[1].get(name) if listing is not None else None
 
     def notify(self, session: HttpSession, msg: dict) -> None:
         """A client's notification."""
