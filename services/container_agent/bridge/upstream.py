@@ -116,6 +116,11 @@ class PendingRequest:
         self.timer: Optional[asyncio.TimerHandle] = None
         self.cacheable = False  # a list request without params: its answer serves everyone
 
+    @property
+    def from_client(self) -> bool:
+        """A client's request (the only other is the bridge's own initialize)."""
+        return self.session is not None or self.method != "initialize"
+
 
 class ServerRequest:
     """A request from the server forwarded to a client, awaiting that client's answer."""
@@ -159,6 +164,7 @@ class StdioUpstream:
         self._list_cache: dict[str, bytes] = {}  # method -> the result's JSON
         # The cached tools list, parsed: (its JSON, inputSchema by tool name).
         self._tools_parsed: tuple[Optional[bytes], dict] = (None, {})
+        self._tools_unlisted = False  # the server's tools list could not be cached
         # Progress tokens the server was given, to the request they belong to.
         self._progress: dict[Any, PendingRequest] = {}
 
@@ -168,6 +174,7 @@ class StdioUpstream:
         """Use an open attach connection (see services.container_agent.stdio)."""
         self._stdio = stdio
         self._list_cache.clear()  # a new container may list other things
+        self._tools_unlisted = False
 
     async def initialize(self, adopted: bool = False) -> None:
         """The bridge's own handshake with the server; sets READY, FAILED or DOWN.
@@ -326,23 +333,21 @@ class StdioUpstream:
             if cached is not None:
                 sink.put(jsonrpc.result(jsonrpc.dumps(msg["id"]), cached), final=True)
                 return ANSWERED_FROM_CACHE
-        bid = self._send_request(session, msg, sink, self._timeout)
-        p = self.pending.get(bid)
-        if p is not None:
-            p.log_level = log_level
-        return bid
+        return self._send_request(session, msg, sink, self._timeout, log_level)
 
     async def tool_schema(self, name: Any) -> Any:
         """The inputSchema of tool `name` from the server's (cached) tools list, asked
         for first when no list is cached; None when the server lists no such tool."""
         listing = self._list_cache.get("tools/list")
-        if listing is None:
+        if listing is None and not self._tools_unlisted:
             channel = Channel(expected=1)
             self.submit(None, {"jsonrpc": "2.0", "id": "bridge-tools", "method": "tools/list"}, channel)
             while not channel.closed:
                 if channel.pop() is None:
                     await channel.wait(self._timeout)
             listing = self._list_cache.get("tools/list")
+            # Not cacheable (paged, or refused): asked once until the list changes.
+            self._tools_unlisted = listing is None
         if listing is not None and listing is not self._tools_parsed[0]:
             try:
                 tools = json.loads(listing).get("tools")
@@ -417,10 +422,18 @@ class StdioUpstream:
         if self._stdio is not None:
             await self._stdio.drain()
 
-    def _send_request(self, session: Optional[HttpSession], msg: dict, sink: Channel, timeout: Optional[float]) -> int:
+    def _send_request(
+        self,
+        session: Optional[HttpSession],
+        msg: dict,
+        sink: Channel,
+        timeout: Optional[float],
+        log_level: Optional[str] = EVERY_LOG,
+    ) -> int:
         bid = self._ids.take(self.pending)
         params = msg.get("params")
         p = PendingRequest(bid, session, msg["id"], sink, msg["method"])
+        p.log_level = log_level
         if type(params) is dict:
             meta = params.get("_meta")
             if type(meta) is dict and "progressToken" in meta:
@@ -611,6 +624,8 @@ class StdioUpstream:
             return
         for stale_list in LIST_CHANGED.get(method, ()):
             self._list_cache.pop(stale_list, None)
+            if stale_list == "tools/list":
+                self._tools_unlisted = False
         for session in list(self._sessions.streaming):
             if session.stream is not None:
                 session.stream.put(data)
@@ -620,7 +635,7 @@ class StdioUpstream:
         own stream. While no client request is in flight it is the shared session's
         (every open stream gets it); while several are, it cannot be told whose it is
         and goes to nobody: one client's messages never reach another."""
-        callers = [p for p in self.pending.values() if p.session is not None or p.method != "initialize"]
+        callers = [p for p in self.pending.values() if p.from_client]
         if len(callers) > 1:
             log.debug("server %s: a log message while several requests are in flight: not delivered", self.server_id)
             return
@@ -631,11 +646,7 @@ class StdioUpstream:
             return
         p = callers[0]
         level = params.get("level") if isinstance(params, dict) else None
-        if p.log_level == EVERY_LOG or (
-            p.log_level in LOG_LEVELS
-            and level in LOG_LEVELS
-            and LOG_LEVELS.index(level) >= LOG_LEVELS.index(p.log_level)
-        ):
+        if p.log_level == EVERY_LOG or _at_or_above(level, p.log_level):
             p.sink.put(data)
 
     def _on_server_request(self, msg: dict, line: Optional[bytes]) -> None:
@@ -672,7 +683,7 @@ class StdioUpstream:
         for p in self.pending.values():
             if p.session is not None:
                 latest[p.session] = p
-            elif p.method != "initialize":
+            elif p.from_client:
                 return None  # a stateless (2026-07-28) client's request may have caused it
 
         if len(latest) == 1:
