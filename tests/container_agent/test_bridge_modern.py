@@ -77,14 +77,28 @@ def test_the_sdk_client_lists_and_calls_tools_statelessly(port, mode):
         assert info is not None and info.name == "mcp-time"
 
 
-def test_discover_is_answered_from_the_servers_initialize_result(port):
+def test_a_modern_server_is_spoken_to_in_its_own_era(bridge, port):
+    # The time server runs the 2.x SDK: it answered the bridge's server/discover probe.
+    assert bridge.health(SID).protocol_version == V
     reply = modern_post(port, "server/discover", {"_meta": meta()})
     assert reply.status == 200 and reply.header("mcp-session-id") is None
     result = reply.json()["result"]
     assert result["resultType"] == "complete" and result["supportedVersions"] == [V]
     assert "tools" in result["capabilities"]
     assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-time"
-    assert result["ttlMs"] >= 0 and result["cacheScope"] == "public"
+    assert result["ttlMs"] >= 0 and result["cacheScope"] in ("public", "private")
+
+
+def test_discover_of_a_handshake_era_server_comes_from_its_initialize_result(bridge, containers, busybox_image):
+    port = serve_ready(bridge, "legacy", containers.fake_server(busybox_image))
+    assert bridge.health("legacy").protocol_version == "2025-06-18"  # the probe was refused: initialize
+    body = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta()}}
+    reply = post_mcp(port, "legacy", body, headers={"MCP-Protocol-Version": V, "Mcp-Method": "server/discover"})
+    result = reply.json()["result"]
+    assert result["supportedVersions"] == [V] and result["capabilities"] == {"tools": {"listChanged": True}}
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"] == {"name": "fake", "version": "1.0"}
+    # Its tools list may change (listChanged): a client must not keep it.
+    assert result["ttlMs"] == 300000 and result["cacheScope"] == "public"
 
 
 def test_results_are_modern_and_no_session_is_made(port):
@@ -92,7 +106,7 @@ def test_results_are_modern_and_no_session_is_made(port):
     assert listed.status == 200 and listed.header("mcp-session-id") is None
     result = listed.json()["result"]
     assert result["resultType"] == "complete" and {t["name"] for t in result["tools"]} == TOOLS
-    assert result["ttlMs"] >= 0 and result["cacheScope"] == "public"
+    assert result["ttlMs"] >= 0 and result["cacheScope"] in ("public", "private")
     assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcp-time"
     called = modern_post(
         port,
@@ -166,10 +180,19 @@ def test_batches_are_refused(port):
     assert reply.status == 400 and reply.json()["error"]["code"] == -32600
 
 
-def test_handshake_era_sessions_are_served_beside_modern_requests(port):
+def test_handshake_era_sessions_are_served_by_a_modern_only_server(port):
     session = initialize(port, SID)
     listed = post_mcp(port, SID, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, session)
-    assert listed.status == 200 and "resultType" not in listed.json()["result"]
+    assert listed.status == 200 and {t["name"] for t in listed.json()["result"]["tools"]} == TOOLS
+    call = {"name": "get_current_time", "arguments": {"timezone": "Etc/UTC"}}
+    called = post_mcp(port, SID, {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": call}, session)
+    assert called.json()["result"]["isError"] is False
+    # What 2026-07-28 removed is answered by the bridge for the session.
+    for n, (method, params) in enumerate([("ping", None), ("logging/setLevel", {"level": "warning"})], start=4):
+        msg = {"jsonrpc": "2.0", "id": n, "method": method, **({"params": params} if params else {})}
+        assert post_mcp(port, SID, msg, session).json() == {"jsonrpc": "2.0", "id": n, "result": {}}
+    bad = {"jsonrpc": "2.0", "id": 9, "method": "logging/setLevel", "params": {"level": "loud"}}
+    assert post_mcp(port, SID, bad, session).json()["error"]["code"] == -32602
     assert modern_post(port, "tools/list", {"_meta": meta()}).json()["result"]["resultType"] == "complete"
 
 

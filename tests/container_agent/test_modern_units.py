@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from services.container_agent.bridge import modern
+from services.container_agent.bridge import era, modern
 
 V = "2026-07-28"
 
@@ -85,10 +85,10 @@ def test_missing_capabilities_and_unknown_versions():
 def test_the_protocols_own_meta_keys_do_not_reach_a_handshake_era_server():
     msg = request(name="echo")
     msg["params"]["_meta"].update(progressToken=3, traceparent="00-ab-cd-01")
-    sent = modern.for_upstream(msg)
+    sent = era.strip_protocol_meta(msg)
     assert sent["params"]["_meta"] == {"progressToken": 3, "traceparent": "00-ab-cd-01"}
     assert modern.META_VERSION in msg["params"]["_meta"]  # the original is left alone
-    assert "params" not in modern.for_upstream(request("tools/list"))
+    assert "params" not in era.strip_protocol_meta(request("tools/list"))
 
 
 def test_caching_hints_follow_list_changed():

@@ -16,6 +16,7 @@ from typing import Any, Optional, Union
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 # Implementation-defined codes (the -32000..-32099 range), as the MCP SDKs use them.
 TRANSPORT_ERROR = -32000  # rejected at the HTTP level, or the server is unavailable

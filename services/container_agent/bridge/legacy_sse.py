@@ -94,10 +94,7 @@ async def handle_post(server: ServedServer, request: web.BaseRequest, config: Br
         return rejection(404, jsonrpc.TRANSPORT_ERROR, "Session not found: its SSE stream is closed; open a new one")
     for msg, kind in zip(items, kinds):
         if kind is Kind.REQUEST and msg["method"] == "initialize":
-            params = msg.get("params")
-            version = params.get("protocolVersion") if isinstance(params, dict) else None
-            answer, session.protocol_version = upstream.initialize_answer(jsonrpc.dumps(msg["id"]), version)
-            stream.put(answer, final=True)
+            stream.put(upstream.initialize_answer(session, jsonrpc.dumps(msg["id"]), msg.get("params")), final=True)
         else:
             upstream.forward(session, msg, kind, stream)
     await upstream.drain()

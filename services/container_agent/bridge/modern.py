@@ -21,25 +21,25 @@ from aiohttp import web
 from . import jsonrpc
 from .channel import Channel
 from .config import BridgeConfig
+from .era import (
+    META_CAPABILITIES,
+    META_LOG_LEVEL,
+    META_SERVER_INFO,
+    META_VERSION,
+    MODERN_VERSIONS,
+    UNSUPPORTED_VERSION,
+)
 from .http_common import VERSION_HEADER, Accepts, json_response
 from .jsonrpc import Kind
 from .served import ServedServer
 
-MODERN_VERSIONS = ("2026-07-28",)
-META_VERSION = "io.modelcontextprotocol/protocolVersion"
-META_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
-META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
-META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
-# The keys of the protocol's own that a handshake-era server does not know: not forwarded.
-_PROTOCOL_META = "io.modelcontextprotocol/"
 METHOD_HEADER = "Mcp-Method"
 NAME_HEADER = "Mcp-Name"
 
 # Error codes of 2026-07-28 (the spec's reserved range -32020..-32099).
 HEADER_MISMATCH = -32020
 MISSING_CAPABILITY = -32021
-UNSUPPORTED_VERSION = -32022
-INVALID_PARAMS = -32602
+INVALID_PARAMS = jsonrpc.INVALID_PARAMS
 # 2025 servers said "resource not found" with -32002; 2026-07-28 says -32602.
 _LEGACY_NOT_FOUND = -32002
 
@@ -208,21 +208,6 @@ def _shown(value: Any) -> str:
     return "(none)" if value is None else repr(value if not isinstance(value, str) else value[:80])
 
 
-def for_upstream(msg: dict) -> dict:
-    """The request as a handshake-era server takes it: the protocol's own `_meta` keys
-    removed (the others, such as a progress token or trace context, stay)."""
-    params = msg.get("params")
-    if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
-        kept = {k: v for k, v in params["_meta"].items() if not k.startswith(_PROTOCOL_META)}
-        params = {k: v for k, v in params.items() if k != "_meta"}
-        if kept:
-            params["_meta"] = kept
-        msg = dict(msg, params=params)
-        if not params:
-            del msg["params"]
-    return msg
-
-
 def caching_hints(method: str, capabilities: Mapping[str, Any]) -> Optional[dict]:
     """`ttlMs` and `cacheScope` for a result of `method` (None: not cacheable)."""
     if method not in _CACHEABLE:
@@ -264,8 +249,14 @@ def modern_result(method: str, init_result: Mapping[str, Any]) -> Callable[[byte
     return rewrite
 
 
-def discover_result(init_result: Mapping[str, Any]) -> dict:
-    """server/discover, from what the stdio server said when the bridge initialized it."""
+def discover_result(init_result: Mapping[str, Any], discovered: Optional[Mapping[str, Any]] = None) -> dict:
+    """server/discover, from what the stdio server said when the bridge probed it
+    (`discovered`, a modern server's own answer: only the versions both speak) or
+    initialized it."""
+    if discovered is not None:
+        result = dict(discovered)
+        result["supportedVersions"] = [v for v in discovered.get("supportedVersions", ()) if v in MODERN_VERSIONS]
+        return result
     capabilities = dict(init_result.get("capabilities") or {})
     capabilities.pop("logging", None)  # setLevel is gone; the level travels per request
     result: dict[str, Any] = {
@@ -324,12 +315,12 @@ async def handle(
         except Refusal as refusal:
             return refusal.response(id_json, cors)
     if method == "server/discover":
-        return json_response(jsonrpc.result(id_json, jsonrpc.dumps(discover_result(init_result))), cors)
+        return json_response(
+            jsonrpc.result(id_json, jsonrpc.dumps(discover_result(init_result, upstream.discovered))), cors
+        )
     channel = Channel(expected=1, transform=modern_result(method, init_result))
     asked = payload["params"]["_meta"].get(META_LOG_LEVEL)  # check() made sure _meta is there
-    bridge_id = upstream.submit(
-        None, for_upstream(payload), channel, log_level=asked if isinstance(asked, str) else None
-    )
+    bridge_id = upstream.submit(None, payload, channel, log_level=asked if isinstance(asked, str) else None)
     try:
         await upstream.drain()
         return await answer(channel)

@@ -30,6 +30,10 @@ class HttpSession:
     closed: bool = False
     # The client address it was made for (limits count per address).
     address: str = ""
+    # What the client's initialize declared, and the log level it set: a modern-only
+    # server gets them with each of the session's requests.
+    capabilities: dict = field(default_factory=dict)
+    log_level: Optional[str] = None
 
     @property
     def busy(self) -> bool:

@@ -157,9 +157,7 @@ async def _initialize(
         return rejection(limit.status, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
     if evicted is not None:
         upstream.drop_session(evicted, "session evicted: too many sessions")
-    params = msg.get("params")
-    client_version = params.get("protocolVersion") if isinstance(params, dict) else None
-    answer, session.protocol_version = upstream.initialize_answer(jsonrpc.dumps(msg["id"]), client_version)
+    answer = upstream.initialize_answer(session, jsonrpc.dumps(msg["id"]), msg.get("params"))
     headers = {SESSION_HEADER: session.id, **cors}
     if accepts.json:
         return json_response(answer, headers)

@@ -24,6 +24,17 @@ from common.secrets import redact, shown
 from . import jsonrpc
 from .channel import Channel
 from .config import BridgeConfig
+from .era import (
+    LEGACY,
+    MODERN,
+    MODERN_VERSION,
+    PROTOCOL_META,
+    add_request_meta,
+    handshake_view,
+    probe_request,
+    probe_verdict,
+    strip_protocol_meta,
+)
 from .jsonrpc import Kind
 from .sessions import HttpSession, SessionTable
 from .versions import OFFERED_VERSION, negotiate
@@ -67,11 +78,17 @@ LIST_CHANGED = {
     "notifications/prompts/list_changed": ("prompts/list",),
     "notifications/resources/list_changed": ("resources/list", "resources/templates/list"),
 }
+# How long the probe waits before the handshake is tried as well: a handshake-era
+# server may ignore a request that comes before initialize.
+PROBE_SECONDS = 2.0
+_PROBE_ID = "bridge-discover"
 ANSWERED_FROM_CACHE = -1  # the "bridge id" of a request that never reached the server
 # Log levels (RFC 5424) in rising order; a 2026-07-28 request gets messages at or above
 # the level its _meta asks for, and none when it asks for none.
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 EVERY_LOG = "*"  # a handshake-era request: its session set the level with logging/setLevel
+# Handshake-era methods 2026-07-28 removed: for a modern-only server the bridge answers them.
+ANSWERED_BY_THE_BRIDGE = frozenset({"ping", "logging/setLevel"})
 
 
 def _at_or_above(level: Any, wanted: Optional[str]) -> bool:
@@ -93,6 +110,7 @@ class PendingRequest:
         "log_level",
         "timer",
         "cacheable",
+        "own",
     )
 
     def __init__(
@@ -103,6 +121,7 @@ class PendingRequest:
         sink: Channel,
         method: str,
         progress_token: Any = _NO_TOKEN,
+        own: bool = False,
     ) -> None:
         self.bridge_id = bridge_id
         self.session = session
@@ -115,11 +134,11 @@ class PendingRequest:
         self.log_level: Optional[str] = EVERY_LOG  # which log messages its caller wants
         self.timer: Optional[asyncio.TimerHandle] = None
         self.cacheable = False  # a list request without params: its answer serves everyone
+        self.own = own  # the bridge's own request (its handshake or probe), not a client's
 
     @property
     def from_client(self) -> bool:
-        """A client's request (the only other is the bridge's own initialize)."""
-        return self.session is not None or self.method != "initialize"
+        return not self.own
 
 
 class ServerRequest:
@@ -160,6 +179,10 @@ class StdioUpstream:
         self._server_requests: dict[Any, ServerRequest] = {}
         self.init_result: Optional[dict] = None
         self.server_version = OFFERED_VERSION
+        # The server is of the 2026-07-28 era (it answered server/discover): every
+        # request it gets carries its _meta; `discovered` is what it answered.
+        self.modern = False
+        self.discovered: Optional[dict] = None
         self._init_answers: dict[str, bytes] = {}
         self._list_cache: dict[str, bytes] = {}  # method -> the result's JSON
         # The cached tools list, parsed: (its JSON, inputSchema by tool name).
@@ -179,73 +202,128 @@ class StdioUpstream:
     async def initialize(self, adopted: bool = False) -> None:
         """The bridge's own handshake with the server; sets READY, FAILED or DOWN.
 
-        A server that has not answered within the initialize timeout is FAILED (not
-        ready: 503, requests refused at once) and stays so unless its answer comes
-        after all, which makes it READY. `adopted`: the server was initialized by an
-        earlier agent process. A newline goes first (it ends whatever half line that
-        process may have left in stdin; servers skip blank lines), and a server that
-        refuses a second initialize is served with assumed capabilities: it answered,
-        so it is alive. Silence is never taken for such an answer.
+        First the spec's probe: `server/discover`. A server that answers it is of the
+        2026-07-28 era and is spoken to per request from then on; any other answer
+        (or none within PROBE_SECONDS) means the handshake era, and `initialize`
+        follows. A server that has not answered within the initialize timeout is
+        FAILED (not ready: 503, requests refused at once) and stays so unless its
+        answer comes after all, which makes it READY. `adopted`: the server was
+        initialized by an earlier agent process. A newline goes first (it ends
+        whatever half line that process may have left in stdin; servers skip blank
+        lines), and a server that refuses a second initialize is served with assumed
+        capabilities: it answered, so it is alive. Silence is never taken for such
+        an answer.
         """
         if adopted:
             self._write(b"\n")
-        sink = Channel(expected=1)
+        # Both answers come here, told apart by the ids below.
+        sink = Channel(expected=2)
+        limit = self._config.initialize_timeout_seconds
+        sent = time.monotonic()
+        self._send_request(None, probe_request(_PROBE_ID, CLIENT_INFO), sink, timeout=None, own=True)
+        if not self.pending:  # not written: the attach connection is gone
+            self._set_state(State.DOWN, "cannot write to the container's stdin")
+            return
+        self.reason = "waiting for the answer to server/discover"
+        handshake_sent = False
+        while True:
+            if not handshake_sent:
+                wait: Optional[float] = sent + min(PROBE_SECONDS, limit) - time.monotonic()
+            elif self.state is State.STARTING:
+                wait = sent + limit - time.monotonic()
+            else:
+                wait = None  # FAILED: a late answer still counts
+            if not await sink.wait(max(0.0, wait) if wait is not None else None):
+                if not handshake_sent:
+                    handshake_sent = self._send_initialize(sink, limit)
+                    continue
+                log.warning(
+                    "server %s: did not answer initialize within %g s; not ready until it does", self.server_id, limit
+                )
+                self._set_state(State.FAILED, f"did not answer initialize within {limit:g} s")
+                continue
+            item = sink.pop()
+            if self.state is State.DOWN or item is None:
+                return
+            try:
+                answer = json.loads(item[0])
+            except (ValueError, RecursionError):
+                answer = {}
+            if isinstance(answer, dict) and answer.get("id") == _PROBE_ID:
+                verdict, detail = probe_verdict(answer)
+                if verdict == MODERN:
+                    self._adopt_modern(detail, time.monotonic() - sent)
+                    return
+                if verdict != LEGACY:
+                    offered = ", ".join(str(v) for v in detail[:5]) or "none"
+                    problem = f"the server speaks only protocol versions the bridge does not ({offered})"
+                    log.warning("server %s: %s", self.server_id, problem)
+                    self._set_state(State.FAILED, problem)
+                    return
+                if not handshake_sent:
+                    handshake_sent = self._send_initialize(sink, limit)
+                continue
+            self._on_initialize_answer(answer, adopted, time.monotonic() - sent)
+            return
+
+    def _send_initialize(self, sink: Channel, limit: float) -> bool:
         request = {
             "jsonrpc": "2.0",
             "id": 0,
             "method": "initialize",
             "params": {"protocolVersion": OFFERED_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO},
         }
-        limit = self._config.initialize_timeout_seconds
-        sent = time.monotonic()
-        bid = self._send_request(None, request, sink, timeout=None)  # no timer: a late answer counts
-        if bid not in self.pending:  # not written: the attach connection is gone
-            self._set_state(State.DOWN, "cannot write to the container's stdin")
-            return
+        self._send_request(None, request, sink, timeout=None, own=True)  # no timer: a late answer counts
         self.reason = f"waiting for the answer to initialize (at most {limit:g} s)"
-        if not await sink.wait(limit) and self.state is State.STARTING:
-            log.warning(
-                "server %s: did not answer initialize within %g s; not ready until it does", self.server_id, limit
-            )
-            self._set_state(State.FAILED, f"did not answer initialize within {limit:g} s")
-        await sink.wait(None)  # the answer, or the end of the attach connection
-        item = sink.pop()
-        if self.state is State.DOWN:
-            return
+        return True
+
+    def _adopt_modern(self, discovered: dict, took: float) -> None:
+        # An initialize sent while the probe was slow is refused by such a server: unheard.
+        self.abandon([bid for bid, p in self.pending.items() if p.own])
+        self.modern = True
+        self.discovered = discovered
+        self.server_version = MODERN_VERSION
+        self.init_result = handshake_view(discovered, OFFERED_VERSION)
+        log.info(
+            "server %s: speaks %s (server %s)%s",
+            self.server_id,
+            MODERN_VERSION,
+            _server_name(self.init_result),
+            f" after {took:.1f} s" if self.state is State.FAILED else "",
+        )
+        self._set_state(State.READY, f"discovered ({MODERN_VERSION})")
+
+    def _on_initialize_answer(self, answer: Any, adopted: bool, took: float) -> None:
+        self.abandon([bid for bid, p in self.pending.items() if p.own])  # a late probe answer: unheard
         problem = "no answer"
-        if item is not None:
-            try:
-                answer = json.loads(item[0])
-            except (ValueError, RecursionError):
-                answer = {}
-            res = answer.get("result") if isinstance(answer, dict) else None
-            if isinstance(res, dict) and isinstance(res.get("protocolVersion"), str):
-                self.init_result = res
-                self.server_version = res["protocolVersion"]
-                self._write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-                log.info(
-                    "server %s: initialized (protocol %s, server %s)%s",
-                    self.server_id,
-                    self.server_version,
-                    _server_name(res),
-                    f" after {time.monotonic() - sent:.1f} s" if self.state is State.FAILED else "",
-                )
-                self._set_state(State.READY, "initialized")
-                return
-            err = answer.get("error") if isinstance(answer, dict) else None
-            if isinstance(err, dict) and adopted:
-                log.warning(
-                    "server %s: refused a second initialize (%s); serving it with assumed capabilities",
-                    self.server_id,
-                    shown(str(err.get("message", "error")), 200),
-                )
-                self.init_result = _assumed_result(self.server_id)
-                self._set_state(State.READY, "adopted without a new handshake")
-                return
-            if isinstance(err, dict):
-                problem = redact(str(err.get("message", "error")))[:300]  # redact, then cut
-            else:
-                problem = "an answer without a valid InitializeResult"
+        res = answer.get("result") if isinstance(answer, dict) else None
+        if isinstance(res, dict) and isinstance(res.get("protocolVersion"), str):
+            self.init_result = res
+            self.server_version = res["protocolVersion"]
+            self._write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+            log.info(
+                "server %s: initialized (protocol %s, server %s)%s",
+                self.server_id,
+                self.server_version,
+                _server_name(res),
+                f" after {took:.1f} s" if self.state is State.FAILED else "",
+            )
+            self._set_state(State.READY, "initialized")
+            return
+        err = answer.get("error") if isinstance(answer, dict) else None
+        if isinstance(err, dict) and adopted:
+            log.warning(
+                "server %s: refused a second initialize (%s); serving it with assumed capabilities",
+                self.server_id,
+                shown(str(err.get("message", "error")), 200),
+            )
+            self.init_result = _assumed_result(self.server_id)
+            self._set_state(State.READY, "adopted without a new handshake")
+            return
+        if isinstance(err, dict):
+            problem = redact(str(err.get("message", "error")))[:300]  # redact, then cut
+        elif answer:
+            problem = "an answer without a valid InitializeResult"
         self._set_state(State.FAILED, f"initialize failed: {problem}")
         log.warning("server %s: initialize failed: %s", self.server_id, problem)
 
@@ -298,15 +376,25 @@ class StdioUpstream:
 
     # --- client to server ------------------------------------------------------
 
-    def initialize_answer(self, client_id_json: bytes, client_version: Any) -> tuple[bytes, str]:
-        """The cached InitializeResult for a client, with the revision negotiated for it."""
-        version = negotiate(client_version if isinstance(client_version, str) else None, self.server_version)
+    def initialize_answer(self, session: HttpSession, client_id_json: bytes, params: Any) -> bytes:
+        """The cached InitializeResult for a client's initialize, with the revision
+        negotiated for it; the session keeps that revision and the client's capabilities
+        (a modern-only server gets them with every request of the session)."""
+        params = params if isinstance(params, dict) else {}
+        client_version = params.get("protocolVersion")
+        capabilities = params.get("capabilities")
+        session.capabilities = capabilities if isinstance(capabilities, dict) else {}
+        version = negotiate(
+            client_version if isinstance(client_version, str) else None,
+            OFFERED_VERSION if self.modern else self.server_version,
+        )
+        session.protocol_version = version
         body = self._init_answers.get(version)
         if body is None:
             result = dict(self.init_result or {})
             result["protocolVersion"] = version
             body = self._init_answers[version] = jsonrpc.dumps(result)
-        return jsonrpc.result(client_id_json, body), version
+        return jsonrpc.result(client_id_json, body)
 
     def forward(self, session: HttpSession, msg: dict, kind: Any, sink: Channel) -> Optional[int]:
         """One message a client posted, by its kind (as jsonrpc.classify says): a request
@@ -328,12 +416,33 @@ class StdioUpstream:
         """Send a client's request; its answer (and related messages) go to `sink`.
         `session` is None for a stateless (2026-07-28) request, whose `log_level` is the
         one its _meta asked for (None: no log messages)."""
-        if msg["method"] in CACHEABLE_LISTS and not msg.get("params"):
-            cached = self._list_cache.get(msg["method"])
+        method = msg["method"]
+        if method in CACHEABLE_LISTS and _plain(msg.get("params")):
+            cached = self._list_cache.get(method)
             if cached is not None:
                 sink.put(jsonrpc.result(jsonrpc.dumps(msg["id"]), cached), final=True)
                 return ANSWERED_FROM_CACHE
+        if session is None:
+            if not self.modern:
+                msg = strip_protocol_meta(msg)
+        elif self.modern:
+            # A handshake-era client of a modern-only server: what the handshake held
+            # now travels with each request, and what 2026-07-28 removed is answered here.
+            if method in ANSWERED_BY_THE_BRIDGE:
+                sink.put(self._answer_here(session, msg), final=True)
+                return ANSWERED_FROM_CACHE
+            add_request_meta(msg, session.capabilities, session.log_level)
         return self._send_request(session, msg, sink, self._timeout, log_level)
+
+    def _answer_here(self, session: HttpSession, msg: dict) -> bytes:
+        id_json = jsonrpc.dumps(msg["id"])
+        if msg["method"] == "logging/setLevel":
+            params = msg.get("params")
+            level = params.get("level") if isinstance(params, dict) else None
+            if level not in LOG_LEVELS:
+                return jsonrpc.error(id_json, jsonrpc.INVALID_PARAMS, f"Invalid params: unknown log level {level!r}")
+            session.log_level = level
+        return jsonrpc.result(id_json, b"{}")
 
     async def tool_schema(self, name: Any) -> Any:
         """The inputSchema of tool `name` from the server's (cached) tools list, asked
@@ -365,6 +474,8 @@ class StdioUpstream:
         if method == "notifications/cancelled":
             self._cancel_from_client(session, msg)
             return
+        if self.modern:
+            return  # the rest (roots/list_changed) have no meaning without a session
         self._write(jsonrpc.dumps(msg) + b"\n")
 
     def answer_from_client(self, session: HttpSession, msg: dict) -> bool:
@@ -429,11 +540,16 @@ class StdioUpstream:
         sink: Channel,
         timeout: Optional[float],
         log_level: Optional[str] = EVERY_LOG,
+        own: bool = False,
     ) -> int:
         bid = self._ids.take(self.pending)
         params = msg.get("params")
-        p = PendingRequest(bid, session, msg["id"], sink, msg["method"])
+        p = PendingRequest(bid, session, msg["id"], sink, msg["method"], own=own)
         p.log_level = log_level
+        p.cacheable = _plain(params)
+        if self.modern and not own:
+            add_request_meta(msg, {}, None)  # the bridge's own (the tools list): no capabilities
+            params = msg["params"]
         if type(params) is dict:
             meta = params.get("_meta")
             if type(meta) is dict and "progressToken" in meta:
@@ -447,7 +563,6 @@ class StdioUpstream:
                     while p.sent_token in self._progress:
                         p.sent_token = meta["progressToken"] = f"{p.sent_token}+"
                 self._progress[p.sent_token] = p
-        p.cacheable = not params
         msg["id"] = bid
         self.pending[bid] = p
         if session is not None:
@@ -705,6 +820,17 @@ class StdioUpstream:
         self._write(
             jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.REQUEST_TIMEOUT, f"no client answered {method} in time") + b"\n"
         )
+
+
+def _plain(params: Any) -> bool:
+    """Request params that leave the answer the same for every client: none but the
+    protocol's own _meta (a list asked without a cursor)."""
+    if not params:
+        return True
+    if type(params) is not dict or set(params) != {"_meta"}:
+        return False
+    meta = params["_meta"]
+    return type(meta) is dict and all(k.startswith(PROTOCOL_META) for k in meta)
 
 
 def _assumed_result(server_id: str) -> dict:
