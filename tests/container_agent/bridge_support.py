@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
@@ -33,7 +34,7 @@ while IFS= read -r line; do
         continue
       fi
       touch /.initialized
-      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{\"tools\":{\"listChanged\":true}},\"serverInfo\":{\"name\":\"fake\",\"version\":\"1.0\"}}}" ;;
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{\"tools\":{\"listChanged\":true},\"resources\":{\"subscribe\":true}},\"serverInfo\":{\"name\":\"fake\",\"version\":\"1.0\"}}}" ;;
     *'"method":"notifications/cancelled"'*)
       echo "cancelled: $line" >&2 ;;
     *'"method":"notifications/'*) ;;
@@ -61,6 +62,13 @@ while IFS= read -r line; do
       echo '{"jsonrpc":"2.0","id":"srv-ping","method":"ping"}'
       IFS= read -r reply
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"reply\":$reply}}" ;;
+    *'"method":"resources/subscribe"'*|*'"method":"resources/unsubscribe"'*)
+      what=$(echo "$line" | sed -n 's/.*"method":"resources\/\([a-z]*\)".*"uri":"\([^"]*\)".*/\1 \2/p')
+      echo "fake server: $what" >&2
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;
+    *'"method":"test/update"'*)
+      echo '{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}'
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;
     *'"method":"test/stderr"'*)
       echo "fake server: a line on stderr" >&2
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;
@@ -77,6 +85,8 @@ while IFS= read -r line; do
   esac
 done
 """
+
+MODERN_SERVER = (Path(__file__).parent / "modern_server.py").read_text()
 
 ACCEPT_BOTH = "application/json, text/event-stream"
 
@@ -112,6 +122,11 @@ class Containers:
         if tools:
             environment["TOOLS"] = tools
         return self.run(busybox_image, ["sh", "-c", FAKE_SERVER], environment=environment)
+
+    def modern_server(self, time_server_image: str) -> Any:
+        """tests/container_agent/modern_server.py (the SDK 2.x, 2026-07-28 era) in the time
+        server's image, which has that SDK."""
+        return self.run(time_server_image, ["-c", MODERN_SERVER], entrypoint="python3")
 
     def remove_all(self) -> None:
         import docker.errors

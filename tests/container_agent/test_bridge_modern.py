@@ -1,6 +1,7 @@
-"""MCP 2026-07-28 (stateless) through the bridge, in front of a handshake-era stdio server
-(mcp-server-time from PyPI): the official SDK client pinned to 2026-07-28 and in auto
-mode, and the spec's request checks over raw HTTP."""
+"""MCP 2026-07-28 (stateless) through the bridge, in front of the time server (its SDK 2.x
+speaks 2026-07-28 itself) and of scripted handshake-era servers: the official SDK client
+pinned to 2026-07-28 and in auto mode, handshake-era sessions of a modern-only server,
+and the spec's request checks over raw HTTP."""
 
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def test_discover_of_a_handshake_era_server_comes_from_its_initialize_result(bri
     body = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta()}}
     reply = post_mcp(port, "legacy", body, headers={"MCP-Protocol-Version": V, "Mcp-Method": "server/discover"})
     result = reply.json()["result"]
-    assert result["supportedVersions"] == [V] and result["capabilities"] == {"tools": {"listChanged": True}}
+    assert result["supportedVersions"] == [V] and result["capabilities"]["tools"] == {"listChanged": True}
     assert result["_meta"]["io.modelcontextprotocol/serverInfo"] == {"name": "fake", "version": "1.0"}
     # Its tools list may change (listChanged): a client must not keep it.
     assert result["ttlMs"] == 300000 and result["cacheScope"] == "public"

@@ -159,7 +159,9 @@ class Bridge:
             server.cut_forwarding()
             server.mode, server.proxy, server.proxy_down = STDIO, None, ""
             server.container_id = container_id
-            upstream = StdioUpstream(server_id, self._config, self._ids, server.sessions, self._upstream_changed)
+            upstream = StdioUpstream(
+                server_id, self._config, self._ids, server.sessions, self._upstream_changed, server.subscriptions
+            )
             server.upstream = upstream
             try:
                 attached = await stdio.attach(
@@ -224,6 +226,7 @@ class Bridge:
                 server.end_session(session, f"MCP server '{server_id}' was removed")
             if server.upstream is not None:
                 server.upstream.close("no longer served")
+            server.subscriptions.close_all()
             server.cut_forwarding()
             log.info("server %s: no longer served (port %d closed)", server_id, server.port)
             return True

@@ -29,9 +29,11 @@ from .era import (
     MODERN_VERSIONS,
     UNSUPPORTED_VERSION,
 )
-from .http_common import VERSION_HEADER, Accepts, json_response
+from .http_common import VERSION_HEADER, Accepts, json_response, pump, rejection, sse_response
 from .jsonrpc import Kind
 from .served import ServedServer
+from .sessions import STREAM_BACKLOG
+from .subscriptions import FilterError, Listener, acknowledgement, agreed_filter
 
 METHOD_HEADER = "Mcp-Method"
 NAME_HEADER = "Mcp-Name"
@@ -314,6 +316,8 @@ async def handle(
             )
         except Refusal as refusal:
             return refusal.response(id_json, cors)
+    if method == "subscriptions/listen":
+        return await _listen(server, request, config, cors, payload, accepts, init_result)
     if method == "server/discover":
         return json_response(
             jsonrpc.result(id_json, jsonrpc.dumps(discover_result(init_result, upstream.discovered))), cors
@@ -327,3 +331,44 @@ async def handle(
     finally:
         # Still unanswered here: the client closed its stream, which cancels the request.
         upstream.cancel(bridge_id, "the client closed the response stream")
+
+
+async def _listen(
+    server: ServedServer,
+    request: web.BaseRequest,
+    config: BridgeConfig,
+    cors: dict,
+    payload: dict,
+    accepts: Accepts,
+    init_result: Mapping[str, Any],
+) -> web.StreamResponse:
+    """subscriptions/listen: an SSE stream that starts with the acknowledgement (what
+    the server can send of what was asked) and then carries the change notifications
+    asked for, each tagged with the request's id, with keep-alive comments between.
+    It lasts until the client closes it; it outlives a restart of the container."""
+    id_json = jsonrpc.dumps(payload["id"])
+    if not accepts.sse:
+        return rejection(
+            406,
+            jsonrpc.TRANSPORT_ERROR,
+            "Not Acceptable: subscriptions/listen answers with text/event-stream",
+            id_json=id_json,
+        )
+    try:
+        agreed, methods, uris = agreed_filter(payload["params"].get("notifications"), init_result.get("capabilities"))
+    except FilterError as problem:
+        return Refusal(400, INVALID_PARAMS, f"Invalid params: {problem}").response(id_json, cors)
+    channel = Channel(limit=STREAM_BACKLOG)
+    listener = Listener(payload["id"], channel, methods, uris)
+    channel.put(acknowledgement(payload["id"], agreed))
+    server.listen(listener)
+    response = sse_response(cors)
+    try:
+        await response.prepare(request)
+        await pump(response, channel, config.sse_keepalive_seconds)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left: that ends the subscription
+    finally:
+        server.stop_listening(listener)
+    return response

@@ -12,6 +12,7 @@ from .config import BridgeConfig
 from .http_common import rejection
 from .sessions import HttpSession, SessionTable
 from .stderr_ring import StderrRing
+from .subscriptions import Listener, Subscriptions
 from .upstream import State, StdioUpstream
 
 STDIO = "stdio"
@@ -46,6 +47,12 @@ class ServedServer:
     # Its last run did not answer initialize: while it starts again, requests are
     # refused at once instead of waiting (a crash loop must not hold clients).
     initialize_failed: bool = False
+    # Change-notification listeners; they outlive a container's restart.
+    subscriptions: Optional[Subscriptions] = None
+
+    def __post_init__(self) -> None:
+        if self.subscriptions is None:
+            self.subscriptions = Subscriptions(self.sessions)
 
     def cut_forwarding(self) -> None:
         for task in list(self.forwarding):
@@ -56,6 +63,19 @@ class ServedServer:
         self.sessions.remove(session.id)
         if self.upstream is not None:
             self.upstream.drop_session(session, reason)
+        else:
+            self.subscriptions.drop_session(session)
+
+    def listen(self, listener: Listener) -> None:
+        """A 2026-07-28 client's subscriptions/listen stream opened."""
+        held = self.subscriptions.add_listener(listener)
+        if self.upstream is not None:
+            self.upstream.sync_subscriptions(held, [])
+
+    def stop_listening(self, listener: Listener) -> None:
+        released = self.subscriptions.remove_listener(listener)
+        if self.upstream is not None:
+            self.upstream.sync_subscriptions([], released)
 
     def unavailable(self, reason: str, id_json: bytes = jsonrpc.NULL_ID) -> web.Response:
         message = f"MCP server '{self.server_id}' is unavailable: {reason}"

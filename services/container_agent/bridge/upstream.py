@@ -26,6 +26,7 @@ from .channel import Channel
 from .config import BridgeConfig
 from .era import (
     LEGACY,
+    META_SUBSCRIPTION,
     MODERN,
     MODERN_VERSION,
     PROTOCOL_META,
@@ -37,6 +38,7 @@ from .era import (
 )
 from .jsonrpc import Kind
 from .sessions import HttpSession, SessionTable
+from .subscriptions import ACKNOWLEDGED, LIST_FILTERS, RESOURCE_FILTER, RESOURCE_UPDATED, Subscriptions
 from .versions import OFFERED_VERSION, negotiate
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,7 @@ ANSWERED_FROM_CACHE = -1  # the "bridge id" of a request that never reached the 
 # Log levels (RFC 5424) in rising order; a 2026-07-28 request gets messages at or above
 # the level its _meta asks for, and none when it asks for none.
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+SUBSCRIBE_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe"})
 EVERY_LOG = "*"  # a handshake-era request: its session set the level with logging/setLevel
 # Handshake-era methods 2026-07-28 removed: for a modern-only server the bridge answers them.
 ANSWERED_BY_THE_BRIDGE = frozenset({"ping", "logging/setLevel"})
@@ -162,8 +165,11 @@ class StdioUpstream:
         ids: IdAllocator,
         sessions: SessionTable,
         on_state: Optional[StateCallback] = None,
+        subscriptions: Optional[Subscriptions] = None,
     ) -> None:
         self.server_id = server_id
+        self._subscriptions = subscriptions if subscriptions is not None else Subscriptions(sessions)
+        self._listen_id: Optional[int] = None  # a modern server: the bridge's own listen request
         self._config = config
         self._timeout = config.request_timeout_seconds
         self._ids = ids
@@ -292,6 +298,7 @@ class StdioUpstream:
             f" after {took:.1f} s" if self.state is State.FAILED else "",
         )
         self._set_state(State.READY, f"discovered ({MODERN_VERSION})")
+        self._resubscribe()
 
     def _on_initialize_answer(self, answer: Any, adopted: bool, took: float) -> None:
         self.abandon([bid for bid, p in self.pending.items() if p.own])  # a late probe answer: unheard
@@ -309,6 +316,7 @@ class StdioUpstream:
                 f" after {took:.1f} s" if self.state is State.FAILED else "",
             )
             self._set_state(State.READY, "initialized")
+            self._resubscribe()
             return
         err = answer.get("error") if isinstance(answer, dict) else None
         if isinstance(err, dict) and adopted:
@@ -319,6 +327,7 @@ class StdioUpstream:
             )
             self.init_result = _assumed_result(self.server_id)
             self._set_state(State.READY, "adopted without a new handshake")
+            self._resubscribe()
             return
         if isinstance(err, dict):
             problem = redact(str(err.get("message", "error")))[:300]  # redact, then cut
@@ -425,6 +434,8 @@ class StdioUpstream:
         if session is None:
             if not self.modern:
                 msg = strip_protocol_meta(msg)
+        elif method in SUBSCRIBE_METHODS:
+            return self._session_subscription(session, msg, sink, log_level)
         elif self.modern:
             # A handshake-era client of a modern-only server: what the handshake held
             # now travels with each request, and what 2026-07-28 removed is answered here.
@@ -433,6 +444,63 @@ class StdioUpstream:
                 return ANSWERED_FROM_CACHE
             add_request_meta(msg, session.capabilities, session.log_level)
         return self._send_request(session, msg, sink, self._timeout, log_level)
+
+    def _session_subscription(self, session: HttpSession, msg: dict, sink: Channel, log_level: Optional[str]) -> int:
+        """A handshake-era session's resources/subscribe or unsubscribe. The server hears
+        of a URI only from its first holder and its last: a handshake-era server gets
+        that request itself, a modern one a new listen request."""
+        params = msg.get("params")
+        uri = params.get("uri") if isinstance(params, dict) else None
+        id_json = jsonrpc.dumps(msg["id"])
+        if not isinstance(uri, str) or not uri:
+            sink.put(jsonrpc.error(id_json, jsonrpc.INVALID_PARAMS, "Invalid params: uri must be a string"), final=True)
+            return ANSWERED_FROM_CACHE
+        if msg["method"] == "resources/subscribe":
+            changed = self._subscriptions.subscribe(session, uri)
+            added, removed = ([uri] if changed else []), []
+        else:
+            changed = self._subscriptions.unsubscribe(session, uri)
+            added, removed = [], ([uri] if changed else [])
+        if changed and not self.modern:
+            return self._send_request(session, msg, sink, self._timeout, log_level)
+        sink.put(jsonrpc.result(id_json, b"{}"), final=True)
+        self.sync_subscriptions(added, removed)
+        return ANSWERED_FROM_CACHE
+
+    def sync_subscriptions(self, added: list[str], removed: list[str]) -> None:
+        """Tell the server which resources the bridge's clients now hold."""
+        if self.state is not State.READY or not (added or removed):
+            return  # READY comes with a full resubscription
+        if self.modern:
+            self._listen()
+            return
+        for method, uris in (("resources/subscribe", added), ("resources/unsubscribe", removed)):
+            for uri in uris:
+                self._own_request(method, {"uri": uri})
+
+    def _resubscribe(self) -> None:
+        """A newly ready server holds no subscription: the bridge's clients' are made again."""
+        if self.modern:
+            self._listen()
+        else:
+            self.sync_subscriptions(self._subscriptions.uris(), [])
+
+    def _listen(self) -> None:
+        """A modern server's change notifications come on a listen request: the bridge
+        holds one, for every list change and the resources its clients hold, and
+        replaces it when that set changes."""
+        notifications: dict[str, Any] = {key: True for key in LIST_FILTERS}
+        notifications[RESOURCE_FILTER] = self._subscriptions.uris()
+        previous = self._listen_id
+        self._listen_id = self._own_request("subscriptions/listen", {"notifications": notifications}, held=True)
+        if previous is not None and self.pending.pop(previous, None) is not None:
+            self._send_cancel(previous, "replaced by a new subscription")
+
+    def _own_request(self, method: str, params: dict, held: bool = False) -> int:
+        """A request of the bridge's own; its answer is not waited for. `held`: a
+        long-lived one (a listen request), never timed out."""
+        msg = {"jsonrpc": "2.0", "id": f"bridge-{method}", "method": method, "params": params}
+        return self._send_request(None, msg, Channel(expected=1), None if held else self._timeout, None, own=True)
 
     def _answer_here(self, session: HttpSession, msg: dict) -> bytes:
         id_json = jsonrpc.dumps(msg["id"])
@@ -491,7 +559,9 @@ class StdioUpstream:
         return True
 
     def drop_session(self, session: HttpSession, reason: str) -> None:
-        """A session ended: its requests are cancelled at the server and fail for the client."""
+        """A session ended: its requests are cancelled at the server and fail for the
+        client, and the resources it alone held are unsubscribed."""
+        self.sync_subscriptions([], self._subscriptions.drop_session(session))
         for bid, p in list(session.inflight.items()):
             if self.pending.pop(bid, None) is not None:
                 self._send_cancel(bid, reason)
@@ -547,7 +617,7 @@ class StdioUpstream:
         p = PendingRequest(bid, session, msg["id"], sink, msg["method"], own=own)
         p.log_level = log_level
         p.cacheable = _plain(params)
-        if self.modern and not own:
+        if self.modern:
             add_request_meta(msg, {}, None)  # the bridge's own (the tools list): no capabilities
             params = msg["params"]
         if type(params) is dict:
@@ -737,10 +807,23 @@ class StdioUpstream:
         if method == "notifications/message":
             self._on_log(params, data)
             return
+        if self.modern and isinstance(params, dict):
+            # Tagged with the bridge's own listen request: each listener gets its own tag.
+            meta = params.get("_meta")
+            if isinstance(meta, dict) and META_SUBSCRIPTION in meta:
+                meta = {k: v for k, v in meta.items() if k != META_SUBSCRIPTION}
+                params = {k: v for k, v in params.items() if k != "_meta"}
+                if meta:
+                    params["_meta"] = meta
+        if method == ACKNOWLEDGED:
+            return
         for stale_list in LIST_CHANGED.get(method, ()):
             self._list_cache.pop(stale_list, None)
             if stale_list == "tools/list":
                 self._tools_unlisted = False
+        if method in LIST_CHANGED or method == RESOURCE_UPDATED:
+            self._subscriptions.deliver(method, params)
+            return
         for session in list(self._sessions.streaming):
             if session.stream is not None:
                 session.stream.put(data)
