@@ -69,6 +69,12 @@ while IFS= read -r line; do
     *'"method":"test/update"'*)
       echo '{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"file:///a"}}'
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;
+    *'"method":"tools/call"'*'"name":"ask"'*)
+      echo '{"jsonrpc":"2.0","id":"srv-2","method":"elicitation/create","params":{"message":"Your name?","requestedSchema":{"type":"object","properties":{"name":{"type":"string"}}}}}'
+      IFS= read -r reply
+      echo "fake server: elicitation answer $reply" >&2
+      name=$(echo "$reply" | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')
+      echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"hello $name\"}]}}" ;;
     *'"method":"test/stderr"'*)
       echo "fake server: a line on stderr" >&2
       echo "{\"jsonrpc\":\"2.0\",\"id\":$id,\"result\":{}}" ;;

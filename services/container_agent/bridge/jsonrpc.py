@@ -72,6 +72,11 @@ def error(id_json: bytes, code: int, message: str) -> bytes:
     return b'{"jsonrpc":"2.0","id":' + id_json + b',"error":' + dumps({"code": code, "message": message}) + b"}"
 
 
+def error_object(id_json: bytes, error: dict) -> bytes:
+    """An error response with an error object of the caller's making (one with data)."""
+    return b'{"jsonrpc":"2.0","id":' + id_json + b',"error":' + dumps(error) + b"}"
+
+
 def result(id_json: bytes, result_json: bytes) -> bytes:
     return b'{"jsonrpc":"2.0","id":' + id_json + b',"result":' + result_json + b"}"
 

@@ -324,7 +324,8 @@ async def handle(
         )
     channel = Channel(expected=1, transform=modern_result(method, init_result))
     asked = payload["params"]["_meta"].get(META_LOG_LEVEL)  # check() made sure _meta is there
-    bridge_id = upstream.submit(None, payload, channel, log_level=asked if isinstance(asked, str) else None)
+    principal = request.headers.get("Authorization", "")
+    bridge_id = upstream.submit_stateless(payload, channel, asked if isinstance(asked, str) else None, principal)
     try:
         await upstream.drain()
         return await answer(channel)

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import random
+import secrets
 import time
 from typing import Any, Callable, Optional
 
@@ -26,6 +27,7 @@ from .channel import Channel
 from .config import BridgeConfig
 from .era import (
     LEGACY,
+    META_CAPABILITIES,
     META_SUBSCRIPTION,
     MODERN,
     MODERN_VERSION,
@@ -37,6 +39,16 @@ from .era import (
     strip_protocol_meta,
 )
 from .jsonrpc import Kind
+from .mrtr import (
+    INPUT_METHODS,
+    INTERACTIVE,
+    StateSigner,
+    input_required,
+    is_ours,
+    missing_capability,
+    missing_capability_error,
+    subject,
+)
 from .sessions import HttpSession, SessionTable
 from .subscriptions import ACKNOWLEDGED, LIST_FILTERS, RESOURCE_FILTER, RESOURCE_UPDATED, Subscriptions
 from .versions import OFFERED_VERSION, negotiate
@@ -114,6 +126,8 @@ class PendingRequest:
         "timer",
         "cacheable",
         "own",
+        "caller",
+        "round",
     )
 
     def __init__(
@@ -138,10 +152,34 @@ class PendingRequest:
         self.timer: Optional[asyncio.TimerHandle] = None
         self.cacheable = False  # a list request without params: its answer serves everyone
         self.own = own  # the bridge's own request (its handshake or probe), not a client's
+        # A 2026-07-28 client's interactive request: (its capabilities, what it is, its
+        # credentials), for asking it what the server asks (MRTR).
+        self.caller: Optional[tuple[Any, str, str]] = None
+        self.round: Optional[HeldRound] = None
 
     @property
     def from_client(self) -> bool:
         return not self.own
+
+
+class HeldRound:
+    """A call held at the server while its 2026-07-28 client answers what the server
+    asked (an InputRequiredResult went out; the retry brings the answers)."""
+
+    __slots__ = ("id", "pending", "asks", "count", "waiting", "timer")
+
+    def __init__(self, round_id: str, pending: PendingRequest) -> None:
+        self.id = round_id
+        self.pending = pending
+        self.asks: dict[str, tuple[Any, str, Any]] = {}  # key -> (server's request id, method, params)
+        self.count = 0
+        self.waiting = False  # answered with an InputRequiredResult, the retry not come yet
+        self.timer: Optional[asyncio.TimerHandle] = None
+
+
+# One key per process: a state is good only with the process that issued it, which is
+# also the only one holding the round it names.
+_SIGNER = StateSigner()
 
 
 class ServerRequest:
@@ -196,6 +234,7 @@ class StdioUpstream:
         self._tools_unlisted = False  # the server's tools list could not be cached
         # Progress tokens the server was given, to the request they belong to.
         self._progress: dict[Any, PendingRequest] = {}
+        self._rounds: dict[str, HeldRound] = {}  # MRTR rounds held for 2026-07-28 clients
 
     # --- life cycle ------------------------------------------------------------
 
@@ -512,6 +551,104 @@ class StdioUpstream:
             session.log_level = level
         return jsonrpc.result(id_json, b"{}")
 
+    def submit_stateless(self, msg: dict, sink: Channel, log_level: Optional[str], principal: str) -> int:
+        """A 2026-07-28 client's request (see submit). `principal`: its credentials, which
+        a requestState the bridge issues is bound to."""
+        params = msg["params"]
+        if "requestState" in params and not self.modern:
+            return self._resume(msg, sink, log_level, principal)
+        capabilities = params["_meta"].get(META_CAPABILITIES)
+        bid = self.submit(None, msg, sink, log_level)
+        p = self.pending.get(bid)
+        if p is not None and msg["method"] in INTERACTIVE:
+            p.caller = (capabilities, subject(msg), principal)
+        return bid
+
+    def _resume(self, msg: dict, sink: Channel, log_level: Optional[str], principal: str) -> int:
+        """The retry of a call answered with an InputRequiredResult: its answers go to the
+        server's requests, and the held call answers this retry."""
+        params = msg["params"]
+        bound_to = subject(msg)
+        state = params.get("requestState")
+        round_id = _SIGNER.check(state, self.server_id, bound_to, principal) if is_ours(state) else None
+        held = self._rounds.get(round_id) if round_id is not None else None
+        if held is None or not held.waiting:
+            message = "Invalid params: requestState is invalid or expired; send the request again without it"
+            sink.put(jsonrpc.error(jsonrpc.dumps(msg["id"]), jsonrpc.INVALID_PARAMS, message), final=True)
+            return ANSWERED_FROM_CACHE
+        p = held.pending
+        responses = params.get("inputResponses")
+        responses = responses if isinstance(responses, dict) else {}
+        for key, (rid, _, _) in list(held.asks.items()):
+            answer = responses.get(key)
+            if isinstance(answer, dict):
+                self._write(jsonrpc.dumps({"jsonrpc": "2.0", "id": rid, "result": answer}) + b"\n")
+                del held.asks[key]
+        if held.timer is not None:
+            held.timer.cancel()
+        held.waiting = False
+        p.sink = sink
+        p.client_id = msg["id"]
+        p.client_id_json = jsonrpc.dumps(msg["id"])
+        p.log_level = log_level
+        p.caller = (params["_meta"].get(META_CAPABILITIES), bound_to, principal)
+        p.timer = self._loop.call_later(self._timeout, self._expire, p.bridge_id, self._timeout)
+        if held.asks:  # not all answered, or asked meanwhile: another round
+            self._return_input_required(p)
+        return p.bridge_id
+
+    def _ask_caller(self, p: PendingRequest, msg: dict) -> None:
+        """The server asks something while it serves a 2026-07-28 client's call: the
+        client is asked with an InputRequiredResult (or, when it declared no such
+        capability, its call fails with -32021 and the server's call is cancelled)."""
+        method, rid = msg["method"], msg["id"]
+        capabilities, _, _ = p.caller  # type: ignore[misc]
+        need = missing_capability(method, capabilities)
+        if method not in INPUT_METHODS or need is not None:
+            reason = f"the client did not declare {need}" if need else "a 2026-07-28 client cannot be asked that"
+            self._write(jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.METHOD_NOT_FOUND, f"{method}: {reason}") + b"\n")
+            if need is not None and self.pending.pop(p.bridge_id, None) is not None:
+                self._send_cancel(p.bridge_id, f"the client lacks the {need} capability")
+                self._finish(p, jsonrpc.error_object(p.client_id_json, missing_capability_error(need)))
+            return
+        held = p.round
+        if held is None:
+            held = p.round = HeldRound(secrets.token_hex(8), p)
+            self._rounds[held.id] = held
+        held.count += 1
+        held.asks[f"{INPUT_METHODS[method]}-{held.count}"] = (rid, method, msg.get("params"))
+        if not held.waiting:
+            self._return_input_required(p)
+
+    def _return_input_required(self, p: PendingRequest) -> None:
+        held = p.round
+        assert held is not None and p.caller is not None
+        _, bound_to, principal = p.caller
+        ttl = self._timeout
+        state = _SIGNER.issue(held.id, self.server_id, bound_to, principal, ttl)
+        result = input_required({k: (m, params) for k, (_, m, params) in held.asks.items()}, state)
+        sink, p.sink = p.sink, Channel(expected=1)  # nobody reads it until the retry
+        held.waiting = True
+        if p.timer is not None:
+            p.timer.cancel()
+            p.timer = None
+        held.timer = self._loop.call_later(ttl, self._expire_round, held.id)
+        sink.put(jsonrpc.result(p.client_id_json, jsonrpc.dumps(result)), final=True)
+
+    def _expire_round(self, round_id: str) -> None:
+        """The client never came back: the server's questions fail, its call is cancelled."""
+        held = self._rounds.pop(round_id, None)
+        if held is None or not held.waiting:
+            return
+        for rid, method, _ in held.asks.values():
+            message = f"{method}: the client did not answer in time"
+            self._write(jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.REQUEST_TIMEOUT, message) + b"\n")
+        p = held.pending
+        p.round = None
+        if self.pending.pop(p.bridge_id, None) is not None:
+            self._send_cancel(p.bridge_id, "the client did not come back with the input asked for")
+            self._finish(p, b"")
+
     async def tool_schema(self, name: Any) -> Any:
         """The inputSchema of tool `name` from the server's (cached) tools list, asked
         for first when no list is cached; None when the server lists no such tool."""
@@ -578,9 +715,12 @@ class StdioUpstream:
     def cancel(self, bridge_id: int, reason: str) -> None:
         """The client of a request in flight went away (in 2026-07-28 closing the
         response stream is the cancellation): the server is told, the answer dropped."""
-        p = self.pending.pop(bridge_id, None)
+        p = self.pending.get(bridge_id)
         if p is None:
             return  # answered already (or from the cache)
+        if p.round is not None and p.round.waiting:
+            return  # the call waits at the server for the client's retry
+        del self.pending[bridge_id]
         self._forget_progress(p)
         if p.timer is not None:
             p.timer.cancel()
@@ -709,6 +849,11 @@ class StdioUpstream:
 
     def _finish(self, p: PendingRequest, data: bytes) -> None:
         self._forget_progress(p)
+        if p.round is not None:
+            if p.round.timer is not None:
+                p.round.timer.cancel()
+            self._rounds.pop(p.round.id, None)
+            p.round = None
         if p.timer is not None:
             p.timer.cancel()
         if p.session is not None:
@@ -853,6 +998,10 @@ class StdioUpstream:
         rid_json = jsonrpc.dumps(rid)
         if method == "ping":
             self._write(jsonrpc.result(rid_json, b"{}") + b"\n")
+            return
+        callers = [p for p in self.pending.values() if p.from_client]
+        if len(callers) == 1 and callers[0].caller is not None and rid not in self._server_requests:
+            self._ask_caller(callers[0], msg)
             return
         target = self._pick_target()
         if target is None or rid in self._server_requests:
