@@ -155,3 +155,24 @@ def test_an_abandoned_round_is_cancelled_at_the_server(docker_client, containers
         wait_for(lambda: any("cancelled:" in t for t in quick.stderr_tail("quick", 200)), 15, "the cancellation")
     finally:
         quick.thread.stop()
+
+
+def test_a_modern_servers_question_reaches_a_handshake_era_client_as_a_request(bridge, containers, time_server_image):
+    """The other way round: a 2026-07-28 server answers with an InputRequiredResult, and
+    a handshake-era client (the SDK in legacy mode) is asked with elicitation/create on
+    its call's stream; the bridge retries the call with the answer."""
+    port = serve_ready(bridge, "modern-asker", containers.modern_server(time_server_image))
+    asked = []
+
+    async def on_elicit(context, params: types.ElicitRequestParams):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Ada"})
+
+    async def run():
+        url = f"http://127.0.0.1:{port}/mcp/modern-asker/mcp"
+        async with Client(url, mode="legacy", elicitation_callback=on_elicit) as client:
+            return await client.call_tool("greet", {})
+
+    result = asyncio.run(asyncio.wait_for(run(), 60))
+    assert asked == ["What is your name?"]
+    assert result.content[0].text.startswith("hello Ada (")

@@ -128,6 +128,7 @@ class PendingRequest:
         "own",
         "caller",
         "round",
+        "request",
     )
 
     def __init__(
@@ -156,6 +157,9 @@ class PendingRequest:
         # credentials), for asking it what the server asks (MRTR).
         self.caller: Optional[tuple[Any, str, str]] = None
         self.round: Optional[HeldRound] = None
+        # A handshake-era client's interactive request to a modern server, as sent: its
+        # retry after an InputRequiredResult is made from it.
+        self.request: Optional[dict] = None
 
     @property
     def from_client(self) -> bool:
@@ -185,11 +189,16 @@ _SIGNER = StateSigner()
 class ServerRequest:
     """A request from the server forwarded to a client, awaiting that client's answer."""
 
-    __slots__ = ("session", "timer")
+    __slots__ = ("session", "timer", "collect")
 
-    def __init__(self, session: HttpSession, timer: asyncio.TimerHandle) -> None:
+    def __init__(
+        self, session: HttpSession, timer: asyncio.TimerHandle, collect: Optional[Callable[[dict], None]] = None
+    ) -> None:
         self.session = session
         self.timer = timer
+        # A question of a modern server's InputRequiredResult, asked of a handshake-era
+        # client: its answer is collected for the retry instead of written to stdin.
+        self.collect = collect
 
 
 StateCallback = Callable[["StdioUpstream", State, str], None]
@@ -635,6 +644,61 @@ class StdioUpstream:
         held.timer = self._loop.call_later(ttl, self._expire_round, held.id)
         sink.put(jsonrpc.result(p.client_id_json, jsonrpc.dumps(result)), final=True)
 
+    def _ask_session(self, p: PendingRequest, line: bytes) -> bool:
+        """A modern server answered a handshake-era client's call with an
+        InputRequiredResult: its questions go to the client as server-to-client requests
+        on the call's own stream, and once all are answered the call is sent again with
+        the answers and the server's requestState. False: not such a result."""
+        try:
+            result = json.loads(line).get("result")
+        except (ValueError, RecursionError, AttributeError):
+            return False
+        if not isinstance(result, dict) or result.get("resultType") != "input_required":
+            return False
+        session, request = p.session, p.request
+        assert session is not None and request is not None
+        questions = result.get("inputRequests")
+        questions = questions if isinstance(questions, dict) else {}
+        for question in questions.values():
+            method = question.get("method") if isinstance(question, dict) else None
+            need = missing_capability(method, session.capabilities) if method in INPUT_METHODS else "input"
+            if need is not None:
+                self._finish(p, jsonrpc.error_object(p.client_id_json, missing_capability_error(need)))
+                return True
+        answers: dict[str, Any] = {}
+
+        def retry() -> None:
+            again = dict(request, params=dict(request["params"], inputResponses=answers))
+            if "requestState" in result:
+                again["params"]["requestState"] = result["requestState"]
+            again["id"] = p.client_id
+            self._send_request(session, again, p.sink, self._timeout)
+
+        if not questions:  # only a state to echo: retry at once
+            self._forget_progress(p)
+            retry()
+            return True
+        for key, question in questions.items():
+            rid = f"bridge-input-{p.bridge_id}-{key}"
+
+            def collect(msg: dict, key: str = key) -> None:
+                answers[key] = msg.get("result") if isinstance(msg.get("result"), dict) else {}
+                if len(answers) == len(questions):
+                    retry()
+
+            timer = self._loop.call_later(self._timeout, self._expire_server_request, rid, question["method"])
+            self._server_requests[rid] = ServerRequest(session, timer, collect)
+            ask = {"jsonrpc": "2.0", "id": rid, "method": question["method"]}
+            if "params" in question:
+                ask["params"] = question["params"]
+            p.sink.put(jsonrpc.dumps(ask))
+        self._forget_progress(p)
+        if p.timer is not None:
+            p.timer.cancel()
+        if p.session is not None:
+            p.session.inflight.pop(p.bridge_id, None)
+        return True
+
     def _expire_round(self, round_id: str) -> None:
         """The client never came back: the server's questions fail, its call is cancelled."""
         held = self._rounds.pop(round_id, None)
@@ -692,7 +756,10 @@ class StdioUpstream:
             return False
         del self._server_requests[rid]
         entry.timer.cancel()
-        self._write(jsonrpc.dumps(msg) + b"\n")
+        if entry.collect is not None:
+            entry.collect(msg)
+        else:
+            self._write(jsonrpc.dumps(msg) + b"\n")
         return True
 
     def drop_session(self, session: HttpSession, reason: str) -> None:
@@ -708,6 +775,8 @@ class StdioUpstream:
             if entry.session is session:
                 del self._server_requests[rid]
                 entry.timer.cancel()
+                if entry.collect is not None:
+                    continue  # a question of the bridge's own making: the server never saw it
                 self._write(
                     jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.INTERNAL_ERROR, "the client session ended") + b"\n"
                 )
@@ -760,6 +829,8 @@ class StdioUpstream:
         if self.modern:
             add_request_meta(msg, {}, None)  # the bridge's own (the tools list): no capabilities
             params = msg["params"]
+            if session is not None and p.method in INTERACTIVE:
+                p.request = msg
         if type(params) is dict:
             meta = params.get("_meta")
             if type(meta) is dict and "progressToken" in meta:
@@ -875,6 +946,8 @@ class StdioUpstream:
                 return
             if p.method in CACHEABLE_LISTS and p.cacheable:
                 self._remember_list(p, line)
+            if p.request is not None and b'"input_required"' in line and self._ask_session(p, line):
+                return
             self._finish(p, jsonrpc.readdress_fast(line, rest, p.client_id_json))
             return
         try:
@@ -918,6 +991,8 @@ class StdioUpstream:
             return
         if p.method in CACHEABLE_LISTS and p.cacheable:
             self._remember_list(p, line if line is not None else jsonrpc.dumps(msg))
+        if p.request is not None and self._ask_session(p, line if line is not None else jsonrpc.dumps(msg)):
+            return
         data = jsonrpc.swap_response_id(line, bid, p.client_id_json) if line is not None else None
         if data is None:
             msg["id"] = p.client_id
@@ -1047,7 +1122,8 @@ class StdioUpstream:
         return None
 
     def _expire_server_request(self, rid: Any, method: str) -> None:
-        if self._server_requests.pop(rid, None) is None:
+        entry = self._server_requests.pop(rid, None)
+        if entry is None or entry.collect is not None:
             return
         self._write(
             jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.REQUEST_TIMEOUT, f"no client answered {method} in time") + b"\n"
