@@ -228,6 +228,8 @@ class ContainerInfo:
     pending: Optional[Operation] = None
     # Why the bridge does not serve it (failed, down, starting); "" when ready.
     bridge_reason: str = ""
+    # The MCP revision its server speaks to the bridge (2026-07-28: the stateless era).
+    mcp_version: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -512,6 +514,7 @@ class ServerState:
     stopped_by_hand: bool = False  # held stopped until started or reconfigured
     config_error: Optional[str] = None  # the file's problem while the last good spec runs
     route_priority: Optional[int] = None
+    mcp_version: Optional[str] = None  # the MCP revision the server speaks (its era)
     route_target_group: Optional[str] = None
     route_health: Optional[str] = None  # the ALB's target health
     route_error: Optional[str] = None

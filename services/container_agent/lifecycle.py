@@ -206,6 +206,7 @@ class Lifecycle:
             error=error,
             pending=pending,
             stderr_tail=tail,
+            mcp_version=self.serving.mcp_version(server_id) if bridge == BridgeState.READY else None,
         )
 
     def status(self, server_id: Optional[str] = None) -> list[ContainerInfo]:

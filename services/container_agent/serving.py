@@ -71,6 +71,14 @@ class Serving:
         reason = "" if health.state == BridgeState.READY else health.reason
         return health.state, reason, health.container_id
 
+    def mcp_version(self, server_id: str) -> Optional[str]:
+        """The MCP revision the served server speaks, once it is ready."""
+        try:
+            health = self.bridge.health(server_id)
+        except (CallTimeout, RuntimeError):
+            return None
+        return health.protocol_version if health is not None else None
+
     def served_container(self, server_id: str) -> Optional[str]:
         """The container served for the server unless it is marked down. (One that did
         not answer initialize is served: serving it again would not make it answer.)"""

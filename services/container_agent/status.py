@@ -67,6 +67,7 @@ def container_info(
     error: Optional[str] = None,
     pending: str = "",
     stderr_tail: Iterable[str] = (),
+    mcp_version: Optional[str] = None,
 ) -> ContainerInfo:
     """The status of one server. `attrs`: `docker inspect` of its container (None: it
     has none). `bridge`: the bridge's state for it ("" when not served), and
@@ -111,6 +112,7 @@ def container_info(
         restart_count=_int(attrs.get("RestartCount")) or 0,
         bridge=bridge,
         bridge_reason=bridge_reason,
+        mcp_version=mcp_version if running else None,
         error=error,
         oom_killed=bool(state.get("OOMKilled")) and not running,
         stderr_tail=tail,

@@ -378,6 +378,7 @@ def detail_fragment(ctx: PageContext, view: dict) -> Html:
             ("Container name", show(view.get("container_name"))),
             ("Image", show(view.get("image"))),
             ("Transport / bridge", show(" / ".join(v for v in (view.get("transport"), view.get("bridge")) if v))),
+            ("MCP revision", show(view.get("mcp_version") or "")),
             ("Ports", _chips(view["ports"])),
             ("Public MCP URL", url),
             ("Updated", show(view.get("updated_time"))),

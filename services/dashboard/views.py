@@ -199,6 +199,7 @@ def server_detail(state: DashboardState, server_id: str, now: float) -> Optional
         "url": server.url or None,
         "container_name": server.container_name or None,
         "transport": server.transport or None,
+        "mcp_version": server.mcp_version,
         "bridge": server.bridge.value if server.bridge else None,
         "failures": server.failures,
         "backoff_seconds": server.backoff_seconds,

@@ -165,6 +165,7 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now:
         stopped_by_hand=f.held,
         config_error=f.config_error,
         route_priority=f.route.priority if f.route is not None else None,
+        mcp_version=info.mcp_version if running and info is not None else None,
         route_target_group=f.route.target_group_name if f.route is not None else None,
         route_health=f.route.health if f.route is not None else None,
         route_error=route_error,

@@ -503,6 +503,9 @@ class _QuietServing:
     def state(self, sid):
         return "ready", "", ""
 
+    def mcp_version(self, sid):
+        return "2026-07-28"
+
     def stderr_tail(self, sid, n):
         return []
 
