@@ -242,7 +242,9 @@ def post_mcp(port: int, server_id: str, message: Any, session: Optional[str] = N
     return http_request(port, "POST", f"/mcp/{server_id}/mcp", message, headers, **kwargs)
 
 
-def initialize(port: int, server_id: str, version: str = "2025-06-18", request_id: Any = 0) -> str:
+def initialize(
+    port: int, server_id: str, version: str = "2025-06-18", request_id: Any = 0, capabilities: Optional[dict] = None
+) -> str:
     """A new Streamable HTTP session id (after initialize + initialized)."""
     reply = post_mcp(
         port,
@@ -251,7 +253,11 @@ def initialize(port: int, server_id: str, version: str = "2025-06-18", request_i
             "jsonrpc": "2.0",
             "id": request_id,
             "method": "initialize",
-            "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+            "params": {
+                "protocolVersion": version,
+                "capabilities": capabilities or {},
+                "clientInfo": {"name": "test", "version": "1"},
+            },
         },
     )
     assert reply.status == 200, reply

@@ -127,8 +127,15 @@ def test_non_json_stdout_is_logged_and_skipped(port, caplog):
     assert not any("this line is not JSON" in r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
 
 
+def test_a_server_request_a_client_did_not_declare_is_refused(port):
+    session = initialize(port, SID)  # no sampling capability
+    reply = post_mcp(port, SID, {"jsonrpc": "2.0", "id": "ask-0", "method": "test/ask"}, session)
+    error = reply.json()["result"]["reply"]["error"]  # what the server got back
+    assert error["code"] == -32601 and "did not declare sampling" in error["message"]
+
+
 def test_server_request_goes_to_the_only_client_that_can_answer(port):
-    session = initialize(port, SID)
+    session = initialize(port, SID, capabilities={"sampling": {}})
     call = SseStream(
         port,
         f"/mcp/{SID}/mcp",

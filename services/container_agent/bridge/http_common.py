@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, Optional, Union
+from urllib.parse import urlparse
 
 from aiohttp import web
 
@@ -66,11 +67,20 @@ def parse_accept(header: Optional[str]) -> Accepts:
 
 
 def origin_allowed(config: BridgeConfig, origin: Optional[str]) -> bool:
-    """Requests without Origin (non-browser clients) are allowed; browsers only from the list."""
+    """Requests without Origin (non-browser clients) are allowed; browsers from the list,
+    or from the bridge's own names: the configured public name, and loopback names for a
+    bridge bound to loopback (a page the bridge's own machine serves)."""
     if origin is None:
         return True
     allowed = config.origins
-    return "*" in allowed or origin.rstrip("/") in allowed
+    if "*" in allowed or origin.rstrip("/") in allowed:
+        return True
+    name = (urlparse(origin).hostname or "").lower()
+    if not name:
+        return False
+    if config.public_host and name == config.public_host.lower():
+        return True
+    return is_loopback_host(config.bind_host) and is_loopback_host(name)
 
 
 def host_allowed(config: BridgeConfig, host: Optional[str]) -> bool:

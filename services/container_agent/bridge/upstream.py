@@ -56,6 +56,9 @@ from .versions import OFFERED_VERSION, negotiate
 log = logging.getLogger(__name__)
 
 CLIENT_INFO = {"name": "mcp-orchestrator-bridge", "version": "0.1.0"}
+# What the bridge lets a handshake-era server ask: it passes each question to the client
+# whose call it serves, when that client declared the capability (else it is refused).
+ASKABLE = {"sampling": {}, "elicitation": {"form": {}}}
 _NO_TOKEN = object()
 
 
@@ -325,7 +328,7 @@ class StdioUpstream:
             "jsonrpc": "2.0",
             "id": 0,
             "method": "initialize",
-            "params": {"protocolVersion": OFFERED_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO},
+            "params": {"protocolVersion": OFFERED_VERSION, "capabilities": ASKABLE, "clientInfo": CLIENT_INFO},
         }
         self._send_request(None, request, sink, timeout=None, own=True)  # no timer: a late answer counts
         self.reason = f"waiting for the answer to initialize (at most {limit:g} s)"
@@ -1095,6 +1098,11 @@ class StdioUpstream:
             )
             return
         session, sink = target
+        need = missing_capability(method, session.capabilities)
+        if need is not None:
+            message = f"{method}: the client did not declare {need}"
+            self._write(jsonrpc.error(rid_json, jsonrpc.METHOD_NOT_FOUND, message) + b"\n")
+            return
         timer = self._loop.call_later(self._timeout, self._expire_server_request, rid, method)
         self._server_requests[rid] = ServerRequest(session, timer)
         sink.put(line if line is not None else jsonrpc.dumps(msg))
