@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX_IMAGE = "mcp-orchestrator/busybox:test"
 PYTHON_BASE_IMAGE = "mcp-orchestrator/python-base:bookworm"
 TIME_SERVER_IMAGE = "mcp-orchestrator/mcp-server-time:latest"
+CONFORMANCE_SERVER_IMAGE = "mcp-orchestrator/mcp-conformance-server:test"
 
 
 @pytest.fixture(scope="session")
@@ -33,15 +34,18 @@ def docker_client():
     client.close()
 
 
-def ensure_image(client, tag: str) -> None:
-    """Build a locally made image on first use (scripts/build-images.sh knows how)."""
+def ensure_image(client, tag: str, own_files: bool = False) -> None:
+    """Build a locally made image on first use (scripts/build-images.sh knows how).
+    `own_files`: an image built from this project's files, which the script also rebuilds
+    when they changed since, so it is always asked."""
     import docker.errors
 
-    try:
-        client.images.get(tag)
-        return
-    except docker.errors.ImageNotFound:
-        pass
+    if not own_files:
+        try:
+            client.images.get(tag)
+            return
+        except docker.errors.ImageNotFound:
+            pass
     subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), tag], check=True)
     client.images.get(tag)
 
@@ -56,6 +60,12 @@ def busybox_image(docker_client) -> str:
 def time_server_image(docker_client) -> str:
     ensure_image(docker_client, TIME_SERVER_IMAGE)
     return TIME_SERVER_IMAGE
+
+
+@pytest.fixture(scope="session")
+def conformance_server_image(docker_client) -> str:
+    ensure_image(docker_client, CONFORMANCE_SERVER_IMAGE, own_files=True)
+    return CONFORMANCE_SERVER_IMAGE
 
 
 @pytest.fixture
