@@ -18,6 +18,7 @@ BUSYBOX_IMAGE = "mcp-orchestrator/busybox:test"
 PYTHON_BASE_IMAGE = "mcp-orchestrator/python-base:bookworm"
 TIME_SERVER_IMAGE = "mcp-orchestrator/mcp-server-time:latest"
 CONFORMANCE_SERVER_IMAGE = "mcp-orchestrator/mcp-conformance-server:test"
+SUMMARY_SECTIONS = pytest.StashKey[list]()
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +73,16 @@ def conformance_server_image(docker_client) -> str:
 def unique_name() -> str:
     """A short name no other test (or parallel run) uses."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def terminal_summary(pytestconfig) -> list:
+    """Append (title, text) to have it printed at the end of the run whatever the outcome:
+    for a table that must be read even when its tests pass or are expected to fail."""
+    return pytestconfig.stash.setdefault(SUMMARY_SECTIONS, [])
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    for title, text in config.stash.get(SUMMARY_SECTIONS, []):
+        terminalreporter.write_sep("-", title)
+        terminalreporter.write_line(text)
