@@ -72,7 +72,7 @@ venv: system ## create .venv, install requirements.txt and the project (pip -e)
 venv-test: system
 	@scripts/ensure-venv.sh --test
 
-node-tools: system ## install the MCP Inspector CLI (a real client for the tests) into .cache/node
+node-tools: system ## install the MCP Inspector CLI, the MCP conformance suite and Node.js 22 into .cache/node
 	@scripts/ensure-node-tools.sh
 
 litellm: system ## install LiteLLM Proxy into .cache/litellm (a real gateway in front of the bridges, for the tests)

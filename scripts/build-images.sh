@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the images the tests and the examples use, locally (no registry), each only
-# when its tag is absent, in dependency order.
+# when its tag is absent (or was built from older files of this project), in dependency order.
 #
 #   build-images.sh [--rebuild] [IMAGE...]
 #
@@ -8,13 +8,18 @@
 #   busybox         mcp-orchestrator/busybox:test             FROM scratch + Debian's static busybox
 #   python-base     mcp-orchestrator/python-base:bookworm     debootstrap'd Debian with python3 + pip
 #   time            mcp-orchestrator/mcp-server-time:latest   the reference time server (PyPI), on python-base
+#   conformance     mcp-orchestrator/mcp-conformance-server:test
+#                                                             the server the MCP conformance suite tests
+#                                                             (images/conformance-server/, the mcp 1.x SDK),
+#                                                             on python-base; rebuilt when its files change
 #   debian-systemd  mcp-orchestrator/debian-systemd:bookworm  debootstrap'd Debian that boots systemd as
 #                                                             PID 1 (tests/systemd: `make install` inside)
 #
 # --rebuild (or REBUILD=1) builds the named images even when present.
-# BUSYBOX_IMAGE, PYTHON_BASE_IMAGE, TIME_SERVER_IMAGE, SYSTEMD_IMAGE override the tags (to
-# try a build without touching the images in use). DEBIAN_MIRROR overrides the mirror debootstrap
-# uses (default: the host's own Debian mirror). Wheels are cached in .cache/wheels/.
+# BUSYBOX_IMAGE, PYTHON_BASE_IMAGE, TIME_SERVER_IMAGE, CONFORMANCE_SERVER_IMAGE, SYSTEMD_IMAGE
+# override the tags (to try a build without touching the images in use). DEBIAN_MIRROR
+# overrides the mirror debootstrap uses (default: the host's own Debian mirror). Wheels are
+# cached in .cache/wheels/.
 set -euo pipefail
 STEP=images
 # shellcheck source=scripts/lib.sh
@@ -23,6 +28,7 @@ STEP=images
 BUSYBOX_IMAGE=${BUSYBOX_IMAGE:-mcp-orchestrator/busybox:test}
 PYTHON_BASE_IMAGE=${PYTHON_BASE_IMAGE:-mcp-orchestrator/python-base:bookworm}
 TIME_SERVER_IMAGE=${TIME_SERVER_IMAGE:-mcp-orchestrator/mcp-server-time:latest}
+CONFORMANCE_SERVER_IMAGE=${CONFORMANCE_SERVER_IMAGE:-mcp-orchestrator/mcp-conformance-server:test}
 SYSTEMD_IMAGE=${SYSTEMD_IMAGE:-mcp-orchestrator/debian-systemd:bookworm}
 REBUILD=${REBUILD:-0}
 CACHE_DIR="$ROOT_DIR/.cache"
@@ -30,7 +36,12 @@ CACHE_DIR="$ROOT_DIR/.cache"
 # OCI keys so they never look like the orchestrator's own container labels.
 SOURCE_LABEL="org.opencontainers.image.source=local-build"
 
-ALL=(busybox python-base time debian-systemd)
+# The conformance server's SDK: the newest 1.x release. A 1.x server is a handshake-era
+# server (it answers initialize, never server/discover); a 2.x stdio server locks its
+# connection to the 2026-07-28 revision when it is probed with server/discover.
+CONFORMANCE_SDK="mcp==1.30.0"
+
+ALL=(busybox python-base time conformance debian-systemd)
 
 # Temporary build contexts and root filesystems, removed however the script ends.
 TMP_PATHS=()
@@ -46,13 +57,14 @@ tag_of() {
     busybox) echo "$BUSYBOX_IMAGE" ;;
     python-base) echo "$PYTHON_BASE_IMAGE" ;;
     time) echo "$TIME_SERVER_IMAGE" ;;
+    conformance) echo "$CONFORMANCE_SERVER_IMAGE" ;;
     debian-systemd) echo "$SYSTEMD_IMAGE" ;;
     esac
 }
 
 deps_of() {
     case "$1" in
-    time) echo python-base ;;
+    time | conformance) echo python-base ;;
     esac
 }
 
@@ -69,6 +81,30 @@ name_of() {
 }
 
 present() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# revision_of NAME: for an image built from this project's own files, a digest of those
+# files and of its pins (kept in the image's revision label); nothing for the others.
+revision_of() {
+    case "$1" in
+    conformance)
+        {
+            files_digest "$ROOT_DIR/images/conformance-server/Dockerfile" "$ROOT_DIR/images/conformance-server/server.py"
+            echo "$CONFORMANCE_SDK"
+        } | sha256sum | cut -c1-16
+        ;;
+    esac
+}
+
+# up_to_date NAME TAG: the image TAG was built from the current files (always true for the
+# images built from upstream packages only).
+up_to_date() {
+    local want have
+    want=$(revision_of "$1")
+    [ -n "$want" ] || return 0
+    have=$(docker image inspect -f '{{ index .Config.Labels "org.opencontainers.image.revision" }}' "$2" 2>/dev/null) ||
+        return 1
+    [ "$have" = "$want" ]
+}
 
 # --- the builds -------------------------------------------------------------
 
@@ -162,10 +198,14 @@ build_debian_systemd() {
         - "$tag" >/dev/null
 }
 
-# The wheels of a PyPI package for the image's Python (3.11, this machine's arch),
-# downloaded on the host; the cache is reused when the index cannot be reached.
+# The wheels of a PyPI package (a name, or a requirement such as mcp==1.30.0) for the
+# image's Python (3.11, this machine's arch), downloaded on the host into
+# .cache/wheels/NAME (mcp-1.30.0 for that requirement); the cache is reused when the index
+# cannot be reached. The folder's path is left in WHEELS.
 download_wheels() {
-    local package=$1 dest="$CACHE_DIR/wheels/$1" py arch log
+    local package=$1 dest py arch log
+    dest="$CACHE_DIR/wheels/${package//==/-}"
+    WHEELS=$dest
     py="$ROOT_DIR/.venv/bin/python"
     [ -x "$py" ] || py=python3
     arch=$(uname -m)
@@ -192,9 +232,27 @@ build_time() {
     ctx=$(mktemp -d)
     TMP_PATHS+=("$ctx")
     cp "$ROOT_DIR/examples/servers/time/Dockerfile" "$ctx/Dockerfile"
-    cp -r "$CACHE_DIR/wheels/mcp-server-time" "$ctx/wheels"
+    cp -r "$WHEELS" "$ctx/wheels"
     docker_build "$tag" "$ctx" --build-arg "BASE_IMAGE=$PYTHON_BASE_IMAGE" \
         --label "org.opencontainers.image.title=mcp-server-time"
+    check_mcp_server "$tag"
+}
+
+build_conformance() {
+    local tag=$1 ctx
+    download_wheels "$CONFORMANCE_SDK"
+    ctx=$(mktemp -d)
+    TMP_PATHS+=("$ctx")
+    cp "$ROOT_DIR/images/conformance-server/Dockerfile" "$ROOT_DIR/images/conformance-server/server.py" "$ctx/"
+    cp -r "$WHEELS" "$ctx/wheels"
+    docker_build "$tag" "$ctx" --build-arg "BASE_IMAGE=$PYTHON_BASE_IMAGE" \
+        --label "org.opencontainers.image.title=mcp-conformance-server" \
+        --label "org.opencontainers.image.revision=$(revision_of conformance)"
+    check_mcp_server "$tag"
+}
+
+check_mcp_server() {
+    local tag=$1
     say "$tag: checking that it answers MCP over docker run -i"
     if ! python3 "$ROOT_DIR/scripts/check-mcp-server.py" "$tag" | sed "s/^/[$STEP] /"; then
         docker rmi "$tag" >/dev/null 2>&1 || true
@@ -260,12 +318,16 @@ flock 9
 
 for name in "${plan[@]}"; do
     tag=$(tag_of "$name")
-    # A dependency is rebuilt only when asked for by name.
-    if present "$tag" && ! { [ "$REBUILD" = 1 ] && is_requested "$name"; }; then
+    # A dependency is rebuilt only when asked for by name (or when its files changed).
+    if present "$tag" && up_to_date "$name" "$tag" && ! { [ "$REBUILD" = 1 ] && is_requested "$name"; }; then
         say "$tag: present"
         continue
     fi
-    say "$tag: building"
+    if present "$tag" && ! up_to_date "$name" "$tag"; then
+        say "$tag: built from older files: rebuilding"
+    else
+        say "$tag: building"
+    fi
     start=$SECONDS
     "build_${name//-/_}" "$tag"
     say "$tag: built in $((SECONDS - start)) s"

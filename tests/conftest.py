@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX_IMAGE = "mcp-orchestrator/busybox:test"
 PYTHON_BASE_IMAGE = "mcp-orchestrator/python-base:bookworm"
 TIME_SERVER_IMAGE = "mcp-orchestrator/mcp-server-time:latest"
+CONFORMANCE_SERVER_IMAGE = "mcp-orchestrator/mcp-conformance-server:test"
+SUMMARY_SECTIONS = pytest.StashKey[list]()
 
 
 @pytest.fixture(scope="session")
@@ -33,15 +35,18 @@ def docker_client():
     client.close()
 
 
-def ensure_image(client, tag: str) -> None:
-    """Build a locally made image on first use (scripts/build-images.sh knows how)."""
+def ensure_image(client, tag: str, own_files: bool = False) -> None:
+    """Build a locally made image on first use (scripts/build-images.sh knows how).
+    `own_files`: an image built from this project's files, which the script also rebuilds
+    when they changed since, so it is always asked."""
     import docker.errors
 
-    try:
-        client.images.get(tag)
-        return
-    except docker.errors.ImageNotFound:
-        pass
+    if not own_files:
+        try:
+            client.images.get(tag)
+            return
+        except docker.errors.ImageNotFound:
+            pass
     subprocess.run(["bash", str(ROOT / "scripts" / "build-images.sh"), tag], check=True)
     client.images.get(tag)
 
@@ -58,7 +63,26 @@ def time_server_image(docker_client) -> str:
     return TIME_SERVER_IMAGE
 
 
+@pytest.fixture(scope="session")
+def conformance_server_image(docker_client) -> str:
+    ensure_image(docker_client, CONFORMANCE_SERVER_IMAGE, own_files=True)
+    return CONFORMANCE_SERVER_IMAGE
+
+
 @pytest.fixture
 def unique_name() -> str:
     """A short name no other test (or parallel run) uses."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def terminal_summary(pytestconfig) -> list:
+    """Append (title, text) to have it printed at the end of the run whatever the outcome:
+    for a table that must be read even when its tests pass or are expected to fail."""
+    return pytestconfig.stash.setdefault(SUMMARY_SECTIONS, [])
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    for title, text in config.stash.get(SUMMARY_SECTIONS, []):
+        terminalreporter.write_sep("-", title)
+        terminalreporter.write_line(text)

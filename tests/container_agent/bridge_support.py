@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import queue
 import socket
 import time
@@ -95,6 +96,7 @@ done
 MODERN_SERVER = (Path(__file__).parent / "modern_server.py").read_text()
 
 ACCEPT_BOTH = "application/json, text/event-stream"
+NODE_PREFIX = Path(__file__).resolve().parents[2] / ".cache" / "node"
 
 
 # --- containers --------------------------------------------------------------
@@ -195,6 +197,33 @@ def serve_ready(bridge: RunningBridge, server_id: str, container: Any, port: int
     port = bridge.serve(server_id, port, container.id)
     assert bridge.wait_ready(server_id, 60), f"{server_id} did not initialize: {bridge.health(server_id)}"
     return port
+
+
+# --- Node.js clients ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeTool:
+    """A client installed in .cache/node by scripts/ensure-node-tools.sh, and the environment
+    that runs it on the Node.js 22 installed beside it (the system's is too old)."""
+
+    path: str
+    env: dict
+
+
+def node_tool(name: str, **extra_env: str) -> NodeTool:
+    """The tool `name` from .cache/node/node_modules/.bin, `extra_env` added to its
+    environment; missing, it fails the test in CI (a CI run must not skip the real thing)
+    and skips it elsewhere."""
+    path = NODE_PREFIX / "node_modules" / ".bin" / name
+    node_bins = sorted((NODE_PREFIX / "node_modules").glob("node-linux-*/bin"))
+    if not path.exists() or not node_bins:
+        message = f"{name} or Node.js 22 is not installed in .cache/node: scripts/ensure-node-tools.sh"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    path_var = f"{node_bins[0]}{os.pathsep}{os.environ.get('PATH', '')}"
+    return NodeTool(str(path), {**os.environ, "NO_COLOR": "1", "PATH": path_var, **extra_env})
 
 
 # --- plain HTTP --------------------------------------------------------------
