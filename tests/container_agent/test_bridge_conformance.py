@@ -72,25 +72,9 @@ SCENARIOS = (
     "dns-rebinding-protection",
 )
 
-_NO_CLIENT_CAPABILITIES = (
-    "the bridge initializes the server with capabilities {{}} (services/container_agent/bridge/upstream.py), "
-    "so a server may not send it {method}: only negotiated capabilities may be used; the tool answers "
-    "isError and the client is never asked"
-)
-# Scenarios that fail because of the bridge, each with the reason. Temporary: the tests
-# expect them to fail (strictly: a scenario that passes must leave this list).
-KNOWN_BRIDGE_FAILURES = {
-    "tools-call-sampling": _NO_CLIENT_CAPABILITIES.format(method="sampling/createMessage"),
-    "tools-call-elicitation": _NO_CLIENT_CAPABILITIES.format(method="elicitation/create"),
-    "elicitation-sep1034-defaults": _NO_CLIENT_CAPABILITIES.format(method="elicitation/create"),
-    "elicitation-sep1330-enums": _NO_CLIENT_CAPABILITIES.format(method="elicitation/create"),
-    "dns-rebinding-protection": (
-        "a POST whose Host and Origin are both the bridge's own loopback address (http://127.0.0.1:PORT) "
-        "is refused with 403 'Forbidden: requests from this Origin are not allowed': with allowed_origins "
-        "empty (the default) every Origin is refused, the bridge's own too; localhost-host-valid-accepted "
-        "expects a 2xx"
-    ),
-}
+# Scenarios that fail because of the bridge, each with the reason (none today; a
+# scenario listed here that passes fails the test, so the list stays true).
+KNOWN_BRIDGE_FAILURES: dict[str, str] = {}
 
 # What the suite writes per scenario: server-{scenario}-{ISO time with - for : and .}/checks.json
 RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$")

@@ -66,6 +66,8 @@ def run_cli(inspector: NodeTool, url: str, era: str, *args: str) -> dict:
 
 
 def era_of(result: dict) -> str:
+    """Which era a result of the (handshake-era) conformance server came back in: the
+    bridge adds serverInfo to results of 2026-07-28 requests only."""
     return "modern" if SERVER_INFO in (result.get("_meta") or {}) else "legacy"
 
 
@@ -96,7 +98,8 @@ def test_inspector_calls_a_tool(inspector, time_port, era):
     )
     assert result["isError"] is False
     assert result["structuredContent"]["target"]["datetime"][11:16] == "19:00"
-    assert era_of(result) == ERA_REACHED[era]
+    # The era reached is told on the conformance server (below): the time server speaks
+    # 2026-07-28 itself, so its results carry serverInfo in either era.
 
 
 @pytest.mark.parametrize("era", ERAS)
