@@ -325,3 +325,33 @@ def test_a_log_message_reaches_only_the_client_whose_call_produced_it(port):
         assert stream.next_event() == ("message", '{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}')
     finally:
         stream.close()
+
+
+def test_nothing_of_one_clients_calls_reaches_another(port):
+    """Two clients share the server's one stdio session. Everything one of them causes
+    (its result, its progress, its log message, the update of the resource it alone
+    subscribed) reaches it alone: the other's standing stream gets nothing of it, and
+    its first message is the next list change, which is everyone's."""
+    mine, other = initialize(port, SID), initialize(port, SID)
+    streams = {s: SseStream(port, f"/mcp/{SID}/mcp", {"Mcp-Session-Id": s}) for s in (mine, other)}
+    try:
+        subscribe = {"jsonrpc": "2.0", "id": 1, "method": "resources/subscribe", "params": {"uri": "file:///a"}}
+        assert post_mcp(port, SID, subscribe, mine).json()["result"] == {}
+        logged = post_mcp(port, SID, {"jsonrpc": "2.0", "id": 2, "method": "test/log"}, mine)
+        assert json.loads(sse_events(logged.body)[0][1])["method"] == "notifications/message"
+        progress = {"jsonrpc": "2.0", "id": 3, "method": "test/progress", "params": {"_meta": {"progressToken": 9}}}
+        events = [json.loads(d) for _, d in sse_events(post_mcp(port, SID, progress, mine).body)]
+        assert events[0]["params"]["progressToken"] == 9 and events[-1]["id"] == 3
+        assert post_mcp(port, SID, {"jsonrpc": "2.0", "id": 4, "method": "test/update"}, mine).status == 200
+        update = json.loads(streams[mine].next_event()[1])
+        assert update == {
+            "jsonrpc": "2.0",
+            "method": "notifications/resources/updated",
+            "params": {"uri": "file:///a"},
+        }
+        post_mcp(port, SID, {"jsonrpc": "2.0", "id": 5, "method": "test/broadcast"}, other)
+        for session in (other, mine):
+            assert json.loads(streams[session].next_event()[1])["method"] == "notifications/tools/list_changed"
+    finally:
+        for stream in streams.values():
+            stream.close()
