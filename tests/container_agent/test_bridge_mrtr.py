@@ -99,6 +99,7 @@ def test_the_round_trip_over_raw_http_and_the_states_it_refuses(bridge, port):
 def test_a_client_without_the_capability_gets_32021_and_the_call_is_cancelled(bridge, port):
     before = sum("cancelled:" in line for line in bridge.stderr_tail("asker", 200))
     reply = call(port, capabilities={}, request_id=9)
+    assert reply.status == 400  # the spec's status for a missing client capability
     error = reply.json()["error"]
     assert error["code"] == -32021 and error["data"] == {"requiredCapabilities": {"elicitation": {}}}
     wait_for(

@@ -210,6 +210,15 @@ def _shown(value: Any) -> str:
     return "(none)" if value is None else repr(value if not isinstance(value, str) else value[:80])
 
 
+_MISSING_CAPABILITY_CODE = b'"error":{"code":-32021,'
+
+
+def status_of(body: bytes) -> int:
+    """The HTTP status of a modern request's JSON answer: 400 for a missing client
+    capability, as the spec says; 200 for everything else that reached the server."""
+    return 400 if _MISSING_CAPABILITY_CODE in body else 200
+
+
 def caching_hints(method: str, capabilities: Mapping[str, Any]) -> Optional[dict]:
     """`ttlMs` and `cacheScope` for a result of `method` (None: not cacheable)."""
     if method not in _CACHEABLE:

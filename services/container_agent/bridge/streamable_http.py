@@ -10,7 +10,7 @@ accepts one. Events carry no ids: streams are not resumable.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from aiohttp import web
 
@@ -89,7 +89,7 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     if modern.is_modern(request.headers, payload):
 
         async def answer(channel: Channel) -> web.StreamResponse:
-            return await _answer(request, None, channel, accepts, False, config, cors)
+            return await _answer(request, None, channel, accepts, False, config, cors, modern.status_of)
 
         return await modern.handle(server, request, config, cors, payload, accepts, answer)
     # Refusals from here on name the request, when there is one.
@@ -179,8 +179,10 @@ async def _answer(
     is_batch: bool,
     config: BridgeConfig,
     cors: dict,
+    status_of: Optional[Callable[[bytes], int]] = None,
 ) -> web.StreamResponse:
-    """JSON while only responses come; an SSE stream once anything else must go first."""
+    """JSON while only responses come; an SSE stream once anything else must go first.
+    `status_of`: the HTTP status of a JSON answer (200 when not given)."""
     ready: list[bytes] = []
     if accepts.sse and not accepts.json:
         return await _stream(request, channel, ready, config, cors)
@@ -203,7 +205,7 @@ async def _answer(
         elif session is not None and session.stream is not None:  # JSON only: side messages take the standing stream
             session.stream.put(data)
     body = ready[0] if not is_batch else b"[" + b",".join(ready) + b"]"
-    return json_response(body, cors)
+    return json_response(body, cors, status=status_of(body) if status_of is not None else 200)
 
 
 async def _stream(
