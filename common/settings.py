@@ -381,6 +381,11 @@ class BridgeSettings:
         "crash back-off",
         _positive,
     )
+    restart_wait_seconds: float = _setting(
+        5.0,
+        "a request for a server whose container is being restarted waits this long for it (then 503); 0: never waits",
+        _between(0, 120),
+    )
     session_idle_timeout_seconds: float = _setting(1800.0, "idle MCP sessions are dropped after this", _positive)
     max_sessions_per_server: int = _setting(
         10000, "sessions per server; past it the least recently used idle one is dropped", _between(1, 1000000)
@@ -400,8 +405,8 @@ class BridgeSettings:
     allowed_origins: str = _setting(
         "",
         "browser origins allowed to call the bridges "
-        "(comma-separated, * = any); requests without Origin "
-        "are always allowed",
+        "(comma-separated, * = any), besides the bridge's own names; "
+        "requests without Origin are always allowed",
         _origins,
     )
     proxy_connect_timeout_seconds: float = _setting(

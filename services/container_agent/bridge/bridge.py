@@ -176,6 +176,7 @@ class Bridge:
                 upstream.on_closed(str(exc))
                 raise BridgeError(f"server {server_id}: {exc}") from None
             upstream.attach(attached)
+            server.note_change()
             self._spawn(upstream.initialize(adopted))
             log.info("server %s: serving container %s on port %d", server_id, container_id[:12], server.port)
             return server.port
@@ -228,6 +229,8 @@ class Bridge:
                 server.upstream.close("no longer served")
             server.subscriptions.close_all()
             server.cut_forwarding()
+            server.removed = True
+            server.note_change()
             log.info("server %s: no longer served (port %d closed)", server_id, server.port)
             return True
 
@@ -332,6 +335,7 @@ class Bridge:
         server = self._servers.get(upstream.server_id)
         if server is None or server.upstream is not upstream:
             return
+        server.note_change()
         if state in (State.READY, State.FAILED):
             server.initialize_failed = state is State.FAILED
         if state is State.READY:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -49,6 +50,9 @@ class ServedServer:
     initialize_failed: bool = False
     # Change-notification listeners; they outlive a container's restart.
     subscriptions: Optional[Subscriptions] = None
+    # Set (and replaced) whenever the upstream changes: requests waiting for a restart.
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    removed: bool = False  # no longer served: nothing to wait for
 
     def __post_init__(self) -> None:
         if self.subscriptions is None:
@@ -84,15 +88,38 @@ class ServedServer:
     async def ready_upstream(
         self, config: BridgeConfig, id_json: bytes = jsonrpc.NULL_ID
     ) -> Union[StdioUpstream, web.Response]:
-        """The upstream once it is initialized, or a 503 rejection (naming the request)."""
-        upstream = self.upstream
-        if upstream is None:
-            return self.unavailable("not attached", id_json)
-        if upstream.state is State.STARTING and not self.initialize_failed:
-            await upstream.wait_settled(config.initialize_timeout_seconds)
+        """The upstream once it is initialized, or a 503 rejection (naming the request).
+
+        A server starting waits for its handshake (initialize_timeout_seconds). One whose
+        container ended is being restarted by the orchestrator: the request waits for the
+        new container up to restart_wait_seconds, so that only the requests in flight at
+        the crash fail. A server whose last start did not answer initialize is refused at
+        once: a crash loop never holds a client."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.restart_wait_seconds
+        while True:
             upstream = self.upstream
-            if upstream is None:
-                return self.unavailable("not attached", id_json)
-        if upstream.state is not State.READY:
-            return self.unavailable(upstream.reason, id_json)
-        return upstream
+            if upstream is not None and upstream.state is State.READY:
+                return upstream
+            if self.removed:
+                return self.unavailable("no longer served", id_json)
+            if self.initialize_failed or (upstream is not None and upstream.state is State.FAILED):
+                return self.unavailable(upstream.reason if upstream is not None else "not attached", id_json)
+            if upstream is not None and upstream.state is State.STARTING:
+                await upstream.wait_settled(config.initialize_timeout_seconds)
+                if upstream.state is State.STARTING:
+                    return self.unavailable(upstream.reason, id_json)
+                continue
+            left = deadline - loop.time()
+            if left <= 0:
+                return self.unavailable(upstream.reason if upstream is not None else "not attached", id_json)
+            changed = self.changed
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    def note_change(self) -> None:
+        """A new upstream was attached or changed state: wake the requests waiting."""
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
