@@ -29,7 +29,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import zmq
 
@@ -165,8 +165,9 @@ def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
 # ------------------------------------------------------------------------ systemd
 
 
-def sd_notify(state: str) -> bool:
-    """Send `state` (e.g. "READY=1") to systemd if $NOTIFY_SOCKET is set; True if sent."""
+def sd_notify(state: str, fds: Sequence[int] = ()) -> bool:
+    """Send `state` (e.g. "READY=1") to systemd if $NOTIFY_SOCKET is set, with `fds`
+    attached (FDSTORE=1); True if sent."""
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
@@ -176,7 +177,10 @@ def sd_notify(state: str) -> bool:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
             s.settimeout(1.0)
             s.connect(address)
-            s.sendall(state.encode())
+            if fds:
+                socket.send_fds(s, [state.encode()], list(fds))
+            else:
+                s.sendall(state.encode())
         return True
     except OSError as exc:
         log.warning("sd_notify %s failed: %s", state.split("=", 1)[0], exc)

@@ -33,6 +33,7 @@ from common.reqrep import ReqClient
 from common.settings import Settings
 
 from .control import ControlClient, SchedulerUnavailable
+from .fdstore import LauncherFdStore
 from .status_view import judge, render_status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,8 @@ STABLE_SECONDS = 60.0
 STOP_TIMEOUT = 20.0
 ONE_SHOT_TIMEOUT = 180.0
 _PR_SET_PDEATHSIG = 1
+# The child whose listening sockets the launcher keeps across its restarts (the bridges').
+SOCKET_KEEPER = "container-agent"
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,13 @@ class Launcher:
         python: str = sys.executable,
         out: TextIO = sys.stderr,
         clock: Callable[[], float] = time.monotonic,
+        store_dir: Optional[Path] = None,
     ) -> None:
+        """`store_dir`: where the notify socket goes through which the container-agent
+        hands its listening sockets to the launcher, to get them back when it is started
+        again (None: it keeps none)."""
         self.children = [Child(spec) for spec in specs]
+        self.fd_store = LauncherFdStore(store_dir) if store_dir is not None else None
         self.env = dict(os.environ if env is None else env)
         self.python = python
         self.out = out
@@ -160,9 +168,25 @@ class Launcher:
             self.spawn(child)
 
     def spawn(self, child: Child) -> None:
-        child.proc = subprocess.Popen(
-            child.spec.argv(self.python), env=self.env, start_new_session=True, preexec_fn=die_with_parent
-        )
+        if self.fd_store is not None and child.spec.name == SOCKET_KEEPER:
+            self.fd_store.poll()  # what the previous run handed over before it died
+            place = self.fd_store.prepare_child()
+
+            def prepare() -> None:
+                die_with_parent()
+                place()
+
+            child.proc = subprocess.Popen(
+                child.spec.argv(self.python),
+                env={**self.env, **self.fd_store.child_environment()},
+                start_new_session=True,
+                preexec_fn=prepare,
+                close_fds=False,  # the launcher's own descriptors are close-on-exec
+            )
+        else:
+            child.proc = subprocess.Popen(
+                child.spec.argv(self.python), env=self.env, start_new_session=True, preexec_fn=die_with_parent
+            )
         child.started_at = self.clock()
         self.say(f"started {child.spec.name} (pid {child.proc.pid})")
 
@@ -218,6 +242,8 @@ class Launcher:
 
     def supervise(self) -> None:
         while not self.stopping:
+            if self.fd_store is not None:
+                self.fd_store.poll()
             self.check_children()
             if self.given_up() and not any(c.proc is not None for c in self.children):
                 self.request_stop("every process gave up")
@@ -238,6 +264,8 @@ class Launcher:
                 child.proc.kill()
                 child.proc.wait(5)
                 killed.append(child.spec.name)
+        if self.fd_store is not None:
+            self.fd_store.close()
         self._ctx.destroy(linger=0)
         return killed
 

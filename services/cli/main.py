@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from common.config import McpConfig, load_config
 from common.process import add_file_options, resolve_paths
 from common.protocol import to_plain
-from common.settings import Settings, SettingsError, load_settings
+from common.settings import Settings, SettingsError, default_runtime_dir, load_settings
 
 
 def load_all(config_path: Path, settings_path: Optional[Path]) -> tuple[Settings, list[str], McpConfig]:
@@ -229,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not args.no_dashboard and not args.one_shot and not any(s.name == "dashboard" for s in specs):
         print("mcp-orchestrator: no dashboard in this installation; use `mcp-orchestrator status`", file=sys.stderr)
-    run = launcher.Launcher(specs, env=env)
+    run = launcher.Launcher(specs, env=env, store_dir=Path(settings.zmq.runtime_dir or default_runtime_dir()))
     if settings.routing_simulated:
         run.say("no ALB configured: routing is simulated by a local AWS stand-in")
     if any(s.name == "dashboard" for s in specs):

@@ -388,3 +388,18 @@ def test_host_check_against_dns_rebinding(bind, host, allowed):
 
     config = BridgeConfig(bind_host=bind, public_host="mcp.example.com")
     assert host_allowed(config, host) is allowed
+
+
+def test_session_ids_survive_a_restart_but_not_an_end_in_this_run():
+    from services.container_agent.bridge.sessions import SessionIds
+
+    key = b"k" * 32
+    earlier = SessionIds(key, clock=lambda: 1000.0)
+    made = earlier.new("time", {"sampling": {}, "elicitation": {"form": {}, "url": {}}})
+    later = SessionIds(key, clock=lambda: 2000.0)
+    assert later.check("time", made) == {"sampling": {}, "elicitation": {"form": {}}}
+    assert later.check("other", made) is None  # bound to its server
+    assert SessionIds(b"x" * 32, clock=lambda: 2000.0).check("time", made) is None  # another key
+    assert later.check("time", made[:-2] + "AA") is None  # altered
+    assert earlier.check("time", made) is None  # this run made it and no longer knows it: it ended
+    assert later.check("time", "abc") is None

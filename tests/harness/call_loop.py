@@ -31,7 +31,8 @@ class CallLoop:
     calls: list[Call] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: Optional[threading.Thread] = None
-    problem: str = ""
+    problem: str = ""  # why the loop gave up
+    reconnects: int = 0
 
     def start(self) -> "CallLoop":
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="call-loop", daemon=True)
@@ -48,19 +49,36 @@ class CallLoop:
         return sum(1 for c in list(self.calls) if c.ok and c.started >= moment)
 
     async def _run(self) -> None:
-        try:
-            async with Client(self.url, mode=self.mode) as client:
-                while not self._stop.is_set():
-                    started = time.time()
-                    try:
-                        result = await asyncio.wait_for(client.call_tool(self.tool, self.arguments), 30)
-                        ok, error = not result.is_error, ""
-                    except Exception as exc:  # every failure counts, whatever its kind
-                        ok, error = False, f"{type(exc).__name__}: {exc}"[:300]
-                    self.calls.append(Call(started, time.time(), ok, error))
-                    await asyncio.sleep(max(0.0, self.period - (time.time() - started)))
-        except Exception as exc:
-            self.problem = f"{type(exc).__name__}: {exc}"[:500]
+        # A client whose transport fails (the SDK ends the whole client when a request's
+        # connection breaks) is made again, as a real one would reconnect; the call it
+        # was making counts as failed.
+        while not self._stop.is_set():
+            current: Optional[float] = None
+            try:
+                async with Client(self.url, mode=self.mode) as client:
+                    while not self._stop.is_set():
+                        current = time.time()
+                        try:
+                            result = await asyncio.wait_for(client.call_tool(self.tool, self.arguments), 30)
+                            ok, error = not result.is_error, ""
+                        except Exception as exc:  # every failure counts, whatever its kind
+                            ok, error = False, _describe(exc)
+                        self.calls.append(Call(current, time.time(), ok, error))
+                        current = None
+                        await asyncio.sleep(max(0.0, self.period - (time.time() - self.calls[-1].started)))
+            except Exception as exc:
+                if current is not None:
+                    self.calls.append(Call(current, time.time(), False, "the client failed: " + _describe(exc)))
+                self.reconnects += 1
+                if self.reconnects > 3 or current is None and not self.calls:
+                    self.problem = _describe(exc)
+                    return
+
+
+def _describe(exc: BaseException) -> str:
+    inner = getattr(exc, "exceptions", None)
+    cause = f" ({'; '.join(_describe(e) for e in inner)})" if inner else ""
+    return f"{type(exc).__name__}: {exc}{cause}"[:500]
 
 
 def in_flight(calls: list[Call], start: float, end: float) -> int:

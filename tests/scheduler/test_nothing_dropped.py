@@ -5,7 +5,10 @@ restart_wait_seconds`) and are served."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import sys
 import time
 import uuid
 from datetime import datetime
@@ -13,6 +16,8 @@ from datetime import datetime
 import pytest
 
 from tests.harness.call_loop import CallLoop, failures_since, in_flight
+from tests.harness.labels import TEST_LABEL
+from tests.harness.processes import Process
 from tests.harness.servers import docker_server
 from tests.harness.waiting import wait_for
 from tests.scheduler.support import Orchestrator
@@ -23,6 +28,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 CLOCK = "k" + uuid.uuid4().hex[:6] + "-clock"
 TIME_ARGS = {"timezone": "UTC"}
+CLI = [sys.executable, "-m", "services.cli"]
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
@@ -74,4 +80,76 @@ def test_a_killed_server_fails_only_the_calls_in_flight(orch, docker_client, mod
         f"\n{mode}: {len(calls)} calls, killed at +0, the bridge lost the server at +{lost - killed:.3f} s, "
         f"{outstanding} call(s) in flight then, {len(failed)} failed, served again after {back - killed:.2f} s"
     )
+    assert len(failed) <= outstanding, [f.error for f in failed]
+
+
+@pytest.fixture
+def launched(docker_client, time_server_image):
+    """`mcp-orchestrator run` (the launcher and its children) on one time server."""
+    o = Orchestrator(docker_client)
+    sid = f"{o.cluster}-clock"
+    o.write_config({sid: docker_server(time_server_image)})
+    proc = Process(
+        "launcher",
+        [
+            *CLI,
+            "run",
+            "--no-dashboard",
+            "--settings",
+            str(o.settings),
+            "--config",
+            str(o.config),
+            "--container-label",
+            f"{TEST_LABEL}=1",
+        ],
+        o.dir / "launcher.log",
+        env=o.env,
+    )
+    try:
+        yield o, proc, sid
+    finally:
+        if proc.alive():
+            proc.signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except Exception:
+                proc.kill9()
+        o.close()
+
+
+def refusals(calls) -> int:
+    return sum(1 for c in calls if not c.ok and "refused" in c.error.lower())
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_a_killed_container_agent_under_run_refuses_no_connection(launched, mode):
+    orch, proc, sid = launched
+    servers = orch.wait_converged({sid}, timeout=120)
+    port = servers[sid]["host_port"]
+    loop = CallLoop(f"http://127.0.0.1:{port}/mcp/{sid}/mcp", "get_current_time", TIME_ARGS, mode=mode).start()
+    try:
+        wait_for(lambda: loop.successes_after(0) >= 5 or loop.problem, 60, "the loop's first calls")
+        assert not loop.problem, loop.problem
+        agent = int(re.findall(r"started container-agent \(pid (\d+)\)", proc.output())[-1])
+        killed = time.time()
+        os.kill(agent, signal.SIGKILL)
+        wait_for(lambda: len(re.findall(r"started container-agent", proc.output())) == 2, 30, "the agent's restart")
+        wait_for(
+            lambda: loop.successes_after(killed) >= 5 or loop.problem,
+            90,
+            "calls to succeed again",
+            explain=lambda: f"{loop.problem} {[c.error for c in loop.calls[-3:]]}",
+        )
+        assert not loop.problem, loop.problem
+    finally:
+        calls = loop.stop()
+    outstanding = in_flight(calls, killed, killed)
+    failed = failures_since(calls, killed)
+    back = min(c.ended for c in calls if c.ok and c.started > killed)
+    print(
+        f"\nrun, {mode}: {len(calls)} calls, {outstanding} in flight at the kill -9, {len(failed)} failed "
+        f"({refusals(failed)} connection refusals), served again after {back - killed:.2f} s, "
+        f"{loop.reconnects} reconnection(s) of the client"
+    )
+    assert refusals(failed) == 0, [f.error for f in failed]
     assert len(failed) <= outstanding, [f.error for f in failed]

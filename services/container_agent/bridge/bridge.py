@@ -13,14 +13,16 @@ must return quickly.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from aiohttp import web
 
-from common import server_ids
+from common import fdstore, server_ids
 
 from .. import stdio
 from . import jsonrpc, legacy_sse, proxy, streamable_http
@@ -37,7 +39,7 @@ from .http_common import (
 )
 from .limits import ACCEPT_BACKLOG, BoundedServer, ConnectionLimits
 from .served import HTTP, STDIO, ProxyTarget, ServedServer
-from .sessions import SessionTable
+from .sessions import SessionIds, SessionTable
 from .stderr_ring import StderrRing
 from .upstream import IdAllocator, State, StdioUpstream
 
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 
 # What the ALB (or anyone) gets from /health of a reverse-proxied server at most this late.
 _PROBE_TIMEOUT = 2.0
+
+
+# A kept listening socket that no server claims this long after start is given up.
+UNCLAIMED_SOCKETS_SECONDS = 60.0
+SESSION_KEY_NAME = "bridge-session-key"
 
 
 class BridgeError(Exception):
@@ -90,6 +97,7 @@ class Bridge:
         self._servers: dict[str, ServedServer] = {}
         self._by_port: dict[int, ServedServer] = {}
         self._runner: Optional[web.ServerRunner] = None
+        self._session_ids: Optional[SessionIds] = None
         self._client: Any = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
@@ -110,11 +118,14 @@ class Bridge:
         )
         self._runner = web.ServerRunner(server, shutdown_timeout=5.0)
         await self._runner.setup()
+        # Kept by the supervisor across restarts: sessions survive a restart of the process.
+        self._session_ids = SessionIds(fdstore.kept_secret(SESSION_KEY_NAME))
         self._spawn(self._sweep())
+        self._spawn(self._drop_unclaimed_sockets())
 
     async def close(self) -> None:
         for server_id in list(self._servers):
-            await self.unserve(server_id)
+            await self.unserve(server_id, keep_port=True)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -215,14 +226,18 @@ class Bridge:
             log.info("server %s: proxying port %d to %s:%d", server_id, server.port, target_host, target_port)
             return server.port
 
-    async def unserve(self, server_id: str) -> bool:
-        """Stop serving: close its port, end its sessions, detach. False if it was not served."""
+    async def unserve(self, server_id: str, *, keep_port: bool = False) -> bool:
+        """Stop serving: close its port, end its sessions, detach. False if it was not served.
+        `keep_port`: this process is stopping; its supervisor keeps the listening socket
+        for the next one (connections wait in its backlog meanwhile)."""
         async with self._lock:
             server = self._servers.pop(server_id, None)
             if server is None:
                 return False
             self._by_port.pop(server.port, None)
             await server.site.stop()
+            if not keep_port:
+                fdstore.forget(_socket_name(server.port))
             for session in server.sessions.all():
                 server.end_session(session, f"MCP server '{server_id}' was removed")
             if server.upstream is not None:
@@ -293,6 +308,40 @@ class Bridge:
 
     # --- internals -------------------------------------------------------------
 
+    async def _drop_unclaimed_sockets(self) -> None:
+        """Sockets kept for servers that are no longer served after a restart (removed
+        meanwhile) are given up once the running containers have been adopted."""
+        await asyncio.sleep(UNCLAIMED_SOCKETS_SECONDS)
+        dropped = fdstore.drop_unclaimed()
+        if dropped:
+            log.info("gave up %d kept listening socket(s) no server claimed: %s", len(dropped), ", ".join(dropped))
+
+    def _listening_socket(self, port: int) -> socket.socket:
+        """The listening socket for `port`: the one this process's supervisor kept for it
+        across a restart (connections made meanwhile wait in its backlog), or a new one."""
+        host = self._config.bind_host
+        kept = fdstore.take(_socket_name(port)) if port else None
+        if kept is not None:
+            try:
+                if kept.getsockname()[:2] == (str(ipaddress.ip_address(host)), port):
+                    kept.setblocking(False)
+                    log.info("port %d: listening on the socket kept across the restart", port)
+                    return kept
+            except (OSError, ValueError):
+                pass
+            kept.close()  # bound elsewhere ([service] bridge_host changed): a new one
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(ACCEPT_BACKLOG)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
     async def _place(self, server_id: str, host_port: int, server: Optional[ServedServer]) -> ServedServer:
         """The server's entry, listening on `host_port` (moved there if need be)."""
         if self._runner is None:
@@ -302,15 +351,16 @@ class Bridge:
         holder = self._by_port.get(host_port) if host_port else None
         if holder is not None:
             raise BridgeError(f"server {server_id}: port {host_port} is already serving {holder.server_id}")
-        site = web.TCPSite(self._runner, self._config.bind_host, host_port, reuse_address=True, backlog=ACCEPT_BACKLOG)
         try:
+            sock = self._listening_socket(host_port)
+            site = web.SockSite(self._runner, sock)
             await site.start()
         except OSError as exc:
-            await site.stop()
             raise BridgeError(
                 f"server {server_id}: cannot listen on {self._config.bind_host}:{host_port}: {exc.strerror or exc}"
             ) from None
-        port = site.port
+        port = sock.getsockname()[1]
+        fdstore.keep(_socket_name(port), sock)
         if server is None:
             server = ServedServer(
                 server_id=server_id,
@@ -320,6 +370,8 @@ class Bridge:
                     self._config.session_idle_timeout_seconds,
                     self._config.max_sessions_per_server,
                     max_per_address=self._config.max_sessions_per_address,
+                    ids=self._session_ids,
+                    server_id=server_id,
                 ),
                 stderr=StderrRing(self._config.stderr_lines),
             )
@@ -327,6 +379,7 @@ class Bridge:
         else:
             self._by_port.pop(server.port, None)
             await server.site.stop()
+            fdstore.forget(_socket_name(server.port))
             server.site, server.port = site, port
         self._by_port[port] = server
         return server
@@ -443,3 +496,8 @@ def _check_id(server_id: str) -> None:
     problem = server_ids.problem(server_id)
     if problem:
         raise BridgeError(f"invalid server id {server_id[:100]!r}: {problem}")
+
+
+def _socket_name(port: int) -> str:
+    """The name a bridge port's listening socket is kept under by the supervisor."""
+    return f"bridge-{port}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import time
 from collections import OrderedDict
@@ -40,6 +43,51 @@ class HttpSession:
         return self.stream is not None or bool(self.inflight)
 
 
+# What a session id remembers of the client's capabilities (the server may ask for these).
+_CAPABILITY_FLAGS = (("s", "sampling", {}), ("e", "elicitation", {"form": {}}), ("r", "roots", {}))
+
+
+class SessionIds:
+    """Session ids a later run of the bridge recognises.
+
+    An id is random, carries the flags of what the client declared it can be asked, and
+    is signed (HMAC-SHA256) over the server's id with a key the process supervisor keeps
+    across restarts of the container-agent (common/fdstore.kept_secret). So a session
+    survives a restart of the process: the next run takes the id back instead of
+    answering 404. It cannot be forged, nor moved to another server. An id this run made
+    itself and no longer knows was ended here (DELETE, expiry): it stays 404."""
+
+    def __init__(self, key: bytes, clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self._clock = clock
+        self._started = int(clock())
+
+    def new(self, server_id: str, capabilities: Any) -> str:
+        caps = capabilities if isinstance(capabilities, dict) else {}
+        flags = "".join(flag for flag, name, _ in _CAPABILITY_FLAGS if isinstance(caps.get(name), dict))
+        body = f"{secrets.token_hex(16)}.{flags}.{int(self._clock()):x}"
+        return f"{body}.{self._mac(server_id, body)}"
+
+    def check(self, server_id: str, session_id: str) -> Optional[dict]:
+        """The capabilities a valid id of an earlier run remembers; None for any other id."""
+        if len(session_id) > 120 or session_id.count(".") != 3:
+            return None
+        body, mac = session_id.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac(server_id, body)):
+            return None
+        _, flags, made = body.split(".")
+        try:
+            if int(made, 16) >= self._started:
+                return None  # made by this run: it ended here
+        except ValueError:
+            return None
+        return {name: dict(value) for flag, name, value in _CAPABILITY_FLAGS if flag in flags}
+
+    def _mac(self, server_id: str, body: str) -> str:
+        digest = hmac.new(self._key, f"{server_id}\0{body}".encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 class SessionLimit(Exception):
     """No session can be made now; `status` is the HTTP status to answer with."""
 
@@ -64,7 +112,11 @@ class SessionTable:
         max_sessions: int,
         clock: Callable[[], float] = time.monotonic,
         max_per_address: Optional[int] = None,
+        ids: Optional[SessionIds] = None,
+        server_id: str = "",
     ) -> None:
+        self._ids = ids or SessionIds(secrets.token_bytes(32))
+        self._server_id = server_id
         self._sessions: OrderedDict[str, HttpSession] = OrderedDict()
         self._by_address: dict[str, OrderedDict[str, HttpSession]] = {}
         self.streaming: set[HttpSession] = set()
@@ -80,10 +132,16 @@ class SessionTable:
         return list(self._sessions.values())
 
     def create(
-        self, transport: str, protocol_version: str, address: str = ""
+        self,
+        transport: str,
+        protocol_version: str,
+        address: str = "",
+        capabilities: Any = None,
+        session_id: Optional[str] = None,
     ) -> tuple[HttpSession, Optional[HttpSession]]:
-        """A new session for a client at `address`, and the idle session dropped to make
-        room for it (if any). SessionLimit when no room can be made."""
+        """A new session for a client at `address` (that declared `capabilities`), and
+        the idle session dropped to make room for it (if any). SessionLimit when no room
+        can be made. `session_id`: an earlier run's id taken back (see revive)."""
         evicted = None
         own = self._by_address.get(address)
         if own is not None and len(own) >= self._max_per_address:
@@ -94,10 +152,30 @@ class SessionTable:
             evicted = self._evict_anywhere()
             if evicted is None:
                 raise SessionLimit(503, "too many open sessions")
-        session = HttpSession(secrets.token_hex(16), transport, protocol_version, self._clock(), address=address)
+        session = HttpSession(
+            session_id or self._ids.new(self._server_id, capabilities),
+            transport,
+            protocol_version,
+            self._clock(),
+            address=address,
+        )
+        if isinstance(capabilities, dict):
+            session.capabilities = capabilities
         self._sessions[session.id] = session
         self._by_address.setdefault(address, OrderedDict())[session.id] = session
         return session, evicted
+
+    def revive(
+        self, transport: str, session_id: str, protocol_version: str, address: str = ""
+    ) -> Optional[HttpSession]:
+        """A session an earlier run of this process made (its id is signed with the key
+        both share): made again with the capabilities its id remembers; None for any
+        other id. SessionLimit when no room can be made."""
+        capabilities = self._ids.check(self._server_id, session_id)
+        if capabilities is None:
+            return None
+        session, _ = self.create(transport, protocol_version, address, capabilities, session_id=session_id)
+        return session
 
     def get(self, session_id: str) -> Optional[HttpSession]:
         session = self._sessions.get(session_id)

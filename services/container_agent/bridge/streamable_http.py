@@ -36,7 +36,7 @@ from .http_common import (
 from .jsonrpc import Kind
 from .served import ServedServer
 from .sessions import STREAM_BACKLOG, STREAMABLE_HTTP, HttpSession, SessionLimit
-from .versions import KNOWN_VERSIONS, is_known
+from .versions import KNOWN_VERSIONS, OFFERED_VERSION, is_known
 
 ALLOW = "GET, POST, DELETE"
 
@@ -50,7 +50,7 @@ async def handle(
     if method == "GET":
         return await _get(server, request, config, cors)
     if method == "DELETE":
-        return _delete(server, request)
+        return _delete(server, request, config)
     return method_not_allowed(ALLOW)
 
 
@@ -63,13 +63,26 @@ def _version_problem(request: web.BaseRequest, id_json: bytes = jsonrpc.NULL_ID)
 
 
 def _session_of(
-    server: ServedServer, request: web.BaseRequest, id_json: bytes = jsonrpc.NULL_ID
+    server: ServedServer, request: web.BaseRequest, config: BridgeConfig, id_json: bytes = jsonrpc.NULL_ID
 ) -> Union[HttpSession, web.Response]:
     session_id = request.headers.get(SESSION_HEADER)
     if not session_id:
         message = f"Bad Request: no {SESSION_HEADER} header; send initialize first"
         return rejection(400, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
     session = server.sessions.get(session_id)
+    if session is None:
+        # Made by an earlier run of this process (a restart): taken back, not 404.
+        version = request.headers.get(VERSION_HEADER) or OFFERED_VERSION
+        try:
+            session = server.sessions.revive(
+                STREAMABLE_HTTP,
+                session_id,
+                version if is_known(version) else OFFERED_VERSION,
+                client_of(request, config),
+            )
+        except SessionLimit as limit:
+            message = f"MCP server '{server.server_id}': {limit.reason}"
+            return rejection(limit.status, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
     if session is None or session.transport != STREAMABLE_HTTP:
         message = "Session not found: it expired or was terminated; initialize a new one"
         return rejection(404, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
@@ -114,7 +127,7 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     elif any(k is Kind.REQUEST and m["method"] == "initialize" for m, k in zip(items, kinds)):
         return rejection(400, jsonrpc.INVALID_REQUEST, "Invalid Request: initialize must not be part of a batch")
 
-    session = _session_of(server, request, id_json)
+    session = _session_of(server, request, config, id_json)
     if isinstance(session, web.Response):
         return session
     upstream = await server.ready_upstream(config, id_json)
@@ -151,7 +164,9 @@ async def _initialize(
     if isinstance(upstream, web.Response):
         return upstream
     try:
-        session, evicted = server.sessions.create(STREAMABLE_HTTP, "", client_of(request, config))
+        params = msg.get("params")
+        capabilities = params.get("capabilities") if isinstance(params, dict) else None
+        session, evicted = server.sessions.create(STREAMABLE_HTTP, "", client_of(request, config), capabilities)
     except SessionLimit as limit:
         message = f"MCP server '{server.server_id}': {limit.reason}"
         return rejection(limit.status, jsonrpc.TRANSPORT_ERROR, message, id_json=id_json)
@@ -228,7 +243,7 @@ async def _get(server: ServedServer, request: web.BaseRequest, config: BridgeCon
     problem = _version_problem(request)
     if problem is not None:
         return problem
-    session = _session_of(server, request)
+    session = _session_of(server, request, config)
     if isinstance(session, web.Response):
         return session
     channel = Channel(limit=STREAM_BACKLOG)
@@ -248,8 +263,8 @@ async def _get(server: ServedServer, request: web.BaseRequest, config: BridgeCon
     return response
 
 
-def _delete(server: ServedServer, request: web.BaseRequest) -> web.Response:
-    session = _session_of(server, request)
+def _delete(server: ServedServer, request: web.BaseRequest, config: BridgeConfig) -> web.Response:
+    session = _session_of(server, request, config)
     if isinstance(session, web.Response):
         return session
     server.end_session(session, "the client terminated the session")
