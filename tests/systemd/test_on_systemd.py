@@ -12,6 +12,7 @@ removed at the end.
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -53,6 +54,7 @@ SOCKETS = {
 }
 
 MCP_CLIENT = (Path(__file__).parent / "mcp_client.py").read_text()
+MCP_LOOP = (Path(__file__).parent / "mcp_loop.py").read_text()
 DASHBOARD_CLIENT = """
 import json, sys, urllib.request
 base, password = sys.argv[1], sys.argv[2]
@@ -331,6 +333,62 @@ def test_a_restarted_container_agent_adopts_the_running_containers(box, docker_c
     again.reload()
     assert again.id == container.id and again.attrs["State"]["StartedAt"] == started_at
     assert [c.id for c in our_containers(docker_client)] == [container.id]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+def test_a_killed_container_agent_refuses_no_connection_and_fails_only_calls_in_flight(box, docker_client, mode):
+    """kill -9 of the container-agent under a client calling every 50 ms: systemd keeps
+    the bridge's listening socket (the fd store) while it restarts the unit, so calls
+    made meanwhile wait in the backlog and are served by the new process."""
+    container, _ = wait_for_mcp(box, docker_client, timeout=60)
+    port = int(container.labels[labels.HOST_PORT])
+    stop, progress = f"/tmp/loop-stop-{mode}", f"/tmp/loop-progress-{mode}"
+    box.sh(f"rm -f {stop} {progress}")
+    url = f"http://127.0.0.1:{port}/mcp/{SERVER}/mcp"
+    args = [url, "get_current_time", json.dumps({"timezone": "UTC"}), mode, stop, progress]
+    loop = subprocess.Popen(
+        ["docker", "exec", "-i", box.name, "python3", "-", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    loop.stdin.write(MCP_LOOP)
+    loop.stdin.close()
+
+    def succeeded() -> int:
+        done = box.sh(f"cat {progress} 2>/dev/null || echo 0", check=False)
+        return int(done.stdout.strip() or 0)
+
+    try:
+        wait(box, "the loop's first calls", lambda: succeeded() >= 5, timeout=30)
+        old = box.main_pid(CONTAINER_AGENT)
+        # The moment of the kill, taken where it happens (docker exec itself takes a while).
+        killed = float(box.python(f"import os, time; os.kill({old}, 9); print(time.time())").stdout)
+        wait(
+            box,
+            "systemd to restart the container-agent",
+            lambda: box.active_state(CONTAINER_AGENT) == "active" and box.main_pid(CONTAINER_AGENT) not in (0, old),
+            timeout=60,
+        )
+        before = succeeded()
+        wait(box, "calls to succeed again", lambda: succeeded() >= before + 5, timeout=60)
+    finally:
+        box.sh(f"touch {stop}", check=False)
+        loop.wait(timeout=60)
+    out = loop.stdout.read()
+    assert loop.returncode == 0 and out, loop.stderr.read()[-2000:]
+    calls = json.loads(out)
+    failed = [c for c in calls if not c[2] and c[1] >= killed]
+    refused = [c for c in failed if "refused" in c[3].lower()]
+    in_flight = sum(1 for c in calls if c[0] <= killed <= c[1])
+    back = min(c[1] for c in calls if c[2] and c[0] > killed)
+    print(
+        f"\nsystemd, {mode}: {len(calls)} calls, {in_flight} in flight at the kill -9, {len(failed)} failed "
+        f"({len(refused)} connection refusals), served again after {back - killed:.2f} s"
+    )
+    assert not refused, refused
+    assert len(failed) <= in_flight, failed
 
 
 def test_a_process_that_stops_answering_its_watchdog_is_restarted(box):
