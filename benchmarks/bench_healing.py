@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
+from tests.harness.call_loop import CallLoop, failures_since
 from tests.harness.servers import docker_server
 from tests.harness.waiting import wait_until
 
@@ -74,8 +75,11 @@ def run(ctx: Context) -> Outcome:
     moto = Moto().start()
     orch: Optional[Orchestra] = None
     times: dict[str, list[Optional[float]]] = {key: [] for key in SCENARIOS}
+    # Calls of a client calling every 50 ms that failed during the event (kill, agent).
+    failed: dict[str, list[int]] = {"kill": [], "agent": []}
     try:
-        orch = Orchestra(ctx, moto.world(), ports=3 * k + 10, name="heal")
+        # As under systemd or `run`: the container-agent's sockets outlive it.
+        orch = Orchestra(ctx, moto.world(), ports=3 * k + 10, name="heal", keep_sockets=True)
         base = {f"clock-{i}": docker_server(ctx.time_image) for i in range(1, k + 1)}
         orch.write_config(base)
         orch.start_all()
@@ -87,11 +91,11 @@ def run(ctx: Context) -> Outcome:
             )
         ctx.say(f"healing: {k} time servers running, served and routed after {took:.1f} s")
         out.data["first_convergence_seconds"] = round(took, 2)
-        measure_kill(ctx, orch, base, times["kill"])
+        measure_kill(ctx, orch, base, times["kill"], failed["kill"])
         if ctx.counts.healing_without_init:
             measure_add_remove(ctx, orch, base, times["add"], times["remove"], init=False)
         measure_add_remove(ctx, orch, base, times["add-init"], times["remove-init"], init=True)
-        measure_agent_restart(ctx, orch, base, times["agent"])
+        measure_agent_restart(ctx, orch, base, times["agent"], failed["agent"])
     except Exception as exc:
         out.reason = f"stopped: {exc}"
         ctx.say(f"healing: {out.reason}")
@@ -99,14 +103,19 @@ def run(ctx: Context) -> Outcome:
         if orch is not None:
             orch.close()
         moto.stop()
-    table = Table(f"{TITLE}: seconds, median (min–max) of {k}", ["scenario", "seconds", "runs", "timed out"])
+    table = Table(
+        f"{TITLE}: seconds, median (min–max) of {k}", ["scenario", "seconds", "runs", "timed out", "failed calls"]
+    )
     for key, label in SCENARIOS.items():
         values = times[key]
         if not values and key in ("add", "remove") and not ctx.counts.healing_without_init:
             continue
         spread = Spread.of(values)
-        table.add(label, spread.fmt(2), len(values), sum(v is None for v in values))
+        lost = failed.get(key)
+        table.add(label, spread.fmt(2), len(values), sum(v is None for v in values), _failed(lost))
         out.data[key] = {"seconds": spread, "values": [None if v is None else round(v, 3) for v in values]}
+        if lost is not None:
+            out.data[key]["failed_calls"] = lost
         timed_out = sum(v is None for v in values)
         out.goals.append(
             Goal(
@@ -122,6 +131,9 @@ def run(ctx: Context) -> Outcome:
         "session (initialize, tools/call get_current_time) through the bridge works",
         "the time includes the server's own start (a Python process in a container: about a second)",
         "routed = the scheduler reports the alb-agent's rule for it (ALB: moto over HTTP)",
+        "failed calls: of a client (the official SDK, 2025 sessions) calling get_current_time every 50 ms "
+        "through the bridge during the event, per run; a call in flight at a crash fails, the others wait "
+        "([bridge] restart_wait_seconds; the agent's sockets are kept across its restart as systemd does)",
     ]
     if out.reason:
         table.notes.append(out.reason.splitlines()[0][:200])
@@ -129,13 +141,37 @@ def run(ctx: Context) -> Outcome:
     return out
 
 
-def measure_kill(ctx: Context, orch: Orchestra, base: dict, times: list) -> None:
+def _failed(lost: Optional[list[int]]) -> str:
+    if not lost:
+        return "" if lost is None else "n/a"
+    return f"{sorted(lost)[len(lost) // 2]} ({min(lost)}–{max(lost)})"
+
+
+def _calling(orch: Orchestra, sid: str) -> Optional[CallLoop]:
+    port = _port(orch, sid)
+    if port is None:
+        return None
+    loop = CallLoop(f"http://127.0.0.1:{port}/mcp/{sid}/mcp", "get_current_time", {"timezone": "UTC"}).start()
+    ok, _ = wait_until(lambda: loop.successes_after(0) >= 3 or bool(loop.problem), 30)
+    return loop if ok and not loop.problem else None
+
+
+def _failures(loop: Optional[CallLoop], since: float, lost: list) -> None:
+    if loop is None:
+        return
+    # Until the client has seen the server again, then stop it.
+    wait_until(lambda: loop.successes_after(time.time() - 0.3) >= 2, 30)
+    lost.append(len(failures_since(loop.stop(), since)))
+
+
+def measure_kill(ctx: Context, orch: Orchestra, base: dict, times: list, lost: list) -> None:
     for sid in base:
         old = orch.run_of(sid)
         if old is None:
             times.append(None)
             continue
-        t0 = time.monotonic()
+        loop = _calling(orch, sid)
+        t0, since = time.monotonic(), time.time()
         ctx.docker.api.kill(old[0])
 
         def again() -> bool:
@@ -144,7 +180,11 @@ def measure_kill(ctx: Context, orch: Orchestra, base: dict, times: list) -> None
 
         ok, _ = wait_until(again, SCENARIO_TIMEOUT)
         times.append(time.monotonic() - t0 if ok else None)
-        ctx.say(f"healing: kill {sid} -> serving again in {times[-1] or float('nan'):.2f} s")
+        _failures(loop, since, lost)
+        ctx.say(
+            f"healing: kill {sid} -> serving again in {times[-1] or float('nan'):.2f} s"
+            + (f", {lost[-1]} failed call(s)" if loop is not None else "")
+        )
 
 
 def measure_add_remove(ctx: Context, orch: Orchestra, base: dict, added: list, removed: list, init: bool) -> None:
@@ -181,11 +221,17 @@ def _unrouted(orch: Orchestra, sid: str) -> bool:
     return server is None or (not server.get("container_id") and server.get("route") in ("none", None))
 
 
-def measure_agent_restart(ctx: Context, orch: Orchestra, base: dict, times: list) -> None:
+def measure_agent_restart(ctx: Context, orch: Orchestra, base: dict, times: list, lost: list) -> None:
+    first = next(iter(base))
     for i in range(len(base)):
-        t0 = time.monotonic()
+        loop = _calling(orch, first)
+        t0, since = time.monotonic(), time.time()
         orch.stop("container-agent")
         orch.start("container-agent")
         ok, _ = wait_until(lambda: all(serving(orch, sid)() for sid in base), SCENARIO_TIMEOUT)
         times.append(time.monotonic() - t0 if ok else None)
-        ctx.say(f"healing: container-agent restart {i + 1} -> all serving in {times[-1] or float('nan'):.2f} s")
+        _failures(loop, since, lost)
+        ctx.say(
+            f"healing: container-agent restart {i + 1} -> all serving in {times[-1] or float('nan'):.2f} s"
+            + (f", {lost[-1]} failed call(s)" if loop is not None else "")
+        )

@@ -28,7 +28,15 @@ class Orchestra(Cluster):
     REQUEST_TIMEOUT_MS = 5000
 
     def __init__(
-        self, ctx: Context, world: World, *, ports: int, interval: int = 60, log_level: str = "INFO", name: str = "orch"
+        self,
+        ctx: Context,
+        world: World,
+        *,
+        ports: int,
+        interval: int = 60,
+        log_level: str = "INFO",
+        name: str = "orch",
+        keep_sockets: bool = False,
     ) -> None:
         super().__init__(
             ctx.work / name,
@@ -43,6 +51,7 @@ class Orchestra(Cluster):
             },
             env=clean_env(**CREDENTIALS),
             docker=ctx.docker,
+            keep_sockets=keep_sockets,
         )
         self.world = world
 

@@ -91,6 +91,8 @@ def test_healing_and_convergence(tmp_path, docker_client, time_server_image):
     data = outcome["data"]
     for key in ("kill", "add-init", "remove-init", "agent"):
         assert data[key]["values"] and None not in data[key]["values"], (key, data[key], outcome["reason"])
+    for key in ("kill", "agent"):  # counted, not judged: timings and counts are the bench's
+        assert len(data[key]["failed_calls"]) == len(data[key]["values"]), data[key]
 
 
 def test_alb_api_calls(tmp_path, docker_client):

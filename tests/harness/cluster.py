@@ -16,6 +16,8 @@ import zmq
 
 from common.protocol import ControlAction, to_plain
 from common.reqrep import ReqClient
+from services.cli.fdstore import LauncherFdStore
+from services.cli.launcher import SOCKET_KEEPER
 from services.container_agent import labels as container_labels
 
 from .files import Sections, write_atomically, write_config, write_settings
@@ -38,10 +40,13 @@ class Cluster:
         settings: Optional[Sections] = None,
         env: Optional[Mapping[str, str]] = None,
         docker: Any = None,
+        keep_sockets: bool = False,
     ) -> None:
         """`settings`: sections and keys to add to (or replace in) the defaults; `env`:
         the processes' environment (default: this one without the orchestrator's
-        variables); `docker`: a docker.DockerClient, to look at the containers."""
+        variables); `docker`: a docker.DockerClient, to look at the containers;
+        `keep_sockets`: keep the container-agent's listening sockets across its restarts,
+        as `mcp-orchestrator run` and systemd do."""
         self.dir = directory
         self.cluster = name
         self.port_range = port_range
@@ -69,6 +74,7 @@ class Cluster:
         self.env = clean_env() if env is None else dict(env)
         self.specs = specs_for(self.settings, self.config, labels=labels, env=self.env)
         self.procs: dict[str, Process] = {}
+        self.fd_store = LauncherFdStore(self.dir / "run") if keep_sockets else None
         self.starts: dict[str, int] = {}
         self.zmq = zmq.Context()
 
@@ -84,7 +90,18 @@ class Cluster:
         """Start `name` (again): container-agent, alb-agent, scheduler or dashboard."""
         self.starts[name] = self.starts.get(name, 0) + 1
         log = self.dir / f"{name}.{self.starts[name]}.log"
-        self.procs[name] = Process.of(self.specs[name], log, *extra_args, env=self.env)
+        if self.fd_store is not None and name == SOCKET_KEEPER:
+            self.fd_store.poll()
+            self.procs[name] = Process.of(
+                self.specs[name],
+                log,
+                *extra_args,
+                env={**self.env, **self.fd_store.child_environment()},
+                before_exec=self.fd_store.prepare_child(),
+                close_fds=False,
+            )
+        else:
+            self.procs[name] = Process.of(self.specs[name], log, *extra_args, env=self.env)
         return self.procs[name]
 
     def start_all(self, dashboard: bool = False) -> None:
@@ -120,6 +137,8 @@ class Cluster:
             except Exception:
                 pass
         self.zmq.destroy(linger=0)
+        if self.fd_store is not None:
+            self.fd_store.close()
 
     # --- the scheduler -------------------------------------------------------------------
 

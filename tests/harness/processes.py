@@ -70,9 +70,12 @@ class Process:
         cwd: Path = ROOT,
         before_exec: Optional[Callable[[], None]] = None,
         whole_group: bool = False,
+        close_fds: bool = True,
     ) -> None:
         """`before_exec` runs in the child (a resource limit); `whole_group`: signals go to
-        the process's group, its own children too."""
+        the process's group, its own children too; `close_fds=False`: descriptors that
+        `before_exec` made inheritable pass to the child (the parent's own are
+        close-on-exec)."""
         self.name = name
         self.log_path = log_path
         self.whole_group = whole_group
@@ -92,6 +95,7 @@ class Process:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=prepare,
+                close_fds=close_fds,
             )
 
     @classmethod
