@@ -96,9 +96,10 @@ clean: ## remove .venv, caches and artifacts (never the configuration)
 	@rm -rf .cache .pytest_cache "$(ARTIFACTS)" *.egg-info build
 	@find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# Benchmarks (issue 8): this project's bridge against mcp-proxy and supergateway, and the
-# control plane. BENCH_QUICK=1 for a fast pass; BENCH_ONLY=bridge,sessions,healing,alb,scale
-# (or 1-5) for some of them. Tables on the terminal, JSON and Markdown in bench-results/.
+# Benchmarks (issue 8): this project's bridge against mcp-proxy (npm and PyPI) and
+# supergateway, and the control plane. BENCH_QUICK=1 for a fast pass;
+# BENCH_ONLY=bridge,sessions,healing,alb,scale (or 1-5) for some of them. Tables on the
+# terminal, JSON and Markdown in bench-results/.
 BENCH_QUICK ?=
 BENCH_ONLY  ?=
 BENCH_ARGS  ?=

@@ -1,11 +1,22 @@
 """Benchmark 2: short sessions per second (LiteLLM's pattern).
 
-Each session is a new connection: initialize (+ notifications/initialized), tools/list,
-DELETE. A few clients run sessions back to back for a fixed time; the rate is the
-sessions completed over the time until the last one ended. The targets are measured
-one after the other, in an order rotated per repeat, and each phase waits until the
-containers a peer started for its sessions are gone, so that one target's clean-up
-does not load the next one's phase.
+Each session is a new connection that does one small thing and goes away. Three
+cycles, each a row per target:
+
+- 2025-06-18: initialize (+ notifications/initialized), tools/list, DELETE. This
+  bridge answers all of it from what the server said when it was served (initialize
+  result, tools list), so its sessions never reach the server;
+- 2025-06-18: initialize (+ notifications/initialized), tools/call, DELETE: the call
+  reaches the server through every target;
+- 2026-07-28: one stateless POST tools/call (no initialize, no session): the same work
+  in the new protocol revision. A target that does not serve it is n/a, with the
+  answer it gave to one such request.
+
+A few clients run sessions back to back for a fixed time; the rate is the sessions
+completed over the time until the last one ended. The (cycle, target) phases are
+measured one after the other, in an order rotated per repeat, and each phase waits
+until the containers a peer started for its sessions are gone, so that one phase's
+clean-up does not load the next one's.
 
 The direct row is what a client without a bridge does for a short session: start
 `docker run -i --rm IMAGE`, initialize, list the tools, close stdin.
@@ -18,21 +29,53 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .bench_bridge import Running, profile_bridge, start_targets, stop_targets
+from .bench_bridge import ARGS, TOOL, Running, profile_bridge, start_targets, stop_targets
 from .context import BENCH_LABEL, Context
-from .mcp_client import HttpSession, StdioServer
+from .mcp_client import MODERN_VERSION, PROTOCOL_VERSION, HttpSession, StdioServer
 from .meter import CpuUse, Meter
 from .outcome import Goal, Outcome
 from .report import Table
 from .stats import Spread, ratio
-from .targets import HttpTarget, McpProxy, ProjectBridge, Supergateway
+from .targets import DirectStdio, HttpTarget, McpProxyNpm, McpProxyPypi, ProjectBridge, Supergateway
 
 KEY = "sessions"
-TITLE = "2. Short sessions (initialize → tools/list → DELETE) per second"
-BRIDGE = "this bridge"
-DIRECT = "direct stdio"
-PEERS = ("mcp-proxy", "supergateway")
+TITLE = "2. Short sessions per second (LiteLLM's pattern: a new connection per session)"
+BRIDGE = ProjectBridge.name
+DIRECT = DirectStdio.name
+PEERS = (McpProxyNpm.name, McpProxyPypi.name, Supergateway.name)
 SETTLE_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Cycle:
+    key: str  # in the JSON
+    label: str  # in the table: what one session does, and who answers the bridge's
+    targets: tuple[str, ...]  # the targets it is measured on, in table order
+    final: str = ""  # a handshake-era session's request after initialize
+    modern: bool = False  # one stateless 2026-07-28 request instead of a session
+
+
+LIST = Cycle(
+    "session-tools-list",
+    f"{PROTOCOL_VERSION}: initialize → notifications/initialized → tools/list → DELETE "
+    "(this bridge: tools/list from its cache)",
+    (DIRECT, BRIDGE, *PEERS),
+    final="tools/list",
+)
+CALL = Cycle(
+    "session-tools-call",
+    f"{PROTOCOL_VERSION}: initialize → notifications/initialized → tools/call → DELETE "
+    "(tools/call answered by the server)",
+    (BRIDGE, McpProxyNpm.name),
+    final="tools/call",
+)
+MODERN = Cycle(
+    "modern-tools-call",
+    f"{MODERN_VERSION}: one stateless POST tools/call (answered by the server)",
+    (BRIDGE, *PEERS),
+    modern=True,
+)
+CYCLES = (LIST, CALL, MODERN)
 
 
 @dataclass
@@ -48,18 +91,31 @@ class Rate:
         return self.sessions / self.seconds if self.sessions and self.seconds > 0 else None
 
 
-async def one_http_session(target: HttpTarget) -> None:
+async def one_http_session(target: HttpTarget, final: str = "tools/list") -> None:
+    """A new connection: initialize, `final` (tools/list or tools/call), DELETE."""
     session = HttpSession("127.0.0.1", target.port, target.path)
     try:
         await session.initialize()
-        tools = await session.request("tools/list")
-        if not isinstance(tools, dict) or not tools.get("tools"):
-            raise RuntimeError(f"tools/list gave no tools: {str(tools)[:100]}")
+        if final == "tools/call":
+            await session.call_tool(TOOL, ARGS)
+        else:
+            tools = await session.request("tools/list")
+            if not isinstance(tools, dict) or not tools.get("tools"):
+                raise RuntimeError(f"tools/list gave no tools: {str(tools)[:100]}")
         status = await session.delete()
         if status not in (200, 202, 204, 405):
             raise RuntimeError(f"DELETE answered HTTP {status}")
     finally:
         session.close()
+
+
+async def one_modern_call(target: HttpTarget) -> None:
+    """A new connection: one stateless 2026-07-28 tools/call."""
+    client = await target.open_stateless()
+    try:
+        await client.call_tool(TOOL, ARGS)
+    finally:
+        client.close()
 
 
 async def one_stdio_session(ctx: Context) -> None:
@@ -110,131 +166,193 @@ async def settle(ctx: Context, baseline: int) -> None:
     ctx.say(f"containers of the short sessions still running after {SETTLE_TIMEOUT:g} s")
 
 
-async def measure(ctx: Context) -> tuple[dict[str, list[Rate]], list[Running]]:
+# (cycle key, target name) -> one rate per repeat
+Rates = dict[tuple[str, str], list[Rate]]
+
+
+@dataclass
+class Measured:
+    rates: Rates
+    unavailable: dict[tuple[str, str], str]  # why a (cycle, target) was not measured
+    runs: list[Running]
+
+
+def _session_maker(cycle: Cycle, target: HttpTarget):
+    if cycle.modern:
+        return lambda: one_modern_call(target)
+    return lambda: one_http_session(target, cycle.final)
+
+
+async def measure(ctx: Context) -> Measured:
     counts = ctx.counts
-    runs = await start_targets(ctx, [ProjectBridge(ctx), McpProxy(ctx), Supergateway(ctx)])
-    rates: dict[str, list[Rate]] = {DIRECT: []}
-    rates.update({r.name: [] for r in runs if not r.error})
+    runs = await start_targets(ctx, [ProjectBridge(ctx), McpProxyNpm(ctx), McpProxyPypi(ctx), Supergateway(ctx)])
+    by_name = {r.name: r for r in runs}
+    rates: Rates = {}
+    unavailable: dict[tuple[str, str], str] = {}
     try:
         baseline = len(
             await asyncio.to_thread(ctx.docker.api.containers, filters={"label": f"{BENCH_LABEL}={ctx.run_id}"})
         )
-        phases = [(DIRECT, lambda: one_stdio_session(ctx), lambda: Meter([], []))]
-        for run in runs:
-            if not run.error:
+        phases = []
+        for cycle in CYCLES:
+            for name in cycle.targets:
+                if name == DIRECT:
+                    phases.append((cycle, name, lambda: one_stdio_session(ctx), lambda: Meter([], [])))
+                    continue
+                run = by_name[name]
+                if run.error:
+                    unavailable[(cycle.key, name)] = run.error
+                    continue
                 target = run.target
+                assert isinstance(target, HttpTarget)
+                if cycle.modern:
+                    # Whether it serves 2026-07-28 at all: its answer to one request.
+                    try:
+                        await one_modern_call(target)
+                    except Exception as exc:
+                        reason = f"{MODERN_VERSION} tools/call failed: {type(exc).__name__}: {exc}"
+                        unavailable[(cycle.key, name)] = reason
+                        ctx.say(f"{name}: {reason}")
+                        continue
                 # Only containers that live through the phase can be metered.
                 containers = await asyncio.to_thread(target.container_ids)
                 phases.append(
                     (
-                        run.name,
-                        (lambda t: lambda: one_http_session(t))(target),
+                        cycle,
+                        name,
+                        _session_maker(cycle, target),
                         (lambda t, c: lambda: Meter(t.pids(), c))(target, containers),
                     )
                 )
+        for cycle, name, _, _ in phases:
+            rates[(cycle.key, name)] = []
         for rep in range(counts.repeats):
             shift = rep % len(phases)
-            for name, make, meter in phases[shift:] + phases[:shift]:
+            for cycle, name, make, meter in phases[shift:] + phases[:shift]:
                 rate = await timed(make, counts.short_seconds, counts.short_concurrency, meter())
-                rates[name].append(rate)
+                rates[(cycle.key, name)].append(rate)
                 await settle(ctx, baseline)
-            ctx.say(
-                f"short sessions, run {rep + 1}/{counts.repeats}: "
-                + ", ".join(f"{n} {rs[-1].per_second or 0:.1f}/s" for n, rs in rates.items() if rs)
-            )
+            for cycle in CYCLES:
+                line = ", ".join(
+                    f"{n} {rs[-1].per_second or 0:.1f}/s" for (k, n), rs in rates.items() if k == cycle.key and rs
+                )
+                ctx.say(f"short sessions, run {rep + 1}/{counts.repeats}, {cycle.key}: {line}")
     finally:
         await stop_targets(runs)
-    return rates, runs
+    return Measured(rates, unavailable, runs)
 
 
-def summarize(ctx: Context, rates: dict[str, list[Rate]], runs: list[Running]) -> Outcome:
+COLUMNS = [
+    "cycle",
+    "target",
+    "sessions/s",
+    "×bridge",
+    "ms/session",
+    "bridge µs/session",
+    "server µs/session",
+    "engine µs/session",
+    "sessions",
+    "errors",
+]
+
+
+def summarize(ctx: Context, measured: Measured) -> Outcome:
     out = Outcome(KEY, TITLE)
+    counts = ctx.counts
     table = Table(
-        f"{TITLE}: {ctx.counts.short_concurrency} clients × {ctx.counts.short_seconds:g} s, "
-        f"{ctx.counts.repeats} run(s)",
-        [
-            "target",
-            "sessions/s",
-            "×bridge",
-            "ms/session",
-            "bridge µs/session",
-            "server µs/session",
-            "engine µs/session",
-            "sessions",
-            "errors",
-        ],
+        f"{TITLE}: {counts.short_concurrency} clients × {counts.short_seconds:g} s, {counts.repeats} run(s)",
+        list(COLUMNS),
+        text_columns=2,
     )
-    base = rates.get(BRIDGE, [])
-    data = {}
-    for name in [DIRECT, *[r.name for r in runs]]:
-        reps = rates.get(name)
-        if reps is None:
-            err = next((r.error for r in runs if r.name == name), "not run")
-            table.add(name, "—", "—", "—", "—", "—", "—", "—", err[:60])
-            data[name] = {"error": err}
-            continue
-        per_s = Spread.of(r.per_second for r in reps)
-        rel = Spread.of(ratio(a.per_second, b.per_second) for a, b in zip(reps, base))
-        ms = Spread.of(1000 * ctx.counts.short_concurrency / r.per_second if r.per_second else None for r in reps)
-        errors = sum(r.errors for r in reps)
-        first = next((r.first_error for r in reps if r.first_error), "")
-        cpu = {
-            part: Spread.of(r.cpu.per(r.sessions, part) if r.cpu else None for r in reps)
-            for part in ("bridge", "server", "engine")
-        }
-        client = Spread.of(100 * r.cpu.client / r.seconds if r.cpu and r.seconds else None for r in reps)
-        table.add(
-            name,
-            per_s.fmt(1),
-            rel.fmt(3 if (rel.known and rel.median < 0.1) else 2),
-            ms.fmt(1),
-            cpu["bridge"].fmt(0),
-            cpu["server"].fmt(0),
-            cpu["engine"].fmt(0),
-            sum(r.sessions for r in reps),
-            errors,
-        )
-        data[name] = {
-            "sessions_per_s": per_s,
-            "vs_bridge": rel,
-            "ms_per_session": ms,
-            "errors": errors,
-            "cpu_us_per_session": cpu,
-            "load_generator_cpu_pct": client,
-            "sessions": sum(r.sessions for r in reps),
-            "first_error": first,
-        }
+    cycles_data: dict[str, dict] = {}
+    for cycle in CYCLES:
+        base = measured.rates.get((cycle.key, BRIDGE), [])
+        data: dict[str, dict] = {}
+        for i, name in enumerate(cycle.targets):
+            label = cycle.label if i == 0 else ""  # once per group of rows
+            reps = measured.rates.get((cycle.key, name))
+            if reps is None:
+                reason = measured.unavailable.get((cycle.key, name), "not run")
+                table.add(label, name, *["n/a"] * (len(COLUMNS) - 3), "—")
+                table.notes.append(f"{name}, {cycle.key}: n/a: {reason.splitlines()[0][:300]}")
+                data[name] = {"error": reason}
+                continue
+            per_s = Spread.of(r.per_second for r in reps)
+            rel = Spread.of(ratio(a.per_second, b.per_second) for a, b in zip(reps, base))
+            ms = Spread.of(1000 * counts.short_concurrency / r.per_second if r.per_second else None for r in reps)
+            errors = sum(r.errors for r in reps)
+            first = next((r.first_error for r in reps if r.first_error), "")
+            if first:
+                table.notes.append(f"{name}, {cycle.key}: {errors} failed session(s), the first: {first}")
+            cpu = {
+                part: Spread.of(r.cpu.per(r.sessions, part) if r.cpu else None for r in reps)
+                for part in ("bridge", "server", "engine")
+            }
+            client = Spread.of(100 * r.cpu.client / r.seconds if r.cpu and r.seconds else None for r in reps)
+            table.add(
+                label,
+                name,
+                per_s.fmt(1),
+                rel.fmt(3 if (rel.known and rel.median < 0.1) else 2),
+                ms.fmt(1),
+                cpu["bridge"].fmt(0),
+                cpu["server"].fmt(0),
+                cpu["engine"].fmt(0),
+                sum(r.sessions for r in reps),
+                errors,
+            )
+            data[name] = {
+                "sessions_per_s": per_s,
+                "vs_bridge": rel,
+                "ms_per_session": ms,
+                "errors": errors,
+                "cpu_us_per_session": cpu,
+                "load_generator_cpu_pct": client,
+                "sessions": sum(r.sessions for r in reps),
+                "first_error": first,
+            }
+        cycles_data[cycle.key] = {"label": cycle.label, "targets": data}
     table.notes += [
-        "each session: a new connection, initialize + notifications/initialized, tools/list, DELETE",
+        "each session: a new connection that does what its cycle says and goes away; ×bridge = the "
+        "target's rate ÷ this bridge's in the same cycle, per run",
+        f"{LIST.key}: this bridge answers initialize and tools/list from its cache (the server was "
+        "initialized and listed once, when served), so its sessions never reach the server; "
+        f"{CALL.key} and {MODERN.key}: tools/call reaches the server through every target",
+        f"{MODERN.key}: a 'session' is one new connection with one {MODERN_VERSION} POST "
+        "(params._meta protocolVersion and clientCapabilities, MCP-Protocol-Version, Mcp-Method and "
+        "Mcp-Name headers): no initialize, no Mcp-Session-Id, no DELETE",
         "direct stdio: a new `docker run -i --rm IMAGE` per session (initialize, tools/list, close stdin): "
         "what a client without a bridge pays",
-        "this bridge answers initialize from its cache: the server was initialized once, when served",
-        "supergateway (--stateful) starts a container per session; mcp-proxy shares one child",
+        "supergateway (--stateful) starts a container per session, and one per 2026-07-28 request; "
+        "both mcp-proxy programs share one child",
         "CPU per session: bridge = its process and children, server = the shared server container "
         "(— where each session has its own), engine = dockerd, containerd and the shared container's shim",
     ]
-    client = data.get(BRIDGE, {}).get("load_generator_cpu_pct")
+    client = cycles_data[LIST.key]["targets"].get(BRIDGE, {}).get("load_generator_cpu_pct")
     if client is not None and client.known:
         table.notes.append(
-            f"the load generator (one Python process) used {client.fmt(0)} % of a core during this bridge's runs"
+            f"the load generator (one Python process) used {client.fmt(0)} % of a core during this bridge's "
+            f"{LIST.key} runs"
         )
     out.tables.append(table)
     out.data = {
-        "targets": data,
-        "concurrency": ctx.counts.short_concurrency,
-        "seconds": ctx.counts.short_seconds,
-        "repeats": ctx.counts.repeats,
+        "cycles": cycles_data,
+        "concurrency": counts.short_concurrency,
+        "seconds": counts.short_seconds,
+        "repeats": counts.repeats,
     }
+    rates = measured.rates
+    base = rates.get((LIST.key, BRIDGE), [])
     best_per_rep = []
     for i, b in enumerate(base):
-        peers = [rates[p][i].per_second for p in PEERS if p in rates and i < len(rates[p])]
+        peers = [rates[(LIST.key, p)][i].per_second for p in PEERS if i < len(rates.get((LIST.key, p), []))]
         peers = [p for p in peers if p]
         best_per_rep.append(ratio(b.per_second, max(peers)) if peers else None)
     x = Spread.of(best_per_rep)
     out.goals.append(
         Goal(
             "2",
-            "short sessions/s, this bridge ÷ the best peer",
+            f"short sessions/s ({PROTOCOL_VERSION}, tools/list), this bridge ÷ the best peer",
             "≥ 3×",
             x.fmt(1, "×") if x.known else "not measured",
             x.median >= 3 if x.known else None,
@@ -251,15 +369,14 @@ async def _sessions_workload(ctx: Context, target: HttpTarget) -> int:
 
 
 def run(ctx: Context, profile: bool = False) -> Outcome:
-    rates, runs = asyncio.run(measure(ctx))
-    out = summarize(ctx, rates, runs)
+    out = summarize(ctx, asyncio.run(measure(ctx)))
     if profile or any(g.met is False for g in out.goals):
         ctx.say("profiling the bridge under short sessions (a goal was missed or profiling was asked for)")
         try:
             out.data["profile"] = asyncio.run(
                 profile_bridge(
                     ctx,
-                    f"short sessions, {ctx.counts.short_concurrency} clients",
+                    f"short sessions ({LIST.key}), {ctx.counts.short_concurrency} clients",
                     lambda target: _sessions_workload(ctx, target),
                 )
             )

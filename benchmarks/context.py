@@ -25,7 +25,10 @@ BENCH_LABEL = "mcp-orchestrator.bench"
 TARGET_LABEL = "mcp-orchestrator.bench.target"
 TIME_IMAGE = "mcp-orchestrator/mcp-server-time:latest"
 BUSYBOX_IMAGE = "mcp-orchestrator/busybox:test"
-MCP_PROXY = ROOT / ".cache" / "bench" / "mcp-proxy-venv" / "bin" / "mcp-proxy"
+# The peers, as scripts/ensure-bench-tools.sh installs them: two different programs
+# are both called mcp-proxy, the Python one from PyPI and the TypeScript one from npm.
+MCP_PROXY_PYPI = ROOT / ".cache" / "bench" / "mcp-proxy-venv" / "bin" / "mcp-proxy"
+MCP_PROXY_NPM = ROOT / ".cache" / "bench" / "node" / "node_modules" / ".bin" / "mcp-proxy"
 SUPERGATEWAY = ROOT / ".cache" / "bench" / "node" / "node_modules" / ".bin" / "supergateway"
 DOCKER_API_VERSION = "1.41"
 
@@ -37,6 +40,8 @@ class Counts:
     repeats: int = 5
     levels: tuple[int, ...] = (1, 8, 32)
     calls: dict = field(default_factory=lambda: {1: 300, 8: 60, 32: 25})  # per session, per level
+    # Concurrent clients of the 2026-07-28 (stateless) workload; calls each as `calls`.
+    modern_levels: tuple[int, ...] = (8, 32)
     warmup_calls: int = 20
     short_seconds: float = 4.0
     short_concurrency: int = 4
@@ -67,6 +72,7 @@ class Counts:
             repeats=1,
             levels=(1, 2),
             calls={1: 3, 2: 2},
+            modern_levels=(2,),
             warmup_calls=1,
             short_seconds=0.5,
             short_concurrency=2,

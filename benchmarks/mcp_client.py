@@ -5,6 +5,11 @@ keep-alive connection; a POST is answered as JSON or as an SSE stream (both are
 read whole, since the SDK servers end the stream after the response). The stdio
 client writes JSON-RPC lines to `docker run -i` and matches answers by id, so
 several sessions can share one server process, as they share one bridge.
+
+Two protocol eras: `HttpSession` is the handshake era (initialize, then requests
+under an Mcp-Session-Id); `StatelessClient` is 2026-07-28, where every request is
+one POST carrying its protocol version and the client's capabilities in
+`params._meta`, mirrored in headers, with no initialize and no session.
 """
 
 from __future__ import annotations
@@ -14,9 +19,20 @@ import itertools
 import json
 from typing import Any, Optional, Sequence
 
+from services.container_agent.bridge.http_common import VERSION_HEADER
+from services.container_agent.bridge.modern import (
+    META_CAPABILITIES,
+    META_VERSION,
+    METHOD_HEADER,
+    MODERN_VERSIONS,
+    NAME_HEADER,
+    NAME_KEYS,
+)
+
 from .http_client import HttpConnection, Response
 
 PROTOCOL_VERSION = "2025-06-18"
+MODERN_VERSION = MODERN_VERSIONS[-1]  # 2026-07-28
 CLIENT_INFO = {"name": "mcp-orchestrator-bench", "version": "1"}
 ACCEPT = "application/json, text/event-stream"
 
@@ -27,6 +43,27 @@ class McpError(Exception):
 
 def initialize_params() -> dict:
     return {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": CLIENT_INFO}
+
+
+def modern_params(params: Optional[dict]) -> dict:
+    """`params` with the `_meta` every 2026-07-28 request carries."""
+    meta = {META_VERSION: MODERN_VERSION, META_CAPABILITIES: {}}
+    return {**(params or {}), "_meta": meta}
+
+
+def modern_headers(method: str, params: Optional[dict]) -> dict[str, str]:
+    """The headers a 2026-07-28 POST mirrors its body in (Mcp-Name only for the methods
+    that name something)."""
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": ACCEPT,
+        VERSION_HEADER: MODERN_VERSION,
+        METHOD_HEADER: method,
+    }
+    key = NAME_KEYS.get(method)
+    if key is not None and params and isinstance(params.get(key), str):
+        headers[NAME_HEADER] = params[key]
+    return headers
 
 
 def message_from(response: Response, want_id: int) -> dict:
@@ -53,6 +90,13 @@ def result_of(msg: dict) -> Any:
     if "error" in msg:
         raise McpError(f"JSON-RPC error {msg['error'].get('code')}: {msg['error'].get('message')}")
     return msg.get("result")
+
+
+def tool_result(name: str, result: Any) -> dict:
+    """A tools/call result that succeeded; McpError for a tool error or a bad shape."""
+    if not isinstance(result, dict) or result.get("isError"):
+        raise McpError(f"tools/call {name} failed: {str(result)[:200]}")
+    return result
 
 
 class HttpSession:
@@ -97,10 +141,7 @@ class HttpSession:
         return result_of(message_from(response, rid))
 
     async def call_tool(self, name: str, arguments: dict) -> Any:
-        result = await self.request("tools/call", {"name": name, "arguments": arguments})
-        if not isinstance(result, dict) or result.get("isError"):
-            raise McpError(f"tools/call {name} failed: {str(result)[:200]}")
-        return result
+        return tool_result(name, await self.request("tools/call", {"name": name, "arguments": arguments}))
 
     async def delete(self) -> int:
         """End the session (DELETE); the HTTP status (405 for servers that do not allow it)."""
@@ -108,6 +149,35 @@ class HttpSession:
             return 0
         response = await self.conn.request("DELETE", self.path, self._headers)
         return response.status
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class StatelessClient:
+    """A 2026-07-28 client of http://host:port{path}: each request one POST, on one
+    keep-alive connection (as a client's connection pool keeps it), with no session."""
+
+    def __init__(self, host: str, port: int, path: str, timeout: float = 60.0) -> None:
+        self.conn = HttpConnection(host, port, timeout)
+        self.path = path
+        self._ids = itertools.count(1)
+
+    async def request(self, method: str, params: Optional[dict] = None) -> Any:
+        rid = next(self._ids)
+        message = {"jsonrpc": "2.0", "id": rid, "method": method, "params": modern_params(params)}
+        response = await self.conn.request(
+            "POST", self.path, modern_headers(method, params), json.dumps(message).encode()
+        )
+        if response.status != 200:
+            raise McpError(f"{method} ({MODERN_VERSION}): HTTP {response.status}: {response.body[:200]!r}")
+        return result_of(message_from(response, rid))
+
+    async def call_tool(self, name: str, arguments: dict) -> Any:
+        return tool_result(name, await self.request("tools/call", {"name": name, "arguments": arguments}))
+
+    async def delete(self) -> int:
+        return 0  # no session to end
 
     def close(self) -> None:
         self.conn.close()
@@ -187,12 +257,12 @@ class StdioServer:
         self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return result
 
-    async def call_tool(self, name: str, arguments: dict) -> Any:
+    async def call_tool(self, name: str, arguments: dict, modern: bool = False) -> Any:
+        """tools/call; `modern`: as a 2026-07-28 request (its `_meta`, no session needed)."""
+        params = {"name": name, "arguments": arguments}
         # No wait_for: one task less per call on the floor we measure against.
-        result = await self.request("tools/call", {"name": name, "arguments": arguments}, timeout=0)
-        if not isinstance(result, dict) or result.get("isError"):
-            raise McpError(f"tools/call {name} failed: {str(result)[:200]}")
-        return result
+        result = await self.request("tools/call", modern_params(params) if modern else params, timeout=0)
+        return tool_result(name, result)
 
     async def close(self, timeout: float = 10.0) -> None:
         if self.proc is None:

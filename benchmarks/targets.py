@@ -1,15 +1,22 @@
-"""The four ways to reach the same stdio MCP server, each behind one interface.
+"""The five ways to reach the same stdio MCP server, each behind one interface.
 
 - `direct`: the floor. `docker run -i --rm IMAGE` spoken to over its stdin/stdout by
   the load generator itself; sessions share the one server, matched by request id.
 - `bridge`: this project's bridge (benchmarks/bridge_host.py, its own process) serving
   a container created as the container-agent creates them (stdin open, not tied to
   the first attach).
-- `mcp-proxy`: mcp-proxy's Streamable HTTP server wrapping `docker run -i --rm IMAGE`
-  (one child shared by all sessions).
+- `mcp-proxy-npm`: the TypeScript mcp-proxy from npm (MCP SDK 2.x) wrapping
+  `docker run -i --rm IMAGE`: one child shared by all sessions; its Streamable HTTP
+  endpoint serves 2026-07-28 too.
+- `mcp-proxy-pypi`: the Python mcp-proxy from PyPI, a different program of the same
+  name, wrapping the same command (one child shared by all sessions).
 - `supergateway`: supergateway's stateful Streamable HTTP mode wrapping the same
   command: it starts one child (so one container) per session. Its default mode is
   stateless, which starts a child per request.
+
+Each target opens handshake-era sessions (`open_session`) and 2026-07-28 stateless
+clients (`open_stateless`); whether a target serves the latter is found out by
+asking it, not assumed.
 """
 
 from __future__ import annotations
@@ -24,18 +31,23 @@ from typing import Any, Optional, Protocol
 from services.cli.launcher import die_with_parent
 from tests.harness.ports import free_port
 
-from .context import MCP_PROXY, ROOT, SUPERGATEWAY, Context, tail, wait_port
-from .mcp_client import HttpSession, StdioServer
+from .context import MCP_PROXY_NPM, MCP_PROXY_PYPI, ROOT, SUPERGATEWAY, Context, tail, wait_port
+from .mcp_client import HttpSession, StatelessClient, StdioServer
 
 START_TIMEOUT = 90.0
 
 
-class Session(Protocol):
-    async def initialize(self) -> dict: ...
-    async def request(self, method: str, params: Optional[dict] = None) -> Any: ...
+class ToolCaller(Protocol):
+    """What a workload calls tools through: a session, or a 2026-07-28 stateless client."""
+
     async def call_tool(self, name: str, arguments: dict) -> Any: ...
     async def delete(self) -> int: ...
     def close(self) -> None: ...
+
+
+class Session(ToolCaller, Protocol):
+    async def initialize(self) -> dict: ...
+    async def request(self, method: str, params: Optional[dict] = None) -> Any: ...
 
 
 class Target:
@@ -43,6 +55,8 @@ class Target:
     slug = ""  # in file names and in the label on its containers
     note = ""
     is_bridge = False  # an HTTP bridge (the short-session benchmark needs one)
+    # Why its 2026-07-28 leg is not put under sustained load, though it answers ("": it is).
+    modern_unloaded = ""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -51,6 +65,10 @@ class Target:
         raise NotImplementedError
 
     async def open_session(self) -> Session:
+        raise NotImplementedError
+
+    async def open_stateless(self) -> ToolCaller:
+        """A 2026-07-28 client: no handshake, each call stands alone."""
         raise NotImplementedError
 
     async def stop(self) -> None:
@@ -68,10 +86,12 @@ class Target:
 
 
 class _SharedStdioSession:
-    """A 'session' of the floor: calls on the one shared server process."""
+    """A 'session' of the floor: calls on the one shared server process; `modern`: each
+    call a 2026-07-28 request (the server needs no session for it)."""
 
-    def __init__(self, server: StdioServer) -> None:
+    def __init__(self, server: StdioServer, modern: bool = False) -> None:
         self.server = server
+        self.modern = modern
 
     async def initialize(self) -> dict:
         return {}
@@ -80,7 +100,7 @@ class _SharedStdioSession:
         return await self.server.request(method, params)
 
     async def call_tool(self, name: str, arguments: dict) -> Any:
-        return await self.server.call_tool(name, arguments)
+        return await self.server.call_tool(name, arguments, modern=self.modern)
 
     async def delete(self) -> int:
         return 0
@@ -97,6 +117,9 @@ class DirectStdio(Target):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.server: Optional[StdioServer] = None
+        # A second server for 2026-07-28 requests: one that was initialized serves only
+        # the handshake era on that connection. Started when first asked for.
+        self.modern_server: Optional[StdioServer] = None
 
     async def start(self) -> None:
         self.server = StdioServer(self.ctx.docker_run_argv(self.slug))
@@ -107,10 +130,17 @@ class DirectStdio(Target):
         assert self.server is not None
         return _SharedStdioSession(self.server)
 
+    async def open_stateless(self) -> ToolCaller:
+        if self.modern_server is None:
+            self.modern_server = StdioServer(self.ctx.docker_run_argv(self.slug))
+            await self.modern_server.start()
+        return _SharedStdioSession(self.modern_server, modern=True)
+
     async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.close()
-            self.server = None
+        for server in (self.server, self.modern_server):
+            if server is not None:
+                await server.close()
+        self.server = self.modern_server = None
 
 
 # --- HTTP bridges ------------------------------------------------------------------
@@ -137,6 +167,9 @@ class HttpTarget(Target):
             session.close()
             raise
         return session
+
+    async def open_stateless(self) -> ToolCaller:
+        return StatelessClient("127.0.0.1", self.port, self.path)
 
     def _spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         log = open(self.log_path, "ab")
@@ -225,17 +258,48 @@ class ProjectBridge(HttpTarget):
             await asyncio.to_thread(container.remove, force=True)
 
 
-class McpProxy(HttpTarget):
-    name = "mcp-proxy"
-    slug = "mcp-proxy"
-    note = "mcp-proxy (PyPI) `--port P -- docker run -i --rm IMAGE`: Streamable HTTP, one child for all sessions"
+class McpProxyNpm(HttpTarget):
+    name = "mcp-proxy (npm)"
+    slug = "mcp-proxy-npm"
+    note = (
+        "mcp-proxy from npm (TypeScript, MCP SDK 2.x) `--port P -- docker run -i --rm IMAGE`: "
+        "Streamable HTTP at /mcp, one child for all sessions, 2026-07-28 served beside the "
+        "session era (its default --modern)"
+    )
 
     async def start(self) -> None:
-        if not MCP_PROXY.exists():
-            raise RuntimeError(f"{MCP_PROXY} is missing: run scripts/ensure-bench-tools.sh")
+        if not MCP_PROXY_NPM.exists():
+            raise RuntimeError(
+                f"{MCP_PROXY_NPM} is missing: run scripts/ensure-bench-tools.sh (it needs Node.js 20 or newer)"
+            )
         self.port = free_port()
         argv = [
-            str(MCP_PROXY),
+            str(MCP_PROXY_NPM),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--",
+            *self.ctx.docker_run_argv(self.slug),
+        ]
+        self.proc = self._spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        await self._wait_listening()
+
+
+class McpProxyPypi(HttpTarget):
+    name = "mcp-proxy (PyPI)"
+    slug = "mcp-proxy-pypi"
+    note = (
+        "mcp-proxy from PyPI (Python, a different program of the same name) "
+        "`--port P -- docker run -i --rm IMAGE`: Streamable HTTP, one child for all sessions"
+    )
+
+    async def start(self) -> None:
+        if not MCP_PROXY_PYPI.exists():
+            raise RuntimeError(f"{MCP_PROXY_PYPI} is missing: run scripts/ensure-bench-tools.sh")
+        self.port = free_port()
+        argv = [
+            str(MCP_PROXY_PYPI),
             "--host",
             "127.0.0.1",
             "--port",
@@ -256,6 +320,12 @@ class Supergateway(HttpTarget):
         "supergateway (npm) `--stdio 'docker run -i --rm IMAGE' --outputTransport streamableHttp "
         "--stateful`: one child, so one container, per session (its default stateless mode starts "
         "one per request)"
+    )
+    # Read in its source (lib/modernHttp.js) and seen in the probe's time: each 2026-07-28
+    # request gets a child of its own unless it continues an earlier one.
+    modern_unloaded = (
+        "answers 2026-07-28 with a new child, so a new `docker run` container, per request: "
+        "loading it measures container start-up (its 2026-07-28 row in benchmark 2 does, time-boxed)"
     )
 
     async def start(self) -> None:
@@ -278,4 +348,4 @@ class Supergateway(HttpTarget):
         await self._wait_listening()
 
 
-TARGETS = {"direct": DirectStdio, "bridge": ProjectBridge, "mcp-proxy": McpProxy, "supergateway": Supergateway}
+TARGETS = {t.slug: t for t in (DirectStdio, ProjectBridge, McpProxyNpm, McpProxyPypi, Supergateway)}  # by slug

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from benchmarks.http_client import HttpConnection, HttpError
-from benchmarks.mcp_client import McpError, message_from
+from benchmarks.mcp_client import McpError, StatelessClient, message_from, modern_headers
 from benchmarks.report import Table
 from benchmarks.run import select
 from benchmarks.stats import Spread, percentile, ratio
@@ -128,3 +128,44 @@ def test_http_client_times_out_with_a_clear_error():
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_a_stateless_client_sends_each_call_as_a_2026_07_28_post():
+    seen: list[tuple[dict, dict]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        seen.append((dict(request.headers), body))
+        result = {"content": [], "isError": False}
+        data = json.dumps({"jsonrpc": "2.0", "id": body["id"], "result": result})
+        return web.Response(text=f"event: message\ndata: {data}\n\n", content_type="text/event-stream")
+
+    async def main() -> None:
+        runner, port = await _serve(handler)
+        client = StatelessClient("127.0.0.1", port, "/mcp/x/mcp", timeout=5)
+        try:
+            await client.call_tool("get_current_time", {"timezone": "UTC"})
+            await client.call_tool("get_current_time", {"timezone": "UTC"})
+            assert await client.delete() == 0  # no session to end
+        finally:
+            client.close()
+            await runner.cleanup()
+
+    asyncio.run(main())
+    assert [body["id"] for _, body in seen] == [1, 2]
+    headers, body = seen[0]
+    assert body["method"] == "tools/call" and body["params"]["name"] == "get_current_time"
+    assert body["params"]["_meta"] == {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    assert headers["MCP-Protocol-Version"] == "2026-07-28"
+    assert headers["Mcp-Method"] == "tools/call" and headers["Mcp-Name"] == "get_current_time"
+    assert headers["Accept"] == "application/json, text/event-stream"
+    assert headers["Content-Type"] == "application/json"
+    assert "Mcp-Session-Id" not in headers
+
+
+def test_modern_headers_name_only_what_the_method_names():
+    assert modern_headers("resources/read", {"uri": "file:///a"})["Mcp-Name"] == "file:///a"
+    assert "Mcp-Name" not in modern_headers("tools/list", None)

@@ -2,9 +2,11 @@
 
 Each benchmark runs in a process of its own, as `make bench` runs it, against the real
 Docker engine, the real bridge, the real orchestrator processes and moto. Only that it
-works is checked, never how fast: timings belong to `make bench`. The peers (mcp-proxy,
-supergateway) are measured when scripts/ensure-bench-tools.sh has installed them;
-without them their rows say why, and the run still succeeds.
+works is checked, never how fast: timings belong to `make bench`. The peers (mcp-proxy
+from npm, mcp-proxy from PyPI, supergateway) are measured when
+scripts/ensure-bench-tools.sh has installed them; without them their rows say why, and
+the run still succeeds. Both protocol eras are covered: handshake-era sessions and
+2026-07-28 stateless calls.
 """
 
 from __future__ import annotations
@@ -22,9 +24,19 @@ from tests.harness.labels import TEST_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-PEERS_INSTALLED = (ROOT / ".cache/bench/mcp-proxy-venv/bin/mcp-proxy").exists() and (
-    ROOT / ".cache/bench/node/node_modules/.bin/supergateway"
-).exists()
+PEERS = ("mcp-proxy (npm)", "mcp-proxy (PyPI)", "supergateway")
+PEERS_INSTALLED = all(
+    (ROOT / path).exists()
+    for path in (
+        ".cache/bench/node/node_modules/.bin/mcp-proxy",
+        ".cache/bench/mcp-proxy-venv/bin/mcp-proxy",
+        ".cache/bench/node/node_modules/.bin/supergateway",
+    )
+)
+
+
+def measured(row: dict) -> bool:
+    return "error" not in row and row["errors"] == 0
 
 
 def run_bench(key: str, out: Path, docker_client) -> dict:
@@ -68,22 +80,42 @@ def test_bridge_latency_and_throughput(tmp_path, docker_client, time_server_imag
     assert set(levels) == {"1", "2"}
     for level in levels.values():
         for name in ("direct stdio", "this bridge"):
-            assert level[name]["calls"] > 0 and level[name]["errors"] == 0, level[name]
+            assert measured(level[name]) and level[name]["calls"] > 0, level[name]
             assert level[name]["p50_ms"]["median"] > 0
-        for peer in ("mcp-proxy", "supergateway"):
+        for peer in PEERS:
             if PEERS_INSTALLED:
-                assert level[peer]["errors"] == 0 and level[peer]["calls"] > 0, level[peer]
+                assert measured(level[peer]) and level[peer]["calls"] > 0, level[peer]
             else:
                 assert "error" in level[peer] or level[peer]["calls"] > 0
+    modern = outcome["data"]["modern"]
+    assert modern["protocol"] == "2026-07-28" and set(modern["levels"]) == {"2"}
+    level = modern["levels"]["2"]
+    # The floor and this bridge serve stateless calls; so does the npm mcp-proxy.
+    for name in ("direct stdio", "this bridge", *(("mcp-proxy (npm)",) if PEERS_INSTALLED else ())):
+        assert measured(level[name]) and level[name]["calls"] > 0, level[name]
+    for peer in PEERS:  # measured, or n/a with the reason (never a made-up number)
+        assert measured(level[peer]) or level[peer]["error"] == modern["unavailable"][peer], level[peer]
+    table = outcome["tables"][-1]
+    assert "2026-07-28 stateless" in table["title"]
+    assert all(row[1] == "n/a" for row in table["rows"] if row[0] in modern["unavailable"])
     assert {g["what"].split(",")[0] for g in outcome["goals"]} >= {"p50 at 1 session"}
 
 
 def test_short_sessions(tmp_path, docker_client, time_server_image):
     outcome = run_bench("sessions", tmp_path, docker_client)
-    bridge = outcome["data"]["targets"]["this bridge"]
-    assert bridge["sessions"] > 0 and bridge["errors"] == 0, bridge
-    direct = outcome["data"]["targets"]["direct stdio"]
+    cycles = outcome["data"]["cycles"]
+    assert set(cycles) == {"session-tools-list", "session-tools-call", "modern-tools-call"}
+    for cycle in cycles.values():
+        bridge = cycle["targets"]["this bridge"]
+        assert measured(bridge) and bridge["sessions"] > 0, (cycle["label"], bridge)
+        if PEERS_INSTALLED:
+            npm = cycle["targets"]["mcp-proxy (npm)"]
+            assert measured(npm) and npm["sessions"] > 0, (cycle["label"], npm)
+    direct = cycles["session-tools-list"]["targets"]["direct stdio"]
     assert direct["errors"] == 0, direct
+    labels = [row[0] for row in outcome["tables"][0]["rows"] if row[0]]
+    assert labels == [c["label"] for c in cycles.values()]
+    assert "from its cache" in labels[0] and labels[2].startswith("2026-07-28: one stateless POST tools/call")
 
 
 def test_healing_and_convergence(tmp_path, docker_client, time_server_image):
