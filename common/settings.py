@@ -402,6 +402,12 @@ class BridgeSettings:
         32 * 1024 * 1024, "largest JSON-RPC line accepted from a server", _between(1024, 1 << 31)
     )
     stderr_lines: int = _setting(200, "stderr lines kept per server for the dashboard", _between(1, 100000))
+    access_log_level: str = _setting(
+        "info",
+        "level of the one line per MCP request (server, method, tool, era, status, duration, "
+        "client, traceparent; never arguments): off, debug, info, warning",
+        _one_of("off", "debug", "info", "warning"),
+    )
     allowed_origins: str = _setting(
         "",
         "browser origins allowed to call the bridges "

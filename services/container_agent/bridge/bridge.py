@@ -25,9 +25,10 @@ from aiohttp import web
 from common import fdstore, server_ids
 
 from .. import stdio
-from . import jsonrpc, legacy_sse, proxy, streamable_http
+from . import access_log, jsonrpc, legacy_sse, proxy, streamable_http
 from .config import BridgeConfig
 from .http_common import (
+    client_of,
     cors_headers,
     host_allowed,
     json_response,
@@ -118,6 +119,7 @@ class Bridge:
         )
         self._runner = web.ServerRunner(server, shutdown_timeout=5.0)
         await self._runner.setup()
+        access_log.configure(self._config.access_log_level)
         # Kept by the supervisor across restarts: sessions survive a restart of the process.
         self._session_ids = SessionIds(fdstore.kept_secret(SESSION_KEY_NAME))
         self._spawn(self._sweep())
@@ -424,6 +426,25 @@ class Bridge:
                     log.debug("server %s: %d idle sessions expired", server.server_id, len(expired))
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if not access_log.enabled() or request.path.endswith("/health"):
+            return await self._route(request)
+        started = asyncio.get_running_loop().time()
+        status = 500
+        try:
+            response = await self._route(request)
+            status = response.status
+            return response
+        finally:
+            server_id = server_ids.split_path(request.path)
+            access_log.write(
+                server_id[0] if server_id else "-",
+                request,
+                status,
+                asyncio.get_running_loop().time() - started,
+                client_of(request, self._config),
+            )
+
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport is not None else None
         server = self._by_port.get(sockname[1]) if sockname else None

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from common import server_ids
 
-from . import jsonrpc
+from . import access_log, jsonrpc
 from .channel import Channel
 from .config import BridgeConfig
 from .http_common import (
@@ -77,6 +77,8 @@ async def handle_post(server: ServedServer, request: web.BaseRequest, config: Br
     if problem is not None:
         return problem
     payload = await read_json(request, config.max_body_bytes)
+    if not isinstance(payload, web.Response):
+        access_log.note(request, payload, LEGACY_SSE_VERSION)
     if isinstance(payload, web.Response):
         return payload
     items = payload if isinstance(payload, list) else [payload]

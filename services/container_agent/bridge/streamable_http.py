@@ -14,7 +14,7 @@ from typing import Callable, Optional, Union
 
 from aiohttp import web
 
-from . import jsonrpc, modern
+from . import access_log, jsonrpc, modern
 from .channel import Channel
 from .config import BridgeConfig
 from .http_common import (
@@ -100,11 +100,18 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     if isinstance(payload, web.Response):
         return payload
     if modern.is_modern(request.headers, payload):
+        access_log.note(request, payload, modern.MODERN_VERSIONS[-1])
+        access_log.carry_trace(request.headers, payload)
 
         async def answer(channel: Channel) -> web.StreamResponse:
             return await _answer(request, None, channel, accepts, False, config, cors, modern.status_of)
 
         return await modern.handle(server, request, config, cors, payload, accepts, answer)
+    params = payload.get("params") if isinstance(payload, dict) else None
+    era = params.get("protocolVersion") if isinstance(params, dict) and payload.get("method") == "initialize" else None
+    access_log.note(request, payload, str(era or request.headers.get(VERSION_HEADER) or "handshake")[:20])
+    if not isinstance(payload, list):
+        access_log.carry_trace(request.headers, payload)
     # Refusals from here on name the request, when there is one.
     id_json = jsonrpc.id_of(payload)
     problem = _version_problem(request, id_json)
@@ -130,6 +137,7 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     session = _session_of(server, request, config, id_json)
     if isinstance(session, web.Response):
         return session
+    access_log.session_era(request, session.protocol_version)
     upstream = await server.ready_upstream(config, id_json)
     if isinstance(upstream, web.Response):
         return upstream
