@@ -386,6 +386,12 @@ class BridgeSettings:
         "a request for a server whose container is being restarted waits this long for it (then 503); 0: never waits",
         _between(0, 120),
     )
+    drain_seconds: float = _setting(
+        10.0,
+        "on stop, requests in flight get this long to finish (new connections wait for the next "
+        "process); under the unit's 20 s stop timeout",
+        _between(0, 15),
+    )
     session_idle_timeout_seconds: float = _setting(1800.0, "idle MCP sessions are dropped after this", _positive)
     max_sessions_per_server: int = _setting(
         10000, "sessions per server; past it the least recently used idle one is dropped", _between(1, 1000000)

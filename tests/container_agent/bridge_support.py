@@ -181,6 +181,8 @@ class RunningBridge:
 
 def start_bridge(docker_client: Any, **settings: Any) -> RunningBridge:
     events: "queue.Queue[BridgeEvent]" = queue.Queue()
+    # Tests leave requests the scripted server never answers: a short drain at the end.
+    settings.setdefault("drain_seconds", 1.0)
     thread = BridgeThread(docker_client, BridgeConfig(bind_host="127.0.0.1", **settings), on_event=events.put)
     thread.start()
     return RunningBridge(thread, events)

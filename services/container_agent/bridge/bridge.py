@@ -126,6 +126,12 @@ class Bridge:
         self._spawn(self._drop_unclaimed_sockets())
 
     async def close(self) -> None:
+        """Stop. No new connection is taken (the supervisor keeps the listening sockets:
+        they wait for the next process), the requests in flight get drain_seconds to
+        finish, then the sessions and attachments end."""
+        for server in self._servers.values():
+            await server.close_port()
+        await self._drain(self._config.drain_seconds)
         for server_id in list(self._servers):
             await self.unserve(server_id, keep_port=True)
         for task in list(self._tasks):
@@ -237,7 +243,7 @@ class Bridge:
             if server is None:
                 return False
             self._by_port.pop(server.port, None)
-            await server.site.stop()
+            await server.close_port()
             if not keep_port:
                 fdstore.forget(_socket_name(server.port))
             for session in server.sessions.all():
@@ -310,6 +316,18 @@ class Bridge:
 
     # --- internals -------------------------------------------------------------
 
+    async def _drain(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            busy = sum(server.requests_in_flight() for server in self._servers.values())
+            if not busy:
+                return
+            if loop.time() >= deadline:
+                log.warning("stopping with %d request(s) still in flight after %g s", busy, seconds)
+                return
+            await asyncio.sleep(0.05)
+
     async def _drop_unclaimed_sockets(self) -> None:
         """Sockets kept for servers that are no longer served after a restart (removed
         meanwhile) are given up once the running containers have been adopted."""
@@ -380,7 +398,7 @@ class Bridge:
             self._servers[server_id] = server
         else:
             self._by_port.pop(server.port, None)
-            await server.site.stop()
+            await server.close_port()
             fdstore.forget(_socket_name(server.port))
             server.site, server.port = site, port
         self._by_port[port] = server

@@ -58,6 +58,21 @@ class ServedServer:
         if self.subscriptions is None:
             self.subscriptions = Subscriptions(self.sessions)
 
+    async def close_port(self) -> None:
+        """Take no new connection on this port (those open are served on); once only."""
+        site, self.site = self.site, None
+        if site is not None:
+            await site.stop()
+
+    def requests_in_flight(self) -> int:
+        """Client requests this server has not answered yet (held MRTR rounds excepted)."""
+        count = len(self.forwarding)
+        if self.upstream is not None:
+            count += sum(
+                1 for p in self.upstream.pending.values() if p.from_client and (p.round is None or not p.round.waiting)
+            )
+        return count
+
     def cut_forwarding(self) -> None:
         for task in list(self.forwarding):
             task.cancel()
