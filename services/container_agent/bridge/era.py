@@ -93,7 +93,8 @@ def add_request_meta(msg: dict, capabilities: Mapping[str, Any], log_level: Opti
     if not isinstance(meta, dict):
         meta = params["_meta"] = {}
     meta.setdefault(META_VERSION, MODERN_VERSION)
-    meta.setdefault(META_CAPABILITIES, dict(capabilities))
+    if META_CAPABILITIES not in meta:
+        meta[META_CAPABILITIES] = dict(capabilities)
     if log_level is not None:
         meta.setdefault(META_LOG_LEVEL, log_level)
 

@@ -221,3 +221,19 @@ async def pump(response: web.StreamResponse, channel, keepalive: float) -> None:
             return
         if not await channel.wait(keepalive):
             await response.write(KEEPALIVE)
+
+
+async def stream_channel(
+    request: web.BaseRequest, channel, keepalive: float, headers: Optional[dict] = None, first: bytes = KEEPALIVE
+) -> web.StreamResponse:
+    """Answer `request` with an SSE stream of `channel` (after `first`) until the channel
+    closes or the client leaves; a client that left is not an error."""
+    response = sse_response(headers)
+    try:
+        await response.prepare(request)
+        await response.write(first)
+        await pump(response, channel, keepalive)
+        await response.write_eof()
+    except ConnectionError:
+        pass
+    return response

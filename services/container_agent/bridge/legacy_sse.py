@@ -19,11 +19,10 @@ from .http_common import (
     client_of,
     json_response,
     method_not_allowed,
-    pump,
     read_json,
     rejection,
     sse_event,
-    sse_response,
+    stream_channel,
     unsupported_media_type,
 )
 from .jsonrpc import Kind
@@ -49,17 +48,11 @@ async def handle_stream(
     channel = Channel(limit=STREAM_BACKLOG)
     server.sessions.open_stream(session, channel)
     endpoint = f"{server_ids.messages_path(server.server_id)}?sessionId={session.id}"
-    response = sse_response(cors)
     try:
-        await response.prepare(request)
-        await response.write(sse_event(endpoint.encode(), b"endpoint"))
-        await pump(response, channel, config.sse_keepalive_seconds)
-        await response.write_eof()
-    except ConnectionError:
-        pass  # the client left: the session ends below
+        first = sse_event(endpoint.encode(), b"endpoint")
+        return await stream_channel(request, channel, config.sse_keepalive_seconds, cors, first)
     finally:
         server.end_session(session, "the SSE stream closed")
-    return response
 
 
 async def handle_post(server: ServedServer, request: web.BaseRequest, config: BridgeConfig) -> web.Response:

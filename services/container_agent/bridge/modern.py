@@ -29,7 +29,7 @@ from .era import (
     MODERN_VERSIONS,
     UNSUPPORTED_VERSION,
 )
-from .http_common import VERSION_HEADER, Accepts, json_response, pump, rejection, sse_response
+from .http_common import VERSION_HEADER, Accepts, json_response, rejection, stream_channel
 from .jsonrpc import Kind
 from .served import ServedServer
 from .sessions import STREAM_BACKLOG
@@ -372,13 +372,7 @@ async def _listen(
     listener = Listener(payload["id"], channel, methods, uris)
     channel.put(acknowledgement(payload["id"], agreed))
     server.listen(listener)
-    response = sse_response(cors)
-    try:
-        await response.prepare(request)
-        await pump(response, channel, config.sse_keepalive_seconds)
-        await response.write_eof()
-    except ConnectionError:
-        pass  # the client left: that ends the subscription
+    try:  # the client leaving ends the subscription
+        return await stream_channel(request, channel, config.sse_keepalive_seconds, cors)
     finally:
         server.stop_listening(listener)
-    return response

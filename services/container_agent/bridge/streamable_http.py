@@ -26,11 +26,11 @@ from .http_common import (
     json_response,
     method_not_allowed,
     parse_accept,
-    pump,
     read_json,
     rejection,
     sse_event,
     sse_response,
+    stream_channel,
     unsupported_media_type,
 )
 from .jsonrpc import Kind
@@ -107,9 +107,14 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
             return await _answer(request, None, channel, accepts, False, config, cors, modern.status_of)
 
         return await modern.handle(server, request, config, cors, payload, accepts, answer)
-    params = payload.get("params") if isinstance(payload, dict) else None
-    era = params.get("protocolVersion") if isinstance(params, dict) and payload.get("method") == "initialize" else None
-    access_log.note(request, payload, str(era or request.headers.get(VERSION_HEADER) or "handshake")[:20])
+    if access_log.enabled():
+        params = payload.get("params") if isinstance(payload, dict) else None
+        asked = (
+            params.get("protocolVersion")
+            if isinstance(params, dict) and payload.get("method") == "initialize"
+            else None
+        )
+        access_log.note(request, payload, str(asked or request.headers.get(VERSION_HEADER) or "handshake")[:20])
     if not isinstance(payload, list):
         access_log.carry_trace(request.headers, payload)
     # Refusals from here on name the request, when there is one.
@@ -234,15 +239,9 @@ async def _answer(
 async def _stream(
     request: web.BaseRequest, channel: Channel, ready: list[bytes], config: BridgeConfig, cors: dict
 ) -> web.StreamResponse:
-    response = sse_response(cors)
-    try:
-        await response.prepare(request)
-        await response.write(b"".join(sse_event(d) for d in ready) if ready else KEEPALIVE)
-        await pump(response, channel, config.sse_keepalive_seconds)
-        await response.write_eof()
-    except ConnectionError:
-        pass  # the client left; its pending requests are abandoned by the caller
-    return response
+    # A client that leaves has its pending requests abandoned by the caller.
+    first = b"".join(sse_event(d) for d in ready) if ready else KEEPALIVE
+    return await stream_channel(request, channel, config.sse_keepalive_seconds, cors, first)
 
 
 async def _get(server: ServedServer, request: web.BaseRequest, config: BridgeConfig, cors: dict) -> web.StreamResponse:
@@ -258,17 +257,10 @@ async def _get(server: ServedServer, request: web.BaseRequest, config: BridgeCon
     replaced = server.sessions.open_stream(session, channel)
     if replaced is not None:
         replaced.close()  # one standing stream per session: the newest wins
-    response = sse_response(cors)
     try:
-        await response.prepare(request)
-        await response.write(KEEPALIVE)
-        await pump(response, channel, config.sse_keepalive_seconds)
-        await response.write_eof()
-    except ConnectionError:
-        pass  # the client left
+        return await stream_channel(request, channel, config.sse_keepalive_seconds, cors)
     finally:
         server.sessions.close_stream(session, channel)
-    return response
 
 
 def _delete(server: ServedServer, request: web.BaseRequest, config: BridgeConfig) -> web.Response:

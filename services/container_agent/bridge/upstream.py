@@ -493,7 +493,6 @@ class StdioUpstream:
             if method in ANSWERED_BY_THE_BRIDGE:
                 sink.put(self._answer_here(session, msg), final=True)
                 return ANSWERED_FROM_CACHE
-            add_request_meta(msg, session.capabilities, session.log_level)
         return self._send_request(session, msg, sink, self._timeout, log_level)
 
     def _session_subscription(self, session: HttpSession, msg: dict, sink: Channel, log_level: Optional[str]) -> int:
@@ -830,7 +829,12 @@ class StdioUpstream:
         p.log_level = log_level
         p.cacheable = _plain(params)
         if self.modern:
-            add_request_meta(msg, {}, None)  # the bridge's own (the tools list): no capabilities
+            # What the handshake held travels with each request: a session's capabilities
+            # and log level (a modern client's own _meta is kept; the bridge's own: none).
+            if session is not None:
+                add_request_meta(msg, session.capabilities, session.log_level)
+            else:
+                add_request_meta(msg, _NO_CAPABILITIES, None)
             params = msg["params"]
             if session is not None and p.method in INTERACTIVE:
                 p.request = msg
@@ -1138,12 +1142,15 @@ class StdioUpstream:
         )
 
 
+_NO_CAPABILITIES: dict = {}
+
+
 def _plain(params: Any) -> bool:
     """Request params that leave the answer the same for every client: none but the
     protocol's own _meta (a list asked without a cursor)."""
     if not params:
         return True
-    if type(params) is not dict or set(params) != {"_meta"}:
+    if type(params) is not dict or len(params) != 1 or "_meta" not in params:
         return False
     meta = params["_meta"]
     return type(meta) is dict and all(k.startswith(PROTOCOL_META) for k in meta)
