@@ -60,3 +60,15 @@ def test_updates_reach_only_the_holders_of_the_resource():
     assert other.channel.pop() is None
     subs.close_all()
     assert other.channel.pop()[1] is True and other.channel.closed  # the listen request's own answer
+
+
+def test_a_session_holds_a_bounded_number_of_resources(monkeypatch):
+    from services.container_agent.bridge import subscriptions
+
+    monkeypatch.setattr(subscriptions, "MAX_URIS", 2)
+    subs = Subscriptions(SessionTable(60, 10))
+    session = HttpSession("s", "streamable-http", "2025-06-18", 0.0)
+    for uri in ("a://1", "a://2"):
+        assert not subs.full(session, uri)
+        subs.subscribe(session, uri)
+    assert subs.full(session, "a://3") and not subs.full(session, "a://1")

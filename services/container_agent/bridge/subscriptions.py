@@ -28,8 +28,8 @@ LIST_FILTERS = {
 RESOURCE_FILTER = "resourceSubscriptions"
 RESOURCE_UPDATED = "notifications/resources/updated"
 ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
-# At most this many URIs per listen request (a client cannot make the bridge hold
-# an unbounded set upstream).
+# At most this many URIs per listen request or handshake-era session (a client cannot
+# make the bridge hold an unbounded set upstream).
 MAX_URIS = 1000
 
 
@@ -132,6 +132,11 @@ class Subscriptions:
             return []
         self.listeners.discard(listener)
         return [u for u in listener.uris if self._release(u)]
+
+    def full(self, session: HttpSession, uri: str) -> bool:
+        """The session holds as many URIs as it may, and not this one."""
+        held = self._session_uris.get(session, ())
+        return len(held) >= MAX_URIS and uri not in held
 
     def subscribe(self, session: HttpSession, uri: str) -> bool:
         """A handshake-era session's resources/subscribe; True when it is the URI's first holder."""

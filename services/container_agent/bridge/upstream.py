@@ -50,7 +50,7 @@ from .mrtr import (
     subject,
 )
 from .sessions import HttpSession, SessionTable
-from .subscriptions import ACKNOWLEDGED, LIST_FILTERS, RESOURCE_FILTER, RESOURCE_UPDATED, Subscriptions
+from .subscriptions import ACKNOWLEDGED, LIST_FILTERS, MAX_URIS, RESOURCE_FILTER, RESOURCE_UPDATED, Subscriptions
 from .versions import OFFERED_VERSION, negotiate
 
 log = logging.getLogger(__name__)
@@ -502,8 +502,11 @@ class StdioUpstream:
         params = msg.get("params")
         uri = params.get("uri") if isinstance(params, dict) else None
         id_json = jsonrpc.dumps(msg["id"])
-        if not isinstance(uri, str) or not uri:
-            sink.put(jsonrpc.error(id_json, jsonrpc.INVALID_PARAMS, "Invalid params: uri must be a string"), final=True)
+        problem = "uri must be a string" if not isinstance(uri, str) or not uri else None
+        if problem is None and msg["method"] == "resources/subscribe" and self._subscriptions.full(session, uri):
+            problem = f"at most {MAX_URIS} resource subscriptions per session"
+        if problem is not None:
+            sink.put(jsonrpc.error(id_json, jsonrpc.INVALID_PARAMS, f"Invalid params: {problem}"), final=True)
             return ANSWERED_FROM_CACHE
         if msg["method"] == "resources/subscribe":
             changed = self._subscriptions.subscribe(session, uri)
