@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -200,3 +201,32 @@ def test_a_restarted_agent_adopts_the_running_container(
             assert container.status == "running" and container.attrs["RestartCount"] == 0
     finally:
         second.thread.stop()
+
+
+def test_a_stop_closes_idle_connections_at_once_and_answers_the_requests_in_flight(
+    docker_client, containers: Containers, busybox_image
+):
+    """A keep-alive connection left idle must not outlive the sessions: a request sent on
+    it after they end would get 404 where the next process would have served it."""
+    stopping = start_bridge(docker_client, drain_seconds=5.0)
+    stopper = None
+    try:
+        port = serve_ready(stopping, "stopping", containers.fake_server(busybox_image))
+        session = initialize(port, "stopping")
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        idle.request("GET", "/mcp/stopping/health")
+        assert idle.getresponse().read() and idle.sock is not None  # kept alive
+        with ThreadPoolExecutor(2) as pool:
+            slow = {"jsonrpc": "2.0", "id": 1, "method": "test/slow"}
+            waiting = pool.submit(post_mcp, port, "stopping", slow, session)
+            wait_for(lambda: pending(stopping, "stopping") == 1, what="a pending request")
+            stopper = pool.submit(stopping.thread.stop)
+            idle.sock.settimeout(3)
+            assert idle.sock.recv(1) == b""  # closed by the stop, not reset by the end of it
+            assert not stopper.done(), "the drain still waits for the request in flight"
+            assert waiting.result(timeout=20).json()["error"]["code"] == -32000  # after drain_seconds
+            stopper.result(timeout=20)
+        idle.close()
+    finally:
+        if stopper is None:
+            stopping.thread.stop()

@@ -102,6 +102,8 @@ class Bridge:
         self._client: Any = None
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
+        # Requests other than GET streams being handled now: a stop waits for them.
+        self._handling = 0
 
     @property
     def config(self) -> BridgeConfig:
@@ -131,6 +133,7 @@ class Bridge:
         finish, then the sessions and attachments end."""
         for server in self._servers.values():
             await server.close_port()
+        self._close_connections_when_idle()
         await self._drain(self._config.drain_seconds)
         for server_id in list(self._servers):
             await self.unserve(server_id, keep_port=True)
@@ -316,11 +319,20 @@ class Bridge:
 
     # --- internals -------------------------------------------------------------
 
+    def _close_connections_when_idle(self) -> None:
+        """Idle keep-alive connections close now, busy ones after their response: a
+        client's next request opens a new connection, which waits in the kept listening
+        socket for the next process instead of reaching this one after its sessions end."""
+        if self._runner is not None and isinstance(self._runner.server, BoundedServer):
+            self._runner.server.finish_connections()
+
     async def _drain(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:
-            busy = sum(server.requests_in_flight() for server in self._servers.values())
+            servers = self._servers.values()
+            listening = sum(len(server.subscriptions.listeners) for server in servers)  # streams, not requests
+            busy = self._handling - listening + sum(server.requests_in_flight() for server in servers)
             if not busy:
                 return
             if loop.time() >= deadline:
@@ -444,6 +456,15 @@ class Bridge:
                     log.debug("server %s: %d idle sessions expired", server.server_id, len(expired))
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "GET":  # a stream: open until the stop ends it
+            return await self._logged(request)
+        self._handling += 1
+        try:
+            return await self._logged(request)
+        finally:
+            self._handling -= 1
+
+    async def _logged(self, request: web.BaseRequest) -> web.StreamResponse:
         if not access_log.enabled() or request.path.endswith("/health"):
             return await self._route(request)
         started = asyncio.get_running_loop().time()

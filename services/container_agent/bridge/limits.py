@@ -68,6 +68,15 @@ class BoundedServer(web.Server):
     def __call__(self) -> RequestHandler:
         return _BoundedHandler(self, loop=self._loop, **self._kwargs)
 
+    def finish_connections(self) -> None:
+        """Take no further request on the open connections: idle ones close now, busy
+        ones once their answer is sent (their streams: when they end)."""
+        for connection in self.connections:
+            if getattr(connection, "_request_in_progress", True):
+                connection.close()
+            else:
+                connection.force_close()
+
 
 class _BoundedHandler(RequestHandler):
     _peer: Optional[str] = None
