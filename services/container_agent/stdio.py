@@ -238,6 +238,11 @@ class AttachedStdio:
         transport.write(data)
         return True
 
+    def queued_bytes(self) -> int:
+        """Bytes written for the container's stdin that it has not taken yet."""
+        transport = self._protocol.transport
+        return transport.get_write_buffer_size() if transport is not None and not transport.is_closing() else 0
+
     async def drain(self) -> None:
         """Wait while stdin is backed up (the container is not reading)."""
         waiter = self._protocol._drain

@@ -63,11 +63,12 @@ def test_each_request_gets_one_line_without_its_arguments(port, caplog):
     post_mcp(port, SID, modern, headers=headers)
     got = lines(caplog)
     assert len(got) == 4, got  # initialize, notifications/initialized, and the two calls
-    assert got[0].startswith(f"{SID} POST mcp initialize era=2025-06-18 status=200 ")
+    assert got[0].startswith(f"{SID} POST mcp initialize era=2025-06-18 status=200 result=ok ")
     assert " notifications/initialized era=2025-06-18 status=202 " in got[1]
-    assert got[2].startswith(f"{SID} POST mcp tools/call get_current_time era=2025-06-18 status=200 ")
+    # An unknown time zone: the tool ran and said it failed.
+    assert got[2].startswith(f"{SID} POST mcp tools/call get_current_time era=2025-06-18 status=200 result=tool_error ")
     assert got[2].endswith(f"client=127.0.0.1 traceparent={TRACE}")
-    assert got[3].startswith(f"{SID} POST mcp tools/call get_current_time era={V} status=200 ")
+    assert got[3].startswith(f"{SID} POST mcp tools/call get_current_time era={V} status=200 result=ok ")
     assert got[3].endswith(f"traceparent={OTHER_TRACE}")
     assert not any("Secretville" in line or "Etc/UTC" in line for line in got)
 

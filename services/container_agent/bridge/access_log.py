@@ -1,8 +1,9 @@
 """One line per MCP request: which server, which MCP method and tool, which era, how it
 ended and how long it took, and its W3C trace context; never arguments or results.
 
-The transports note what they parsed on the aiohttp request (`note`); the bridge's
-handler writes the line when the response is done (`write`). The logger is
+The transports note what they parsed on the aiohttp request (`note`: a traffic.Call,
+counted in the server's traffic too); the bridge's handler writes the line when the
+response is done (`write`). The logger is
 `services.container_agent.bridge.access`, at `[bridge] access_log_level` (info by
 default, off to silence it).
 """
@@ -13,10 +14,9 @@ import logging
 import re
 from typing import Any, Mapping, Optional
 
-from aiohttp import web
+from .traffic import CALL, ERROR, Call, ServerTraffic, outcome_of_status
 
 ACCESS = logging.getLogger("services.container_agent.bridge.access")
-_KEY: web.RequestKey[tuple] = web.RequestKey("mcp.access", tuple)
 # The W3C header; anything else is not logged (a log line is no place for free text).
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _NAMED = {"tools/call", "prompts/get"}  # the name is logged; a resource URI may hold anything
@@ -70,41 +70,47 @@ def carry_trace(headers: Mapping[str, str], msg: Any) -> None:
             meta.setdefault("tracestate", state)
 
 
-def note(request: Any, msg: Any, era: str) -> None:
-    """What the access line says of the MCP message a request carried (a batch: its size)."""
-    if not enabled():
-        return
+def note(traffic: ServerTraffic, request: Any, msg: Any, era: str) -> Call:
+    """The MCP message a request carried (a batch: its size), for the access line and
+    the server's traffic numbers."""
     if isinstance(msg, list):
-        request[_KEY] = (f"batch of {len(msg)}", "", era, None)
-        return
+        return traffic.note(request, "batch", "", era)
     method = msg.get("method") if isinstance(msg, dict) else None
     if not isinstance(method, str):
         method = "response" if isinstance(msg, dict) and "id" in msg else "?"
     params = msg.get("params") if isinstance(msg, dict) else None
     name = params.get("name") if method in _NAMED and isinstance(params, dict) else None
-    request[_KEY] = (
+    return traffic.note(
+        request,
         _clean(method, 60),
         _clean(name, 100) if isinstance(name, str) else "",
         era,
-        traceparent(request.headers, msg),
+        traceparent(request.headers, msg) if _level is not None else None,
     )
 
 
 def session_era(request: Any, version: str) -> None:
     """The era of a session's request is the revision its session negotiated."""
-    noted = request.get(_KEY)
-    if noted is not None and version:
-        request[_KEY] = (noted[0], noted[1], version, noted[3])
+    call = request.get(CALL)
+    if call is not None and version:
+        call.era = version
+
+
+def _result(call: Optional[Call], status: int) -> str:
+    outcome = call.outcome if call is not None and call.outcome is not None else outcome_of_status(status)
+    return f"{outcome}({call.code})" if call is not None and call.code is not None and outcome == ERROR else outcome
 
 
 def write(server_id: str, request: Any, status: int, seconds: float, client: str) -> None:
     if _level is None:
         return
-    noted = request.get(_KEY)
-    method, name, era, trace = noted if noted is not None else ("", "", "", None)
+    call = request.get(CALL)
+    method, name, era, trace = (
+        (call.method, call.tool, call.era, call.trace) if call is not None else ("", "", "", None)
+    )
     ACCESS.log(
         _level,
-        "%s %s %s %s%s era=%s status=%d %.1fms client=%s%s",
+        "%s %s %s %s%s era=%s status=%d result=%s %.1fms client=%s%s",
         server_id,
         request.method,
         _clean(request.path.rsplit("/", 1)[-1], 20),
@@ -112,6 +118,7 @@ def write(server_id: str, request: Any, status: int, seconds: float, client: str
         f" {name}" if name else "",
         era or "-",
         status,
+        _result(call, status),
         seconds * 1000,
         client,
         f" traceparent={trace}" if trace else "",

@@ -25,7 +25,7 @@ from aiohttp import web
 from common import fdstore, server_ids
 
 from .. import stdio
-from . import access_log, jsonrpc, legacy_sse, proxy, streamable_http
+from . import access_log, jsonrpc, legacy_sse, proxy, streamable_http, traffic
 from .config import BridgeConfig
 from .http_common import (
     client_of,
@@ -42,12 +42,14 @@ from .limits import ACCEPT_BACKLOG, BoundedServer, ConnectionLimits
 from .served import HTTP, STDIO, ProxyTarget, ServedServer
 from .sessions import SessionIds, SessionTable
 from .stderr_ring import StderrRing
+from .traffic import CALL
 from .upstream import IdAllocator, State, StdioUpstream
 
 log = logging.getLogger(__name__)
 
 # What the ALB (or anyone) gets from /health of a reverse-proxied server at most this late.
 _PROBE_TIMEOUT = 2.0
+_CATALOG_TIMEOUT = 5.0  # for a list the dashboard shows
 
 
 # A kept listening socket that no server claims this long after start is given up.
@@ -317,6 +319,42 @@ class Bridge:
         server = self._servers.get(server_id)
         return server.stderr.tail(n) if server is not None else []
 
+    async def traffic(self, server_id: Optional[str], detail: bool) -> list[dict]:
+        """What each served server (or only `server_id`) served, for the dashboard (see
+        traffic.ServerTraffic.report); with `detail`, its tools, prompts and resources."""
+        if server_id is None:
+            servers = list(self._servers.values())
+        else:
+            servers = [self._servers[server_id]] if server_id in self._servers else []
+        reports = []
+        for server in servers:
+            catalog = None
+            upstream = server.upstream
+            if not detail:
+                pass
+            elif server.mode == HTTP:
+                catalog = traffic.empty_catalog("it speaks HTTP itself: the bridge does not list what it offers")
+            elif upstream is None or upstream.state is not State.READY:
+                catalog = traffic.empty_catalog(f"not ready: {upstream.reason if upstream else 'not attached'}")
+            else:
+                catalog = traffic.catalog_of(await upstream.lists(_CATALOG_TIMEOUT))
+            reports.append(server.traffic.report(detail, catalog))
+        return reports
+
+    def metrics(self) -> list[traffic.Sample]:
+        """Every served server's counters and what it holds now, for /metrics."""
+        return [
+            traffic.Sample(
+                counts=server.traffic.counts(),
+                sessions=len(server.sessions),
+                streams=server.traffic.streams + len(server.subscriptions.listeners),
+                in_flight=server.requests_in_flight(),
+                stdio_queue_bytes=server.upstream.queued_bytes() if server.upstream is not None else 0,
+                up=_is_up(server),
+            )
+            for server in self._servers.values()
+        ]
+
     # --- internals -------------------------------------------------------------
 
     def _close_connections_when_idle(self) -> None:
@@ -456,31 +494,43 @@ class Bridge:
                     log.debug("server %s: %d idle sessions expired", server.server_id, len(expired))
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.method == "GET":  # a stream: open until the stop ends it
-            return await self._logged(request)
-        self._handling += 1
-        try:
-            return await self._logged(request)
-        finally:
-            self._handling -= 1
-
-    async def _logged(self, request: web.BaseRequest) -> web.StreamResponse:
-        if not access_log.enabled() or request.path.endswith("/health"):
-            return await self._route(request)
-        started = asyncio.get_running_loop().time()
-        status = 500
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        counted = request.method != "GET"  # a GET is a stream: open until the stop ends it
+        if counted:
+            self._handling += 1
+        response: Optional[web.StreamResponse] = None
         try:
             response = await self._route(request)
-            status = response.status
             return response
         finally:
+            if counted:
+                self._handling -= 1
+            self._account(request, response, started, loop.time())
+
+    def _account(
+        self, request: web.BaseRequest, response: Optional[web.StreamResponse], started: float, ended: float
+    ) -> None:
+        """The request in its server's traffic numbers and, unless a health check, in the access log."""
+        status = response.status if response is not None else 500
+        call = request.get(CALL)
+        if call is not None:
+            first = call.first - started if call.first is not None else None
+            # A plain response is written after the handler returns: its body's length.
+            sent = (
+                0 if response is None else response.body_length if response.prepared else response.content_length or 0
+            )
+            call.traffic.record(call, status, ended - started, first, sent, request.content_length or 0)
+        elif status >= 400 and not request.path.endswith("/health"):
+            transport = request.transport
+            sockname = transport.get_extra_info("sockname") if transport is not None else None
+            server = self._by_port.get(sockname[1]) if sockname else None
+            if server is not None:
+                server.traffic.refusal(status)
+        if access_log.enabled() and not request.path.endswith("/health"):
             server_id = server_ids.split_path(request.path)
             access_log.write(
-                server_id[0] if server_id else "-",
-                request,
-                status,
-                asyncio.get_running_loop().time() - started,
-                client_of(request, self._config),
+                server_id[0] if server_id else "-", request, status, ended - started, client_of(request, self._config)
             )
 
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -516,6 +566,7 @@ class Bridge:
             response = refused
         elif server.mode == HTTP:
             assert self._client is not None
+            server.traffic.note(request, "http", "", "http")  # the body is not read: no MCP method
             task = asyncio.current_task()
             server.forwarding.add(task)
             try:
@@ -549,7 +600,15 @@ class Bridge:
         body = {"server": server.server_id, "status": state}
         if state != "ready":
             body["reason"] = reason
-        return json_response(json.dumps(body).encode(), status=200 if state == "ready" else 503)
+        status = 200 if state == "ready" else 503
+        server.traffic.health_check(status)
+        return json_response(json.dumps(body).encode(), status=status)
+
+
+def _is_up(server: ServedServer) -> bool:
+    if server.mode == HTTP:
+        return not server.proxy_down
+    return server.upstream is not None and server.upstream.state is State.READY
 
 
 def _check_id(server_id: str) -> None:

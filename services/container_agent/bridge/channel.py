@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 
 class Channel:
-    __slots__ = ("_items", "_waiter", "_closed", "expected", "limit", "transform")
+    __slots__ = ("_items", "_waiter", "_closed", "expected", "limit", "transform", "call")
 
     def __init__(
         self, expected: int = 0, limit: Optional[int] = None, transform: Optional[Callable[[bytes], bytes]] = None
@@ -30,6 +30,8 @@ class Channel:
         self.limit = limit
         # Applied to a response (final) line before it is queued: the era's rewriting.
         self.transform = transform
+        # The request's traffic.Call when the channel answers one request (None: a stream).
+        self.call: Optional[Any] = None
 
     @property
     def closed(self) -> bool:

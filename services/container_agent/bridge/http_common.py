@@ -6,6 +6,7 @@ the reason, with the HTTP status the MCP transports specify.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -213,9 +214,12 @@ async def pump(response: web.StreamResponse, channel, keepalive: float) -> None:
     cuts at 60 s) takes it for dead. A client that went away ends the loop with
     ConnectionError.
     """
+    call = channel.call
     while True:
         items = channel.drain()
         if items:
+            if call is not None and call.first is None:  # the time to the first message
+                call.first = asyncio.get_running_loop().time()
             await response.write(b"".join(sse_event(data) for data, _ in items))
         if channel.exhausted:
             return

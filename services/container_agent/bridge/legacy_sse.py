@@ -48,10 +48,12 @@ async def handle_stream(
     channel = Channel(limit=STREAM_BACKLOG)
     server.sessions.open_stream(session, channel)
     endpoint = f"{server_ids.messages_path(server.server_id)}?sessionId={session.id}"
+    server.traffic.streams += 1
     try:
         first = sse_event(endpoint.encode(), b"endpoint")
         return await stream_channel(request, channel, config.sse_keepalive_seconds, cors, first)
     finally:
+        server.traffic.streams -= 1
         server.end_session(session, "the SSE stream closed")
 
 
@@ -70,10 +72,9 @@ async def handle_post(server: ServedServer, request: web.BaseRequest, config: Br
     if problem is not None:
         return problem
     payload = await read_json(request, config.max_body_bytes)
-    if not isinstance(payload, web.Response):
-        access_log.note(request, payload, LEGACY_SSE_VERSION)
     if isinstance(payload, web.Response):
         return payload
+    access_log.note(server.traffic, request, payload, LEGACY_SSE_VERSION)
     items = payload if isinstance(payload, list) else [payload]
     kinds = [jsonrpc.classify(m) for m in items]
     if not items or (len(items) == 1 and isinstance(kinds[0], str)):

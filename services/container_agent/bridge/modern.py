@@ -34,6 +34,7 @@ from .jsonrpc import Kind
 from .served import ServedServer
 from .sessions import STREAM_BACKLOG
 from .subscriptions import FilterError, Listener, acknowledgement, agreed_filter
+from .traffic import CALL
 
 METHOD_HEADER = "Mcp-Method"
 NAME_HEADER = "Mcp-Name"
@@ -332,6 +333,7 @@ async def handle(
             jsonrpc.result(id_json, jsonrpc.dumps(discover_result(init_result, upstream.discovered))), cors
         )
     channel = Channel(expected=1, transform=modern_result(method, init_result))
+    channel.call = request.get(CALL)
     asked = payload["params"]["_meta"].get(META_LOG_LEVEL)  # check() made sure _meta is there
     principal = request.headers.get("Authorization", "")
     bridge_id = upstream.submit_stateless(payload, channel, asked if isinstance(asked, str) else None, principal)

@@ -14,6 +14,7 @@ from .http_common import rejection
 from .sessions import HttpSession, SessionTable
 from .stderr_ring import StderrRing
 from .subscriptions import Listener, Subscriptions
+from .traffic import ServerTraffic
 from .upstream import State, StdioUpstream
 
 STDIO = "stdio"
@@ -53,10 +54,14 @@ class ServedServer:
     # Set (and replaced) whenever the upstream changes: requests waiting for a restart.
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     removed: bool = False  # no longer served: nothing to wait for
+    # What it served, since this process started (kept across container restarts).
+    traffic: Optional[ServerTraffic] = None
 
     def __post_init__(self) -> None:
         if self.subscriptions is None:
             self.subscriptions = Subscriptions(self.sessions)
+        if self.traffic is None:
+            self.traffic = ServerTraffic(self.server_id)
 
     async def close_port(self) -> None:
         """Take no new connection on this port (those open are served on); once only."""

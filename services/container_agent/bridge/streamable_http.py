@@ -10,6 +10,7 @@ accepts one. Events carry no ids: streams are not resumable.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Callable, Optional, Union
 
 from aiohttp import web
@@ -100,21 +101,19 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
     if isinstance(payload, web.Response):
         return payload
     if modern.is_modern(request.headers, payload):
-        access_log.note(request, payload, modern.MODERN_VERSIONS[-1])
+        access_log.note(server.traffic, request, payload, modern.MODERN_VERSIONS[-1])
         access_log.carry_trace(request.headers, payload)
 
         async def answer(channel: Channel) -> web.StreamResponse:
             return await _answer(request, None, channel, accepts, False, config, cors, modern.status_of)
 
         return await modern.handle(server, request, config, cors, payload, accepts, answer)
-    if access_log.enabled():
-        params = payload.get("params") if isinstance(payload, dict) else None
-        asked = (
-            params.get("protocolVersion")
-            if isinstance(params, dict) and payload.get("method") == "initialize"
-            else None
-        )
-        access_log.note(request, payload, str(asked or request.headers.get(VERSION_HEADER) or "handshake")[:20])
+    params = payload.get("params") if isinstance(payload, dict) else None
+    initialize = isinstance(params, dict) and payload.get("method") == "initialize"
+    asked = params.get("protocolVersion") if initialize else None  # type: ignore[union-attr]
+    call = access_log.note(
+        server.traffic, request, payload, str(asked or request.headers.get(VERSION_HEADER) or "handshake")[:20]
+    )
     if not isinstance(payload, list):
         access_log.carry_trace(request.headers, payload)
     # Refusals from here on name the request, when there is one.
@@ -149,6 +148,7 @@ async def _post(server: ServedServer, request: web.BaseRequest, config: BridgeCo
 
     answers = sum(1 for k in kinds if k is Kind.REQUEST or isinstance(k, str))
     channel = Channel(expected=answers)
+    channel.call = call
     bridge_ids: list[int] = []
     for msg, kind in zip(items, kinds):
         bridge_id = upstream.forward(session, msg, kind, channel)
@@ -240,7 +240,12 @@ async def _stream(
     request: web.BaseRequest, channel: Channel, ready: list[bytes], config: BridgeConfig, cors: dict
 ) -> web.StreamResponse:
     # A client that leaves has its pending requests abandoned by the caller.
-    first = b"".join(sse_event(d) for d in ready) if ready else KEEPALIVE
+    if ready:
+        first = b"".join(sse_event(d) for d in ready)
+        if channel.call is not None:
+            channel.call.first = asyncio.get_running_loop().time()
+    else:
+        first = KEEPALIVE
     return await stream_channel(request, channel, config.sse_keepalive_seconds, cors, first)
 
 
@@ -257,9 +262,11 @@ async def _get(server: ServedServer, request: web.BaseRequest, config: BridgeCon
     replaced = server.sessions.open_stream(session, channel)
     if replaced is not None:
         replaced.close()  # one standing stream per session: the newest wins
+    server.traffic.streams += 1
     try:
         return await stream_channel(request, channel, config.sse_keepalive_seconds, cors)
     finally:
+        server.traffic.streams -= 1
         server.sessions.close_stream(session, channel)
 
 

@@ -127,3 +127,9 @@ class BridgeThread:
 
     def stderr_tail(self, server_id: str, n: int = 50) -> list[str]:
         return self._sync(self._b().stderr_tail, server_id, n)
+
+    def traffic(self, server_id: Optional[str], detail: bool, timeout: float = 15.0) -> list[dict]:
+        return self.call(self._b().traffic, server_id, detail, timeout=timeout)
+
+    def metrics(self) -> list:
+        return self._sync(self._b().metrics)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 from common.protocol import BridgeState as State
 from common.secrets import redact, shown
 
-from . import jsonrpc
+from . import jsonrpc, traffic
 from .channel import Channel
 from .config import BridgeConfig
 from .era import (
@@ -42,6 +42,7 @@ from .jsonrpc import Kind
 from .mrtr import (
     INPUT_METHODS,
     INTERACTIVE,
+    MISSING_CAPABILITY,
     StateSigner,
     input_required,
     is_ours,
@@ -409,7 +410,7 @@ class StdioUpstream:
             return
         message = f"MCP server '{self.server_id}' is unavailable: {reason}"
         for p in list(self.pending.values()):
-            self._finish(p, jsonrpc.error(p.client_id_json, jsonrpc.TRANSPORT_ERROR, message))
+            self._finish(p, jsonrpc.error(p.client_id_json, jsonrpc.TRANSPORT_ERROR, message), traffic.UNAVAILABLE)
         self.pending.clear()
         for entry in self._server_requests.values():
             entry.timer.cancel()
@@ -623,7 +624,12 @@ class StdioUpstream:
             self._write(jsonrpc.error(jsonrpc.dumps(rid), jsonrpc.METHOD_NOT_FOUND, f"{method}: {reason}") + b"\n")
             if need is not None and self.pending.pop(p.bridge_id, None) is not None:
                 self._send_cancel(p.bridge_id, f"the client lacks the {need} capability")
-                self._finish(p, jsonrpc.error_object(p.client_id_json, missing_capability_error(need)))
+                self._finish(
+                    p,
+                    jsonrpc.error_object(p.client_id_json, missing_capability_error(need)),
+                    traffic.ERROR,
+                    MISSING_CAPABILITY,
+                )
             return
         held = p.round
         if held is None:
@@ -668,7 +674,12 @@ class StdioUpstream:
             method = question.get("method") if isinstance(question, dict) else None
             need = missing_capability(method, session.capabilities) if method in INPUT_METHODS else "input"
             if need is not None:
-                self._finish(p, jsonrpc.error_object(p.client_id_json, missing_capability_error(need)))
+                self._finish(
+                    p,
+                    jsonrpc.error_object(p.client_id_json, missing_capability_error(need)),
+                    traffic.ERROR,
+                    MISSING_CAPABILITY,
+                )
                 return True
         answers: dict[str, Any] = {}
 
@@ -716,7 +727,7 @@ class StdioUpstream:
         p.round = None
         if self.pending.pop(p.bridge_id, None) is not None:
             self._send_cancel(p.bridge_id, "the client did not come back with the input asked for")
-            self._finish(p, b"")
+            self._finish(p, b"", traffic.TIMEOUT)
 
     async def tool_schema(self, name: Any) -> Any:
         """The inputSchema of tool `name` from the server's (cached) tools list, asked
@@ -739,6 +750,43 @@ class StdioUpstream:
             by_name = {t.get("name"): t.get("inputSchema") for t in tools or [] if isinstance(t, dict)}
             self._tools_parsed = (listing, by_name)
         return self._tools_parsed[1].get(name) if listing is not None else None
+
+    async def lists(self, timeout: float) -> dict[str, Optional[dict]]:
+        """The first page of the server's tools, prompts and resources lists (method ->
+        result; None for a list it does not have or did not give within `timeout`): from
+        the cache, else asked for, which caches them for the clients too."""
+        capabilities = (self.init_result or {}).get("capabilities")
+        capabilities = capabilities if isinstance(capabilities, dict) else {}
+        found: dict[str, Optional[dict]] = {}
+        for method, capability in (
+            ("tools/list", "tools"),
+            ("prompts/list", "prompts"),
+            ("resources/list", "resources"),
+        ):
+            found[method] = None
+            if capability not in capabilities or self.state is not State.READY:
+                continue
+            data = self._list_cache.get(method)
+            if data is None:
+                channel = Channel(expected=1)
+                self.submit(None, {"jsonrpc": "2.0", "id": "bridge-catalog", "method": method}, channel)
+                if await channel.wait(timeout):
+                    item = channel.pop()
+                    data = item[0] if item is not None else None
+                if data is None:
+                    continue
+                try:
+                    answer = json.loads(data)
+                except (ValueError, RecursionError):
+                    continue
+                result = answer.get("result") if isinstance(answer, dict) else None
+            else:
+                try:
+                    result = json.loads(data)
+                except (ValueError, RecursionError):
+                    continue
+            found[method] = result if isinstance(result, dict) else None
+        return found
 
     def notify(self, session: HttpSession, msg: dict) -> None:
         """A client's notification."""
@@ -774,7 +822,7 @@ class StdioUpstream:
         for bid, p in list(session.inflight.items()):
             if self.pending.pop(bid, None) is not None:
                 self._send_cancel(bid, reason)
-            self._finish(p, jsonrpc.error(p.client_id_json, jsonrpc.TRANSPORT_ERROR, reason))
+            self._finish(p, jsonrpc.error(p.client_id_json, jsonrpc.TRANSPORT_ERROR, reason), traffic.CANCELLED)
         session.inflight.clear()
         for rid, entry in list(self._server_requests.items()):
             if entry.session is session:
@@ -795,6 +843,7 @@ class StdioUpstream:
         if p.round is not None and p.round.waiting:
             return  # the call waits at the server for the client's retry
         del self.pending[bridge_id]
+        traffic.settle(p.sink, traffic.CANCELLED)
         self._forget_progress(p)
         if p.timer is not None:
             p.timer.cancel()
@@ -807,11 +856,16 @@ class StdioUpstream:
         for bid in bridge_ids:
             p = self.pending.pop(bid, None)
             if p is not None:
+                traffic.settle(p.sink, traffic.CANCELLED)
                 self._forget_progress(p)
                 if p.timer is not None:
                     p.timer.cancel()
                 if p.session is not None:
                     p.session.inflight.pop(bid, None)
+
+    def queued_bytes(self) -> int:
+        """What waits to be written to the server's stdin."""
+        return self._stdio.queued_bytes() if self._stdio is not None else 0
 
     async def drain(self) -> None:
         if self._stdio is not None:
@@ -869,6 +923,7 @@ class StdioUpstream:
                     jsonrpc.TRANSPORT_ERROR,
                     f"MCP server '{self.server_id}' is unavailable: {self.reason}",
                 ),
+                traffic.UNAVAILABLE,
             )
         return bid
 
@@ -886,6 +941,7 @@ class StdioUpstream:
                 jsonrpc.REQUEST_TIMEOUT,
                 f"MCP server '{self.server_id}' did not answer {p.method} within {timeout:g} s",
             ),
+            traffic.TIMEOUT,
         )
 
     def _cancel_from_client(self, session: HttpSession, msg: dict) -> None:
@@ -902,7 +958,9 @@ class StdioUpstream:
                     jsonrpc.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": forwarded}) + b"\n"
                 )
                 self._finish(
-                    p, jsonrpc.error(p.client_id_json, jsonrpc.REQUEST_CANCELLED, "request cancelled by the client")
+                    p,
+                    jsonrpc.error(p.client_id_json, jsonrpc.REQUEST_CANCELLED, "request cancelled by the client"),
+                    traffic.CANCELLED,
                 )
                 return
 
@@ -928,7 +986,9 @@ class StdioUpstream:
         if p.sent_token is not _NO_TOKEN and self._progress.get(p.sent_token) is p:
             del self._progress[p.sent_token]
 
-    def _finish(self, p: PendingRequest, data: bytes) -> None:
+    def _finish(self, p: PendingRequest, data: bytes, outcome: str = traffic.OK, code: Optional[int] = None) -> None:
+        if p.sink.call is not None:
+            traffic.settle(p.sink, outcome, code)
         self._forget_progress(p)
         if p.round is not None:
             if p.round.timer is not None:
@@ -958,7 +1018,8 @@ class StdioUpstream:
                 self._remember_list(p, line)
             if p.request is not None and b'"input_required"' in line and self._ask_session(p, line):
                 return
-            self._finish(p, jsonrpc.readdress_fast(line, rest, p.client_id_json))
+            outcome, code = traffic.fast_outcome(line, rest, p.method == "tools/call")
+            self._finish(p, jsonrpc.readdress_fast(line, rest, p.client_id_json), outcome, code)
             return
         try:
             msg = json.loads(line)
@@ -1007,7 +1068,7 @@ class StdioUpstream:
         if data is None:
             msg["id"] = p.client_id
             data = jsonrpc.dumps(msg)
-        self._finish(p, data)
+        self._finish(p, data, *traffic.outcome_of(msg, p.method == "tools/call"))
 
     def _on_notification(self, msg: dict, line: Optional[bytes]) -> None:
         method = msg["method"]
