@@ -35,6 +35,7 @@ from .targets import (
     McpProxyNpm,
     McpProxyPypi,
     ProjectBridge,
+    ProjectBridgeQuiet,
     Session,
     Supergateway,
     Target,
@@ -48,6 +49,7 @@ TOOL, ARGS = "get_current_time", {"timezone": "UTC"}
 OPEN_CONCURRENCY = 4
 BRIDGE = ProjectBridge.name
 DIRECT = DirectStdio.name
+QUIET = ProjectBridgeQuiet.name
 PEERS = (McpProxyNpm.name, McpProxyPypi.name, Supergateway.name)
 
 
@@ -229,6 +231,7 @@ async def measure(ctx: Context) -> Measured:
     targets: list[Target] = [
         DirectStdio(ctx),
         ProjectBridge(ctx),
+        ProjectBridgeQuiet(ctx),
         McpProxyNpm(ctx),
         McpProxyPypi(ctx),
         Supergateway(ctx),
@@ -437,6 +440,22 @@ def goals(results: Levels) -> list[Goal]:
                 gaps.median <= 1.0 if gaps.known else None,
             )
         )
+    for level, per in sorted(results.items()):
+        # Counting and the access log must cost little: compared within each run.
+        for what, fn, bound, ok in (
+            ("calls/s", lambda r: r.calls_per_s, "≥ 0.95×", lambda x: x >= 0.95),
+            ("p50", lambda r: r.p(50), "≤ 1.05×", lambda x: x <= 1.05),
+        ):
+            x = Spread.of(ratio(fn(b), fn(q)) for b, q in zip(per.get(BRIDGE, []), per.get(QUIET, [])))
+            found.append(
+                Goal(
+                    "1",
+                    f"{what} at {level} session(s), counted and logged ÷ unobserved",
+                    bound,
+                    x.fmt(3, "×") if x.known else "not measured",
+                    ok(x.median) if x.known else None,
+                )
+            )
     for level in (8, 32):
         per = results.get(level)
         if not per:

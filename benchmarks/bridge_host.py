@@ -28,16 +28,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--container", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--profile", default="")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no traffic counting and no access log (the product counts and logs every request)",
+    )
     args = parser.parse_args(argv)
 
     import docker
 
+    from common.logs import setup_logging
     from services.container_agent.bridge import BridgeConfig, BridgeThread
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     client = docker.from_env(version=DOCKER_API_VERSION, timeout=60)
-    bridge = BridgeThread(client, BridgeConfig(bind_host="127.0.0.1"))
+    if args.quiet:
+        config = BridgeConfig(bind_host="127.0.0.1", access_log_level="off", count_traffic=False)
+    else:  # as the container-agent runs it: an access line per request on stderr, counted
+        setup_logging("INFO", "container-agent")
+        config = BridgeConfig(bind_host="127.0.0.1")
+    bridge = BridgeThread(client, config)
     bridge.start()
     # cProfile sees only the thread that enables it: the bridge's own (the main one waits).
     profiler = _profile_loop(bridge) if args.profile else None

@@ -207,7 +207,11 @@ class HttpTarget(Target):
 class ProjectBridge(HttpTarget):
     name = "this bridge"
     slug = "bridge"
-    note = "benchmarks/bridge_host.py: BridgeThread as in the container-agent, attached to the container"
+    note = (
+        "benchmarks/bridge_host.py: BridgeThread as in the container-agent, attached to the container, "
+        "counting every request for /metrics and the dashboard and writing its access line (INFO, to a file)"
+    )
+    quiet = False
 
     def __init__(self, ctx: Context, profile: str = "") -> None:
         super().__init__(ctx)
@@ -240,6 +244,8 @@ class ProjectBridge(HttpTarget):
         ]
         if self.profile:
             argv += ["--profile", self.profile]
+        if self.quiet:
+            argv.append("--quiet")
         self.proc = self._spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         line = await asyncio.to_thread(self.proc.stdout.readline)
@@ -256,6 +262,13 @@ class ProjectBridge(HttpTarget):
         if self.container is not None:
             container, self.container = self.container, None
             await asyncio.to_thread(container.remove, force=True)
+
+
+class ProjectBridgeQuiet(ProjectBridge):
+    name = "this bridge, unobserved"
+    slug = "bridge-quiet"
+    note = "the same without counting and without the access log: what observing every request costs"
+    quiet = True
 
 
 class McpProxyNpm(HttpTarget):

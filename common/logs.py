@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from common.secrets import redact
 
@@ -52,8 +52,22 @@ class RepeatLimiter(logging.Filter):
 
 
 class RedactingFormatter(logging.Formatter):
+    _second = -1
+    _stamp = ""
+
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        # The date and time to the second are made once per second: the bridge's access
+        # log writes a line per request.
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = second
+        return self.default_msec_format % (self._stamp, record.msecs)
 
 
 def setup_logging(level: str, process: str) -> None:

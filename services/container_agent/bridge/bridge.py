@@ -514,7 +514,7 @@ class Bridge:
         """The request in its server's traffic numbers and, unless a health check, in the access log."""
         status = response.status if response is not None else 500
         call = request.get(CALL)
-        if call is not None:
+        if call is not None and self._config.count_traffic:
             first = call.first - started if call.first is not None else None
             # A plain response is written after the handler returns: its body's length.
             sent = (

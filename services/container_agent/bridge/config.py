@@ -24,6 +24,9 @@ class BridgeConfig(BridgeSettings):
     proxy_networks: tuple = ()
     # The host name of [service] public_base_url: a loopback bridge answers it too.
     public_host: str = ""
+    # Record every request in its server's traffic numbers (/metrics, the dashboard's
+    # charts). Always on in the product; off only to measure what counting costs.
+    count_traffic: bool = True
 
     @classmethod
     def from_settings(cls, settings) -> "BridgeConfig":
