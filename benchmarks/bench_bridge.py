@@ -347,8 +347,8 @@ def level_table(title: str, per: dict[str, list[PhaseResult]], names: list[str],
     table.notes.append(
         "median (min–max) over the runs; ×bridge = the target's value ÷ this bridge's, "
         "per run; CPU per call: bridge = its process and children (the peers' docker "
-        "CLI), server = the container(s) of the MCP server, engine = dockerd, containerd and "
-        "the server containers' shims"
+        "CLI), server = the container(s) of the MCP server (their cgroup), engine = dockerd, "
+        "containerd and the server containers' shims (the shims' own time: their children are the server)"
     )
     client = Spread.of(_by_rep(per, BRIDGE, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
     if client.known:

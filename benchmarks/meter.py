@@ -28,7 +28,10 @@ class Meter:
     def __init__(self, bridge_pids: Sequence[int], container_ids: Sequence[str]) -> None:
         self.bridge_pids = list(bridge_pids)
         self.container_ids = list(container_ids)
-        self.engine = procfs.pids_named("dockerd") + procfs.shim_pids(self.container_ids)
+        # dockerd with its children (containerd); the shims alone: their children are the
+        # containers' processes, the server, counted apart (from the cgroup).
+        self.dockerd = procfs.pids_named("dockerd")
+        self.shims = procfs.shim_pids(self.container_ids)
         self._start: Optional[tuple] = None
 
     def _read(self) -> tuple:
@@ -37,7 +40,10 @@ class Meter:
         if self.container_ids:
             parts = [procfs.container_cpu_seconds(c) for c in self.container_ids]
             server = None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
-        engine = procfs.tree_cpu_seconds(self.engine) if self.engine else None
+        engine = None
+        if self.dockerd or self.shims:
+            shims = sum(procfs.precise_cpu_seconds(p) or 0.0 for p in self.shims)
+            engine = procfs.tree_cpu_seconds(self.dockerd) + shims
         return bridge, server, engine, time.process_time()
 
     def start(self) -> None:
