@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from common import metrics
 from common.logs import setup_logging
 from common.pubsub import Publisher, Subscriber
 from common.reqrep import RepServer
@@ -77,6 +78,14 @@ def start_process(name: str, settings_path: Optional[Path]) -> Optional[Settings
         return None
     setup_logging(settings.logging.level, name)
     return settings
+
+
+def serve_metrics(service: Any, name: str, settings: Settings) -> None:
+    """This process's /metrics on its `[metrics]` address (if any), closed with the service."""
+    key = name.replace("-", "_")
+    endpoint = metrics.serve(getattr(settings.metrics, key), name, key)
+    if endpoint is not None:
+        service.on_close(endpoint.close)
 
 
 # --- the sockets every process binds, sized and timed from [zmq] ------------------------

@@ -355,6 +355,27 @@ BRIDGE_AUTH_BEARER = "bearer"
 BRIDGE_AUTH_NONE = "none"
 
 
+def _listen_address(v: str) -> Optional[str]:
+    if not v:
+        return None
+    host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return "must be HOST:PORT (an address and a port from 1 to 65535), or empty for none"
+    return None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where each process serves its Prometheus /metrics (HOST:PORT; empty: not served)."""
+
+    scheduler: str = _setting("", "the scheduler's /metrics, e.g. 127.0.0.1:9464", _listen_address)
+    container_agent: str = _setting(
+        "", "the container-agent's /metrics (the bridges' traffic), e.g. 127.0.0.1:9465", _listen_address
+    )
+    alb_agent: str = _setting("", "the alb-agent's /metrics, e.g. 127.0.0.1:9466", _listen_address)
+    dashboard: str = _setting("", "the dashboard's /metrics, e.g. 127.0.0.1:9467", _listen_address)
+
+
 @dataclass(frozen=True)
 class BridgeSettings:
     auth: str = _setting(
@@ -450,6 +471,7 @@ SECTIONS: dict[str, type] = {
     "logging": LoggingSettings,
     "zmq": ZmqSettings,
     "bridge": BridgeSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -461,6 +483,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     zmq: ZmqSettings = field(default_factory=ZmqSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: str = ""  # the file these came from ("" = defaults only)
 
     @property

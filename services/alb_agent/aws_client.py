@@ -26,6 +26,8 @@ from services.alb_agent.model import (
     AwsFailure,
 )
 
+from .aws_metrics import AwsCallMetrics
+
 _ACCESS_DENIED_CODES = {
     "AccessDenied",
     "AccessDeniedException",
@@ -91,7 +93,9 @@ def make_client(config: AwsSettings, session: Optional[boto3.Session] = None) ->
         retries={"mode": "standard", "max_attempts": config.api_max_attempts},
     )
     session = session or boto3.session.Session()
-    return session.client("elbv2", endpoint_url=config.endpoint_url or None, config=botocore_config)
+    client = session.client("elbv2", endpoint_url=config.endpoint_url or None, config=botocore_config)
+    AwsCallMetrics(client)
+    return client
 
 
 def error_code(exc: BaseException) -> str:

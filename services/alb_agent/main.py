@@ -23,7 +23,15 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from common.process import EXIT_UNUSABLE, process_parser, publish_on, resolve_paths, serve_requests, start_process
+from common.process import (
+    EXIT_UNUSABLE,
+    process_parser,
+    publish_on,
+    resolve_paths,
+    serve_metrics,
+    serve_requests,
+    start_process,
+)
 from common.protocol import Message, RoutesList, RoutesResult, RoutingStatus, Snapshot, to_plain
 from common.reqrep import Deferred
 from common.service import Service
@@ -130,6 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1  # the local stand-in may start next time: let systemd retry
     service = Service(NAME)
     try:
+        serve_metrics(service, NAME, settings)
         AlbAgent(service, router, settings, apply_wait_seconds=max(args.apply_wait, 0.0))
         return service.run()
     finally:

@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from common import metrics
+
 from .bridge.traffic import BUCKETS, Sample
 
 log = logging.getLogger(__name__)
@@ -119,3 +121,17 @@ def families(samples: list[Sample]) -> list[Metric]:
         ):
             made[name].add_metric([server], value)
     return list(made.values())
+
+
+_exported: list[BridgeCollector] = []
+
+
+def export(samples: Callable[[], list[Sample]]) -> None:
+    """Serve `samples` (the running bridge's) on this process's /metrics, in place of any
+    bridge exported before."""
+    registry = metrics.registry()
+    while _exported:
+        registry.unregister(_exported.pop())
+    collector = BridgeCollector(samples)
+    registry.register(collector)
+    _exported.append(collector)

@@ -35,7 +35,15 @@ from typing import Any, Callable, Optional, Sequence
 import docker
 
 from common import protocol, server_ids
-from common.process import EXIT_UNUSABLE, process_parser, publish_on, resolve_paths, serve_requests, start_process
+from common.process import (
+    EXIT_UNUSABLE,
+    process_parser,
+    publish_on,
+    resolve_paths,
+    serve_metrics,
+    serve_requests,
+    start_process,
+)
 from common.protocol import (
     ContainerEvent,
     ContainerInfo,
@@ -51,6 +59,7 @@ from common.reqrep import Deferred
 from common.service import Service
 from common.settings import BRIDGE_AUTH_NONE, Settings
 
+from . import bridge_metrics
 from .bridge import BridgeConfig, BridgeEvent, BridgeThread
 from .docker_ops import DockerOps
 from .event_stream import DockerEventStream
@@ -141,6 +150,7 @@ class ContainerAgent:
         _say_how_mcp_is_authenticated(settings)
         self.bridge = BridgeThread(client, config, on_event=self._on_bridge_event)
         self.bridge.start()
+        bridge_metrics.export(self.bridge.metrics)
         self.lifecycle = Lifecycle(
             DockerOps(client, self.cluster),
             Serving(self.bridge),
@@ -338,6 +348,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     specs.reload()
     service = Service(NAME)
     try:
+        serve_metrics(service, NAME, settings)
         ContainerAgent(
             service, settings, specs, client=docker_client(), extra_labels=extra, reply_wait=max(args.reply_wait, 0.0)
         )

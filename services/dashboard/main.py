@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
+from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, serve_metrics, start_process
 from common.service import Service
 from services.dashboard.app import create_app
 from services.dashboard.http_server import HttpServer
@@ -38,6 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     service = Service(NAME)
     try:
+        serve_metrics(service, NAME, settings)
         link = service.attach(SchedulerLink(service.ctx, settings))
         try:
             http = HttpServer(create_app(settings, link), dash)

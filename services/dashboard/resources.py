@@ -12,7 +12,7 @@ import falcon
 
 from common.client_address import client_address, parse_networks
 from common.settings import Settings
-from services.dashboard import pages, views
+from services.dashboard import dashboard_metrics, pages, views
 from services.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -307,13 +307,16 @@ class _LoginBase:
         wait = d.limiter.retry_after(address)
         if wait > 0:
             log.warning("login from %s refused: too many failed logins", address)
+            dashboard_metrics.LOGINS.labels("throttled").inc()
             return None, wait
         want = d.settings.dashboard
         if not credentials_match(username, password, want.username, want.password):
             d.limiter.failed(address)
             log.warning("failed login from %s", address)
+            dashboard_metrics.LOGINS.labels("failed").inc()
             return None, None
         d.limiter.succeeded(address)
+        dashboard_metrics.LOGINS.labels("ok").inc()
         cookie, _ = d.sessions.create(want.username)
         log.info("login of %s from %s", want.username, address)
         return cookie, None
@@ -470,6 +473,7 @@ class Actions:
                 "" if result.ok else "failed: ",
                 result.message,
             )
+        dashboard_metrics.action(action, result.ok, result.code)
         if wants_json:
             resp.status = (
                 falcon.HTTP_200 if result.ok else falcon.code_to_http_status(ACTION_STATUS.get(result.code or "", 502))

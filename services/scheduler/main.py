@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, start_process
+from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, serve_metrics, start_process
 from common.service import Service
 
 from .scheduler import NAME, Scheduler
@@ -34,6 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log.info("configuration %s, settings %s", config_path, settings_path or "(built-in defaults)")
     service = Service(NAME)
     try:
+        serve_metrics(service, NAME, settings)
         scheduler = Scheduler(service, settings, Path(config_path), settings_path)
         # SIGHUP reloads the configuration (the loop's wakeup fd cuts its poll short).
         signal.signal(signal.SIGHUP, lambda signum, frame: scheduler.request_reload())

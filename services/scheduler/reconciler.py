@@ -25,6 +25,7 @@ from common.protocol import (
 )
 from common.reqrep import RemoteError
 
+from . import scheduler_metrics
 from .agents import AgentLink, AgentUnavailable
 from .diff import Step
 from .model import Model
@@ -91,10 +92,15 @@ class Reconciler:
                 full = self._wait()
                 if full is None:
                     return
+                kind = "full" if full else "partial"
+                started = time.monotonic()
                 try:
                     self.run_pass(full)
+                    scheduler_metrics.RECONCILES.labels(kind, "ok").inc()
                 except Exception:  # a bug must not end self-healing: log, go on
                     log.exception("reconcile pass failed")
+                    scheduler_metrics.RECONCILES.labels(kind, "failed").inc()
+                scheduler_metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
                 self._notify()
         finally:
             self.containers.close()
@@ -187,15 +193,18 @@ class Reconciler:
             info = self.containers.call(step.request, request)
         except AgentUnavailable as exc:
             log.warning("server %s: %s not sent: %s", sid, step.action, exc)
+            scheduler_metrics.STEPS.labels(step.action, "unsent").inc()
             return False
         except RemoteError as exc:
             log.warning("server %s: %s failed: %s", sid, step.action, exc.message)
+            scheduler_metrics.STEPS.labels(step.action, "failed").inc()
             self.model.record_call(step, f"{step.action} failed: {exc.message}")
             self._refresh(sid)
             # No event may follow a refused request: look again soon (back-offs apply).
             with self._cond:
                 self._retry_at = time.monotonic() + RETRY_SECONDS
             return True
+        scheduler_metrics.STEPS.labels(step.action, "ok").inc()
         self.model.record_call(step, None)
         if isinstance(info, ContainerInfo):
             self.model.observe_container(info)

@@ -39,6 +39,7 @@ from common.protocol import (
 from common.service import Service
 from common.settings import Settings
 
+from . import scheduler_metrics
 from .agents import AgentLink
 from .config_keeper import apply_loaded
 from .model import Model
@@ -284,6 +285,7 @@ class Scheduler:
                 )
         for event in self.model.take_events():
             self.pub.publish("state.event", event)
+        scheduler_metrics.published(self._published.values(), shown)
 
     def snapshot_state(self) -> ControlState:
         """What the stream has said so far (publish() ran just before): the servers as
