@@ -595,6 +595,122 @@ class ControlPlan:
     steps: list[PlanStep] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TrafficQuery:
+    """Body of container.traffic and control.traffic: every served server's numbers, or
+    one server's; with `detail`, also its tools, prompts and resources and recent calls."""
+
+    server_id: Optional[str] = None
+    detail: bool = False
+
+
+@dataclass(frozen=True)
+class TrafficPoint:
+    """One bucket of a chart: calls that ended in it, how many failed, their p95."""
+
+    t: float  # the bucket's start (epoch seconds)
+    calls: int = 0
+    errors: int = 0
+    p95_ms: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class TrafficWindow:
+    """The last `seconds`: what the overview shows."""
+
+    seconds: int
+    calls: int = 0
+    errors: int = 0
+    calls_per_minute: float = 0.0
+    error_rate: float = 0.0
+    p50_ms: Optional[float] = None
+    p95_ms: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ToolTraffic:
+    tool: str
+    calls: int = 0
+    errors: int = 0
+    p50_ms: Optional[float] = None
+    p95_ms: Optional[float] = None
+    series: list[TrafficPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecentCall:
+    """One answered request: never its arguments or result."""
+
+    t: float
+    method: str
+    tool: str = ""
+    era: str = ""
+    outcome: str = ""
+    status: Optional[int] = None  # the HTTP status
+    ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class CatalogTool:
+    name: str
+    title: Optional[str] = None
+    description: str = ""
+    input_schema_json: str = ""  # indented JSON text (any depth), bounded in size
+
+
+@dataclass(frozen=True)
+class CatalogPromptArgument:
+    name: str
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class CatalogPrompt:
+    name: str
+    description: str = ""
+    arguments: list[CatalogPromptArgument] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CatalogResource:
+    name: str
+    uri: str = ""
+    description: str = ""
+    mime_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What a server offers, from the bridge's cached list results."""
+
+    tools: list[CatalogTool] = field(default_factory=list)
+    prompts: list[CatalogPrompt] = field(default_factory=list)
+    resources: list[CatalogResource] = field(default_factory=list)
+    error: Optional[str] = None  # why the lists could not be read (or were cut)
+
+
+@dataclass(frozen=True)
+class ServerTrafficReport:
+    """What the bridge served for one server (see the bridge's traffic.ServerTraffic)."""
+
+    server_id: str
+    window: TrafficWindow
+    bucket_seconds: int = 10
+    now: float = 0.0
+    series: list[TrafficPoint] = field(default_factory=list)  # oldest first
+    tools: Optional[list[ToolTraffic]] = None  # with detail only, like the next two
+    recent: Optional[list[RecentCall]] = None  # newest first
+    catalog: Optional[Catalog] = None
+
+
+@dataclass(frozen=True)
+class TrafficReport:
+    """Reply to container.traffic and control.traffic."""
+
+    servers: list[ServerTrafficReport] = field(default_factory=list)
+
+
 # ------------------------------------------------------------------------- registry
 
 
@@ -638,6 +754,8 @@ MESSAGE_TYPES: Mapping[str, MessageType] = _registry(
     MessageType("container.status", ContainerStatusQuery, _R, reply="container.list"),
     MessageType("container.info", ContainerInfo, _P),
     MessageType("container.list", ContainerList, _P),
+    MessageType("container.traffic", TrafficQuery, _R, reply="container.traffic_report"),
+    MessageType("container.traffic_report", TrafficReport, _P),
     MessageType("container.started", ContainerEvent, _E),
     MessageType("container.exited", ContainerEvent, _E),
     MessageType("container.oom", ContainerEvent, _E),
@@ -663,6 +781,8 @@ MESSAGE_TYPES: Mapping[str, MessageType] = _registry(
     MessageType("control.state", ControlState, _P),
     MessageType("control.accepted", ControlAccepted, _P),
     MessageType("control.plan_result", ControlPlan, _P),
+    MessageType("control.traffic", TrafficQuery, _R, reply="control.traffic_report"),
+    MessageType("control.traffic_report", TrafficReport, _P),
     MessageType("state.server", ServerState, _E),
     MessageType("state.config", ConfigState, _E),
     MessageType("state.event", StateEvent, _E),

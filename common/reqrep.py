@@ -214,6 +214,34 @@ class ReqClient:
         self.close()
 
 
+class ThreadClients:
+    """One ReqClient per thread for one endpoint (ZeroMQ sockets are not thread-safe),
+    made on a thread's first request and closed together by `close` (once the threads
+    that used them are done)."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, **options: Any) -> None:
+        self._ctx = ctx
+        self._endpoint = endpoint
+        self._options = options  # ReqClient's keyword arguments
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._clients: list[ReqClient] = []
+
+    def client(self) -> ReqClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = ReqClient(self._ctx, self._endpoint, **self._options)
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+
 class RepServer:
     """Answers requests with `handlers[type](message) -> reply body` on a ROUTER socket.
 

@@ -54,6 +54,7 @@ from common.protocol import (
     ProtocolError,
     ServiceError,
     Snapshot,
+    TrafficReport,
 )
 from common.reqrep import Deferred
 from common.service import Service
@@ -76,6 +77,8 @@ NAME = "container-agent"
 # default).
 REPLY_WAIT_SECONDS = 1.5
 READ_WAIT_SECONDS = 1.5
+# The bridge reads a server's lists within 2.5 s (bridge._CATALOG_TIMEOUT).
+TRAFFIC_WAIT_SECONDS = 3.0
 WORKERS = 8
 # The Docker API version the orchestrator targets (Debian's engine 20.10 speaks it);
 # pinned, so that creating a client needs no answer from the engine.
@@ -137,6 +140,7 @@ class ContainerAgent:
             "container.restart": self.on_restart,
             "container.remove": self.on_remove,
             "container.status": self.on_status,
+            "container.traffic": self.on_traffic,
             "snapshot.get": self.on_snapshot,
         }
         self.rep = serve_requests(service, NAME, zmq_settings.containers, handlers, zmq_settings)
@@ -146,6 +150,9 @@ class ContainerAgent:
         # Docker calls block: they run here. Threads still busy at exit (a graceful stop)
         # finish first; queued ones are dropped.
         self.workers = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="docker-op")
+        # Traffic reads wait on the bridge, never on a Docker worker: a slow server's
+        # lists cannot delay a container change.
+        self.readers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="traffic")
         config = bridge_config or BridgeConfig.from_settings(settings)
         _say_how_mcp_is_authenticated(settings)
         self.bridge = BridgeThread(client, config, on_event=self._on_bridge_event)
@@ -195,6 +202,24 @@ class ContainerAgent:
         if sid is not None:
             _checked(sid)
         return self._read(msg, "status", lambda: self.lifecycle.status(sid), lambda infos: ContainerList(infos))
+
+    def on_traffic(self, msg: Message) -> Deferred:
+        """What the bridge served (for the dashboard): read on the bridge's loop, waited
+        for on a worker, never on this loop."""
+        q = msg.body
+        if q.server_id is not None:
+            _checked(q.server_id)
+
+        def read() -> TrafficReport:
+            reports = self.bridge.traffic(q.server_id, q.detail, timeout=TRAFFIC_WAIT_SECONDS)
+            return protocol.from_plain(TrafficReport, {"servers": reports})
+
+        def too_late() -> Any:
+            raise ServiceError(
+                ErrorCode.TIMEOUT, f"traffic: the bridge did not answer within {TRAFFIC_WAIT_SECONDS:g} s"
+            )
+
+        return Deferred(self.readers.submit(read), TRAFFIC_WAIT_SECONDS, too_late)
 
     def on_snapshot(self, msg: Message) -> Deferred:
         def snapshot(infos: list[ContainerInfo]) -> Snapshot:
@@ -276,6 +301,7 @@ class ContainerAgent:
     def close(self) -> None:
         self.stream.stop()
         self.workers.shutdown(wait=False, cancel_futures=True)
+        self.readers.shutdown(wait=False, cancel_futures=True)
         self.bridge.stop()  # closes the ports; the containers keep running
 
 

@@ -2,8 +2,8 @@
 
 The app receives a `Control` (see create_app): the real one is SchedulerLink (a live
 mirror of the scheduler's state plus requests over its control socket); tests pass a
-fake. Neither call may block for long: `state()` returns the copy at hand, `act()` is
-bounded by a short request timeout.
+fake. No call may block for long: `state()` returns the copy at hand, `act()` and
+`traffic()` are bounded by short request timeouts.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
+from common.protocol import TrafficReport
 from services.dashboard.state import DashboardState
 
 SERVER_ACTIONS = ("start", "stop", "restart")
@@ -25,10 +26,20 @@ class ActionResult:
     code: Optional[str] = None  # the error code when not ok (e.g. unavailable, not_found)
 
 
+@dataclass(frozen=True)
+class TrafficResult:
+    """What the bridges served (a report), or why it is not known right now."""
+
+    report: Optional[TrafficReport] = None
+    error: Optional[str] = None
+
+
 class Control(Protocol):
     def state(self) -> DashboardState: ...
 
     def act(self, action: str, server_id: Optional[str]) -> ActionResult: ...
+
+    def traffic(self, server_id: Optional[str], detail: bool) -> TrafficResult: ...
 
 
 def check_action(action: str, server_id: Optional[str]) -> Optional[str]:

@@ -18,11 +18,11 @@ from typing import Any, Callable, Optional
 
 import zmq
 
-from common.protocol import CodedError, ControlAction, ErrorCode
+from common.protocol import CodedError, ControlAction, ErrorCode, TrafficQuery
 from common.pubsub import StateMirror
-from common.reqrep import RemoteError, ReqClient, RequestTimeout
+from common.reqrep import RemoteError, RequestTimeout, ThreadClients
 from common.settings import Settings
-from services.dashboard.control import ActionResult
+from services.dashboard.control import ActionResult, TrafficResult
 from services.dashboard.state import STATE_TOPICS, DashboardState, SchedulerLinkStatus, apply_event
 
 log = logging.getLogger("dashboard")
@@ -32,22 +32,30 @@ NAME = "dashboard"
 # queued there, never run while we wait).
 ACTION_TIMEOUT_MS = 3000
 SNAPSHOT_TIMEOUT_MS = 1000
+# Traffic goes scheduler -> container-agent -> bridge, which answers within 3.5 s.
+TRAFFIC_TIMEOUT_MS = 4500
+# Every open page polls: one answer serves them all for this long.
+TRAFFIC_CACHE_SECONDS = 2.0
 
 
 class SchedulerLink:
     def __init__(self, ctx: zmq.Context, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         z = settings.zmq
-        self._ctx = ctx
-        self._endpoint = z.scheduler_control
-        self._max_bytes = z.max_message_bytes
         self._clock = clock
         self._action_timeout_ms = min(z.request_timeout_ms, ACTION_TIMEOUT_MS)
         self._lock = threading.Lock()
         self._version = 0
         self._cached: Optional[tuple[int, DashboardState]] = None
         self._last_heard: Optional[float] = None
-        self._local = threading.local()
-        self._clients: list[ReqClient] = []
+        self._clients = ThreadClients(
+            ctx,
+            z.scheduler_control,
+            timeout_ms=self._action_timeout_ms,
+            retries=0,
+            src=NAME,
+            max_bytes=z.max_message_bytes,
+        )
+        self._traffic: dict[tuple[Optional[str], bool], tuple[float, TrafficResult]] = {}
         self.mirror = StateMirror(
             ctx,
             z.scheduler_state,
@@ -102,7 +110,7 @@ class SchedulerLink:
         except ValueError as exc:
             return ActionResult(False, str(exc), str(ErrorCode.INVALID_ARGUMENT))
         try:
-            reply = self._client().call("control.action", body)
+            reply = self._clients.client().call("control.action", body)
         except RemoteError as exc:
             return ActionResult(False, f"the scheduler refused {what}: {exc.message}", str(exc.code))
         except RequestTimeout:
@@ -113,26 +121,38 @@ class SchedulerLink:
             return ActionResult(False, f"{what}: {exc.message}", str(exc.code))
         return ActionResult(True, reply.message or f"{what}: accepted by the scheduler")
 
-    def _client(self) -> ReqClient:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = ReqClient(
-                self._ctx,
-                self._endpoint,
-                timeout_ms=self._action_timeout_ms,
-                retries=0,
-                src=NAME,
-                max_bytes=self._max_bytes,
+    def traffic(self, server_id: Optional[str], detail: bool) -> TrafficResult:
+        key = (server_id, detail)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._traffic.get(key)
+        if cached is not None and now - cached[0] < TRAFFIC_CACHE_SECONDS:
+            return cached[1]
+        result = self._ask_traffic(server_id, detail)
+        known = len(self.state().servers)
+        with self._lock:
+            # Keyed by what pages ask: every server, or one (bounded by the servers known).
+            if len(self._traffic) > 2 * known + 2:
+                self._traffic.clear()
+            self._traffic[key] = (time.monotonic(), result)
+        return result
+
+    def _ask_traffic(self, server_id: Optional[str], detail: bool) -> TrafficResult:
+        if not self.mirror.available:
+            return TrafficResult(error="the scheduler is unavailable")
+        try:
+            report = self._clients.client().call(
+                "control.traffic", TrafficQuery(server_id=server_id, detail=detail), timeout_ms=TRAFFIC_TIMEOUT_MS
             )
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
+        except RemoteError as exc:
+            return TrafficResult(error=exc.message)
+        except RequestTimeout:
+            return TrafficResult(error=f"the scheduler did not answer within {TRAFFIC_TIMEOUT_MS / 1000:g} s")
+        except CodedError as exc:
+            return TrafficResult(error=exc.message)
+        return TrafficResult(report=report)
 
     def close(self) -> None:
         """Close every socket (after the web threads have stopped)."""
         self.mirror.close()
-        with self._lock:
-            clients, self._clients = self._clients, []
-        for client in clients:
-            client.close()
+        self._clients.close()

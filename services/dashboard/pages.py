@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import quote
 
+from services.dashboard import traffic_pages
 from services.dashboard.htmlkit import Html, html, join, show
 from services.dashboard.views import GROUP_ORDER
 
@@ -280,12 +281,15 @@ def overview_fragment(ctx: PageContext, view: dict) -> Html:
         if g != "unknown" or counts.get(g)
     )
     rows = join(_overview_row(ctx, row) for row in view["servers"])
+    traffic = view.get("traffic")
     table = (
         html(
             '<table class="servers"><thead><tr><th>Server</th><th>State</th><th>Health</th>'
-            "<th>Uptime</th><th>Restarts</th><th>Port</th><th>Image</th><th>Route</th>"
-            "<th>Actions</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>Uptime</th><th>Restarts</th>{}<th>Port</th><th>Image</th><th>Route</th>"
+            "<th>Actions</th></tr></thead><tbody>{}</tbody></table>{}",
+            traffic_pages.OVERVIEW_HEADERS if traffic else Html(""),
             rows,
+            traffic_pages.unavailable_note(traffic, ": the other columns are up to date") if traffic else Html(""),
         )
         if view["servers"]
         else Html('<p class="missing">No servers in the configuration.</p>')
@@ -317,7 +321,7 @@ def _overview_row(ctx: PageContext, row: dict) -> Html:
     return html(
         '<tr data-server="{sid}" class="{group}"><td><a href="{href}">{sid}</a></td>'
         '<td class="state">{badge}{notes}</td><td>{health}</td><td>{uptime}</td>'
-        '<td class="num">{restarts}</td><td class="num">{port}</td>'
+        '<td class="num">{restarts}</td>{traffic}<td class="num">{port}</td>'
         '<td class="image">{image}</td><td>{route}</td><td>{actions}</td></tr>',
         sid=row["server_id"],
         group=row["group"],
@@ -327,6 +331,7 @@ def _overview_row(ctx: PageContext, row: dict) -> Html:
         health=show(row.get("health")),
         uptime=uptime(row),
         restarts=show(row.get("restarts")),
+        traffic=traffic_pages.overview_cells(row["traffic"]) if "traffic" in row else Html(""),
         port=show(row.get("host_port")),
         image=show(row.get("image")),
         route=show(row.get("route_health")),
@@ -408,7 +413,7 @@ def detail_fragment(ctx: PageContext, view: dict) -> Html:
         "<section><h2>Route</h2>{route}<h2>Environment variables</h2>"
         '<p class="note">Names only: values go to Docker and nowhere else.</p>'
         '<div id="env-names">{env}</div><h2>Mounts</h2>{mounts}</section></div>'
-        "<section><h2>Last stderr lines</h2>{stderr}</section>"
+        "{traffic}<section><h2>Last stderr lines</h2>{stderr}</section>"
         "<section><h2>Recent events</h2>{events}</section>",
         sched=scheduler_banner(view["scheduler"]),
         sid=view["server_id"],
@@ -419,6 +424,9 @@ def detail_fragment(ctx: PageContext, view: dict) -> Html:
         mounts=html('<ul class="plain">{}</ul>', join(html("<li><code>{}</code></li>", m) for m in view["mounts"]))
         if view["mounts"]
         else show(None),
+        traffic=traffic_pages.server_traffic(view["traffic"], view["traffic_status"])
+        if "traffic_status" in view
+        else Html(""),
         stderr=stderr,
         events=events_list(view["events"], ctx, with_server=False),
     )

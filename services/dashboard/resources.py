@@ -12,7 +12,7 @@ import falcon
 
 from common.client_address import client_address, parse_networks
 from common.settings import Settings
-from services.dashboard import dashboard_metrics, pages, views
+from services.dashboard import dashboard_metrics, pages, traffic_view, views
 from services.dashboard.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -170,16 +170,14 @@ class OverviewPage(_Page):
     title, active = "Overview", "overview"
 
     def fragment(self, req, ctx, **params):
-        d = self.deps
-        return pages.overview_fragment(ctx, views.overview(d.control.state(), d.clock()))
+        return pages.overview_fragment(ctx, _overview(self.deps))
 
 
 class ServerPage(_Page):
     active = "overview"
 
     def fragment(self, req, ctx, server_id: str = "", **params):
-        d = self.deps
-        view = views.server_detail(d.control.state(), server_id, d.clock())
+        view = _server(self.deps, server_id)
         if view is None:
             return pages.not_found_fragment(ctx, server_id)
         return pages.detail_fragment(ctx, view)
@@ -210,6 +208,16 @@ class LitellmPage(_Page):
         )
 
 
+def _overview(d: Deps) -> dict:
+    return traffic_view.with_overview(views.overview(d.control.state(), d.clock()), d.control.traffic(None, False))
+
+
+def _server(d: Deps, server_id: str) -> Optional[dict]:
+    """A server's page (None: not in the state): its traffic is asked for only then."""
+    view = views.server_detail(d.control.state(), server_id, d.clock())
+    return None if view is None else traffic_view.with_detail(view, d.control.traffic(server_id, True))
+
+
 class RootRedirect:
     def __init__(self, target: str) -> None:
         self.target = target
@@ -228,7 +236,7 @@ class ApiOverview:
     def on_get(self, req, resp):
         d = self.deps
         resp.media = dict(
-            views.overview(d.control.state(), d.clock()),
+            _overview(d),
             default_password=d.settings.default_password,
             mcp_auth_warning=views.mcp_auth_warning(d.settings),
         )
@@ -239,9 +247,8 @@ class ApiServers:
         self.deps = deps
 
     def on_get(self, req, resp):
-        d = self.deps
-        view = views.overview(d.control.state(), d.clock())
-        resp.media = {"servers": view["servers"], "scheduler": view["scheduler"]}
+        view = _overview(self.deps)
+        resp.media = {"servers": view["servers"], "scheduler": view["scheduler"], "traffic": view["traffic"]}
 
 
 class ApiServer:
@@ -249,8 +256,7 @@ class ApiServer:
         self.deps = deps
 
     def on_get(self, req, resp, server_id: str):
-        d = self.deps
-        view = views.server_detail(d.control.state(), server_id, d.clock())
+        view = _server(self.deps, server_id)
         if view is None:
             raise falcon.HTTPNotFound(
                 title="No such server", description=f"no server {server_id!r} in the current state"

@@ -2,7 +2,8 @@
 
 Sockets (all on the loop thread):
 - REP `control`: control.status, control.action, control.plan, snapshot.get; answered
-  at once from the model, never after waiting for an agent;
+  at once from the model, never after waiting for an agent; control.traffic is passed
+  on to the container-agent by the relay's threads (relay.py) and answered later;
 - PUB `state`: state.server / state.config / state.event, with a snapshot over
   `snapshot.get` (the Clone pattern);
 - SUB of each agent's events: a container that exited, a route that changed, and the
@@ -36,6 +37,7 @@ from common.protocol import (
     StateEvent,
     to_plain,
 )
+from common.reqrep import Deferred
 from common.service import Service
 from common.settings import Settings
 
@@ -45,6 +47,7 @@ from .config_keeper import apply_loaded
 from .model import Model
 from .ports import port_is_free
 from .reconciler import Reconciler
+from .relay import AgentRelay
 from .server_state import same_state
 from .watch import FileWatch
 
@@ -54,6 +57,8 @@ NAME = "scheduler"
 CONTAINER_AGENT = "container-agent"
 ALB_AGENT = "alb-agent"
 WATCH_SECONDS = 1.0
+# A traffic request waits this long for the container-agent (which answers within 3 s).
+TRAFFIC_TIMEOUT_MS = 3500
 
 
 class Scheduler:
@@ -85,6 +90,7 @@ class Scheduler:
             "control.status": self.on_status,
             "control.action": self.on_action,
             "control.plan": self.on_plan,
+            "control.traffic": self.on_traffic,
             "snapshot.get": self.on_snapshot,
         }
         self.rep = serve_requests(service, NAME, z.scheduler_control, handlers, z)
@@ -117,6 +123,15 @@ class Scheduler:
                 on_back=partial(self.model.forget, "routes"),
             ),
         }
+        self.traffic_relay = AgentRelay(
+            CONTAINER_AGENT,
+            service.ctx,
+            z.containers,
+            timeout_ms=TRAFFIC_TIMEOUT_MS,
+            src=NAME,
+            max_bytes=z.max_message_bytes,
+            silent=self.subs[CONTAINER_AGENT].silent,
+        )
         self._publish_queued = False
         self.reconciler = Reconciler(
             self.model,
@@ -329,12 +344,17 @@ class Scheduler:
     def on_plan(self, msg: Message) -> ControlPlan:
         return ControlPlan(steps=self.model.plan_steps())
 
+    def on_traffic(self, msg: Message) -> Deferred:
+        """What the bridges served: the container-agent's answer, passed on."""
+        return self.traffic_relay.ask("container.traffic", msg.body)
+
     def on_snapshot(self, msg: Message) -> Snapshot:
         self.publish()  # the state below includes everything published so far
         return self.pub.snapshot(to_plain(self.snapshot_state()))
 
     def close(self) -> None:
         self.reconciler.stop()
+        self.traffic_relay.close()
 
 
 def _stamped(state: ServerState, now: float) -> ServerState:

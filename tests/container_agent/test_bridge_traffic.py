@@ -6,6 +6,7 @@ recent calls."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 import pytest
@@ -132,7 +133,7 @@ def test_the_report_lists_the_tools_and_the_recent_calls(counted, containers: Co
     # The catalog is read from the server when no client listed the tools yet.
     (first,) = counted.thread.traffic("reported", True)
     assert {t["name"] for t in first["catalog"]["tools"]} == {"get_current_time", "convert_time"}
-    schema = next(t for t in first["catalog"]["tools"] if t["name"] == "convert_time")["input_schema"]
+    schema = json.loads(next(t for t in first["catalog"]["tools"] if t["name"] == "convert_time")["input_schema_json"])
     assert set(schema["required"]) == {"source_timezone", "time", "target_timezone"}
     assert first["catalog"]["error"] is None and first["recent"] == []
 

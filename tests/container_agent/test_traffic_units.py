@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from common import protocol
 from services.container_agent.bridge import traffic
 from services.container_agent.bridge.channel import Channel
 from services.container_agent.bridge.traffic import BUCKETS, Histogram, Series, ServerTraffic, quantile_ms
@@ -74,3 +75,50 @@ def test_an_outcome_set_by_the_upstream_wins_over_the_http_status():
     refused = counted.note(request, "tools/list", "", "2025-06-18")
     counted.record(refused, 401, 0.001, None, 0, 0)
     assert counted.requests[("tools/list", "2025-06-18", "unauthorized")] == 1
+
+
+def test_the_catalog_bounds_what_a_server_lists():
+    deep: dict = {}
+    node = deep
+    for _ in range(200):  # deeper than the wire protocol would carry as a map
+        node["items"] = {}
+        node = node["items"]
+    tools = [
+        {"name": f"t{i}", "description": "d" * 5000, "inputSchema": deep} for i in range(traffic.CATALOG_ITEMS + 3)
+    ]
+    tools.append("not a tool")
+    catalog = traffic.catalog_of(
+        {
+            "tools/list": {"tools": tools},
+            "prompts/list": {"prompts": [{"name": "p", "arguments": [{"name": "a", "required": True}, 7]}]},
+            "resources/list": None,
+        }
+    )
+    assert len(catalog["tools"]) == traffic.CATALOG_ITEMS
+    first = catalog["tools"][0]
+    assert len(first["description"]) == traffic.TEXT_CHARS and first["description"].endswith("…")
+    assert first["input_schema_json"].startswith('{\n  "items": {') and len(first["input_schema_json"]) < 20000
+    assert catalog["error"] == (
+        f"{traffic.CATALOG_ITEMS + 3} tools, the first {traffic.CATALOG_ITEMS} shown; "
+        f"descriptions and schemas past {traffic.CATALOG_CHARS} characters left out"
+    )
+    assert catalog["tools"][-1]["input_schema_json"] == "" and catalog["tools"][-1]["name"] == "t499"
+    assert catalog["prompts"] == [
+        {"name": "p", "description": "", "arguments": [{"name": "a", "description": "", "required": True}]}
+    ]
+    assert catalog["resources"] == []
+    # What the bridge reports travels as the protocol's record, however deep the schema.
+    served = ServerTraffic("deep").report(True, catalog)
+    body = protocol.from_plain(protocol.TrafficReport, {"servers": [served]})
+    wire = protocol.encode(protocol.reply_ok(protocol.request("container.traffic"), body), 4 * 1024 * 1024)
+    (back,) = protocol.decode(wire, 4 * 1024 * 1024).body.servers
+    assert len(back.catalog.tools) == traffic.CATALOG_ITEMS and back.catalog.tools[0].input_schema_json
+    assert len(back.series) == traffic.SERIES_LENGTH and back.recent == [] and back.window.calls == 0
+
+
+def test_a_huge_schema_is_cut_with_a_note():
+    schema = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(2000)}}
+    text = traffic.catalog_of({"tools/list": {"tools": [{"name": "big", "inputSchema": schema}]}})["tools"][0][
+        "input_schema_json"
+    ]
+    assert text.endswith(f"the first {traffic.SCHEMA_CHARS} shown)") and len(text) < traffic.SCHEMA_CHARS + 100

@@ -38,6 +38,8 @@ from common.protocol import (  # noqa: E402
     StateEvent,
     TargetGroupInfo,
     TargetInfo,
+    TrafficReport,
+    from_plain,
     to_plain,
 )
 from common.pubsub import Publisher  # noqa: E402
@@ -118,6 +120,7 @@ class FakeScheduler:
                     "control.status": self.on_status,
                     "control.action": self.on_action,
                     "control.plan": lambda msg: ControlPlan(),
+                    "control.traffic": self.on_traffic,
                     "snapshot.get": self.on_snapshot,
                 },
                 src="scheduler",
@@ -177,6 +180,27 @@ class FakeScheduler:
 
     def on_status(self, msg: Any) -> ControlState:
         return self.state()
+
+    def on_traffic(self, msg: Any) -> TrafficReport:
+        """Made-up numbers for the running servers: a call a second, one in ten failing."""
+        now = time.time()
+        start = (now // 10) * 10 - 590
+        series = [{"t": start + 10 * i, "calls": 10, "errors": 1, "p95_ms": 3.0 + i % 5} for i in range(60)]
+        window = {"seconds": 300, "calls": 300, "errors": 30, "calls_per_minute": 60.0, "error_rate": 0.1}
+        reports = []
+        for sid, server in self.servers.items():
+            if server.status != "running" or msg.body.server_id not in (None, sid):
+                continue
+            report: dict[str, Any] = {"server_id": sid, "now": now, "series": series, "window": window}
+            if msg.body.detail:
+                report["tools"] = [{"tool": "echo", "calls": 300, "errors": 30, "p95_ms": 7.0, "series": series}]
+                report["recent"] = [
+                    {"t": now - i, "method": "tools/call", "tool": "echo", "outcome": "ok", "status": 200, "ms": 2.0}
+                    for i in range(5)
+                ]
+                report["catalog"] = {"tools": [{"name": "echo", "description": "Says it back <b>loud</b>"}]}
+            reports.append(report)
+        return from_plain(TrafficReport, {"servers": reports})
 
     def on_action(self, msg: Any) -> ControlAccepted:
         action, sid = msg.body.action, msg.body.server_id

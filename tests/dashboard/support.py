@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -23,11 +24,13 @@ from common.protocol import (
     StateEvent,
     TargetGroupInfo,
     TargetInfo,
+    TrafficReport,
+    from_plain,
     to_plain,
 )
 from common.settings import Settings, load_settings
 from services.dashboard.auth import SESSION_COOKIE
-from services.dashboard.control import ActionResult
+from services.dashboard.control import ActionResult, TrafficResult
 from services.dashboard.state import DashboardState, SchedulerLinkStatus
 
 PASSWORD = "correct horse battery"
@@ -127,12 +130,113 @@ def sample_state() -> dict:
     return state
 
 
+def sample_traffic(now: float = 1.7e9) -> TrafficReport:
+    """What the bridge served: "time" busy with two tools (one failing now and then,
+    one called but not listed), the hostile server with hostile names; the others not
+    served."""
+    start = (now // 10) * 10 - 590
+
+    def series(calls: list[int], errors: list[int]) -> list[dict]:
+        return [
+            {"t": start + 10 * i, "calls": c, "errors": e, "p95_ms": 4.5 + i / 10 if c else None}
+            for i, (c, e) in enumerate(zip(calls, errors))
+        ]
+
+    busy = series([i % 7 for i in range(60)], [1 if i % 13 == 0 else 0 for i in range(60)])
+    schema = {"type": "object", "properties": {"timezone": {"type": "string", "description": XSS}}}
+    time_report = {
+        "server_id": "time",
+        "bucket_seconds": 10,
+        "now": now,
+        "series": busy,
+        "window": {
+            "seconds": 300,
+            "calls": 90,
+            "errors": 3,
+            "calls_per_minute": 18.0,
+            "error_rate": 0.0333,
+            "p50_ms": 2.5,
+            "p95_ms": 9.75,
+        },
+        "tools": [
+            {"tool": "get_current_time", "calls": 80, "errors": 0, "p50_ms": 2.0, "p95_ms": 8.0, "series": busy},
+            {"tool": "retired_tool", "calls": 10, "errors": 3, "p50_ms": 30.0, "p95_ms": 1200.0, "series": busy},
+        ],
+        "recent": [
+            {
+                "t": now - 1,
+                "method": "tools/call",
+                "tool": "get_current_time",
+                "era": "2026-07-28",
+                "outcome": "ok",
+                "status": 200,
+                "ms": 2.25,
+            },
+            {
+                "t": now - 2,
+                "method": "tools/call",
+                "tool": "retired_tool",
+                "era": "2025-11-25",
+                "outcome": "error",
+                "status": 200,
+                "ms": 31.0,
+            },
+        ],
+        "catalog": {
+            "tools": [
+                {
+                    "name": "get_current_time",
+                    "title": "Current time",
+                    "description": "Now, in a timezone",
+                    "input_schema_json": json.dumps(schema, indent=2),
+                },
+                {"name": "convert_time", "title": None, "description": "", "input_schema_json": ""},
+            ],
+            "prompts": [
+                {
+                    "name": "greet",
+                    "description": "Say hello",
+                    "arguments": [{"name": "who", "description": "", "required": True}, {"name": "tone"}],
+                }
+            ],
+            "resources": [{"name": "clock", "uri": "time://clock", "description": "", "mime_type": "text/plain"}],
+            "error": None,
+        },
+    }
+    hostile = {
+        "server_id": XSS_ID,
+        "bucket_seconds": 10,
+        "now": now,
+        "series": series([1] * 60, [0] * 60),
+        "window": {"seconds": 300, "calls": 30, "errors": 0, "calls_per_minute": 6.0, "p95_ms": 1.0},
+        "tools": [{"tool": XSS, "calls": 30, "errors": 0, "series": []}],
+        "recent": [{"t": now, "method": XSS, "tool": XSS, "era": XSS, "outcome": XSS, "status": 200, "ms": 1.0}],
+        "catalog": {
+            "tools": [{"name": XSS, "title": XSS, "description": XSS, "input_schema_json": XSS}],
+            "prompts": [{"name": XSS, "description": XSS, "arguments": [{"name": XSS}]}],
+            "resources": [{"name": XSS, "uri": XSS, "description": XSS, "mime_type": XSS}],
+            "error": XSS,
+        },
+    }
+    return from_plain(TrafficReport, {"servers": [time_report, hostile]})
+
+
 class FakeControl:
     def __init__(self, raw: Optional[dict] = None, *, available: bool = True) -> None:
         self.raw = raw if raw is not None else sample_state()
         self.link = SchedulerLinkStatus(available=available, synced_once=True, last_heard=1.7e9)
         self.calls: list[tuple[str, Optional[str]]] = []
         self.result = ActionResult(True, "queued")
+        self.traffic_result = TrafficResult(report=sample_traffic())
+        self.traffic_asked: list[tuple[Optional[str], bool]] = []
+
+    def traffic(self, server_id: Optional[str], detail: bool) -> TrafficResult:
+        self.traffic_asked.append((server_id, detail))
+        report = self.traffic_result.report
+        if report is None or server_id is None:
+            return self.traffic_result
+        kept = [s for s in report.servers if s.server_id == server_id]
+        return TrafficResult(report=dataclasses.replace(report, servers=kept))
 
     def state(self) -> DashboardState:
         return DashboardState.from_state(self.raw, self.link)

@@ -10,6 +10,8 @@ artifacts/dashboard/.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import shutil
 from dataclasses import dataclass
 
@@ -26,6 +28,7 @@ from tests.dashboard.processes import (
 )
 from tests.dashboard.real_world import CANARY, STDERR_MARKER, real_world
 from tests.harness.ports import free_port
+from tests.harness.servers import docker_server
 
 
 @dataclass
@@ -126,6 +129,8 @@ def run_flow(b: Browser, backend: Backend) -> list[str]:
         lambda d: backend.stderr_marker in b.text("#stderr-tail"), backend.timeout, "the stderr tail on the server page"
     )
     assert backend.detail_id in b.text("#server-title")
+    # Its traffic: the charts are drawn whether it had calls or not.
+    b.wait(lambda d: d.find_element(By.ID, "chart-calls"), backend.timeout, "the traffic chart on the server page")
     sources.append(d.page_source)
     b.screenshot(f"server-{backend.name}.png")
 
@@ -152,6 +157,80 @@ def run_flow(b: Browser, backend: Backend) -> list[str]:
 
 def test_browser_flow_with_the_stand_in_scheduler(browser, fake_backend):
     run_flow(browser, fake_backend)
+
+
+def test_the_traffic_of_real_calls_in_the_browser(browser, docker_client, time_server_image):
+    """Real calls through the real bridge (official SDK client, both eras, a tool that
+    fails), then the overview's numbers and sparkline and the server page's charts,
+    tool list, input schema and recent calls in Chromium. Screenshots are kept."""
+    from selenium.webdriver.common.by import By
+
+    from tests.scheduler.support import Orchestrator
+
+    orch = Orchestrator(docker_client, settings={"dashboard": {"password": PASSWORD}})
+    try:
+        sid = f"{orch.cluster}-time"
+        orch.write_config({sid: docker_server(time_server_image)})
+        orch.start_all()
+        servers = orch.wait_converged({sid}, timeout=120)
+        url = f"http://127.0.0.1:{servers[sid]['host_port']}/mcp/{sid}/mcp"
+        asyncio.run(asyncio.wait_for(_some_calls(url), 60))
+        dashboard = orch.start("dashboard")
+        wait_until_answers(dashboard, orch.dashboard_port, 30)
+        base = f"http://127.0.0.1:{orch.dashboard_port}/monitor"
+
+        b, d = browser, browser.driver
+        d.get(base + "/login")
+        d.find_element(By.ID, "username").send_keys("admin")
+        d.find_element(By.ID, "password").send_keys(PASSWORD)
+        b.click("#login")
+        row = f'tr[data-server="{sid}"]'
+        # Every MCP request counts (the clients' initialize and lists too); two failed.
+        b.wait(lambda d: b.text(f"{row} .traffic-errors").endswith("%"), 30, "the error rate on the overview")
+        label = d.find_element(By.CSS_SELECTOR, f"{row} svg.spark").get_attribute("aria-label")
+        calls = int(re.match(r"(\d+) calls, 2 failed, in the last 10 min$", label).group(1))
+        assert calls >= 10 and float(b.text(f"{row} .traffic-rate")) == round(calls / 5, 2)
+        b.screenshot("traffic-overview-real.png")
+
+        d.get(f"{base}/servers/{sid}")
+        b.wait(lambda d: "convert_time" in b.text("#tools"), 30, "the tool list on the server page")
+        assert "get_current_time" in b.text("#tools")
+        assert int(b.text("#traffic-calls")) == calls
+        for chart in ("chart-calls", "chart-p95"):
+            assert d.find_element(By.ID, chart).is_displayed()
+        assert len(d.find_elements(By.CSS_SELECTOR, "#chart-calls rect.err")) >= 1
+        recent = b.text("#recent-calls")
+        assert recent.count("tools/call") == 10 and recent.count("tool_error") == 2 and "2026-07-28" in recent
+        # The input schema on demand; opened, it stays open across the live updates.
+        b.click('tr[data-tool="convert_time"] details summary')
+        b.wait(lambda d: "target_timezone" in b.text('tr[data-tool="convert_time"] pre.schema'), 10, "the schema")
+        d.execute_script("document.getElementById('tools').dataset.seen = '1';")
+        b.wait(
+            lambda d: d.execute_script("return document.getElementById('tools').dataset.seen === undefined;"),
+            10,
+            "a live update of the page",
+        )
+        assert d.find_element(By.CSS_SELECTOR, 'tr[data-tool="convert_time"] details').get_attribute("open")
+        b.screenshot("traffic-server-real.png")
+    finally:
+        orch.close()
+
+
+async def _some_calls(url: str) -> None:
+    """Ten tools/call: eight good ones over both eras, two that fail."""
+    from mcp.client.client import Client
+
+    async with Client(url, mode="legacy") as client:
+        for _ in range(4):
+            await client.call_tool("get_current_time", {"timezone": "UTC"})
+        await client.call_tool("get_current_time", {"timezone": "Nowhere/Atlantis"})
+    async with Client(url, mode="2026-07-28") as client:
+        for _ in range(3):
+            await client.call_tool("get_current_time", {"timezone": "Europe/Paris"})
+        await client.call_tool(
+            "convert_time", {"source_timezone": "UTC", "time": "12:00", "target_timezone": "Asia/Tokyo"}
+        )
+        await client.call_tool("convert_time", {"source_timezone": "UTC", "time": "99:99", "target_timezone": "UTC"})
 
 
 @pytest.mark.docker

@@ -129,6 +129,25 @@ def test_each_process_is_scraped_and_counts_what_it_did(observed):
     for name in PROCESSES:
         assert PASSWORD not in scrape(ports[name])[0]
 
+    # The same calls on the dashboard's JSON twins: asked by the dashboard, passed on
+    # by the scheduler, answered by the container-agent from the bridge's numbers.
+    t = user.api(f"servers/{sid}")["traffic"]
+    by_tool = {row["tool"]: row for row in t["tools"]}
+    assert (by_tool["get_current_time"]["calls"], by_tool["get_current_time"]["errors"]) == (4, 1)
+    assert [c["outcome"] for c in t["recent"] if c["method"] == "tools/call"] == ["tool_error", "ok", "ok", "ok"]
+    assert {tool["name"] for tool in t["catalog"]["tools"]} == {"get_current_time", "convert_time"}
+    row = next(r for r in user.api("overview")["servers"] if r["server_id"] == sid)
+    assert row["traffic"]["errors"] == 1 and row["traffic"]["calls"] == t["calls"] >= 4
+
+    # Without a container-agent the pages say why, at once, and show the rest.
+    orch.stop("container-agent")
+    wait_for(
+        lambda: "container-agent" in (user.api("overview")["traffic"]["error"] or ""),
+        30,
+        "the dashboard to say the container-agent is not there",
+    )
+    assert user.api(f"servers/{sid}")["traffic"] is None
+
 
 def test_a_port_in_use_is_reported_and_the_process_serves_on(docker_client, time_server_image):
     with socket.socket() as taken:

@@ -11,12 +11,13 @@ a server counts at most MAX_TOOLS tool names (then "other").
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from aiohttp import web
 
@@ -354,45 +355,99 @@ def empty_catalog(error: Optional[str]) -> dict:
 
 def catalog_of(lists: dict[str, Optional[dict]], error: Optional[str] = None) -> dict:
     """The dashboard's tool, prompt and resource lists from the server's list results
-    (method -> result, None when the server has no such list)."""
+    (method -> result, None when the server has no such list), in the shape of
+    protocol.Catalog. A server's lists are its own to fill: every text is cut to a
+    bound, each list to CATALOG_ITEMS, an input schema travels as indented JSON text
+    (of any depth) of at most SCHEMA_CHARS, and descriptions and schemas together stop
+    at CATALOG_CHARS (well inside a message)."""
+    cut: list[str] = []
+    budget = [CATALOG_CHARS]
 
-    def items(method: str, key: str) -> Iterable[dict]:
+    def spend(text: str) -> str:
+        if len(text) > budget[0]:
+            if budget[0] >= 0:
+                cut.append(f"descriptions and schemas past {CATALOG_CHARS} characters left out")
+                budget[0] = -1
+            return ""
+        budget[0] -= len(text)
+        return text
+
+    def items(method: str, key: str) -> list[dict]:
         result = lists.get(method)
         found = result.get(key) if isinstance(result, dict) else None
-        return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+        kept = [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+        if len(kept) > CATALOG_ITEMS:
+            cut.append(f"{len(kept)} {key}, the first {CATALOG_ITEMS} shown")
+        return kept[:CATALOG_ITEMS]
 
-    def text(value: Any) -> Optional[str]:
-        return value if isinstance(value, str) else None
-
-    return {
-        "tools": [
+    def tools() -> list[dict]:
+        return [
             {
-                "name": text(t.get("name")) or "",
-                "title": text(t.get("title")),
-                "description": text(t.get("description")) or "",
-                "input_schema": t.get("inputSchema") if isinstance(t.get("inputSchema"), dict) else {},
+                "name": _text(t.get("name"), NAME_CHARS),
+                "title": _text(t.get("title"), NAME_CHARS) or None,
+                "description": spend(_text(t.get("description"), TEXT_CHARS)),
+                "input_schema_json": spend(_schema_text(t.get("inputSchema"))),
             }
             for t in items("tools/list", "tools")
-        ],
-        "prompts": [
+        ]
+
+    def prompts() -> list[dict]:
+        return [
             {
-                "name": text(p.get("name")) or "",
-                "description": text(p.get("description")) or "",
-                "arguments": p.get("arguments") if isinstance(p.get("arguments"), list) else [],
+                "name": _text(p.get("name"), NAME_CHARS),
+                "description": spend(_text(p.get("description"), TEXT_CHARS)),
+                "arguments": [
+                    {
+                        "name": _text(a.get("name"), NAME_CHARS),
+                        "description": spend(_text(a.get("description"), TEXT_CHARS)),
+                        "required": a.get("required") is True,
+                    }
+                    for a in (p.get("arguments") if isinstance(p.get("arguments"), list) else [])[:CATALOG_ITEMS]
+                    if isinstance(a, dict)
+                ],
             }
             for p in items("prompts/list", "prompts")
-        ],
-        "resources": [
+        ]
+
+    def resources() -> list[dict]:
+        return [
             {
-                "name": text(r.get("name")) or "",
-                "uri": text(r.get("uri")) or "",
-                "description": text(r.get("description")) or "",
-                "mime_type": text(r.get("mimeType")),
+                "name": _text(r.get("name"), NAME_CHARS),
+                "uri": spend(_text(r.get("uri"), TEXT_CHARS)),
+                "description": spend(_text(r.get("description"), TEXT_CHARS)),
+                "mime_type": _text(r.get("mimeType"), NAME_CHARS) or None,
             }
             for r in items("resources/list", "resources")
-        ],
-        "error": error,
-    }
+        ]
+
+    catalog = {"tools": tools(), "prompts": prompts(), "resources": resources()}
+    catalog["error"] = "; ".join(([error] if error else []) + cut) or None
+    return catalog
+
+
+CATALOG_ITEMS = 500  # per list
+NAME_CHARS = 200
+TEXT_CHARS = 2000
+SCHEMA_CHARS = 16384
+CATALOG_CHARS = 1_000_000
+
+
+def _text(value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        return ""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _schema_text(schema: Any) -> str:
+    if not isinstance(schema, dict):
+        return ""
+    try:
+        text = json.dumps(schema, indent=2, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return ""
+    if len(text) > SCHEMA_CHARS:
+        return text[:SCHEMA_CHARS] + f"\n… ({len(text)} characters, the first {SCHEMA_CHARS} shown)"
+    return text
 
 
 _ERROR_AT = b',"error":'

@@ -754,7 +754,10 @@ class StdioUpstream:
     async def lists(self, timeout: float) -> dict[str, Optional[dict]]:
         """The first page of the server's tools, prompts and resources lists (method ->
         result; None for a list it does not have or did not give within `timeout`): from
-        the cache, else asked for, which caches them for the clients too."""
+        the cache, else asked for, which caches them for the clients too. `timeout`
+        bounds the three together."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         capabilities = (self.init_result or {}).get("capabilities")
         capabilities = capabilities if isinstance(capabilities, dict) else {}
         found: dict[str, Optional[dict]] = {}
@@ -770,7 +773,7 @@ class StdioUpstream:
             if data is None:
                 channel = Channel(expected=1)
                 self.submit(None, {"jsonrpc": "2.0", "id": "bridge-catalog", "method": method}, channel)
-                if await channel.wait(timeout):
+                if await channel.wait(max(deadline - loop.time(), 0.0)):
                     item = channel.pop()
                     data = item[0] if item is not None else None
                 if data is None:
