@@ -16,6 +16,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import difflib
+import functools
 import ipaddress
 import os
 import re
@@ -735,8 +736,10 @@ def _cross_checks(s: Settings) -> list[str]:
     return problems
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback_host(host: str) -> bool:
-    """`localhost` or a loopback address."""
+    """`localhost` or a loopback address. Cached: the bridge asks for every request's
+    Host, and parsing an address costs more than the rest of that check."""
     if host == "localhost":
         return True
     try:
