@@ -8,7 +8,9 @@ by hand from the same directory they agree on the same ZeroMQ endpoints.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -121,3 +123,16 @@ def subscribe_to(service: Any, endpoint: str, topics: tuple[str, ...], zmq: ZmqS
     )
     service.on_close(sub.close)
     return sub
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child (before exec): SIGTERM when the parent dies, so that no orphan keeps
+    running (Linux; elsewhere nothing)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass

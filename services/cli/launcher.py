@@ -16,7 +16,6 @@ what it started and exits 0 only if everything converged.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from typing import Callable, Optional, Sequence, TextIO
 
 import zmq
 
+from common.process import die_with_parent
 from common.protocol import CodedError, to_plain
 from common.reqrep import ReqClient
 from common.settings import Settings
@@ -44,7 +44,6 @@ USAGE_ERROR = 2
 STABLE_SECONDS = 60.0
 STOP_TIMEOUT = 20.0
 ONE_SHOT_TIMEOUT = 180.0
-_PR_SET_PDEATHSIG = 1
 # The child whose listening sockets the launcher keeps across its restarts (the bridges').
 SOCKET_KEEPER = "container-agent"
 
@@ -110,15 +109,6 @@ def child_specs(
         if module is not None and module.endswith("dashboard"):
             specs.append(ChildSpec("dashboard", module, files))
     return specs
-
-
-def die_with_parent() -> None:
-    """In the child: SIGTERM when the launcher dies, so that no orphan keeps running."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 class Launcher:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import socket
 import tempfile
@@ -233,7 +235,38 @@ def test_without_an_alb_routing_goes_to_a_local_stand_in(aws, start_agent):
         state = c.call("snapshot.get").state
     assert ":loadbalancer/app/mcp-orchestrator-standin/" in state["load_balancer_arn"]
     assert routing_of(aws, "default") == {}  # the test's own moto saw nothing of it
+    # moto runs in a child of its own: the agent stays small; the child goes with it.
+    standin = standin_pid(agent)
+    assert parent_of(standin) == agent.process.pid
+    print(f"alb-agent {rss_mb(agent.process.pid):.1f} MB, its AWS stand-in {rss_mb(standin):.1f} MB")
+    assert rss_mb(agent.process.pid) < 80
     assert agent.stop() == 0
+    wait_for(lambda: not os.path.exists(f"/proc/{standin}"), 10, "the stand-in to end with the agent")
+
+
+def test_the_stand_in_ends_when_its_agent_is_killed(aws, start_agent):
+    agent = start_agent(alb_arn="", listener_arn="", vpc_id="", endpoint_url="", instance_id="")
+    wait_for(lambda: "local stand-in at" in agent.output(), 30, "the stand-in")
+    standin = standin_pid(agent)
+    agent.process.kill9()
+    wait_for(lambda: not os.path.exists(f"/proc/{standin}"), 10, "the stand-in to end after a kill -9 of its agent")
+
+
+def standin_pid(agent: AgentProcess) -> int:
+    found = re.findall(r"local stand-in at http://127\.0\.0\.1:\d+ \(simulated, pid (\d+)\)", agent.output())
+    assert found, agent.output()
+    return int(found[-1])
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kb / 1024
 
 
 # -- controls on our rules: the operator's kept, the settings' added ----------------------
