@@ -205,6 +205,12 @@ class AwsSettings:
     )
     rule_priority_start: int = _setting(10000, "first listener rule priority we may use", _between(1, 50000))
     rule_priority_end: int = _setting(10999, "last listener rule priority we may use", _between(1, 50000))
+    max_rules: int = _setting(
+        100,
+        "listener rules the load balancer may hold (default rules not counted): AWS's quota, 100 unless raised "
+        "for your account; one rule per routed server, the operator's own rules count too",
+        _between(1, 5000),
+    )
     health_check_interval_seconds: int = _setting(15, "target group health check interval", _between(5, 300))
     health_check_timeout_seconds: int = _setting(5, "target group health check timeout", _between(2, 120))
     healthy_threshold_count: int = _setting(2, "checks before a target is healthy", _between(2, 10))

@@ -63,7 +63,7 @@ class Quotas:
     """ALB limits the test double does not enforce (AWS defaults)."""
 
     target_groups_per_load_balancer: int = 100
-    rules_per_load_balancer: int = 100  # not counting default rules
+    rules_per_load_balancer: int = 100  # not counting default rules; [aws] max_rules
     condition_values_per_rule: int = 5
     path_pattern_length: int = 128
 

@@ -93,7 +93,7 @@ class AlbRouter:
         config: AwsSettings,
         client: Any = None,
         *,
-        quotas: Quotas = Quotas(),
+        quotas: Optional[Quotas] = None,
         page_size: Optional[int] = None,
         full_refresh_seconds: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
@@ -101,7 +101,8 @@ class AlbRouter:
         self.config = config
         self.client = client if client is not None else make_client(config)
         self.calls = CallWatch(self.client, clock)
-        self.quotas = quotas
+        # The target-group quota stays AWS's 100; the rule quota can be raised.
+        self.quotas = quotas or Quotas(rules_per_load_balancer=config.max_rules)
         self.page_size = page_size  # None: the service's default page size
         self.full_refresh_seconds = full_refresh_seconds
         self._clock = clock

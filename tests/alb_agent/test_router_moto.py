@@ -245,6 +245,16 @@ def test_the_101st_server_gets_a_quota_error_and_the_first_100_keep_their_routes
     assert_routes_exactly(aws, "default", ports)
 
 
+def test_a_raised_rule_quota_is_the_settings_and_target_groups_stay_at_100(aws):
+    # Rules: [aws] max_rules (here lowered to 3, as a raised one is used the same way).
+    router = AlbRouter(aws.config(max_rules=3))
+    ports = numbered(4)
+    result = router.apply(routes(ports))
+    assert set(result.errors) == {"srv-003"} and "the limit is 3" in result.errors["srv-003"].message
+    assert_routes_exactly(aws, "default", {k: v for k, v in ports.items() if k != "srv-003"})
+    assert AlbRouter(aws.config(max_rules=400)).quotas.target_groups_per_load_balancer == 100
+
+
 def test_dry_run_plans_without_writing(aws):
     router = AlbRouter(aws.config())
     counter = ApiCallCounter(router.client)
