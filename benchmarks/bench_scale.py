@@ -36,6 +36,7 @@ IDLE_SECONDS = 3.0
 STATUS_SAMPLES = 10
 CPU_GOAL_MS = 200.0
 RSS_GOAL_MB = 80.0
+COLD_GOAL_SECONDS = 15.0
 
 
 def cpu_of(orch: Orchestra) -> dict[str, float]:
@@ -61,6 +62,16 @@ def settled(orch: Orchestra, wanted: set[str], routable: int) -> Optional[dict]:
     routed = sum(s.get("route") == "routed" for s in got)
     refused = sum(s.get("route") == "error" and bool(s.get("route_error")) for s in got)
     return servers if routed == routable and routed + refused == len(wanted) else None
+
+
+def served(orch: Orchestra, wanted: set[str]) -> int:
+    """How many of the wanted servers run and are served by the bridge (routed or not)."""
+    servers = orch.servers()
+    return sum(
+        1
+        for sid in wanted
+        if (s := servers.get(sid)) is not None and s.get("status") == "running" and s.get("bridge") == "ready"
+    )
 
 
 def reconciles(orch: Orchestra) -> Optional[int]:
@@ -90,7 +101,14 @@ def run(ctx: Context) -> Outcome:
         deadline = max(300.0, 3.0 * n)
         last_note = time.monotonic()
         servers = None
+        first_served = all_served = None
         while time.monotonic() - t0 < deadline:
+            count = served(orch, wanted)
+            if count and first_served is None:
+                first_served = time.monotonic() - t0
+            if count == len(wanted) and all_served is None:
+                all_served = time.monotonic() - t0
+                ctx.say(f"scale: {n} servers served after {all_served:.1f} s (the first after {first_served:.1f} s)")
             servers = settled(orch, wanted, routable)
             if servers is not None or orch.dead():
                 break
@@ -105,6 +123,8 @@ def run(ctx: Context) -> Outcome:
         converge = time.monotonic() - t0
         ctx.say(f"scale: {n} servers running and served, {routable} routed, after {converge:.1f} s")
         out.data["converge_seconds"] = round(converge, 2)
+        out.data["served_seconds"] = round(all_served or converge, 2)
+        out.data["first_served_seconds"] = round(first_served or converge, 2)
         measure_steady(ctx, orch, out)
     except Exception as exc:
         out.reason = f"stopped: {exc}"
@@ -287,6 +307,16 @@ def build_tables(ctx: Context, out: Outcome) -> None:
     else:
         out.goals.append(
             Goal("5", f"no-op reconcile CPU at {n} servers", f"< {CPU_GOAL_MS:.0f} ms", "not measured", None)
+        )
+    if "served_seconds" in data:
+        out.goals.append(
+            Goal(
+                "5",
+                f"cold start: from nothing to {n} servers served (the first after)",
+                f"≤ {COLD_GOAL_SECONDS:.0f} s",
+                f"{data['served_seconds']:.1f} s ({data['first_served_seconds']:.1f} s)",
+                data["served_seconds"] <= COLD_GOAL_SECONDS,
+            )
         )
     rss = data.get("rss_mb", {})
     for name in PROCESSES:

@@ -260,6 +260,12 @@ class ServiceSettings:
     reconciliation_interval_seconds: int = _setting(
         60, "full reconcile period; events trigger one at once anyway", _between(1, 86400)
     )
+    parallel_steps: int = _setting(
+        8,
+        "container steps (create, start, stop, remove) a reconcile pass has the container-agent work on at once; "
+        "1 = one after another",
+        _between(1, 64),
+    )
     port_range_start: int = _setting(8000, "first host port for MCP servers", _port)
     port_range_end: int = _setting(9000, "last host port for MCP servers", _port)
     bridge_host: str = _setting(

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 import zmq
 
 from common.protocol import CodedError, ProtocolError
-from common.reqrep import RemoteError, ReqClient, RequestTimeout
+from common.reqrep import RemoteError, RequestTimeout, ThreadClients
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ class AgentHealth:
 
 
 class AgentLink:
-    """Used by the reconcile thread only (its ReqClient belongs to that thread);
-    `heard` may be called from any thread."""
+    """Used by the reconcile thread and its step workers (each thread has a ReqClient of
+    its own); `heard` may be called from any thread."""
 
     def __init__(
         self,
@@ -67,7 +67,7 @@ class AgentLink:
         self.silent = silent
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
-        self._client = ReqClient(
+        self._clients = ThreadClients(
             ctx, endpoint, timeout_ms=timeout_ms, retries=max(attempts - 1, 0), src=src, max_bytes=max_bytes
         )
         self._clock = clock
@@ -112,7 +112,7 @@ class AgentLink:
             raise AgentUnavailable(f"{self.name} is unavailable ({self.health().error})")
         probe = {} if self.health().available else {"timeout_ms": min(self.timeout_ms, PROBE_TIMEOUT_MS), "retries": 0}
         try:
-            body = self._client.call(type, body, **probe)
+            body = self._clients.client().call(type, body, **probe)
         except RemoteError:
             self._answered()
             raise
@@ -149,4 +149,4 @@ class AgentLink:
             self._error = error
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close()

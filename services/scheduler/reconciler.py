@@ -9,10 +9,11 @@ for it; it only kicks, and reads the model. Requests to an agent are bounded
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from common.protocol import (
     ContainerEnsure,
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Passes kicked in a burst (several events at once) are run as one after this pause.
 COALESCE_SECONDS = 0.05
+# Servers started in one pass, per parallel step: past it the pass ends (the servers
+# started are observed and routed) and the next one starts the rest.
+STARTS_PER_PASS = 4
 # A pass follows this soon after a request an agent refused.
 RETRY_SECONDS = 1.0
 # ... and after a routes.apply the alb-agent refused (AWS unreachable, say).
@@ -49,6 +53,7 @@ class Reconciler:
         *,
         interval: float,
         notify: Callable[[], None] = lambda: None,
+        parallel_steps: int = 1,
     ) -> None:
         self.model = model
         self.containers = containers
@@ -61,6 +66,10 @@ class Reconciler:
         self._stopping = False
         self._next_full = 0.0
         self._retry_at: Optional[float] = None  # a step failed: look again soon
+        # Container steps in flight at once: a cold start of many servers is bound by
+        # Docker's create and start, which the engine runs side by side.
+        self._steps = concurrent.futures.ThreadPoolExecutor(max(parallel_steps, 1), thread_name_prefix="step")
+        self._batch = STARTS_PER_PASS * max(parallel_steps, 1)
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
 
     # --- loop thread side ----------------------------------------------------------------
@@ -83,6 +92,7 @@ class Reconciler:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self._steps.shutdown(wait=False, cancel_futures=True)
 
     # --- the thread ------------------------------------------------------------------------
 
@@ -141,9 +151,16 @@ class Reconciler:
         self._observe_containers()
         self._notify()
         cplan, rplan = self.model.plan()
-        for step in cplan.steps:
-            if not self._apply_container_step(step):
-                break  # the container-agent is down: the rest waits for the next pass
+        steps = cplan.steps
+        starting = [step for step in steps if step.action not in ("stop", "remove")]
+        if len(starting) > self._batch:
+            # Many servers to start (a cold start): these first, then a pass at once
+            # for the rest, so the first ones are seen running and get routed meanwhile.
+            later = {id(step) for step in starting[self._batch :]}
+            steps = [step for step in steps if id(step) not in later]
+            with self._cond:
+                self._kicked = True
+        self._apply_container_steps(steps)
         if rplan is not None and (rplan.needed or full):
             self._apply_routes(rplan.entries, rplan.changes, full)
         self.model.reconciled()
@@ -173,6 +190,28 @@ class Reconciler:
         self.model.observe_routes(listing.routes, status=listing.status)
 
     # --- applying ----------------------------------------------------------------------------
+
+    def _apply_container_steps(self, steps: Sequence[Step]) -> None:
+        """Stops and removals first (they free ports and names), then the rest; each
+        group side by side, in order, so the first servers come up first. Once the
+        container-agent is found down, the steps not yet sent wait for the next pass."""
+        first = [step for step in steps if step.action in ("stop", "remove")]
+        for group in (first, [step for step in steps if step.action not in ("stop", "remove")]):
+            if len(group) == 1:
+                if not self._apply_container_step(group[0]):
+                    return
+                continue
+            futures = [self._steps.submit(self._apply_container_step, step) for step in group]
+            down = False
+            for future in futures:
+                if future.cancelled():
+                    continue
+                if not future.result() and not down:
+                    down = True
+                    for later in futures:
+                        later.cancel()  # those already sent finish
+            if down:
+                return
 
     def _apply_container_step(self, step: Step) -> bool:
         """Carry out one step; False when the container-agent is unavailable."""

@@ -139,6 +139,7 @@ class Scheduler:
             self.links[ALB_AGENT],
             interval=settings.service.reconciliation_interval_seconds,
             notify=self._publish_soon,
+            parallel_steps=settings.service.parallel_steps,
         )
         self.watch = FileWatch(self.config_path)
         self.settings_watch = FileWatch(settings_path) if settings_path else None
