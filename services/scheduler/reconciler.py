@@ -35,9 +35,6 @@ log = logging.getLogger(__name__)
 
 # Passes kicked in a burst (several events at once) are run as one after this pause.
 COALESCE_SECONDS = 0.05
-# Servers started in one pass, per parallel step: past it the pass ends (the servers
-# started are observed and routed) and the next one starts the rest.
-STARTS_PER_PASS = 4
 # A pass follows this soon after a request an agent refused.
 RETRY_SECONDS = 1.0
 # ... and after a routes.apply the alb-agent refused (AWS unreachable, say).
@@ -69,7 +66,6 @@ class Reconciler:
         # Container steps in flight at once: a cold start of many servers is bound by
         # Docker's create and start, which the engine runs side by side.
         self._steps = concurrent.futures.ThreadPoolExecutor(max(parallel_steps, 1), thread_name_prefix="step")
-        self._batch = STARTS_PER_PASS * max(parallel_steps, 1)
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
 
     # --- loop thread side ----------------------------------------------------------------
@@ -151,16 +147,7 @@ class Reconciler:
         self._observe_containers()
         self._notify()
         cplan, rplan = self.model.plan()
-        steps = cplan.steps
-        starting = [step for step in steps if step.action not in ("stop", "remove")]
-        if len(starting) > self._batch:
-            # Many servers to start (a cold start): these first, then a pass at once
-            # for the rest, so the first ones are seen running and get routed meanwhile.
-            later = {id(step) for step in starting[self._batch :]}
-            steps = [step for step in steps if id(step) not in later]
-            with self._cond:
-                self._kicked = True
-        self._apply_container_steps(steps)
+        self._apply_container_steps(cplan.steps)
         if rplan is not None and (rplan.needed or full):
             self._apply_routes(rplan.entries, rplan.changes, full)
         self.model.reconciled()
@@ -247,6 +234,7 @@ class Reconciler:
         self.model.record_call(step, None)
         if isinstance(info, ContainerInfo):
             self.model.observe_container(info)
+            self._notify()  # seen running as soon as it runs, not at the end of the pass
         if step.action in ("create", "recreate", "remove", "stop"):
             self.model.add_events(
                 [StateEvent(message=f"server {sid}: {step.action} ({step.reason})", server_id=sid, code="reconcile")]

@@ -1,5 +1,5 @@
 """A reconcile pass's container steps: side by side up to `parallel_steps`, stops and
-removals first, the first servers first, a cold start in batches, and nothing more sent
+removals first, the first servers first, and nothing more sent
 once the container-agent is found down. A real Model; a stand-in for the link."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from common.settings import Settings  # noqa: I001
 from services.scheduler.agents import AgentUnavailable
 from services.scheduler.config_keeper import apply_loaded
 from services.scheduler.model import Model
-from services.scheduler.reconciler import STARTS_PER_PASS, Reconciler
+from services.scheduler.reconciler import Reconciler
 from tests.scheduler.test_scheduler_reload import load, server
 
 
@@ -76,9 +76,9 @@ def test_steps_run_side_by_side_up_to_the_bound_in_order(tmp_path):
 
 
 def test_one_at_a_time_when_parallel_steps_is_1(tmp_path):
-    r = reconciler(tmp_path, STARTS_PER_PASS, [], parallel=1)
+    r = reconciler(tmp_path, 5, [], parallel=1)
     r.run_pass(full=True)
-    assert r.containers.most == 1 and len(r.containers.sent) == STARTS_PER_PASS
+    assert r.containers.most == 1 and len(r.containers.sent) == 5
     r.stop()
 
 
@@ -88,14 +88,6 @@ def test_removals_go_before_the_starts(tmp_path):
     r.run_pass(full=True)
     kinds = [t for t, _ in r.containers.sent]
     assert kinds == ["container.remove"] * 3 + ["container.ensure"] * 4
-    r.stop()
-
-
-def test_a_cold_start_goes_in_batches_with_a_pass_at_once_for_the_rest(tmp_path):
-    r = reconciler(tmp_path, 30, [], parallel=2, seconds=0.0)
-    r.run_pass(full=True)
-    assert len(r.containers.sent) == STARTS_PER_PASS * 2
-    assert r._kicked  # the next pass follows at once
     r.stop()
 
 
