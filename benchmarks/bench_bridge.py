@@ -281,6 +281,9 @@ COLUMNS = [
     "bridge µs/call",
     "server µs/call",
     "engine µs/call",
+    "client µs/call",
+    "machine µs/call",
+    "idle µs/call",
     "errors",
 ]
 
@@ -310,7 +313,7 @@ def level_table(title: str, per: dict[str, list[PhaseResult]], names: list[str],
         cps = Spread.of(_by_rep(per, name, lambda r: r.calls_per_s))
         cpu = {
             part: Spread.of(_by_rep(per, name, lambda r: r.cpu.per(r.calls, part)))
-            for part in ("bridge", "server", "engine")
+            for part in ("bridge", "server", "engine", "client", "machine", "idle")
         }
         client = Spread.of(_by_rep(per, name, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
         errors = sum(r.errors for r in reps)
@@ -329,6 +332,9 @@ def level_table(title: str, per: dict[str, list[PhaseResult]], names: list[str],
             cpu["bridge"].fmt(0),
             cpu["server"].fmt(0),
             cpu["engine"].fmt(0),
+            cpu["client"].fmt(0),
+            cpu["machine"].fmt(0),
+            cpu["idle"].fmt(0),
             errors,
         )
         level_data[name] = {
@@ -348,7 +354,10 @@ def level_table(title: str, per: dict[str, list[PhaseResult]], names: list[str],
         "median (min–max) over the runs; ×bridge = the target's value ÷ this bridge's, "
         "per run; CPU per call: bridge = its process and children (the peers' docker "
         "CLI), server = the container(s) of the MCP server (their cgroup), engine = dockerd, "
-        "containerd and the server containers' shims (the shims' own time: their children are the server)"
+        "containerd and the server containers' shims (the shims' own time: their children are the server), "
+        "client = the load generator, machine = every core's busy time whoever used it (the rest of machine "
+        "minus the parts is everything else: the kernel's work for no process, other processes), idle = "
+        "every core's idle time"
     )
     client = Spread.of(_by_rep(per, BRIDGE, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
     if client.known:

@@ -33,6 +33,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         action="store_true",
         help="no traffic counting and no access log (the product counts and logs every request)",
     )
+    parser.add_argument(
+        "--access-log",
+        default="info",
+        choices=("off", "debug", "info", "warning"),
+        help="the access log's level when not --quiet (off: counted, not logged)",
+    )
     args = parser.parse_args(argv)
 
     import docker
@@ -47,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = BridgeConfig(bind_host="127.0.0.1", access_log_level="off", count_traffic=False)
     else:  # as the container-agent runs it: an access line per request on stderr, counted
         setup_logging("INFO", "container-agent")
-        config = BridgeConfig(bind_host="127.0.0.1")
+        config = BridgeConfig(bind_host="127.0.0.1", access_log_level=args.access_log)
     bridge = BridgeThread(client, config)
     bridge.start()
     # cProfile sees only the thread that enables it: the bridge's own (the main one waits).

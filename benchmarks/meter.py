@@ -1,6 +1,7 @@
 """CPU time spent by each party during a measured phase: the bridge's processes, the
 server's container(s), the Docker engine (dockerd, containerd, and the shims of the
-metered containers, which carry their stdio), and the load generator itself."""
+metered containers, which carry their stdio), the load generator itself, and the whole
+machine's busy and idle time, so that the parts can be held against the total."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class CpuUse:
     server: Optional[float]
     engine: Optional[float]
     client: float
+    machine: float = 0.0  # busy seconds of every core, whoever used them
+    idle: float = 0.0  # idle seconds of every core
 
     def per(self, n: int, part: str) -> Optional[float]:
         """Microseconds of `part` per unit of work (a call, a session)."""
@@ -44,7 +47,8 @@ class Meter:
         if self.dockerd or self.shims:
             shims = sum(procfs.precise_cpu_seconds(p) or 0.0 for p in self.shims)
             engine = procfs.tree_cpu_seconds(self.dockerd) + shims
-        return bridge, server, engine, time.process_time()
+        busy, idle = procfs.machine_seconds()
+        return bridge, server, engine, time.process_time(), busy, idle
 
     def start(self) -> None:
         self._start = self._read()
@@ -53,4 +57,4 @@ class Meter:
         assert self._start is not None, "start() first"
         end = self._read()
         deltas = [None if a is None or b is None else b - a for a, b in zip(self._start, end)]
-        return CpuUse(deltas[0], deltas[1], deltas[2], deltas[3] or 0.0)
+        return CpuUse(deltas[0], deltas[1], deltas[2], deltas[3] or 0.0, deltas[4] or 0.0, deltas[5] or 0.0)

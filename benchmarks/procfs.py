@@ -148,3 +148,12 @@ def shim_pids(container_ids: Iterable[str]) -> list[int]:
             if arg == b"-id" and args[i + 1].decode(errors="replace") in wanted:
                 out.append(int(entry.name))
     return out
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine, all cores, from /proc/stat: busy is
+    user, nice, system, irq, softirq and steal; idle includes waiting for I/O."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / _TICKS, (idle + iowait) / _TICKS

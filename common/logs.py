@@ -85,6 +85,11 @@ def setup_logging(level: str, process: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Neither format shows the process id, thread or process name: a record need not
+    # look them up (a getpid system call each, and the bridge logs a line per request).
+    logging.logProcesses = False
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     # Library chatter at DEBUG would drown our own lines and may echo request data.
     for noisy in ("botocore", "boto3", "urllib3", "docker", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))

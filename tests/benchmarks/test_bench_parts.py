@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import time
 
 import pytest
 from aiohttp import web
@@ -169,3 +171,20 @@ def test_a_stateless_client_sends_each_call_as_a_2026_07_28_post():
 def test_modern_headers_name_only_what_the_method_names():
     assert modern_headers("resources/read", {"uri": "file:///a"})["Mcp-Name"] == "file:///a"
     assert "Mcp-Name" not in modern_headers("tools/list", None)
+
+
+def test_the_meter_holds_the_parts_against_the_whole_machine():
+    import hashlib
+
+    from benchmarks.meter import Meter
+
+    meter = Meter([os.getpid()], [])
+    meter.start()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # work of our own, counted as the bridge's here
+        hashlib.sha256(b"x" * 4096).digest()
+    use = meter.stop()
+    assert use.bridge >= 0.15 and use.client >= 0.15
+    # The machine was busy at least as long as this process, and its cores add up.
+    assert use.machine >= use.bridge * 0.9 and use.idle >= 0
+    assert use.per(1000, "machine") == use.machine * 1000
