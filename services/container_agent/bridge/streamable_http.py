@@ -10,7 +10,7 @@ accepts one. Events carry no ids: streams are not resumable.
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Callable, Optional, Union
 
 from aiohttp import web
@@ -243,7 +243,7 @@ async def _stream(
     if ready:
         first = b"".join(sse_event(d) for d in ready)
         if channel.call is not None:
-            channel.call.first = asyncio.get_running_loop().time()
+            channel.call.first = time.perf_counter()
     else:
         first = KEEPALIVE
     return await stream_channel(request, channel, config.sse_keepalive_seconds, cors, first)

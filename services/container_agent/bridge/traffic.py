@@ -176,7 +176,7 @@ class Call:
         self.tool = tool
         self.era = era
         self.trace = trace
-        self.first: Optional[float] = None  # loop time of the first MCP message sent back
+        self.first: Optional[float] = None  # perf_counter() at the first MCP message sent back
         self.outcome: Optional[str] = None  # set by the upstream; else from the HTTP status
         self.code: Optional[int] = None  # the JSON-RPC error code of an ERROR
 
