@@ -605,13 +605,15 @@ class TrafficQuery:
 
 
 @dataclass(frozen=True)
-class TrafficPoint:
-    """One bucket of a chart: calls that ended in it, how many failed, their p95."""
+class TrafficSeries:
+    """A chart: per bucket of the report's `bucket_seconds` from `start` (epoch seconds,
+    oldest first), the calls that ended in it, how many failed, and their p95 (None: no
+    calls). Columns, not a record per point: 200 servers' charts are 200 records."""
 
-    t: float  # the bucket's start (epoch seconds)
-    calls: int = 0
-    errors: int = 0
-    p95_ms: Optional[float] = None
+    start: float = 0.0
+    calls: list[int] = field(default_factory=list)
+    errors: list[int] = field(default_factory=list)
+    p95_ms: list[Optional[float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -634,7 +636,7 @@ class ToolTraffic:
     errors: int = 0
     p50_ms: Optional[float] = None
     p95_ms: Optional[float] = None
-    series: list[TrafficPoint] = field(default_factory=list)
+    series: TrafficSeries = field(default_factory=TrafficSeries)
 
 
 @dataclass(frozen=True)
@@ -698,7 +700,7 @@ class ServerTrafficReport:
     window: TrafficWindow
     bucket_seconds: int = 10
     now: float = 0.0
-    series: list[TrafficPoint] = field(default_factory=list)  # oldest first
+    series: TrafficSeries = field(default_factory=TrafficSeries)
     tools: Optional[list[ToolTraffic]] = None  # with detail only, like the next two
     recent: Optional[list[RecentCall]] = None  # newest first
     catalog: Optional[Catalog] = None

@@ -34,8 +34,10 @@ ACTION_TIMEOUT_MS = 3000
 SNAPSHOT_TIMEOUT_MS = 1000
 # Traffic goes scheduler -> container-agent -> bridge, which answers within 3.5 s.
 TRAFFIC_TIMEOUT_MS = 4500
-# Every open page polls: one answer serves them all for this long.
-TRAFFIC_CACHE_SECONDS = 2.0
+# Every open page polls each second: one answer serves them all for this long. A
+# server's page shows its recent calls; the overview's charts move by 10-second
+# buckets, and its answer (every server) costs the most to make.
+TRAFFIC_CACHE_SECONDS = {True: 2.0, False: 5.0}  # by `detail`
 
 
 class SchedulerLink:
@@ -126,7 +128,7 @@ class SchedulerLink:
         now = time.monotonic()
         with self._lock:
             cached = self._traffic.get(key)
-        if cached is not None and now - cached[0] < TRAFFIC_CACHE_SECONDS:
+        if cached is not None and now - cached[0] < TRAFFIC_CACHE_SECONDS[detail]:
             return cached[1]
         result = self._ask_traffic(server_id, detail)
         known = len(self.state().servers)

@@ -41,8 +41,8 @@ def summary(report: Optional[ServerTrafficReport]) -> Optional[dict]:
         "p50_ms": w.p50_ms,
         "p95_ms": w.p95_ms,
         "bucket_seconds": report.bucket_seconds,
-        "calls_series": [p.calls for p in report.series],
-        "errors_series": [p.errors for p in report.series],
+        "calls_series": list(report.series.calls),
+        "errors_series": list(report.series.errors),
     }
 
 
@@ -66,9 +66,9 @@ def detail(report: Optional[ServerTrafficReport]) -> Optional[dict]:
     return {
         **(summary(report) or {}),
         "now": report.now,
-        "series": [dict(p, time=format_time(p["t"])) for p in plain["series"]],
-        "p95_series": [p.p95_ms for p in report.series],
-        "tools": plain.get("tools") or [],
+        "series": _points(plain["series"], report.bucket_seconds),
+        "p95_series": list(report.series.p95_ms),
+        "tools": [dict(t, series=_points(t["series"], report.bucket_seconds)) for t in plain.get("tools") or []],
         "recent": [dict(c, time=format_time(c["t"]), clock=_clock(c["t"])) for c in plain.get("recent") or []],
         "catalog": {
             "tools": tools,
@@ -77,6 +77,19 @@ def detail(report: Optional[ServerTrafficReport]) -> Optional[dict]:
             "error": catalog["error"],
         },
     }
+
+
+def _points(series: dict, bucket_seconds: int) -> list[dict]:
+    """A chart's columns as points, each with its time (the JSON twin's shape)."""
+    return [
+        {"t": t, "time": format_time(t), "calls": c, "errors": e, "p95_ms": p}
+        for t, c, e, p in zip(
+            (series["start"] + i * bucket_seconds for i in range(len(series["calls"]))),
+            series["calls"],
+            series["errors"],
+            series["p95_ms"],
+        )
+    ]
 
 
 def _clock(epoch: float) -> str:

@@ -149,7 +149,9 @@ def test_the_report_lists_the_tools_and_the_recent_calls(counted, containers: Co
     by_tool = {t["tool"]: t for t in report["tools"]}
     assert by_tool["convert_time"]["calls"] == 1 and by_tool["convert_time"]["errors"] == 0
     assert by_tool["get_current_time"]["p95_ms"] > 0
-    assert len(report["series"]) == 60 and sum(p["calls"] for p in report["series"]) == report["window"]["calls"]
+    series = report["series"]
+    assert len(series["calls"]) == len(series["errors"]) == len(series["p95_ms"]) == 60
+    assert sum(series["calls"]) == report["window"]["calls"]
     assert report["window"]["calls"] >= 2 and report["window"]["error_rate"] == 0.0
     # Without detail: the chart numbers only; an unknown server: nothing.
     (brief,) = counted.thread.traffic("reported", False)

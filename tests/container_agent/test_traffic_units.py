@@ -29,10 +29,11 @@ def test_the_series_has_sixty_points_and_a_window():
     series.add(now - 400, 0.01, False)  # outside the 5-minute window, inside the chart
     series.add(now - 5, 0.01, True)
     series.add(now, 0.02, False)
-    points = series.points(now)
-    assert len(points) == traffic.SERIES_LENGTH and points[-1]["t"] == now // 10 * 10
-    assert sum(p["calls"] for p in points) == 3 and sum(p["errors"] for p in points) == 1
-    assert points[0]["p95_ms"] is None
+    columns = series.columns(now)
+    assert len(columns["calls"]) == traffic.SERIES_LENGTH
+    assert columns["start"] + (traffic.SERIES_LENGTH - 1) * 10 == now // 10 * 10  # the last is now's
+    assert sum(columns["calls"]) == 3 and sum(columns["errors"]) == 1
+    assert columns["p95_ms"][0] is None
     calls, errors, counts = series.window(now, traffic.WINDOW_SECONDS)
     assert (calls, errors, sum(counts)) == (2, 1, 2)
 
@@ -113,7 +114,7 @@ def test_the_catalog_bounds_what_a_server_lists():
     wire = protocol.encode(protocol.reply_ok(protocol.request("container.traffic"), body), 4 * 1024 * 1024)
     (back,) = protocol.decode(wire, 4 * 1024 * 1024).body.servers
     assert len(back.catalog.tools) == traffic.CATALOG_ITEMS and back.catalog.tools[0].input_schema_json
-    assert len(back.series) == traffic.SERIES_LENGTH and back.recent == [] and back.window.calls == 0
+    assert len(back.series.calls) == traffic.SERIES_LENGTH and back.recent == [] and back.window.calls == 0
 
 
 def test_a_huge_schema_is_cut_with_a_note():

@@ -185,7 +185,7 @@ class FakeScheduler:
         """Made-up numbers for the running servers: a call a second, one in ten failing."""
         now = time.time()
         start = (now // 10) * 10 - 590
-        series = [{"t": start + 10 * i, "calls": 10, "errors": 1, "p95_ms": 3.0 + i % 5} for i in range(60)]
+        series = {"start": start, "calls": [10] * 60, "errors": [1] * 60, "p95_ms": [3.0 + i % 5 for i in range(60)]}
         window = {"seconds": 300, "calls": 300, "errors": 30, "calls_per_minute": 60.0, "error_rate": 0.1}
         reports = []
         for sid, server in self.servers.items():

@@ -136,11 +136,9 @@ def sample_traffic(now: float = 1.7e9) -> TrafficReport:
     served."""
     start = (now // 10) * 10 - 590
 
-    def series(calls: list[int], errors: list[int]) -> list[dict]:
-        return [
-            {"t": start + 10 * i, "calls": c, "errors": e, "p95_ms": 4.5 + i / 10 if c else None}
-            for i, (c, e) in enumerate(zip(calls, errors))
-        ]
+    def series(calls: list[int], errors: list[int]) -> dict:
+        p95 = [4.5 + i / 10 if c else None for i, c in enumerate(calls)]
+        return {"start": start, "calls": calls, "errors": errors, "p95_ms": p95}
 
     busy = series([i % 7 for i in range(60)], [1 if i % 13 == 0 else 0 for i in range(60)])
     schema = {"type": "object", "properties": {"timezone": {"type": "string", "description": XSS}}}
@@ -209,7 +207,7 @@ def sample_traffic(now: float = 1.7e9) -> TrafficReport:
         "now": now,
         "series": series([1] * 60, [0] * 60),
         "window": {"seconds": 300, "calls": 30, "errors": 0, "calls_per_minute": 6.0, "p95_ms": 1.0},
-        "tools": [{"tool": XSS, "calls": 30, "errors": 0, "series": []}],
+        "tools": [{"tool": XSS, "calls": 30, "errors": 0}],
         "recent": [{"t": now, "method": XSS, "tool": XSS, "era": XSS, "outcome": XSS, "status": 200, "ms": 1.0}],
         "catalog": {
             "tools": [{"name": XSS, "title": XSS, "description": XSS, "input_schema_json": XSS}],

@@ -77,7 +77,8 @@ def test_the_servers_json_twin_has_its_traffic_with_the_schema_as_an_object(logg
     assert t["catalog"]["tools"][1]["input_schema"] is None
     assert [c["tool"] for c in t["recent"]] == ["get_current_time", "retired_tool"]
     assert t["recent"][0]["time"].endswith(" UTC") and re.fullmatch(r"\d\d:\d\d:\d\d", t["recent"][0]["clock"])
-    assert len(t["series"]) == 60 and len(t["p95_series"]) == 60
+    assert len(t["series"]) == 60 and len(t["p95_series"]) == 60 and t["series"][-1]["time"].endswith(" UTC")
+    assert [len(row["series"]) for row in t["tools"]] == [60, 60]
 
 
 def test_hostile_names_from_a_server_are_escaped_everywhere(logged_in):

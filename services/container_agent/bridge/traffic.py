@@ -124,22 +124,19 @@ class Series:
         bucket[2] += error
         bucket[3][bisect_left(BUCKETS, seconds)] += 1
 
-    def points(self, now: float) -> list[dict]:
-        """Every bucket of the last SERIES_LENGTH, oldest first, empty ones as zeros."""
+    def columns(self, now: float) -> dict:
+        """The last SERIES_LENGTH buckets, oldest first, empty ones as zeros, as columns
+        (protocol.TrafficSeries): one record per chart, not one per point."""
         last = int(now // SERIES_SECONDS)
-        by_slot = {b[0]: b for b in self._buckets}
-        points = []
-        for slot in range(last - SERIES_LENGTH + 1, last + 1):
-            b = by_slot.get(slot)
-            points.append(
-                {
-                    "t": float(slot * SERIES_SECONDS),
-                    "calls": b[1] if b else 0,
-                    "errors": b[2] if b else 0,
-                    "p95_ms": quantile_ms(b[3], 0.95) if b else None,
-                }
-            )
-        return points
+        first = last - SERIES_LENGTH + 1
+        calls = [0] * SERIES_LENGTH
+        errors = [0] * SERIES_LENGTH
+        p95: list[Optional[float]] = [None] * SERIES_LENGTH
+        for slot, c, e, h in self._buckets:
+            if slot >= first:
+                i = slot - first
+                calls[i], errors[i], p95[i] = c, e, quantile_ms(h, 0.95)
+        return {"start": float(first * SERIES_SECONDS), "calls": calls, "errors": errors, "p95_ms": p95}
 
     def window(self, now: float, seconds: int) -> tuple[int, int, list[int]]:
         """Calls, errors and latency counts of the buckets that started in the last `seconds`."""
@@ -310,7 +307,7 @@ class ServerTraffic:
             "server_id": self.server_id,
             "bucket_seconds": SERIES_SECONDS,
             "now": now,
-            "series": self.series.points(now),
+            "series": self.series.columns(now),
             "window": {
                 "seconds": WINDOW_SECONDS,
                 "calls": calls,
@@ -329,7 +326,7 @@ class ServerTraffic:
                     "errors": sum(n for outcome, n in stats.outcomes.items() if outcome != OK),
                     "p50_ms": quantile_ms(stats.duration.counts, 0.5),
                     "p95_ms": quantile_ms(stats.duration.counts, 0.95),
-                    "series": stats.series.points(now),
+                    "series": stats.series.columns(now),
                 }
                 for name, stats in sorted(self.tools.items())
             ]
