@@ -203,30 +203,40 @@ def test_a_restarted_agent_adopts_the_running_container(
         second.thread.stop()
 
 
-def test_a_stop_closes_idle_connections_at_once_and_answers_the_requests_in_flight(
+def test_a_stop_answers_the_next_request_of_an_idle_connection_then_closes_it(
     docker_client, containers: Containers, busybox_image
 ):
-    """A keep-alive connection left idle must not outlive the sessions: a request sent on
-    it after they end would get 404 where the next process would have served it."""
+    """A keep-alive connection must not outlive the sessions (a request on it after they
+    end would get 404 where the next process would have served it), nor be closed under
+    a request the client is sending on it (which would fail unanswered): while the stop
+    drains, its next request is answered with `Connection: close`; a quiet one is closed
+    after a grace, before the sessions end."""
     stopping = start_bridge(docker_client, drain_seconds=5.0)
     stopper = None
     try:
         port = serve_ready(stopping, "stopping", containers.fake_server(busybox_image))
         session = initialize(port, "stopping")
-        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        idle.request("GET", "/mcp/stopping/health")
-        assert idle.getresponse().read() and idle.sock is not None  # kept alive
+        busy, quiet = (http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(2))
+        for connection in (busy, quiet):
+            connection.request("GET", "/mcp/stopping/health")
+            assert connection.getresponse().read() and connection.sock is not None  # kept alive
         with ThreadPoolExecutor(2) as pool:
             slow = {"jsonrpc": "2.0", "id": 1, "method": "test/slow"}
             waiting = pool.submit(post_mcp, port, "stopping", slow, session)
             wait_for(lambda: pending(stopping, "stopping") == 1, what="a pending request")
             stopper = pool.submit(stopping.thread.stop)
-            idle.sock.settimeout(3)
-            assert idle.sock.recv(1) == b""  # closed by the stop, not reset by the end of it
+            wait_for(lambda: stopping.thread.bridge._stopping, what="the stop to begin")
+            busy.request("GET", "/mcp/stopping/health")
+            answer = busy.getresponse()
+            assert answer.status == 200 and answer.getheader("Connection") == "close"
+            answer.read()
             assert not stopper.done(), "the drain still waits for the request in flight"
             assert waiting.result(timeout=20).json()["error"]["code"] == -32000  # after drain_seconds
+            quiet.sock.settimeout(5)
+            assert quiet.sock.recv(1) == b""  # closed by the stop, not reset by the end of it
             stopper.result(timeout=20)
-        idle.close()
+        busy.close()
+        quiet.close()
     finally:
         if stopper is None:
             stopping.thread.stop()

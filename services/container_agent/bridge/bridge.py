@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 # What the ALB (or anyone) gets from /health of a reverse-proxied server at most this late.
 _PROBE_TIMEOUT = 2.0
 _CATALOG_TIMEOUT = 2.5  # for the lists the dashboard shows, together
+# On a stop, how long an idle keep-alive connection may still bring one request (at
+# least one call of a client calling every half second).
+IDLE_GRACE_SECONDS = 1.0
 
 
 # A kept listening socket that no server claims this long after start is given up.
@@ -107,6 +110,7 @@ class Bridge:
         self._tasks: set[asyncio.Task] = set()
         # Requests other than GET streams being handled now: a stop waits for them.
         self._handling = 0
+        self._stopping = False  # a stop began: every answer closes its connection
 
     @property
     def config(self) -> BridgeConfig:
@@ -136,8 +140,10 @@ class Bridge:
         finish, then the sessions and attachments end."""
         for server in self._servers.values():
             await server.close_port()
+        self._stopping = True
         self._close_connections_when_idle()
         await self._drain(self._config.drain_seconds)
+        await self._part_with_idle_connections(self._config.drain_seconds)
         for server_id in list(self._servers):
             await self.unserve(server_id, keep_port=True)
         for task in list(self._tasks):
@@ -359,11 +365,25 @@ class Bridge:
     # --- internals -------------------------------------------------------------
 
     def _close_connections_when_idle(self) -> None:
-        """Idle keep-alive connections close now, busy ones after their response: a
-        client's next request opens a new connection, which waits in the kept listening
-        socket for the next process instead of reaching this one after its sessions end."""
+        """Busy connections close after their response, idle ones after their next (see
+        _part_with_idle_connections): a client's next request opens a new connection,
+        which waits in the kept listening socket for the next process instead of
+        reaching this one after its sessions end."""
         if self._runner is not None and isinstance(self._runner.server, BoundedServer):
             self._runner.server.finish_connections()
+
+    async def _part_with_idle_connections(self, seconds: float) -> None:
+        """After the drain: a keep-alive connection still open gets IDLE_GRACE_SECONDS to
+        carry one more request (answered, then closed), then it is closed. A client that
+        calls often reconnects to the kept listening socket without a failed call."""
+        if self._runner is None or not isinstance(self._runner.server, BoundedServer):
+            return
+        server = self._runner.server
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(IDLE_GRACE_SECONDS, seconds)
+        while server.connections and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        server.close_idle_connections()
 
     async def _drain(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -504,6 +524,8 @@ class Bridge:
         response: Optional[web.StreamResponse] = None
         try:
             response = await self._route(request)
+            if self._stopping and not response.prepared:
+                response.force_close()  # the client's next request goes to the next process
             return response
         finally:
             if counted:

@@ -69,12 +69,18 @@ class BoundedServer(web.Server):
         return _BoundedHandler(self, loop=self._loop, **self._kwargs)
 
     def finish_connections(self) -> None:
-        """Take no further request on the open connections: idle ones close now, busy
-        ones once their answer is sent (their streams: when they end)."""
+        """Busy connections close once their answer is sent (their streams: when they
+        end). Idle ones stay open for now: closing a keep-alive connection races with a
+        request the client may be sending on it at that moment, which would fail
+        unanswered; their next request is answered with `Connection: close` instead (see
+        Bridge._handle), and close_idle_connections ends those that stay quiet."""
         for connection in self.connections:
             if getattr(connection, "_request_in_progress", True):
                 connection.close()
-            else:
+
+    def close_idle_connections(self) -> None:
+        for connection in self.connections:
+            if not getattr(connection, "_request_in_progress", True):
                 connection.force_close()
 
 
