@@ -9,11 +9,12 @@ Names follow Prometheus' conventions: `mcp_orchestrator_<process>_...`, counters
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Optional
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, start_http_server
+
+from common.settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,8 @@ def serve(address: str, process: str, setting: str) -> Optional[MetricsEndpoint]
         return None
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
-    try:
-        if not ipaddress.ip_address(host).is_loopback:
-            log.warning("%s /metrics on %s has no authentication: keep it on a private network", process, address)
-    except ValueError:
-        pass  # a host name
+    if not is_loopback_host(host):
+        log.warning("%s /metrics on %s has no authentication: keep it on a private network", process, address)
     try:
         server, thread = start_http_server(int(port), addr=host, registry=registry())
     except OSError as exc:

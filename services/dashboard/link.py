@@ -38,6 +38,7 @@ TRAFFIC_TIMEOUT_MS = 4500
 # server's page shows its recent calls; the overview's charts move by 10-second
 # buckets, and its answer (every server) costs the most to make.
 TRAFFIC_CACHE_SECONDS = {True: 2.0, False: 5.0}  # by `detail`
+TRAFFIC_CACHE_ENTRIES = 1024
 
 
 class SchedulerLink:
@@ -131,10 +132,9 @@ class SchedulerLink:
         if cached is not None and now - cached[0] < TRAFFIC_CACHE_SECONDS[detail]:
             return cached[1]
         result = self._ask_traffic(server_id, detail)
-        known = len(self.state().servers)
         with self._lock:
-            # Keyed by what pages ask: every server, or one (bounded by the servers known).
-            if len(self._traffic) > 2 * known + 2:
+            # Pages ask only for servers in the state: few keys, but never without end.
+            if len(self._traffic) >= TRAFFIC_CACHE_ENTRIES:
                 self._traffic.clear()
             self._traffic[key] = (time.monotonic(), result)
         return result
@@ -146,11 +146,9 @@ class SchedulerLink:
             report = self._clients.client().call(
                 "control.traffic", TrafficQuery(server_id=server_id, detail=detail), timeout_ms=TRAFFIC_TIMEOUT_MS
             )
-        except RemoteError as exc:
-            return TrafficResult(error=exc.message)
         except RequestTimeout:
             return TrafficResult(error=f"the scheduler did not answer within {TRAFFIC_TIMEOUT_MS / 1000:g} s")
-        except CodedError as exc:
+        except CodedError as exc:  # refused by the scheduler or the container-agent, with why
             return TrafficResult(error=exc.message)
         return TrafficResult(report=report)
 

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Passes kicked in a burst (several events at once) are run as one after this pause.
 COALESCE_SECONDS = 0.05
+# Container steps that free a port and a name: sent before the others.
+FREEING = ("stop", "remove")
 # A pass follows this soon after a request an agent refused.
 RETRY_SECONDS = 1.0
 # ... and after a routes.apply the alb-agent refused (AWS unreachable, say).
@@ -182,18 +184,12 @@ class Reconciler:
         """Stops and removals first (they free ports and names), then the rest; each
         group side by side, in order, so the first servers come up first. Once the
         container-agent is found down, the steps not yet sent wait for the next pass."""
-        first = [step for step in steps if step.action in ("stop", "remove")]
-        for group in (first, [step for step in steps if step.action not in ("stop", "remove")]):
-            if len(group) == 1:
-                if not self._apply_container_step(group[0]):
-                    return
-                continue
+        freeing = [step for step in steps if step.action in FREEING]
+        for group in (freeing, [step for step in steps if step.action not in FREEING]):
             futures = [self._steps.submit(self._apply_container_step, step) for step in group]
             down = False
             for future in futures:
-                if future.cancelled():
-                    continue
-                if not future.result() and not down:
+                if not future.cancelled() and not future.result():
                     down = True
                     for later in futures:
                         later.cancel()  # those already sent finish

@@ -524,7 +524,7 @@ class Bridge:
         response: Optional[web.StreamResponse] = None
         try:
             response = await self._route(request)
-            if self._stopping and not response.prepared:
+            if self._stopping:
                 response.force_close()  # the client's next request goes to the next process
             return response
         finally:
