@@ -32,9 +32,13 @@ class Kind(Enum):
     RESPONSE = "response"
 
 
+# One encoder for every message: json.dumps with separators builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
     """Compact JSON, ASCII-only (no raw newline or CR can appear in it)."""
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _COMPACT.encode(obj).encode()
 
 
 def classify(msg: Any) -> Union[Kind, str]:
