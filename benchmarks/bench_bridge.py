@@ -280,7 +280,9 @@ COLUMNS = [
     "calls/s ×bridge",
     "bridge µs/call",
     "server µs/call",
-    "engine µs/call",
+    "dockerd µs/call",
+    "containerd µs/call",
+    "shim µs/call",
     "client µs/call",
     "machine µs/call",
     "idle µs/call",
@@ -313,7 +315,7 @@ def level_table(title: str, per: dict[str, list[PhaseResult]], names: list[str],
         cps = Spread.of(_by_rep(per, name, lambda r: r.calls_per_s))
         cpu = {
             part: Spread.of(_by_rep(per, name, lambda r: r.cpu.per(r.calls, part)))
-            for part in ("bridge", "server", "engine", "client", "machine", "idle")
+            for part in ("bridge", "server", "dockerd", "containerd", "shim", "client", "machine", "idle")
         }
         client = Spread.of(_by_rep(per, name, lambda r: 100 * r.cpu.client / r.wall if r.wall else None))
         errors = sum(r.errors for r in reps)
@@ -331,7 +333,9 @@ def level_table(title: str, per: dict[str, list[PhaseResult]], names: list[str],
             rcps.fmt(2),
             cpu["bridge"].fmt(0),
             cpu["server"].fmt(0),
-            cpu["engine"].fmt(0),
+            cpu["dockerd"].fmt(0),
+            cpu["containerd"].fmt(0),
+            cpu["shim"].fmt(0),
             cpu["client"].fmt(0),
             cpu["machine"].fmt(0),
             cpu["idle"].fmt(0),
@@ -353,8 +357,9 @@ def level_table(title: str, per: dict[str, list[PhaseResult]], names: list[str],
     table.notes.append(
         "median (min–max) over the runs; ×bridge = the target's value ÷ this bridge's, "
         "per run; CPU per call: bridge = its process and children (the peers' docker "
-        "CLI), server = the container(s) of the MCP server (their cgroup), engine = dockerd, "
-        "containerd and the server containers' shims (the shims' own time: their children are the server), "
+        "CLI), server = the container(s) of the MCP server (their cgroup), dockerd, containerd "
+        "and shim = the engine's parts, each its own threads only (the shims of the server containers: their "
+        "children are the server), "
         "client = the load generator, machine = every core's busy time whoever used it (the rest of machine "
         "minus the parts is everything else: the kernel's work for no process, other processes), idle = "
         "every core's idle time"
