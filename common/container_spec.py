@@ -252,7 +252,7 @@ def _public(value: Any) -> Any:
 # --- Docker SDK ------------------------------------------------------------------
 
 
-def _mount_api(m: MountSpec) -> dict:
+def mount_api(m: MountSpec) -> dict:
     """The HostConfig.Mounts entry the docker CLI sends for a --mount."""
     out: dict[str, Any] = {"Type": m.type, "Target": m.target}
     if m.source:
@@ -353,7 +353,7 @@ def create_kwargs(spec: ContainerSpec) -> dict:
     if binds:
         kw["volumes"] = binds
     if spec.mounts:
-        kw["mounts"] = [_mount_api(m) for m in spec.mounts]
+        kw["mounts"] = [mount_api(m) for m in spec.mounts]
     if spec.tmpfs:
         kw["tmpfs"] = dict(spec.tmpfs)
     if spec.read_only:

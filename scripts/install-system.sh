@@ -16,6 +16,8 @@ VENV=${VENV:-$ROOT_DIR/.venv}
 # busybox-static: the tiny test image is FROM scratch and needs a static /bin/busybox.
 # debootstrap: builds the Python base image without a registry.
 wanted=(busybox-static debootstrap ca-certificates)
+# iproute2, iptables: the test swarm's nodes (network namespaces on a bridge).
+wanted+=(iproute2 iptables)
 
 # The engine: Debian's docker.io, unless a Docker engine is installed some other way
 # (docker-ce from Docker's own packages conflicts with docker.io) or one already answers.

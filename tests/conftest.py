@@ -69,6 +69,23 @@ def conformance_server_image(docker_client) -> str:
     return CONFORMANCE_SERVER_IMAGE
 
 
+@pytest.fixture(scope="session")
+def swarm_rig(docker_client, time_server_image):
+    """Three Swarm nodes on this machine (tests/harness/swarm_rig.py), one manager, with
+    the time server's image loaded; built once for the tests that ask for it."""
+    from tests.harness.swarm_rig import RigUnavailable, SwarmRig
+
+    rig = SwarmRig(nodes=3, managers=1, log_dir=ROOT / "artifacts" / "swarm")
+    try:
+        rig.build(images=[time_server_image])
+    except RigUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the swarm rig cannot be built: {exc}")
+        pytest.skip(f"the swarm rig cannot be built: {exc}")
+    yield rig
+    rig.close()
+
+
 @pytest.fixture
 def unique_name() -> str:
     """A short name no other test (or parallel run) uses."""

@@ -41,3 +41,13 @@ def docker_server(
 
 def echo_server(busybox: str, name: Optional[str] = None, **kw: Any) -> dict:
     return docker_server(busybox, "sh", "-c", ECHO_SERVER, env={"NAME": name} if name else None, init=True, **kw)
+
+
+def initialize_request(request_id: Any = 1, client: str = "test", version: str = "2025-06-18") -> dict:
+    """A handshake-era `initialize` request, as a client sends it first."""
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": client, "version": "1"}},
+    }
