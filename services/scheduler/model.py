@@ -17,7 +17,9 @@ from typing import Callable, Iterable, Optional
 
 from common.protocol import (
     AgentsState,
+    BridgeState,
     ConfigState,
+    ContainerEvent,
     ContainerInfo,
     ControlState,
     ErrorCode,
@@ -36,6 +38,9 @@ from .config_keeper import ActiveConfig
 from .diff import ContainerPlan, RoutePlan, Step, Want, plan_containers, plan_routes
 from .ports import allocate_ports
 from .server_state import ServerFacts, server_state
+
+# A container.bridge event's word, as the state a status read would show.
+_BRIDGE_STATES = {"up": BridgeState.READY, "failed": BridgeState.FAILED, "down": BridgeState.DOWN}
 
 # Events kept for snapshots (the dashboard shows the recent ones).
 RECENT_EVENTS = 200
@@ -177,6 +182,21 @@ class Model:
                 info = replace(previous, pending=info.pending)
             self.containers[info.server_id] = info
             self._track_crashes(self.clock(), only=info.server_id)
+
+    def observe_bridge(self, event: ContainerEvent) -> bool:
+        """A container.bridge event: the server's bridge state, fresher than the last read
+        (a cold start of many servers is one long pass: each one shows as served when its
+        bridge is, not at the end). True when the state changed."""
+        state = _BRIDGE_STATES.get(event.bridge or "")
+        with self.lock:
+            info = self.containers.get(event.server_id) if self.containers is not None else None
+            if state is None or info is None or info.bridge == state:
+                return False
+            if event.container_id and info.container_id and info.container_id != event.container_id:
+                return False  # about a container the last read did not see yet
+            reason = "" if state is BridgeState.READY else event.message
+            self.containers[event.server_id] = replace(info, bridge=state, bridge_reason=reason)
+            return True
 
     def observe_routes(
         self, routes: Optional[Iterable[RouteInfo]], error: Optional[str] = None, status: Optional[RoutingStatus] = None

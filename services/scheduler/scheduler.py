@@ -226,6 +226,8 @@ class Scheduler:
                 why = f"{name} heard again"
                 self.links[name].heard()
             self._was_silent[name] = False
+            if msg.type == "container.bridge" and self.model.observe_bridge(msg.body):
+                self._publish_soon()  # served now, whatever the reconcile pass is doing
             if msg.type != "heartbeat":
                 kick = True
                 why = why or f"{msg.type} {getattr(msg.body, 'server_id', '') or ''}".strip()

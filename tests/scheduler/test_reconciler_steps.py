@@ -97,3 +97,27 @@ def test_nothing_more_is_sent_once_the_agent_is_down(tmp_path):
     # Those already sent finish; the rest wait for the next pass.
     assert len(r.containers.sent) == 6
     r.stop()
+
+
+def test_a_bridge_event_shows_a_server_served_before_the_pass_ends(tmp_path):
+    """A cold start is one long pass; a container.bridge event updates the server's state
+    at once (the dashboard and status see it served), for the container the last read saw."""
+    from common.protocol import BridgeState, ContainerEvent
+
+    r = reconciler(tmp_path, 2, [], parallel=2)
+    r.run_pass(full=True)
+    model = r.model
+    starting = ContainerInfo(
+        server_id="s000", container_id="c0", state="running", host_port=8000, bridge=BridgeState.STARTING
+    )
+    model.observe_container(starting)
+    assert model.server_states()["s000"].bridge == "starting"
+    assert not model.observe_bridge(ContainerEvent("s000", "other", bridge="up"))  # not the container seen
+    assert model.observe_bridge(ContainerEvent("s000", "c0", bridge="up", message="initialized"))
+    assert model.server_states()["s000"].bridge == "ready"
+    assert not model.observe_bridge(ContainerEvent("s000", "c0", bridge="up"))  # nothing new
+    assert model.observe_bridge(ContainerEvent("s000", "c0", bridge="failed", message="no answer to initialize"))
+    state = model.server_states()["s000"]
+    assert state.bridge == "failed"
+    assert not model.observe_bridge(ContainerEvent("s999", "c9", bridge="up"))  # unknown server
+    r.stop()
