@@ -68,6 +68,9 @@ class Reconciler:
         # Container steps in flight at once: a cold start of many servers is bound by
         # Docker's create and start, which the engine runs side by side.
         self._steps = concurrent.futures.ThreadPoolExecutor(max(parallel_steps, 1), thread_name_prefix="step")
+        # The routes of a pass go to the alb-agent while its container steps run: they
+        # do not depend on each other, and a cold start of many servers is long.
+        self._routing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="routes")
         self._thread = threading.Thread(target=self._run, name="reconcile", daemon=True)
 
     # --- loop thread side ----------------------------------------------------------------
@@ -91,6 +94,7 @@ class Reconciler:
         if self._thread.is_alive():
             self._thread.join(timeout)
         self._steps.shutdown(wait=False, cancel_futures=True)
+        self._routing.shutdown(wait=False, cancel_futures=True)
 
     # --- the thread ------------------------------------------------------------------------
 
@@ -149,9 +153,12 @@ class Reconciler:
         self._observe_containers()
         self._notify()
         cplan, rplan = self.model.plan()
-        self._apply_container_steps(cplan.steps)
+        routing = None
         if rplan is not None and (rplan.needed or full):
-            self._apply_routes(rplan.entries, rplan.changes, full)
+            routing = self._routing.submit(self._apply_routes, rplan.entries, rplan.changes, full)
+        self._apply_container_steps(cplan.steps)
+        if routing is not None:
+            routing.result()
         self.model.reconciled()
 
     # --- observing ---------------------------------------------------------------------------

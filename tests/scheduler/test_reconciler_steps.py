@@ -121,3 +121,38 @@ def test_a_bridge_event_shows_a_server_served_before_the_pass_ends(tmp_path):
     assert state.bridge == "failed"
     assert not model.observe_bridge(ContainerEvent("s999", "c9", bridge="up"))  # unknown server
     r.stop()
+
+
+class RecordingRoutes(FakeContainers):
+    """An alb-agent that knows no route yet and records how many container steps had
+    been sent when routes.apply arrived."""
+
+    def __init__(self, containers: FakeContainers) -> None:
+        super().__init__([])
+        self.containers = containers
+        self.applied_at: list[int] = []
+
+    def call(self, type: str, body=None):
+        from common.protocol import RoutesList, RoutesResult
+
+        if type == "routes.status":
+            return RoutesList()
+        with self.containers.lock:
+            self.applied_at.append(len(self.containers.sent))
+        return RoutesResult(pending=True)
+
+
+def test_the_routes_go_out_while_the_container_steps_run(tmp_path):
+    """A cold start's routes do not wait for its container steps (they do not depend on
+    them): the ALB rules of the first servers exist while the last ones are created."""
+    model = Model(Settings(), clock=lambda: 100.0)
+    active, _ = apply_loaded(None, load(tmp_path, {f"s{i:03d}": server() for i in range(10)}), 1.0)
+    model.set_config(active)
+    containers = FakeContainers([], seconds=0.1)
+    routes = RecordingRoutes(containers)
+    r = Reconciler(model, containers, routes, interval=3600, parallel_steps=1)
+    r.run_pass(full=True)
+    assert len(containers.sent) == 10 and len(routes.applied_at) == 1
+    # Ten steps of 0.1 s one after another: the routes went out before the last was sent.
+    assert routes.applied_at[0] < 10
+    r.stop()
