@@ -18,11 +18,11 @@ import docker.errors
 import requests.exceptions
 
 from common import server_ids
+from common.container_labels import list_filters
 from common.container_spec import ContainerSpec, create_kwargs
 from common.protocol import ErrorCode, ServiceError
 from common.secrets import redact
 
-from .labels import list_filters
 from .status import split_log
 
 log = logging.getLogger(__name__)

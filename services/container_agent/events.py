@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from .labels import Placement, placement_of
+from common.container_labels import Placement, placement_of
 
 STARTED = "started"
 EXITED = "exited"

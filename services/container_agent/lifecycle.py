@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from common import server_ids
 from common.config import ServerConfig
+from common.container_labels import HTTP, STDIO, Placement, is_ours, labels_for, placement_of
 from common.protocol import (
     BridgeState,
     ContainerEvent,
@@ -32,7 +33,6 @@ from common.protocol import (
 from . import events
 from .docker_ops import DockerOps
 from .events import ContainerChange
-from .labels import HTTP, STDIO, Placement, is_ours, labels_for, placement_of
 from .plan import STARTABLE, Observed, Remedy, decide, pull_needed
 from .serving import Serving
 from .specs import ServerSpecs

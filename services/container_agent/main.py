@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 import docker
 
 from common import protocol, server_ids
+from common.container_labels import event_filters, parse_extra
 from common.process import (
     EXIT_UNUSABLE,
     process_parser,
@@ -64,7 +65,6 @@ from . import bridge_metrics
 from .bridge import BridgeConfig, BridgeEvent, BridgeThread
 from .docker_ops import DockerOps
 from .event_stream import DockerEventStream
-from .labels import event_filters, parse_extra
 from .lifecycle import Lifecycle
 from .serving import Serving
 from .specs import ServerSpecs

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
 
-from .labels import Placement
+from common.container_labels import Placement
 
 # Docker states in which a container can be started again as it is.
 STARTABLE = frozenset({"created", "exited", "paused"})

@@ -12,11 +12,11 @@ import logging
 from concurrent.futures import TimeoutError as CallTimeout
 from typing import Any, Mapping, Optional
 
+from common.container_labels import HTTP, Placement
 from common.protocol import BridgeState, ErrorCode, ServiceError
 
 from .bridge import BridgeError, BridgeThread
 from .docker_ops import proxy_address
-from .labels import HTTP, Placement
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
 from common import server_ids
+from common.container_labels import placement_of
 from common.protocol import BridgeState, ContainerInfo, Operation
 from common.secrets import redact, shown
-
-from .labels import placement_of
 
 # Docker's zero time: "never started / never finished".
 _ZERO_TIME_PREFIX = "0001-01-01"

@@ -4,7 +4,7 @@ server's service, creating or updating it; `remove` it). Swarm places, restarts 
 the tasks; this module never touches a container.
 
 A service is ours when it carries our labels with this cluster's name, as containers
-are (container_agent/labels.py); the same labels are put on its containers, so that the
+are (common/container_labels.py); the same labels are put on its containers, so that the
 container-agent on each node finds its local tasks as it finds its own containers. The
 spec hash label says whether a service's definition is the configuration's: a change of
 replicas alone scales it, anything else updates it (start-first, rolled back by Swarm
@@ -17,9 +17,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from common import container_labels as ours
 from common.config import ServerConfig
 from common.swarm_service import ServicePolicy, service_definition
-from services.container_agent import labels as ours
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from services.container_agent import labels
+from common import container_labels as labels
 from tests.harness.labels import TEST_LABEL
 from tests.harness.ports import free_port_range
 from tests.harness.processes import Process

@@ -25,6 +25,7 @@ import pytest
 zmq = pytest.importorskip("zmq")
 docker = pytest.importorskip("docker")
 
+from common import container_labels as agent_labels  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.protocol import (  # noqa: E402
     ContainerEnsure,
@@ -35,7 +36,6 @@ from common.protocol import (  # noqa: E402
 )
 from common.pubsub import Subscriber  # noqa: E402
 from common.reqrep import RemoteError, ReqClient  # noqa: E402
-from services.container_agent import labels as agent_labels  # noqa: E402
 from tests.harness.files import write_config, write_settings  # noqa: E402
 from tests.harness.labels import TEST_LABEL  # noqa: E402
 from tests.harness.ports import free_port_range  # noqa: E402

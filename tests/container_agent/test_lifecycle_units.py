@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from common import container_labels as labels
+from common.container_labels import HTTP, Placement
 from common.protocol import ErrorCode, ServiceError
 from common.secrets import Secret
-from services.container_agent import events, labels
+from services.container_agent import events
 from services.container_agent.events import ContainerChange, resync_changes, translate
-from services.container_agent.labels import HTTP, Placement
 from services.container_agent.plan import STARTABLE, Observed, Remedy, decide, pull_needed
 from services.container_agent.specs import ServerSpecs
 from services.container_agent.status import LastExit, clean_lines, container_info, split_log
@@ -468,7 +469,7 @@ class _CountingOps:
     cluster = "c1"
 
     def __init__(self, n: int) -> None:
-        from services.container_agent.labels import Placement, labels_for
+        from common.container_labels import Placement, labels_for
 
         self.containers = {}
         for i in range(n):
@@ -514,8 +515,8 @@ class _QuietServing:
 
 
 def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
+    from common.container_labels import Placement
     from services.container_agent.events import ContainerChange
-    from services.container_agent.labels import Placement
     from services.container_agent.lifecycle import Lifecycle
 
     ops = _CountingOps(5)

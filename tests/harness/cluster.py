@@ -14,11 +14,11 @@ from typing import Any, Mapping, Optional
 
 import zmq
 
+from common import container_labels as container_labels
 from common.protocol import ControlAction, to_plain
 from common.reqrep import ReqClient
 from services.cli.fdstore import LauncherFdStore
 from services.cli.launcher import SOCKET_KEEPER
-from services.container_agent import labels as container_labels
 
 from .files import Sections, write_atomically, write_config, write_settings
 from .ports import free_port

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
-from services.container_agent import labels
+from common import container_labels as labels
 from tests.harness.cluster import Cluster
 from tests.harness.files import Sections, merged
 from tests.harness.labels import TEST_LABEL

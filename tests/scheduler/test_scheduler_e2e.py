@@ -16,7 +16,7 @@ import uuid
 import pytest
 import yaml
 
-from services.container_agent import labels
+from common import container_labels as labels
 from tests.harness.labels import TEST_LABEL
 from tests.harness.servers import docker_server, echo_server
 from tests.harness.waiting import wait_for

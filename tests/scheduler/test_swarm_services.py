@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from common import container_labels as ours
 from common.config import load_server
 from common.swarm_service import ServicePolicy
-from services.container_agent import labels as ours
 from services.container_agent.stdio import attach
 from services.scheduler.swarm_services import SwarmServices
 from tests.harness.servers import initialize_request

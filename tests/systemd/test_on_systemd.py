@@ -19,7 +19,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from services.container_agent import labels
+from common import container_labels as labels
 from tests.conftest import ROOT, ensure_image
 from tests.harness.labels import TEST_LABEL
 from tests.harness.waiting import wait_for

@@ -7,7 +7,9 @@ without asking anyone; nothing is kept in a file of ours.
 
 `cluster` scopes ownership: agents with different cluster names (the `[aws]
 cluster_name` setting) can share one Docker engine without touching each other's
-containers.
+containers. With Swarm, the scheduler puts the same labels on a server's service and
+its tasks' containers (services/scheduler/swarm_services.py), so that each node's
+container-agent finds its local tasks as it finds its own containers.
 """
 
 from __future__ import annotations
