@@ -540,3 +540,20 @@ def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
     del ops.containers[first]  # gone from the listing: forgotten
     life.status()
     assert first not in life._inspected
+
+
+def test_what_status_keeps_of_an_inspect_gives_the_same_status_and_holds_no_env():
+    from services.container_agent.lifecycle import _for_status
+
+    for attrs in (
+        inspect_attrs(),
+        inspect_attrs(
+            "exited", ExitCode=137, OOMKilled=True, FinishedAt="2026-01-01T00:01:00Z", Health={"Status": "unhealthy"}
+        ),
+    ):
+        attrs["Config"]["Env"] = ["TOKEN=s3cr3t-value-1234567890"]
+        attrs["State"].setdefault("Health", {"Status": "healthy", "Log": [{"Output": "x" * 10000}]})
+        kept = _for_status(attrs)
+        assert container_info("time", kept, bridge="ready") == container_info("time", attrs, bridge="ready")
+        assert "s3cr3t" not in repr(kept) and "x" * 100 not in repr(kept)
+        assert len(repr(kept)) < 1000
