@@ -36,7 +36,7 @@ from .events import ContainerChange
 from .plan import STARTABLE, Observed, Remedy, decide, pull_needed
 from .serving import Serving
 from .specs import ServerSpecs
-from .status import STATUS_TAIL_LINES, LastExit, clean_lines, container_info
+from .status import STATUS_TAIL_LINES, LastExit, clean_lines, container_info, status_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +59,6 @@ def _state(attrs: Optional[Mapping[str, Any]]) -> str:
 
 def _labels(attrs: Mapping[str, Any]) -> Mapping[str, str]:
     return (attrs.get("Config") or {}).get("Labels") or {}
-
-
-def _for_status(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a `docker inspect` that a status reads (status.container_info), kept
-    per container between reads: about 27 KB of parsed JSON each otherwise, the env
-    values among it."""
-    state = attrs.get("State") or {}
-    config = attrs.get("Config") or {}
-    kept_state = {k: state.get(k) for k in ("Status", "ExitCode", "StartedAt", "FinishedAt", "OOMKilled")}
-    health = state.get("Health")
-    if isinstance(health, dict):
-        kept_state["Health"] = {"Status": health.get("Status")}  # not its log of check outputs
-    return {
-        "Id": attrs.get("Id"),
-        "Name": attrs.get("Name"),
-        "RestartCount": attrs.get("RestartCount"),
-        "State": kept_state,
-        "Config": {"Labels": config.get("Labels") or {}, "Image": config.get("Image")},
-    }
 
 
 class Lifecycle:
@@ -259,7 +240,7 @@ class Lifecycle:
         if cached is not None and cached[0] == state:
             return cached[1]
         attrs = self.ops.inspect(cid)
-        kept = _for_status(attrs) if attrs is not None else None
+        kept = status_fields(attrs) if attrs is not None else None
         with self._guard:
             if kept is None:
                 self._inspected.pop(cid, None)

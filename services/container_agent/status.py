@@ -56,6 +56,25 @@ def _int(value: Any) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def status_fields(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a `docker inspect` that `container_info` reads: what the agent keeps
+    per container between status reads (the whole inspect is about 27 KB of parsed
+    JSON, the env values among it)."""
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    kept_state = {k: state.get(k) for k in ("Status", "ExitCode", "StartedAt", "FinishedAt", "OOMKilled")}
+    health = state.get("Health")
+    if isinstance(health, dict):
+        kept_state["Health"] = {"Status": health.get("Status")}  # not its log of check outputs
+    return {
+        "Id": attrs.get("Id"),
+        "Name": attrs.get("Name"),
+        "RestartCount": attrs.get("RestartCount"),
+        "State": kept_state,
+        "Config": {"Labels": config.get("Labels") or {}, "Image": config.get("Image")},
+    }
+
+
 def container_info(
     server_id: str,
     attrs: Optional[Mapping[str, Any]],

@@ -95,6 +95,9 @@ class SwarmServices:
     def apply(self, server: ServerConfig, host_port: int, replicas: int, current: Optional[ServiceState] = None) -> str:
         """Create the server's service, or bring it to the configuration: "created",
         "updated", "scaled" or "unchanged". Raises SwarmError."""
+        same = current is not None and current.spec_hash == server.spec_hash and current.host_port == host_port
+        if same and current.desired == replicas:
+            return "unchanged"  # no engine call: a pass over many servers asks nothing here
         placement = ours.Placement(
             server_id=server.server_id,
             host_port=host_port,
@@ -112,9 +115,7 @@ class SwarmServices:
             if current is None:
                 api.create_service(**definition)
                 return "created"
-            if current.spec_hash == server.spec_hash and current.host_port == host_port:
-                if current.desired == replicas:
-                    return "unchanged"
+            if same:
                 # Scaling alone: the task template as the engine has it (no task restarts).
                 spec = api.inspect_service(current.service_id)["Spec"]
                 api.update_service(

@@ -543,7 +543,7 @@ def test_status_inspects_each_container_once_until_an_event_or_a_state_change():
 
 
 def test_what_status_keeps_of_an_inspect_gives_the_same_status_and_holds_no_env():
-    from services.container_agent.lifecycle import _for_status
+    from services.container_agent.status import status_fields
 
     for attrs in (
         inspect_attrs(),
@@ -553,7 +553,7 @@ def test_what_status_keeps_of_an_inspect_gives_the_same_status_and_holds_no_env(
     ):
         attrs["Config"]["Env"] = ["TOKEN=s3cr3t-value-1234567890"]
         attrs["State"].setdefault("Health", {"Status": "healthy", "Log": [{"Output": "x" * 10000}]})
-        kept = _for_status(attrs)
+        kept = status_fields(attrs)
         assert container_info("time", kept, bridge="ready") == container_info("time", attrs, bridge="ready")
         assert "s3cr3t" not in repr(kept) and "x" * 100 not in repr(kept)
         assert len(repr(kept)) < 1000
