@@ -25,9 +25,15 @@ NOT_YET = (requests.RequestException, AssertionError, KeyError)
 T = TypeVar("T")
 
 
-def wait_for_http(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+def wait_for_http(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    explain: Optional[Callable[[], str]] = None,
+) -> T:
     """wait_for, with NOT_YET errors counting as "not yet" (the last one is reported)."""
-    return wait_for(condition, timeout, what, interval, ignoring=NOT_YET)
+    return wait_for(condition, timeout, what, interval, ignoring=NOT_YET, explain=explain)
 
 
 def short_tmp_dir(prefix: str) -> Path:
