@@ -14,12 +14,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from common import server_ids
 from common.container_spec import ContainerSpec, spec_hash
 from common.docker_args import orchestrated, parse_docker_run
 from common.secrets import Secret
+from common.swarm_service import service_issues
+
+if TYPE_CHECKING:
+    from common.settings import Settings
 
 REMOTE_TYPES = {"sse", "http", "streamable-http", "streamablehttp", "streamable_http"}
 # Keys the MCP clients write that mean nothing to the orchestrator but are kept.
@@ -72,6 +76,7 @@ class ServerConfig:
     spec_hash: str
     auto_approve: tuple[str, ...] = ()
     http: Optional[HttpUpstream] = None
+    replicas: Optional[int] = None  # "orchestrator.replicas"; None: [cluster] default_replicas
     client_keys: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,6 +93,7 @@ class ServerConfig:
             "auto_approve": list(self.auto_approve),
             "transport": "http" if self.http else "stdio",
             "http": {"port": self.http.port, "path": self.http.path} if self.http else None,
+            "replicas": self.replicas,
             "client_keys": dict(self.client_keys),
         }
 
@@ -230,21 +236,46 @@ def _env_block(value: Any, sid: str, issues: list[ConfigIssue]) -> Optional[dict
     return env if ok else None
 
 
-def _http_upstream(
-    entry: Mapping[str, Any], sid: str, issues: list[ConfigIssue]
-) -> tuple[bool, Optional[HttpUpstream]]:
+MAX_REPLICAS = 100
+ENGINE_DOCKER = "docker"
+ENGINE_SWARM = "swarm"
+
+
+@dataclass(frozen=True)
+class Orchestration:
+    """The server's "orchestrator" block (ours): how it is run, beyond its `docker run`."""
+
+    http: Optional[HttpUpstream] = None
+    replicas: Optional[int] = None  # None: [cluster] default_replicas
+
+
+def _orchestration(entry: Mapping[str, Any], sid: str, issues: list[ConfigIssue]) -> Optional[Orchestration]:
+    """The "orchestrator" block, or None (and an issue) when it is wrong."""
     opts = entry.get("orchestrator")
     if opts is None:
-        return True, None
-    if not isinstance(opts, dict) or set(opts) - {"http"}:
-        issues.append(ConfigIssue("error", '"orchestrator" must be an object whose only key is "http"', sid))
-        return False, None
+        return Orchestration()
+    if not isinstance(opts, dict) or set(opts) - {"http", "replicas"}:
+        issues.append(ConfigIssue("error", '"orchestrator" must be an object with "http" and/or "replicas"', sid))
+        return None
+    replicas = opts.get("replicas")
+    if replicas is not None and (
+        not isinstance(replicas, int) or isinstance(replicas, bool) or not 1 <= replicas <= MAX_REPLICAS
+    ):
+        issues.append(
+            ConfigIssue(
+                "error",
+                f'"orchestrator.replicas" must be a whole number from 1 to {MAX_REPLICAS} (copies of the server '
+                "across the swarm's nodes)",
+                sid,
+            )
+        )
+        return None
     http = opts.get("http")
     if http is None:
-        return True, None
+        return Orchestration(replicas=replicas)
     if not isinstance(http, dict) or set(http) - {"port", "path"}:
         issues.append(ConfigIssue("error", '"orchestrator.http" must be {"port": N, "path": "/mcp"}', sid))
-        return False, None
+        return None
     port, path = http.get("port"), http.get("path", "/mcp")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         issues.append(
@@ -252,11 +283,11 @@ def _http_upstream(
                 "error", '"orchestrator.http.port" must be the container port (1-65535) the server listens on', sid
             )
         )
-        return False, None
+        return None
     if not isinstance(path, str) or not path.startswith("/"):
         issues.append(ConfigIssue("error", "\"orchestrator.http.path\" must start with '/'", sid))
-        return False, None
-    return True, HttpUpstream(port=port, path=path)
+        return None
+    return Orchestration(http=HttpUpstream(port=port, path=path), replicas=replicas)
 
 
 def _port_conflicts(spec: ContainerSpec, port_range: tuple[int, int]) -> list[str]:
@@ -273,9 +304,16 @@ def _port_conflicts(spec: ContainerSpec, port_range: tuple[int, int]) -> list[st
 
 
 def load_server(
-    server_id: str, entry: Any, *, base_dir: Path, environ: Mapping[str, str], port_range: tuple[int, int]
+    server_id: str,
+    entry: Any,
+    *,
+    base_dir: Path,
+    environ: Mapping[str, str],
+    port_range: tuple[int, int],
+    engine: str = ENGINE_DOCKER,
 ) -> tuple[Optional[ServerConfig], Optional[str], list[ConfigIssue]]:
-    """(server, skip_reason, issues) for one entry of mcpServers."""
+    """(server, skip_reason, issues) for one entry of mcpServers. With the swarm engine,
+    a flag a Swarm service cannot express is an error of the server."""
     issues: list[ConfigIssue] = []
     sid = server_id
     problem = server_ids.problem(sid)
@@ -302,8 +340,8 @@ def load_server(
     auto_approve = _str_list(entry.get("autoApprove", []), "autoApprove", sid, issues)
     if "alwaysAllow" in entry:
         _str_list(entry["alwaysAllow"], "alwaysAllow", sid, issues)
-    http_ok, http = _http_upstream(entry, sid, issues)
-    if args is None or env is None or not http_ok or issues:
+    orchestration = _orchestration(entry, sid, issues)
+    if args is None or env is None or orchestration is None or issues:
         return None, None, issues
 
     if args[:1] == ["run"]:
@@ -336,6 +374,20 @@ def load_server(
             )
         )
         return None, None, issues
+    if engine == ENGINE_SWARM:
+        swarm_issues = service_issues(spec)
+        issues.extend(ConfigIssue(i.severity, i.message, sid, i.flag) for i in swarm_issues)
+        if any(i.severity == "error" for i in swarm_issues):
+            return None, None, issues
+    elif orchestration.replicas not in (None, 1):
+        issues.append(
+            ConfigIssue(
+                "info",
+                '"orchestrator.replicas" counts only with [cluster] engine = swarm: on one host each server '
+                "runs one container",
+                sid,
+            )
+        )
     client_keys = {k: v for k, v in entry.items() if k in CLIENT_KEYS}
     server = ServerConfig(
         server_id=sid,
@@ -343,14 +395,19 @@ def load_server(
         spec=spec,
         spec_hash=spec_hash(spec),
         auto_approve=tuple(auto_approve or ()),
-        http=http,
+        http=orchestration.http,
+        replicas=orchestration.replicas,
         client_keys=client_keys,
     )
     return server, None, issues
 
 
 def load_config(
-    path: os.PathLike | str, *, port_range: tuple[int, int] = (8000, 9000), environ: Optional[Mapping[str, str]] = None
+    path: os.PathLike | str,
+    *,
+    port_range: tuple[int, int] = (8000, 9000),
+    environ: Optional[Mapping[str, str]] = None,
+    engine: str = ENGINE_DOCKER,
 ) -> McpConfig:
     """Read and validate mcp.config.json. Never raises for bad content."""
     path = Path(path)
@@ -379,7 +436,9 @@ def load_config(
             invalid.append(sid)
             continue
         folded[sid.lower()] = sid
-        server, skip, server_issues = load_server(sid, entry, base_dir=base_dir, environ=environ, port_range=port_range)
+        server, skip, server_issues = load_server(
+            sid, entry, base_dir=base_dir, environ=environ, port_range=port_range, engine=engine
+        )
         disabled = isinstance(entry, dict) and entry.get("disabled") is True
         if disabled:
             # A disabled server runs nothing: its problems cannot hurt, so they only warn.
@@ -397,3 +456,11 @@ def load_config(
         elif not disabled:
             invalid.append(sid)
     return McpConfig(source=str(path), servers=servers, invalid=tuple(invalid), skipped=skipped, issues=tuple(issues))
+
+
+def load_config_for(path: os.PathLike | str, settings: "Settings") -> McpConfig:
+    """load_config with what the settings decide: the bridges' port range and the engine."""
+    service = settings.service
+    return load_config(
+        path, port_range=(service.port_range_start, service.port_range_end), engine=settings.cluster.engine
+    )

@@ -477,6 +477,44 @@ class BridgeSettings:
     )
 
 
+def _label_name(v: str) -> Optional[str]:
+    if not v or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}", v):
+        return None
+    return "must be a node label name (letters, digits, '.', '_', '/', '-'), or empty for no spread"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """One host (docker) or every node of a Docker Swarm (swarm)."""
+
+    engine: str = _setting(
+        "docker",
+        "docker: the servers run as containers of this host's engine; swarm: as replicated Docker Swarm "
+        "services over the swarm's nodes (the orchestrator installed on each)",
+        _one_of("docker", "swarm"),
+    )
+    default_replicas: int = _setting(
+        2, 'replicas of a server whose config has no "orchestrator": {"replicas": N} (swarm)', _between(1, 100)
+    )
+    zone_label: str = _setting(
+        "zone", "node label the replicas are spread over, e.g. one value per availability zone (swarm)", _label_name
+    )
+    max_replicas_per_node: int = _setting(
+        1, "replicas of one server a node may run; 0 = no limit (swarm)", _between(0, 100)
+    )
+    restart_delay_seconds: float = _setting(
+        5.0, "Swarm waits this long before restarting a replica that exited (swarm)", _between(0, 3600)
+    )
+    update_delay_seconds: float = _setting(
+        5.0, "pause between replicas in a rolling update of a server's spec (swarm)", _between(0, 3600)
+    )
+    update_monitor_seconds: float = _setting(
+        10.0,
+        "a new replica that fails within this time rolls the update back by itself (swarm)",
+        _between(0, 3600),
+    )
+
+
 SECTIONS: dict[str, type] = {
     "aws": AwsSettings,
     "service": ServiceSettings,
@@ -485,6 +523,7 @@ SECTIONS: dict[str, type] = {
     "zmq": ZmqSettings,
     "bridge": BridgeSettings,
     "metrics": MetricsSettings,
+    "cluster": ClusterSettings,
 }
 
 
@@ -497,6 +536,7 @@ class Settings:
     zmq: ZmqSettings = field(default_factory=ZmqSettings)
     bridge: BridgeSettings = field(default_factory=BridgeSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     source: str = ""  # the file these came from ("" = defaults only)
 
     @property
@@ -597,7 +637,7 @@ def _read_ini(path: Path, problems: list[str]) -> Optional[configparser.ConfigPa
     except configparser.MissingSectionHeaderError as exc:
         problems.append(
             f"{path}: line {exc.lineno}: a key outside any [section]: "
-            f"put it under [aws], [service], [dashboard], [logging], [zmq] or [bridge]"
+            f"put it under {', '.join('[' + name + ']' for name in SECTIONS)}"
         )
         return None
     except configparser.DuplicateSectionError as exc:

@@ -250,3 +250,15 @@ def _tmpfs_mount(target: str, options: str) -> dict[str, Any]:
         elif key == "mode":
             mode = int(value, 8)
     return mount_api(MountSpec(type="tmpfs", target=target, tmpfs_size=size, tmpfs_mode=mode))
+
+
+def service_policy(cluster: Any) -> ServicePolicy:
+    """The policy `[cluster]` settings (common.settings.ClusterSettings) decide."""
+    return ServicePolicy(
+        replicas=cluster.default_replicas,
+        zone_label=cluster.zone_label,
+        max_per_node=cluster.max_replicas_per_node,
+        restart_delay_seconds=cluster.restart_delay_seconds,
+        update_delay_seconds=cluster.update_delay_seconds,
+        update_monitor_seconds=cluster.update_monitor_seconds,
+    )

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from common.config import McpConfig, load_config
+from common.config import McpConfig, load_config_for
 from common.process import add_file_options, resolve_paths
 from common.protocol import to_plain
 from common.settings import Settings, SettingsError, default_runtime_dir, load_settings
@@ -34,8 +34,7 @@ def load_all(config_path: Path, settings_path: Optional[Path]) -> tuple[Settings
     except SettingsError as exc:
         problems = exc.problems
         settings = Settings()  # still check the servers against the defaults
-    port_range = (settings.service.port_range_start, settings.service.port_range_end)
-    return settings, problems, load_config(config_path, port_range=port_range)
+    return settings, problems, load_config_for(config_path, settings)
 
 
 # --- validate ----------------------------------------------------------------------
@@ -182,14 +181,13 @@ def cmd_litellm_config(args: argparse.Namespace) -> int:
                 servers.append(LiteLLMServer(s["server_id"], url))
         comments.append("servers and ports as the running scheduler reports them")
     else:
-        port_range = (settings.service.port_range_start, settings.service.port_range_end)
-        config = load_config(config_path, port_range=port_range)
+        config = load_config_for(config_path, settings)
         if not config.readable:
             for issue in config.errors:
                 print(f"mcp-orchestrator: {issue}", file=sys.stderr)
             return 1
         enabled = sorted(config.enabled)
-        ports = allocate_ports(enabled, port_range).ports
+        ports = allocate_ports(enabled, (settings.service.port_range_start, settings.service.port_range_end)).ports
         for sid in enabled:
             url = public_url(settings, sid, ports.get(sid))
             if url:

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Optional
 
-from common.config import load_config
+from common.config import load_config_for
 from common.process import publish_on, serve_requests, subscribe_to
 from common.protocol import (
     AgentsState,
@@ -158,8 +158,7 @@ class Scheduler:
     def reload(self, why: str) -> str:
         """Read the configuration file now; a message saying what came of it."""
         self.watch.refresh()
-        s = self.settings.service
-        loaded = load_config(self.config_path, port_range=(s.port_range_start, s.port_range_end))
+        loaded = load_config_for(self.config_path, self.settings)
         with self.model.lock:
             previous = self.model.active if self.model.active.usable else None
         active, events = apply_loaded(previous, loaded, self.model.clock(), str(self.settings_path or ""))

@@ -219,7 +219,7 @@ BAD = [
     (
         "orchestrator unknown",
         {"mcpServers": {"a": docker("x", orchestrator={"mode": "http"})}},
-        '"orchestrator" must be an object whose only key is "http"',
+        '"orchestrator" must be an object with "http" and/or "replicas"',
     ),
 ]
 
@@ -310,3 +310,34 @@ def test_deeply_nested_json_is_a_clear_error(tmp_path):
     config = load_config(path)
     assert not config.readable
     assert any("nested too deeply" in issue.message for issue in config.errors)
+
+
+def test_replicas_are_read_and_checked(tmp_path):
+    config = load_config(
+        write(tmp_path, {"mcpServers": {"a": docker("x", orchestrator={"replicas": 3}), "b": docker("y")}}),
+        environ={},
+    )
+    assert config.ok
+    assert config.servers["a"].replicas == 3 and config.servers["b"].replicas is None
+    # On one host a count above 1 means nothing: said, not an error.
+    assert any("engine = swarm" in str(i) for i in config.issues if i.severity == "info")
+    for bad in (0, 101, "2", True, 1.5):
+        broken = load_config(write(tmp_path, {"mcpServers": {"a": docker("x", orchestrator={"replicas": bad})}}))
+        assert any('"orchestrator.replicas" must be a whole number from 1 to 100' in str(i) for i in broken.errors)
+
+
+def test_replicas_do_not_change_the_spec_hash(tmp_path):
+    """A change of replicas scales a service; it is not a new spec."""
+    one = load_config(write(tmp_path, {"mcpServers": {"a": docker("x", orchestrator={"replicas": 1})}}), environ={})
+    three = load_config(write(tmp_path, {"mcpServers": {"a": docker("x", orchestrator={"replicas": 3})}}), environ={})
+    assert one.servers["a"].spec_hash == three.servers["a"].spec_hash
+
+
+def test_swarm_engine_refuses_what_a_service_cannot_express(tmp_path):
+    data = {"mcpServers": {"priv": docker("--privileged", "x"), "fine": docker("--memory", "64m", "x")}}
+    on_one_host = load_config(write(tmp_path, data), environ={})
+    assert on_one_host.ok and set(on_one_host.servers) == {"priv", "fine"}
+    swarm = load_config(write(tmp_path, data), environ={}, engine="swarm")
+    assert set(swarm.servers) == {"fine"} and swarm.invalid == ("priv",)
+    (error,) = swarm.errors
+    assert error.server_id == "priv" and error.flag == "--privileged" and "engine = swarm" in error.message

@@ -157,6 +157,10 @@ BAD = [
     ),
     ("[service\nport_range_start = 1\n", "a key outside any [section]"),
     ("[service]\njust some words\n", "cannot parse line(s) 2: expected 'key = value'"),
+    ("[cluster]\nengine = kubernetes\n", "[cluster] engine = 'kubernetes': must be one of docker, swarm"),
+    ("[cluster]\ndefault_replicas = 0\n", "default_replicas = '0': must be between 1 and 100"),
+    ("[cluster]\nzone_label = the zone\n", "zone_label = 'the zone': must be a node label name"),
+    ("[cluster]\nmax_replicas_per_node = -1\n", "must be between 0 and 100"),
 ]
 
 
@@ -216,6 +220,12 @@ def test_reference_rows_cover_every_setting():
     assert ("aws", "region") in keys and ("dashboard", "port") in keys
     assert all(help for _, _, _, help in rows)
     assert isinstance(Settings(), Settings)
+
+
+def test_cluster_section(tmp_path):
+    assert Settings().cluster.engine == "docker"  # one host unless said otherwise
+    s = load_settings(write(tmp_path, "[cluster]\nengine = swarm\ndefault_replicas = 3\nzone_label =\n"), environ={})
+    assert (s.cluster.engine, s.cluster.default_replicas, s.cluster.zone_label) == ("swarm", 3, "")
 
 
 def test_bridge_section():

@@ -232,3 +232,12 @@ def test_the_published_configs_either_map_or_name_their_flag():
                 mapped += 1
     assert mapped > 0
     print(f"\n{mapped} published servers map to a Swarm service; refused: {refused or 'none'}")
+
+
+def test_the_policy_comes_from_the_cluster_settings():
+    from common.settings import ClusterSettings
+    from common.swarm_service import service_policy
+
+    policy = service_policy(ClusterSettings(default_replicas=3, zone_label="az", max_replicas_per_node=0))
+    assert (policy.replicas, policy.zone_label, policy.max_per_node) == (3, "az", 0)
+    assert service_policy(ClusterSettings()) == ServicePolicy()  # the defaults agree
