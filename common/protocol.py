@@ -518,6 +518,10 @@ class ServerState:
     route_target_group: Optional[str] = None
     route_health: Optional[str] = None  # the ALB's target health
     route_error: Optional[str] = None
+    # [cluster] engine = swarm: the server's service.
+    replicas: Optional[int] = None  # replicas asked for (None: one host, one container)
+    replicas_running: Optional[int] = None
+    nodes: list[str] = field(default_factory=list)  # host names of the nodes running one
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,9 @@ def server_details(s: Mapping[str, Any], now: Optional[float] = None) -> list[st
             f"{s.get('failures', '?')} failures, back-off {_cell(s.get('backoff_seconds'))} s"
             f"{wait}"
         )
+    if s.get("replicas") is not None:
+        nodes = ", ".join(s.get("nodes") or []) or "no node"
+        lines.append(f"  {sid}: replicas {_cell(s.get('replicas_running'))}/{s['replicas']} running on {nodes}")
     if s.get("last_error"):
         lines.append(f"  {sid}: {s['last_error']}")
     if s.get("config_error"):

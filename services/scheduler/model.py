@@ -38,6 +38,8 @@ from .config_keeper import ActiveConfig
 from .diff import ContainerPlan, RoutePlan, Step, Want, plan_containers, plan_routes
 from .ports import allocate_ports
 from .server_state import ServerFacts, server_state
+from .swarm_plan import ServiceStep, plan_services
+from .swarm_services import NodeInfo, ServiceState
 
 # A container.bridge event's word, as the state a status read would show.
 _BRIDGE_STATES = {"up": BridgeState.READY, "failed": BridgeState.FAILED, "down": BridgeState.DOWN}
@@ -69,6 +71,10 @@ class Model:
         self.ports: dict[str, int] = {}
         self.port_errors: dict[str, str] = {}
         self.containers: Optional[dict[str, ContainerInfo]] = None
+        # [cluster] engine = swarm: the services and nodes as the manager's engine says.
+        self.swarm = settings.cluster.engine == "swarm"
+        self.services: Optional[dict[str, ServiceState]] = None
+        self.nodes: list[NodeInfo] = []
         self.routes: Optional[dict[str, RouteInfo]] = None
         self.routing_error: Optional[str] = None
         self.routing_status = RoutingStatus()  # the alb-agent's full view, for the dashboard
@@ -171,6 +177,12 @@ class Model:
             self._track_crashes(now)
             self._allocate()
 
+    def observe_services(self, services: dict[str, ServiceState], nodes: list[NodeInfo]) -> None:
+        with self.lock:
+            self.services = dict(services)
+            self.nodes = list(nodes)
+            self._allocate()
+
     def observe_container(self, info: ContainerInfo) -> None:
         """One server's status from a reply (fresher than the last full read)."""
         with self.lock:
@@ -246,11 +258,16 @@ class Model:
                 self.add_events([StateEvent(message=msg, level=level, server_id=sid, code="crash")])
 
     def _allocate(self) -> None:
-        assert self.containers is not None
         enabled = sorted(self.active.enabled)
-        from_containers = {
-            sid: i.host_port for sid, i in self.containers.items() if i.host_port is not None and i.container_id
-        }
+        if self.swarm:
+            # The services hold the ports, the same on every node (the cluster's allocation).
+            from_containers = {sid: s.host_port for sid, s in (self.services or {}).items() if s.host_port is not None}
+        else:
+            from_containers = {
+                sid: i.host_port
+                for sid, i in (self.containers or {}).items()
+                if i.host_port is not None and i.container_id
+            }
         from_routes = {
             sid: r.port
             for sid, r in (self.routes or {}).items()
@@ -276,7 +293,8 @@ class Model:
                 ]
             )
 
-    def record_call(self, step: Step, error: Optional[str]) -> None:
+    def record_call(self, step: Step | ServiceStep, error: Optional[str]) -> None:
+        """How a container step (or, with Swarm, a service step) went."""
         with self.lock:
             if error is None:
                 self.call_errors.pop(step.server_id, None)
@@ -284,7 +302,8 @@ class Model:
                 self.call_errors[step.server_id] = error
             if step.action == "adopt":
                 self.adopt_sent[step.server_id] = self.clock()
-            if step.action in ("restart", "start", "create", "recreate"):
+            # Each of these starts the server afresh: a hand restart is done.
+            if step.action in ("restart", "start", "create", "recreate", "update"):
                 self.restart_requests.discard(step.server_id)
 
     def attempted(self, server_id: str) -> None:
@@ -329,11 +348,27 @@ class Model:
         either."""
         with self.lock:
             now = self.clock() if now is None else now
-            if not self.active.usable or self.containers is None:
+            if not self.active.usable or self._observed() is None:
                 return ContainerPlan(), None
+            if self.swarm:
+                return ContainerPlan(), plan_routes(self.route_wants(), self.routes)
             keep = set(self.active.protected)
             cplan = plan_containers(self.wants(now), self.containers, keep)
             return cplan, plan_routes(self.route_wants(), self.routes)
+
+    def _observed(self) -> Optional[dict]:
+        """What runs, as last read: the services (swarm) or the containers; None: not yet."""
+        return self.services if self.swarm else self.containers
+
+    def service_steps(self, now: Optional[float] = None) -> list[ServiceStep]:
+        """[cluster] engine = swarm: what a reconcile would change in the services now."""
+        with self.lock:
+            if not self.swarm or not self.active.usable or self.services is None:
+                return []
+            now = self.clock() if now is None else now
+            default = self.settings.cluster.default_replicas
+            replicas = {sid: s.replicas or default for sid, s in self.active.enabled.items()}
+            return plan_services(self.wants(now), replicas, self.services, set(self.active.protected))
 
     def next_wakeup(self, now: float) -> Optional[float]:
         """Seconds until a crash back-off ends or an adopt may be retried."""
@@ -354,8 +389,9 @@ class Model:
         with self.lock:
             ids = set(self.active.servers) | set(self.active.protected)
             for sid, info in (self.containers or {}).items():
-                if info.container_id and info.state != "missing":
+                if info.container_id and info.state != "missing" and not self.swarm:
                     ids.add(sid)
+            ids.update(self.services or {})
             return sorted(ids)
 
     def facts(self, server_id: str) -> ServerFacts:
@@ -378,6 +414,10 @@ class Model:
                 route_wanted=route_wanted,
                 call_error=self.call_errors.get(server_id),
                 config_usable=self.active.usable,
+                swarm=self.swarm,
+                service=(self.services or {}).get(server_id),
+                services_known=self.services is not None,
+                node_names={n.node_id: n.hostname for n in self.nodes},
             )
 
     def server_states(self) -> dict[str, ServerState]:
@@ -398,9 +438,11 @@ class Model:
                         action="nothing", reason="no usable configuration yet: " + "; ".join(self.active.state.errors)
                     )
                 ]
-            if self.containers is None:
-                return [PlanStep(action="nothing", reason="the container-agent has not answered yet")]
+            if self._observed() is None:
+                who = "the Swarm manager's engine" if self.swarm else "the container-agent"
+                return [PlanStep(action="nothing", reason=f"{who} has not answered yet")]
         steps = [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason) for s in cplan.steps]
+        steps += [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason) for s in self.service_steps()]
         steps += [PlanStep(action="wait", server_id=sid, reason=why) for sid, why in sorted(cplan.waiting.items())]
         if rplan is not None:
             steps += [PlanStep(action=s.action, server_id=s.server_id, reason=s.reason) for s in rplan.changes]

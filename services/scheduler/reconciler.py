@@ -30,6 +30,8 @@ from . import scheduler_metrics
 from .agents import AgentLink, AgentUnavailable
 from .diff import Step
 from .model import Model
+from .swarm_plan import ServiceStep
+from .swarm_services import SwarmError, SwarmServices
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,9 @@ FREEING = ("stop", "remove")
 RETRY_SECONDS = 1.0
 # ... and after a routes.apply the alb-agent refused (AWS unreachable, say).
 ROUTES_RETRY_SECONDS = 10.0
+# [cluster] engine = swarm: Swarm moves tasks by itself (a node lost, drained) and says
+# nothing to us: the services are read this often.
+SWARM_POLL_SECONDS = 2.0
 
 
 class Reconciler:
@@ -53,8 +58,10 @@ class Reconciler:
         interval: float,
         notify: Callable[[], None] = lambda: None,
         parallel_steps: int = 1,
+        swarm: Optional[SwarmServices] = None,
     ) -> None:
         self.model = model
+        self.swarm = swarm  # the servers run as Swarm services of this manager
         self.containers = containers
         self.routes = routes
         self.interval = interval
@@ -65,6 +72,7 @@ class Reconciler:
         self._stopping = False
         self._next_full = 0.0
         self._retry_at: Optional[float] = None  # a step failed: look again soon
+        self._last_pass = 0.0
         # Container steps in flight at once: a cold start of many servers is bound by
         # Docker's create and start, which the engine runs side by side.
         self._steps = concurrent.futures.ThreadPoolExecutor(max(parallel_steps, 1), thread_name_prefix="step")
@@ -129,6 +137,8 @@ class Reconciler:
                 deadline = self._next_full
                 if self._retry_at is not None:
                     deadline = min(deadline, self._retry_at)
+                if self.swarm is not None:
+                    deadline = min(deadline, self._last_pass + SWARM_POLL_SECONDS)
                 wake = self.model.next_wakeup(self.model.clock())
                 if wake is not None:
                     deadline = min(deadline, now + wake + 0.01)  # a crash back-off ends
@@ -142,6 +152,7 @@ class Reconciler:
                 return None
             full, self._full, self._kicked = self._full, False, False
             self._retry_at = None
+            self._last_pass = time.monotonic()
             if full:
                 self._next_full = time.monotonic() + self.interval
         time.sleep(COALESCE_SECONDS)
@@ -150,13 +161,19 @@ class Reconciler:
     def run_pass(self, full: bool) -> None:
         """One reconcile: observe, plan, apply."""
         self._observe_routes()
-        self._observe_containers()
+        if self.swarm is not None:
+            self._observe_services()
+        else:
+            self._observe_containers()
         self._notify()
         cplan, rplan = self.model.plan()
         routing = None
         if rplan is not None and (rplan.needed or full):
             routing = self._routing.submit(self._apply_routes, rplan.entries, rplan.changes, full)
-        self._apply_container_steps(cplan.steps)
+        if self.swarm is not None:
+            self._apply_service_steps(self.model.service_steps())
+        else:
+            self._apply_container_steps(cplan.steps)
         if routing is not None:
             routing.result()
         self.model.reconciled()
@@ -173,6 +190,17 @@ class Reconciler:
             log.warning("container status failed: %s", exc.message)
             return
         self.model.observe_containers(listing.containers)
+
+    def _observe_services(self) -> None:
+        assert self.swarm is not None
+        try:
+            services, nodes = self.swarm.observe(), self.swarm.nodes()
+        except Exception as exc:  # the engine unreachable, or not a manager: said, retried
+            log.warning("the Swarm services could not be read: %s", exc)
+            with self._cond:
+                self._retry_at = time.monotonic() + RETRY_SECONDS
+            return
+        self.model.observe_services(services, nodes)
 
     def _observe_routes(self) -> None:
         try:
@@ -243,6 +271,40 @@ class Reconciler:
                 [StateEvent(message=f"server {sid}: {step.action} ({step.reason})", server_id=sid, code="reconcile")]
             )
         return True
+
+    def _apply_service_steps(self, steps: Sequence[ServiceStep]) -> None:
+        """Side by side: each is one request to the manager, which places the tasks."""
+        for future in [self._steps.submit(self._apply_service_step, step) for step in steps]:
+            future.result()
+        if steps:
+            self._observe_services()  # the new services and versions, before the next pass
+
+    def _apply_service_step(self, step: ServiceStep) -> None:
+        assert self.swarm is not None
+        sid = step.server_id
+        with self.model.lock:
+            server = self.model.active.servers.get(sid)
+            port = self.model.ports.get(sid)
+            current = (self.model.services or {}).get(sid)
+        log.info("server %s: %s service (%s)", sid, step.action, step.reason)
+        try:
+            self.swarm.carry_out(step, server, port, current)
+        except SwarmError as exc:
+            log.warning("%s", exc)
+            scheduler_metrics.STEPS.labels(step.action, "failed").inc()
+            self.model.record_call(step, str(exc))
+            with self._cond:
+                self._retry_at = time.monotonic() + RETRY_SECONDS
+            return
+        scheduler_metrics.STEPS.labels(step.action, "ok").inc()
+        self.model.record_call(step, None)
+        self.model.add_events(
+            [
+                StateEvent(
+                    message=f"server {sid}: {step.action} service ({step.reason})", server_id=sid, code="reconcile"
+                )
+            ]
+        )
 
     def _refresh(self, server_id: str) -> None:
         """Read one server's status after a failed step (its error, its exit)."""

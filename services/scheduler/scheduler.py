@@ -40,6 +40,7 @@ from common.protocol import (
 from common.reqrep import Deferred
 from common.service import Service
 from common.settings import Settings
+from common.swarm_service import service_policy
 
 from . import scheduler_metrics
 from .agents import AgentLink
@@ -49,6 +50,7 @@ from .ports import port_is_free
 from .reconciler import Reconciler
 from .relay import AgentRelay
 from .server_state import same_state
+from .swarm_services import SwarmServices
 from .watch import FileWatch
 
 log = logging.getLogger("scheduler")
@@ -57,8 +59,20 @@ NAME = "scheduler"
 CONTAINER_AGENT = "container-agent"
 ALB_AGENT = "alb-agent"
 WATCH_SECONDS = 1.0
+# A request to the Swarm manager's engine (services, tasks, nodes) is given this long.
+SWARM_API_TIMEOUT = 30
 # A traffic request waits this long for the container-agent (which answers within 3 s).
 TRAFFIC_TIMEOUT_MS = 3500
+
+
+def swarm_services(settings: Settings) -> Optional[SwarmServices]:
+    """[cluster] engine = swarm: the services of this node's engine, a Swarm manager."""
+    if settings.cluster.engine != "swarm":
+        return None
+    import docker  # only in swarm mode: on one host the scheduler drives no engine (and saves the import's memory)
+
+    client = docker.from_env(timeout=SWARM_API_TIMEOUT)
+    return SwarmServices(client, settings.aws.cluster_name, service_policy(settings.cluster))
 
 
 class Scheduler:
@@ -140,6 +154,7 @@ class Scheduler:
             interval=settings.service.reconciliation_interval_seconds,
             notify=self._publish_soon,
             parallel_steps=settings.service.parallel_steps,
+            swarm=swarm_services(settings),
         )
         self.watch = FileWatch(self.config_path)
         self.settings_watch = FileWatch(settings_path) if settings_path else None

@@ -19,8 +19,8 @@ port, container, crash record, route, hand stop) into one `ServerState`. Statuse
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Optional
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Optional
 
 from common import server_ids
 from common.config import ServerConfig
@@ -28,6 +28,7 @@ from common.protocol import BridgeState, ContainerInfo, Operation, RouteInfo, Ro
 from common.settings import Settings
 
 from .backoff import EXITED, RUNNING_STATES, UNREADY, BackoffPolicy, CrashRecord
+from .swarm_services import ServiceState
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class ServerFacts:
     route_wanted: bool = False
     call_error: Optional[str] = None  # the last failed request about this server
     config_usable: bool = True  # False: no good configuration was ever read
+    # [cluster] engine = swarm: the server's service instead of a container.
+    swarm: bool = False
+    service: Optional[ServiceState] = None
+    services_known: bool = False  # the manager's engine answered at least once
+    node_names: Mapping[str, str] = field(default_factory=dict)  # node id -> host name
 
 
 def _mounts(config: Optional[ServerConfig]) -> list[str]:
@@ -90,6 +96,8 @@ def public_url(settings: Settings, server_id: str, port: Optional[int]) -> str:
 
 
 def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now: float) -> ServerState:
+    if f.swarm:
+        return _service_state(f, settings, policy)
     info = f.container
     config = f.config
     running = info is not None and info.state in RUNNING_STATES and bool(info.container_id)
@@ -169,6 +177,83 @@ def server_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy, now:
         route_target_group=f.route.target_group_name if f.route is not None else None,
         route_health=f.route.health if f.route is not None else None,
         route_error=route_error,
+    )
+
+
+def _config_status(f: ServerFacts) -> Optional[ServerStatus]:
+    """The status the configuration alone decides, whatever runs."""
+    if f.config is None and not f.config_usable:
+        return ServerStatus.UNKNOWN
+    if f.config is None:
+        return ServerStatus.INVALID if f.protected else ServerStatus.REMOVED
+    if f.config.disabled:
+        return ServerStatus.DISABLED
+    return None
+
+
+def _service_status(f: ServerFacts, policy: BackoffPolicy) -> tuple[ServerStatus, Optional[str]]:
+    """(status, last error) of a server run as a Swarm service."""
+    svc = f.service
+    running = svc.running if svc is not None else 0
+    if not f.services_known:
+        return ServerStatus.UNKNOWN, f.call_error
+    if f.port_error:
+        return ServerStatus.ERROR, f.port_error
+    if f.held:
+        return (ServerStatus.STOPPING if running else ServerStatus.STOPPED), f.call_error
+    if svc is None:
+        return (ServerStatus.ERROR if f.call_error else ServerStatus.PENDING), f.call_error
+    if svc.update.startswith("rollback") or svc.update == "paused":
+        # The new spec failed and Swarm went back (or stopped): the old one may still serve.
+        why = f"the update of its service was rolled back or paused: {svc.update_message or svc.update}"
+        return (ServerStatus.RUNNING if running else ServerStatus.ERROR), f.call_error or why
+    if running:
+        short = running < svc.desired and svc.error
+        return ServerStatus.RUNNING, f.call_error or (svc.error if short else None)
+    if svc.starting:
+        return ServerStatus.STARTING, f.call_error or svc.error or None
+    if svc.failed >= policy.crash_loop_after:
+        return ServerStatus.CRASH_LOOPING, f.call_error or svc.error or None
+    if svc.failed or f.call_error:
+        return ServerStatus.ERROR, f.call_error or svc.error or None
+    return ServerStatus.PENDING, None
+
+
+def _service_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy) -> ServerState:
+    config, svc = f.config, f.service
+    decided = _config_status(f)
+    status, last_error = (decided, None) if decided is not None else _service_status(f, policy)
+    if not f.config_usable:
+        last_error = "no usable configuration yet: left as it is"
+    spec = config.spec if config is not None else None
+    enabled = config is not None and not config.disabled
+    route, route_error = _route_view(f)
+    return ServerState(
+        server_id=f.server_id,
+        status=status,
+        enabled=enabled,
+        removed=config is None and not f.protected and f.config_usable,
+        image=spec.image if spec is not None else "",
+        host_port=f.port if f.port is not None else (svc.host_port if svc is not None else None),
+        container_id=svc.service_id if svc is not None else None,
+        route=route,
+        last_error=last_error,
+        env_names=list(spec.env_names()) if spec is not None else [],
+        container_name=server_ids.container_name(f.server_id),
+        url=public_url(settings, f.server_id, f.port) if enabled else "",
+        transport=("http" if config.http else "stdio") if config is not None else "",
+        spec_hash=config.spec_hash if config is not None else "",
+        mounts=_mounts(config),
+        failures=svc.failed if svc is not None else 0,
+        stopped_by_hand=f.held,
+        config_error=f.config_error,
+        route_priority=f.route.priority if f.route is not None else None,
+        route_target_group=f.route.target_group_name if f.route is not None else None,
+        route_health=f.route.health if f.route is not None else None,
+        route_error=route_error,
+        replicas=svc.desired if svc is not None else None,
+        replicas_running=svc.running if svc is not None else None,
+        nodes=sorted(f.node_names.get(n, n[:12]) for n in svc.nodes) if svc is not None else [],
     )
 
 

@@ -1,7 +1,7 @@
 """The servers as Docker Swarm services, through the manager's engine (`[cluster] engine =
-swarm`): what runs (`observe`), and the three changes the scheduler makes (`apply` a
-server's service, creating or updating it; `remove` it). Swarm places, restarts and rolls
-the tasks; this module never touches a container.
+swarm`): what runs (`observe`, `nodes`), and the steps of the scheduler's plan
+(swarm_plan.py: create, update, scale, restart, remove; `carry_out`). Swarm places,
+restarts and rolls the tasks; this module never touches a container.
 
 A service is ours when it carries our labels with this cluster's name, as containers
 are (common/container_labels.py); the same labels are put on its containers, so that the
@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from common import container_labels as ours
 from common.config import ServerConfig
-from common.swarm_service import ServicePolicy, service_definition
+from common.swarm_service import ServicePolicy, service_definition, update_order
+
+if TYPE_CHECKING:
+    from .swarm_plan import ServiceStep
 
 log = logging.getLogger(__name__)
 
 # Task states of a task that is, or will soon be, a running container (Swarm's own words).
 _STARTING = frozenset({"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"})
+_FAILED = frozenset({"failed", "rejected"})
 
 
 class SwarmError(Exception):
@@ -44,6 +48,24 @@ class ServiceState:
     nodes: tuple[str, ...]  # node ids of the running tasks
     update: str = ""  # the rolling update's state, "" when none ("updating", "rollback_completed", ...)
     update_message: str = ""
+    failed: int = 0  # tasks that failed or were rejected, in Swarm's task history
+    error: str = ""  # the most recent one's reason ("No such image", "task: non-zero exit (1)")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    hostname: str
+    address: str  # the node's address in the swarm
+    state: str  # ready | down | unknown | disconnected
+    availability: str  # active | pause | drain
+    role: str  # manager | worker
+    leader: bool
+    zone: str  # its value of [cluster] zone_label
+
+    @property
+    def available(self) -> bool:
+        return self.state == "ready" and self.availability == "active"
 
 
 class SwarmServices:
@@ -77,6 +99,11 @@ class SwarmServices:
                 t for t in mine if t.get("DesiredState") == "running" and t.get("Status", {}).get("State") in _STARTING
             ]
             update = service.get("UpdateStatus") or {}
+            failed = sorted(
+                (t for t in mine if t.get("Status", {}).get("State") in _FAILED),
+                key=lambda t: str(t.get("Status", {}).get("Timestamp", "")),
+            )
+            last = failed[-1].get("Status", {}) if failed else {}
             out[placement.server_id] = ServiceState(
                 server_id=placement.server_id,
                 service_id=service["ID"],
@@ -89,15 +116,41 @@ class SwarmServices:
                 nodes=tuple(sorted(t.get("NodeID", "") for t in running)),
                 update=str(update.get("State", "")),
                 update_message=str(update.get("Message", ""))[:300],
+                failed=len(failed),
+                error=str(last.get("Err") or last.get("Message") or "")[:300],
             )
         return out
 
-    def apply(self, server: ServerConfig, host_port: int, replicas: int, current: Optional[ServiceState] = None) -> str:
-        """Create the server's service, or bring it to the configuration: "created",
-        "updated", "scaled" or "unchanged". Raises SwarmError."""
-        same = current is not None and current.spec_hash == server.spec_hash and current.host_port == host_port
-        if same and current.desired == replicas:
-            return "unchanged"  # no engine call: a pass over many servers asks nothing here
+    def carry_out(
+        self,
+        step: ServiceStep,
+        server: Optional[ServerConfig],
+        host_port: Optional[int],
+        current: Optional[ServiceState],
+    ) -> None:
+        """One step of the plan (swarm_plan.py). Raises SwarmError."""
+        try:
+            if step.action == "remove":
+                if current is not None:
+                    self._remove(current)
+                return
+            if step.action in ("scale", "restart") and current is not None:
+                self._rewrite(current, step.replicas, force=step.action == "restart")
+                return
+            assert server is not None and host_port is not None, step
+            definition = self.definition(server, host_port, step.replicas)
+            if current is None:
+                self.client.api.create_service(**definition)
+            else:
+                self.client.api.update_service(current.service_id, current.version, **definition)
+        except SwarmError:
+            raise
+        except Exception as exc:  # docker.errors.APIError, connection errors: said, not raised raw
+            raise SwarmError(
+                f"server {step.server_id}: the Swarm service could not be {_DONE[step.action]}: {_reason(exc)}"
+            ) from None
+
+    def definition(self, server: ServerConfig, host_port: int, replicas: int) -> dict[str, Any]:
         placement = ours.Placement(
             server_id=server.server_id,
             host_port=host_port,
@@ -107,55 +160,67 @@ class SwarmServices:
             http_path=server.http.path if server.http else "",
         )
         labels = ours.labels_for(placement, self.cluster)
+        return service_definition(server.server_id, server.spec, self.policy, labels, replicas, self.available_nodes())
+
+    def _rewrite(self, current: ServiceState, replicas: int, force: bool) -> None:
+        """The service as the engine has it, with another replica count (no task is
+        replaced) or, `force`, every task replaced one after another."""
         api = self.client.api
-        try:
-            definition = service_definition(
-                server.server_id, server.spec, self.policy, labels, replicas, self.available_nodes()
-            )
-            if current is None:
-                api.create_service(**definition)
-                return "created"
-            if same:
-                # Scaling alone: the task template as the engine has it (no task restarts).
-                spec = api.inspect_service(current.service_id)["Spec"]
-                api.update_service(
-                    current.service_id,
-                    current.version,
-                    task_template=spec["TaskTemplate"],
-                    name=spec["Name"],
-                    labels=spec.get("Labels"),
-                    mode={"Replicated": {"Replicas": replicas}},
-                    update_config=definition["update_config"],  # the order depends on the replicas
-                    rollback_config=definition["rollback_config"],
-                    networks=spec.get("Networks"),
-                    endpoint_spec=spec.get("EndpointSpec"),
+        spec = api.inspect_service(current.service_id)["Spec"]
+        template = dict(spec["TaskTemplate"])
+        if force:
+            template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
+        order = update_order(self.policy, replicas, self.available_nodes())
+        update_config = {**(spec.get("UpdateConfig") or {}), "Order": order}
+        rollback_config = {**(spec.get("RollbackConfig") or {}), "Order": order}
+        api.update_service(
+            current.service_id,
+            current.version,
+            task_template=template,
+            name=spec["Name"],
+            labels=spec.get("Labels"),
+            mode={"Replicated": {"Replicas": replicas}},
+            update_config=update_config,
+            rollback_config=rollback_config,
+            networks=spec.get("Networks"),
+            endpoint_spec=spec.get("EndpointSpec"),
+        )
+
+    def nodes(self) -> list[NodeInfo]:
+        """The swarm's nodes as the manager sees them."""
+        out = []
+        for n in self.client.api.nodes():
+            spec, status = n.get("Spec", {}), n.get("Status", {})
+            labels = spec.get("Labels") or {}
+            manager = n.get("ManagerStatus") or {}
+            out.append(
+                NodeInfo(
+                    node_id=n.get("ID", ""),
+                    hostname=str(n.get("Description", {}).get("Hostname", "")),
+                    address=str(status.get("Addr", "")),
+                    state=str(status.get("State", "")),
+                    availability=str(spec.get("Availability", "")),
+                    role=str(spec.get("Role", "")),
+                    leader=bool(manager.get("Leader")),
+                    zone=str(labels.get(self.policy.zone_label, "")) if self.policy.zone_label else "",
                 )
-                return "scaled"
-            api.update_service(current.service_id, current.version, **definition)
-            return "updated"
-        except Exception as exc:  # docker.errors.APIError, connection errors: said, not raised raw
-            raise SwarmError(
-                f"server {server.server_id}: the Swarm service could not be changed: {_reason(exc)}"
-            ) from None
+            )
+        return sorted(out, key=lambda n: (n.hostname, n.node_id))
 
     def available_nodes(self) -> int:
         """Nodes that can take a task now: ready, and active (not paused or drained)."""
-        nodes = self.client.api.nodes()
-        return sum(
-            1
-            for n in nodes
-            if n.get("Status", {}).get("State") == "ready" and n.get("Spec", {}).get("Availability") == "active"
-        )
+        return sum(1 for n in self.nodes() if n.available)
 
-    def remove(self, state: ServiceState) -> None:
+    def _remove(self, state: ServiceState) -> None:
         try:
             self.client.api.remove_service(state.service_id)
         except Exception as exc:
             if getattr(getattr(exc, "response", None), "status_code", None) == 404:
                 return  # already gone: what was asked
-            raise SwarmError(
-                f"server {state.server_id}: the Swarm service could not be removed: {_reason(exc)}"
-            ) from None
+            raise
+
+
+_DONE = {"create": "created", "update": "updated", "scale": "scaled", "restart": "restarted", "remove": "removed"}
 
 
 def _reason(exc: Exception) -> str:

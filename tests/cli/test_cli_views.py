@@ -110,3 +110,9 @@ def test_yaml_special_names_stay_strings():
     assert names == {"true": "mcp_true", "null": "mcp_null", "No": "mcp_No", "time": "time"}
     text = render_mcp_servers([LiteLLMServer("true", "http://h:1/mcp/true/mcp")])
     assert list(yaml.safe_load(text)["mcp_servers"]) == ["mcp_true"]
+
+
+def test_status_says_where_the_replicas_of_a_swarm_service_run():
+    swarm = {**RUNNING, "replicas": 3, "replicas_running": 2, "nodes": ["node-a", "node-b"]}
+    assert "a: replicas 2/3 running on node-a, node-b" in render_status(state([swarm]))
+    assert "replicas" not in render_status(state([RUNNING]))  # one host: one container, nothing to say

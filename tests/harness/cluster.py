@@ -10,7 +10,7 @@ Each start of a process writes a new log file `<name>.<n>.log` in the directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import zmq
 
@@ -41,12 +41,15 @@ class Cluster:
         env: Optional[Mapping[str, str]] = None,
         docker: Any = None,
         keep_sockets: bool = False,
+        prefix: Sequence[str] = (),
     ) -> None:
         """`settings`: sections and keys to add to (or replace in) the defaults; `env`:
         the processes' environment (default: this one without the orchestrator's
         variables); `docker`: a docker.DockerClient, to look at the containers;
         `keep_sockets`: keep the container-agent's listening sockets across its restarts,
-        as `mcp-orchestrator run` and systemd do."""
+        as `mcp-orchestrator run` and systemd do; `prefix`: words every process is run
+        with (a Swarm node's network namespace)."""
+        self.prefix = tuple(prefix)
         self.dir = directory
         self.cluster = name
         self.port_range = port_range
@@ -101,7 +104,7 @@ class Cluster:
                 close_fds=False,
             )
         else:
-            self.procs[name] = Process.of(self.specs[name], log, *extra_args, env=self.env)
+            self.procs[name] = Process.of(self.specs[name], log, *extra_args, env=self.env, prefix=self.prefix)
         return self.procs[name]
 
     def start_all(self, dashboard: bool = False) -> None:

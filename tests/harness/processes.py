@@ -99,9 +99,10 @@ class Process:
             )
 
     @classmethod
-    def of(cls, spec: ChildSpec, log_path: Path, *extra_args: str, **kwargs) -> "Process":
-        """One of the orchestrator's processes, as the launcher starts it (plus `extra_args`)."""
-        return cls(spec.name, [*spec.argv(sys.executable), *extra_args], log_path, **kwargs)
+    def of(cls, spec: ChildSpec, log_path: Path, *extra_args: str, prefix: Sequence[str] = (), **kwargs) -> "Process":
+        """One of the orchestrator's processes, as the launcher starts it (plus `extra_args`);
+        `prefix`: words that exec it (`nsenter --net=...`: a Swarm node's namespace)."""
+        return cls(spec.name, [*prefix, *spec.argv(sys.executable), *extra_args], log_path, **kwargs)
 
     @property
     def pid(self) -> int:

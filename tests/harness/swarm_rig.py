@@ -146,9 +146,17 @@ class SwarmRig:
         node.exec_root.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"dockerd-{node.name}.log", "ab")
         # nsenter --net, not `ip netns exec` (which remounts /sys: dockerd then finds no
-        # devices cgroup).
+        # devices cgroup). A UTS namespace of its own gives the node its name (sw1, ...):
+        # Swarm names a node after its engine's host name. Both exec: the pid is dockerd's.
         node.proc = subprocess.Popen(
             [
+                "unshare",
+                "--uts",
+                "--",
+                "sh",
+                "-c",
+                'hostname "$0" && exec "$@"',
+                node.name,
                 *node.prefix(),
                 "dockerd",
                 "--data-root",

@@ -10,18 +10,20 @@ boto3 calls.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from common import container_labels as labels
 from tests.harness.cluster import Cluster
 from tests.harness.files import Sections, merged
 from tests.harness.labels import TEST_LABEL
 from tests.harness.ports import free_port_range
+from tests.harness.processes import clean_env
 
 FAST = {"zmq": {"heartbeat_interval_seconds": 0.3, "request_timeout_ms": 2000, "request_retries": 2}}
 
@@ -34,6 +36,7 @@ class Orchestrator(Cluster):
         port_range: Optional[tuple[int, int]] = None,
         interval: int = 30,
         settings: Optional[Sections] = None,
+        env: Optional[dict[str, str]] = None,
     ) -> None:
         super().__init__(
             # ipc paths must stay short (Unix socket paths take about 107 bytes).
@@ -44,6 +47,7 @@ class Orchestrator(Cluster):
             interval=interval,
             settings=merged(FAST, settings or {}),
             docker=docker_client,
+            env=env,
         )
 
     def close(self) -> None:
@@ -62,6 +66,37 @@ class Orchestrator(Cluster):
         found = re.findall(r"local stand-in at (http://127\.0\.0\.1:\d+)", self.output("alb-agent"))
         assert found, self.output("alb-agent")
         return found[-1]
+
+    @contextlib.contextmanager
+    def node_agents(self, rig: Any, settings: Optional[Sections] = None) -> Iterator[dict[str, Cluster]]:
+        """A container-agent on every node of a swarm rig (tests/harness/swarm_rig.py),
+        inside the node's network namespace and on its engine, with this cluster's name
+        and port range: node name -> its cluster (a directory of its own). The bridges
+        listen on every address of the node, without tokens (the rig's network is the
+        test's own)."""
+        agents: dict[str, Cluster] = {}
+        try:
+            for node in rig.nodes:
+                agent = Cluster(
+                    Path(tempfile.mkdtemp(prefix=f"{node.name}-", dir="/tmp")),
+                    self.cluster,
+                    port_range=self.port_range,
+                    labels={TEST_LABEL: "1"},
+                    settings=merged(
+                        FAST,
+                        {"service": {"bridge_host": "0.0.0.0"}, "bridge": {"auth": "none"}},
+                        settings or {},
+                    ),
+                    env=clean_env(DOCKER_HOST=node.socket),
+                    prefix=node.prefix(),
+                )
+                agents[node.name] = agent
+                agent.start("container-agent")
+            yield agents
+        finally:
+            for agent in agents.values():
+                agent.close()
+                shutil.rmtree(agent.dir, ignore_errors=True)
 
     def rules(self) -> dict[str, tuple[str, int, tuple[str, ...]]]:
         """path pattern -> (rule ARN, priority, forward target groups) on the stand-in."""

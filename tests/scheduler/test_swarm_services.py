@@ -17,6 +17,8 @@ from common import container_labels as ours
 from common.config import load_server
 from common.swarm_service import ServicePolicy
 from services.container_agent.stdio import attach
+from services.scheduler.diff import Want
+from services.scheduler.swarm_plan import plan_services
 from services.scheduler.swarm_services import SwarmServices
 from tests.harness.servers import initialize_request
 from tests.harness.waiting import wait_for
@@ -66,13 +68,27 @@ def local_containers(node, server_id: str) -> list:
     return found
 
 
+def converge(services: SwarmServices, config, replicas: int, state=None) -> list[str]:
+    """Plan the server's service against `state` and carry the steps out: their actions."""
+    want = Want(server_id="clock", spec_hash=config.spec_hash, host_port=PORT)
+    steps = plan_services({"clock": want}, {"clock": replicas}, {"clock": state} if state else {})
+    for step in steps:
+        services.carry_out(step, config, PORT, state)
+    return [step.action for step in steps]
+
+
 def test_a_server_runs_as_a_replicated_service_spread_over_the_nodes(swarm_rig, time_server_image):
     policy = ServicePolicy(replicas=2, max_per_node=1, update_delay_seconds=0.5, update_monitor_seconds=2)
     services = SwarmServices(swarm_rig.manager.client(), CLUSTER, policy)
     clock = server(time_server_image)
+    nodes = services.nodes()
+    assert [(n.hostname, n.address, n.zone, n.available) for n in nodes] == [
+        (node.name, node.address, node.zone, True) for node in swarm_rig.nodes
+    ]
+    assert sum(n.leader for n in nodes) == 1 and services.available_nodes() == len(swarm_rig.nodes)
     started = time.monotonic()
     try:
-        assert services.apply(clock, PORT, 2) == "created"
+        assert converge(services, clock, 2) == ["create"]
         state = wait_for(
             lambda: (s := services.observe().get("clock")) is not None and s.running == 2 and s,
             120,
@@ -98,16 +114,17 @@ def test_a_server_runs_as_a_replicated_service_spread_over_the_nodes(swarm_rig, 
         state = rolled_out(swarm_rig, services, changed, 2, state, "start-first", "TZ=UTC")
         # Scaling alone changes no running task.
         before = set(state.nodes)
-        assert services.apply(changed, PORT, 3, state) == "scaled"
+        assert converge(services, changed, 3, state) == ["scale"]
         state = wait_for(lambda: (s := services.observe()["clock"]).running == 3 and s, 120, "three replicas")
         assert before <= set(state.nodes) and len(set(state.nodes)) == 3
-        assert services.apply(changed, PORT, 3, state) == "unchanged"
+        assert converge(services, changed, 3, state) == []
         # With one replica on every node there is no room for a new task first: stop-first.
         paris = server(time_server_image, "-e", "TZ=Europe/Paris")
         state = rolled_out(swarm_rig, services, paris, 3, state, "stop-first", "TZ=Europe/Paris")
     finally:
-        for state in services.observe().values():
-            services.remove(state)
+        for sid, state in services.observe().items():
+            for step in plan_services({}, {}, {sid: state}):
+                services.carry_out(step, None, None, state)
     wait_for(lambda: all(not local_containers(n, "clock") for n in swarm_rig.nodes), 60, "the tasks to go")
     assert services.observe() == {}
 
@@ -115,7 +132,7 @@ def test_a_server_runs_as_a_replicated_service_spread_over_the_nodes(swarm_rig, 
 def rolled_out(rig, services: SwarmServices, new, replicas: int, state, order: str, env: str):
     """Apply a changed spec; wait until every task runs it. The new state."""
     started = time.monotonic()
-    assert services.apply(new, PORT, replicas, state) == "updated"
+    assert converge(services, new, replicas, state) == ["update"]
     inspected = services.client.api.inspect_service(state.service_id)["Spec"]
     assert inspected["UpdateConfig"]["Order"] == order
     state = wait_for(

@@ -1,0 +1,139 @@
+"""The orchestrator with `[cluster] engine = swarm`, against a real three-node swarm
+(tests/harness/swarm_rig.py): the configuration becomes Swarm services, each with its
+replicas on different nodes, and the scheduler's status says how many run and where;
+the container-agent of every node (in the node's network namespace, on its engine)
+serves the node's local replica, so official SDK clients of both eras call tools
+through every node that runs one; a change of replicas scales, a hand stop scales to
+zero and a start back, a server left out of the configuration loses its service, and
+a flag a service cannot express is refused for its server only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from mcp.client.client import Client
+
+from common.swarm_service import ServicePolicy
+from services.scheduler.swarm_services import SwarmServices
+from tests.harness.processes import clean_env
+from tests.harness.waiting import wait_for
+from tests.scheduler.support import Orchestrator
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.swarm]
+
+
+def time_server(image: str, *extra: str, replicas=None) -> dict:
+    entry = {"command": "docker", "args": ["run", "-i", "--rm", *extra, image]}
+    if replicas is not None:
+        entry["orchestrator"] = {"replicas": replicas}
+    return entry
+
+
+@pytest.fixture
+def swarm_orch(docker_client, swarm_rig):
+    orch = Orchestrator(
+        docker_client,
+        settings={"cluster": {"engine": "swarm", "update_delay_seconds": 0.5, "update_monitor_seconds": 2}},
+        env=clean_env(DOCKER_HOST=swarm_rig.manager.socket),
+    )
+    services = SwarmServices(swarm_rig.manager.client(), orch.cluster, ServicePolicy())
+    try:
+        yield orch, services
+    finally:
+        orch.close()
+        for state in services.observe().values():
+            swarm_rig.manager.client().api.remove_service(state.service_id)
+
+
+def replicas_of(orch: Orchestrator, sid: str, running: int):
+    """The server's published state once `running` replicas run, else None."""
+    s = orch.servers().get(sid)
+    if not s or s.get("replicas_running") != running or s.get("replicas") != running:
+        return None
+    return s if (s["status"] == "running") == (running > 0) else None
+
+
+def call_through(node_address: str, port: int, sid: str, mode: str) -> str:
+    """An official SDK client's tools/call through one node's bridge: the text."""
+
+    async def call() -> str:
+        async with Client(f"http://{node_address}:{port}/mcp/{sid}/mcp", mode=mode) as client:
+            result = await client.call_tool("get_current_time", {"timezone": "Etc/UTC"})
+            assert result.is_error is False, result
+            return result.content[0].text
+
+    return asyncio.run(asyncio.wait_for(call(), 60))
+
+
+def test_the_configuration_runs_as_swarm_services_over_the_nodes(swarm_orch, swarm_rig, time_server_image):
+    orch, services = swarm_orch
+    orch.write_config(
+        {
+            "clock": time_server(time_server_image, replicas=2),
+            "paris": time_server(time_server_image, "-e", "TZ=Europe/Paris"),  # [cluster] default_replicas: 2
+            "priv": time_server(time_server_image, "--privileged"),
+        }
+    )
+    started = time.monotonic()
+    orch.start("alb-agent")
+    orch.start("scheduler")
+    with orch.node_agents(swarm_rig) as agents:
+        run_and_serve(orch, services, swarm_rig, agents, started)
+        change_and_remove(orch, services, time_server_image)
+
+
+def run_and_serve(orch: Orchestrator, services: SwarmServices, swarm_rig, agents: dict, started: float) -> None:
+    by_name = {n.name: n for n in swarm_rig.nodes}
+    for sid in ("clock", "paris"):
+        s = wait_for(lambda: replicas_of(orch, sid, 2), 120, f"{sid}: 2 replicas running", explain=orch.diagnosis)
+        names = {n.name for n in swarm_rig.nodes}
+        assert len(set(s["nodes"])) == 2 and set(s["nodes"]) <= names, s["nodes"]
+        assert s["host_port"] and s["spec_hash"]
+    print(f"\n2 servers x 2 replicas running {time.monotonic() - started:.1f} s after the scheduler started")
+    # The flag a service cannot express: that server refused, the others run.
+    state = orch.status()
+    assert any("--privileged cannot be used with [cluster] engine = swarm" in e for e in state["config"]["errors"])
+    assert set(services.observe()) == {"clock", "paris"}
+    ports = {sid: s["host_port"] for sid, s in orch.servers().items() if sid != "priv"}
+    assert {sid: s.host_port for sid, s in services.observe().items()} == ports
+    # Every node that runs a replica serves it, in both eras, at the same port.
+    for sid, port in ports.items():
+        for name in orch.servers()[sid]["nodes"]:
+            for mode in ("2026-07-28", "legacy"):
+                text = wait_for(
+                    lambda: call_through(by_name[name].address, port, sid, mode),
+                    60,
+                    f"{sid} served by {name} ({mode})",
+                    ignoring=(Exception,),
+                    explain=lambda: agents[name].output("container-agent", 30),
+                )
+                assert '"timezone"' in text or "Etc/UTC" in text, text
+
+
+def change_and_remove(orch: Orchestrator, services: SwarmServices, time_server_image: str) -> None:
+    ports = {sid: s["host_port"] for sid, s in orch.servers().items() if sid != "priv"}
+    # Replicas changed: scaled, the port and the running tasks kept.
+    clock_nodes = set(orch.servers()["clock"]["nodes"])
+    orch.write_config(
+        {
+            "clock": time_server(time_server_image, replicas=3),
+            "paris": time_server(time_server_image, "-e", "TZ=Europe/Paris"),
+        }
+    )
+    s = wait_for(lambda: replicas_of(orch, "clock", 3), 120, "clock scaled to 3", explain=orch.diagnosis)
+    assert clock_nodes < set(s["nodes"]) and s["host_port"] == ports["clock"]
+
+    # A hand stop scales to 0 and stays; a start brings the replicas back.
+    orch.action("stop", "clock")
+    s = wait_for(lambda: replicas_of(orch, "clock", 0), 60, "clock stopped", explain=orch.diagnosis)
+    assert s["status"] == "stopped" and s["stopped_by_hand"]
+    orch.action("start", "clock")
+    wait_for(lambda: replicas_of(orch, "clock", 3), 120, "clock started again", explain=orch.diagnosis)
+
+    # Out of the configuration: its service goes, the other stays.
+    orch.write_config({"paris": time_server(time_server_image, "-e", "TZ=Europe/Paris")})
+    wait_for(lambda: set(services.observe()) == {"paris"}, 60, "clock's service removed", explain=orch.diagnosis)
+    wait_for(lambda: "clock" not in orch.servers(), 30, "clock gone from the status")
+    assert replicas_of(orch, "paris", 2)
