@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from common import metrics
+from common import curve, metrics
 from common.logs import setup_logging
 from common.pubsub import Publisher, Subscriber
 from common.reqrep import RepServer
+from common.service import Service
 from common.settings import Settings, SettingsError, ZmqSettings, load_settings
 
 SYSTEM_DIR = Path("/etc/mcp-orchestrator")
@@ -80,6 +81,21 @@ def start_process(name: str, settings_path: Optional[Path]) -> Optional[Settings
         return None
     setup_logging(settings.logging.level, name)
     return settings
+
+
+def open_service(name: str, settings: Settings) -> Optional[Service]:
+    """The process's Service, its ZeroMQ links between hosts secured as the settings say
+    (common/curve.py); None (the problem printed) when the cluster key is missing."""
+    service = Service(name)
+    try:
+        curve.arm(
+            service.ctx, settings.zmq.between_hosts, settings.cluster.keys_dir, needed=settings.links_between_hosts
+        )
+    except curve.CurveError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        service.close()
+        return None
+    return service
 
 
 def serve_metrics(service: Any, name: str, settings: Settings) -> None:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import zmq
 
+from common import curve
 from common.secrets import shown
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,13 @@ def new_socket(
     connecting fails the socket is closed before the error is raised: a leaked socket
     would make terminating its context hang.
     """
+    # CURVE for a tcp:// endpoint of an armed context (common/curve.py); a plain link to
+    # another host is refused here, before any socket exists.
+    secured = curve.socket_options(ctx, bind or connect or "", server=bind is not None)
     sock = ctx.socket(kind)
     try:
         sock.setsockopt(zmq.LINGER, 0)
-        for option, value in (options or {}).items():
+        for option, value in {**secured, **(options or {})}.items():
             sock.setsockopt(option, value)
         if bind is not None:
             return sock, bind_endpoint(sock, bind)
@@ -414,6 +418,7 @@ class Service:
         self._wake_r.close()
         self._wake_w.close()
         if self._own_ctx:
+            curve.release(self.ctx)
             self.ctx.destroy(linger=0)
         log.info("%s closed", self.name)
 

@@ -347,6 +347,12 @@ class ZmqSettings:
         1.0, "publishers' heartbeat period", lambda v: None if 0.05 <= v <= 60 else "must be between 0.05 and 60"
     )
     max_message_bytes: int = _setting(4 * 1024 * 1024, "largest message accepted", _between(1024, 256 * 1024 * 1024))
+    between_hosts: str = _setting(
+        "curve",
+        "tcp:// links to other hosts: curve (encrypted, only peers holding the cluster key from "
+        "[cluster] keys_dir) or plain (neither: only on a network you trust)",
+        lambda v: _one_of("curve", "plain")(v),
+    )
 
 
 def _positive(v: float) -> Optional[str]:
@@ -513,6 +519,17 @@ class ClusterSettings:
         "a new replica that fails within this time rolls the update back by itself (swarm)",
         _between(0, 3600),
     )
+    agent_port: int = _setting(
+        7451,
+        "TCP port of each node's container-agent for the scheduler (requests; the next port: its events), "
+        "on every address of the node, CurveZMQ-secured (swarm)",
+        _port,
+    )
+    keys_dir: str = _setting(
+        "/etc/mcp-orchestrator/keys",
+        "directory of the cluster key pair (`mcp-orchestrator keys`), the same on every host (swarm)",
+        _nonempty,
+    )
 
 
 SECTIONS: dict[str, type] = {
@@ -538,6 +555,19 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     source: str = ""  # the file these came from ("" = defaults only)
+
+    @property
+    def links_between_hosts(self) -> bool:
+        """ZeroMQ links leave this host: a swarm, or a tcp:// endpoint not on loopback."""
+        if self.cluster.engine == "swarm":
+            return True
+        for f in dataclasses.fields(ZmqSettings):
+            value = getattr(self.zmq, f.name)
+            if f.metadata.get("check") is _endpoint and value.startswith("tcp://"):
+                host = value[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+                if not is_loopback_host(host):
+                    return True
+        return False
 
     @property
     def routing_simulated(self) -> bool:

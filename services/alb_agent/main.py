@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 
 from common.process import (
     EXIT_UNUSABLE,
+    open_service,
     process_parser,
     publish_on,
     resolve_paths,
@@ -136,7 +137,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except StandInError as exc:
         log.error("%s", exc)
         return 1  # the local stand-in may start next time: let systemd retry
-    service = Service(NAME)
+    service = open_service(NAME, settings)
+    if service is None:
+        return EXIT_UNUSABLE
     try:
         serve_metrics(service, NAME, settings)
         AlbAgent(service, router, settings, apply_wait_seconds=max(args.apply_wait, 0.0))

@@ -25,6 +25,8 @@ from common.process import add_file_options, resolve_paths
 from common.protocol import to_plain
 from common.settings import Settings, SettingsError, default_runtime_dir, load_settings
 
+SERVICE_USER = "mcp-orchestrator"  # the user the installed units run as (scripts/install.sh)
+
 
 def load_all(config_path: Path, settings_path: Optional[Path]) -> tuple[Settings, list[str], McpConfig]:
     """Settings (defaults when invalid), settings problems, and the checked config."""
@@ -208,6 +210,51 @@ def cmd_litellm_config(args: argparse.Namespace) -> int:
 # --- run -------------------------------------------------------------------------------
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """The cluster key pair for the ZeroMQ links between hosts, made once."""
+    from common import curve
+
+    _, settings_path = resolve_paths(args)
+    settings, problems, _ = load_all(Path(os.devnull), settings_path)
+    if problems:
+        for problem in problems:
+            print(f"mcp-orchestrator: {problem}", file=sys.stderr)
+        return 1
+    directory = Path(args.dir or settings.cluster.keys_dir)
+    try:
+        secret, made = curve.create_keys(directory)
+    except OSError as exc:
+        print(f"mcp-orchestrator: cannot write the cluster key in {directory}: {exc}", file=sys.stderr)
+        return 1
+    public, _ = curve.key_files(directory)
+    owner = _service_owner()
+    if owner is not None:  # as root: the files belong to the user the units run as
+        for path in (directory, secret, public):
+            os.chown(path, *owner)
+    if made:
+        print(f"made the cluster key pair: {secret} and {public} (owner-only)")
+    else:
+        print(f"the cluster key pair exists: {secret} (kept: the other hosts hold a copy)")
+    print(
+        f"copy both files to {directory} on every other host of the swarm (same owner, mode 600): "
+        "only processes holding them can talk to each other"
+    )
+    return 0
+
+
+def _service_owner() -> Optional[tuple[int, int]]:
+    """(uid, gid) of the system user the installed units run as, when we are root."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        user = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return None
+    return user.pw_uid, user.pw_gid
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from services.cli import launcher
 
@@ -323,10 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     litellm.add_argument("--offline", action="store_true", help="do not ask the scheduler; use the configuration alone")
     litellm.set_defaults(func=cmd_litellm_config)
+
+    keys = sub.add_parser(
+        "keys",
+        help="make the cluster key pair for the links between hosts (swarm)",
+        description="Make the CurveZMQ key pair the processes of every host use to talk to each other "
+        "([cluster] keys_dir), unless it exists. Run it on one host, then copy the files to the others.",
+    )
+    add_file_options(keys)
+    keys.add_argument("--dir", default=None, metavar="DIR", help="where to put it (default: [cluster] keys_dir)")
+    keys.set_defaults(func=cmd_keys)
     return parser
 
 
-COMMANDS = ("validate", "run", "status", "plan", "litellm-config")
+COMMANDS = ("validate", "run", "status", "plan", "litellm-config", "keys")
 
 
 def with_default_command(argv: Sequence[str]) -> list[str]:

@@ -38,6 +38,7 @@ from common import protocol, server_ids
 from common.container_labels import event_filters, parse_extra
 from common.process import (
     EXIT_UNUSABLE,
+    open_service,
     process_parser,
     publish_on,
     resolve_paths,
@@ -372,7 +373,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     port_range = (settings.service.port_range_start, settings.service.port_range_end)
     specs = ServerSpecs(Path(config_path), port_range)
     specs.reload()
-    service = Service(NAME)
+    service = open_service(NAME, settings)
+    if service is None:
+        return EXIT_UNUSABLE
     try:
         serve_metrics(service, NAME, settings)
         ContainerAgent(

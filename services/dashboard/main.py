@@ -13,8 +13,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, serve_metrics, start_process
-from common.service import Service
+from common.process import EXIT_UNUSABLE, open_service, process_parser, resolve_paths, serve_metrics, start_process
 from services.dashboard.app import create_app
 from services.dashboard.http_server import HttpServer
 from services.dashboard.link import NAME, SchedulerLink
@@ -36,7 +35,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             dash.port,
         )
 
-    service = Service(NAME)
+    service = open_service(NAME, settings)
+    if service is None:
+        return EXIT_UNUSABLE
     try:
         serve_metrics(service, NAME, settings)
         link = service.attach(SchedulerLink(service.ctx, settings))

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from common.process import EXIT_UNUSABLE, process_parser, resolve_paths, serve_metrics, start_process
-from common.service import Service
+from common.process import EXIT_UNUSABLE, open_service, process_parser, resolve_paths, serve_metrics, start_process
 
 from .scheduler import NAME, Scheduler
 
@@ -32,7 +31,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if settings is None:
         return EXIT_UNUSABLE
     log.info("configuration %s, settings %s", config_path, settings_path or "(built-in defaults)")
-    service = Service(NAME)
+    service = open_service(NAME, settings)
+    if service is None:
+        return EXIT_UNUSABLE
     try:
         serve_metrics(service, NAME, settings)
         scheduler = Scheduler(service, settings, Path(config_path), settings_path)
