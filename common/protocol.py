@@ -233,8 +233,19 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class NodeIdentity:
+    """A container-agent's node in a swarm (what the scheduler registers at the ALB)."""
+
+    node_id: str = ""  # the Swarm node id of its engine
+    hostname: str = ""
+    instance_id: str = ""  # the EC2 instance ("" when unknown: see instance_error)
+    instance_error: str = ""
+
+
+@dataclass(frozen=True)
 class ContainerList:
     containers: list[ContainerInfo] = field(default_factory=list)
+    node: Optional[NodeIdentity] = None  # [cluster] engine = swarm: who answers
 
 
 @dataclass(frozen=True)
@@ -267,6 +278,9 @@ class RouteEntry:
     server_id: str
     port: int
     enabled: bool = True
+    # The EC2 instances that serve it ([cluster] engine = swarm: the nodes running a ready
+    # replica); None: the alb-agent's own instance (one host).
+    targets: Optional[list[str]] = None
 
     def __post_init__(self) -> None:
         _check_port("port", self.port)
@@ -304,6 +318,7 @@ class RouteInfo:
     priority: Optional[int] = None
     health: Optional[str] = None  # ELBv2 target health state
     error: Optional[str] = None
+    targets: list[str] = field(default_factory=list)  # instances registered (not draining)
 
 
 @dataclass(frozen=True)
@@ -522,6 +537,7 @@ class ServerState:
     replicas: Optional[int] = None  # replicas asked for (None: one host, one container)
     replicas_running: Optional[int] = None
     nodes: list[str] = field(default_factory=list)  # host names of the nodes running one
+    served_by: list[str] = field(default_factory=list)  # ... whose bridge serves it (the ALB targets)
 
 
 @dataclass(frozen=True)

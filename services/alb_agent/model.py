@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Optional
 
 from common import server_ids
+from common.instance import INSTANCE_ID_RE
 from common.protocol import AwsProblem
 
 # Per-server error codes (RouteError.code).
@@ -45,6 +46,7 @@ AWS_RECOVERED = "route.recovered"  # AWS answers again after a failure
 class DesiredRoute:
     port: int
     enabled: bool = True
+    targets: Optional[tuple[str, ...]] = None  # instance ids; None: this host's instance
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,8 @@ class AlbEvent:
 def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteError]]:
     """Desired routes from plain data, as they arrive over the wire.
 
-    Accepts {id: port} or {id: {"port": p, "enabled": bool}}. Entries that cannot be
-    used come back as per-server errors; the rest are still applied.
+    Accepts {id: port} or {id: {"port": p, "enabled": bool, "targets": [instance ids]}}.
+    Entries that cannot be used come back as per-server errors; the rest are still applied.
     """
     routes: dict[str, DesiredRoute] = {}
     errors: dict[str, RouteError] = {}
@@ -179,11 +181,18 @@ def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteErro
             errors[key] = RouteError(key, INVALID_ROUTE, problem)
             continue
         enabled = True
+        targets = None
         if isinstance(value, Mapping):
             port = value.get("port")
             enabled = value.get("enabled", True)
+            targets = value.get("targets")
         else:
             port = value
+        if targets is not None and (
+            not isinstance(targets, (list, tuple)) or not all(INSTANCE_ID_RE.fullmatch(str(t)) for t in targets)
+        ):
+            errors[key] = RouteError(key, INVALID_ROUTE, "'targets' must be a list of EC2 instance ids")
+            continue
         if not isinstance(enabled, bool):
             errors[key] = RouteError(key, INVALID_ROUTE, "'enabled' must be true or false")
             continue
@@ -196,7 +205,9 @@ def parse_routes(raw: Any) -> tuple[dict[str, DesiredRoute], dict[str, RouteErro
         ):
             errors[key] = RouteError(key, INVALID_ROUTE, f"port must be an integer 1..65535, got {port!r}")
             continue
-        routes[key] = DesiredRoute(port=port, enabled=enabled)
+        routes[key] = DesiredRoute(
+            port=port, enabled=enabled, targets=None if targets is None else tuple(sorted(set(map(str, targets))))
+        )
     return routes, errors
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Optional
+from typing import Optional, Sequence
 
 TAG_CLUSTER = "mcp-orchestrator:cluster"
 TAG_SERVER_ID = "mcp-orchestrator:server-id"
@@ -46,15 +46,28 @@ def ownership_tags(cluster_name: str, server_id: str) -> dict[str, str]:
     return {TAG_CLUSTER: cluster_name, TAG_SERVER_ID: server_id}
 
 
-def target_tag_value(instance_id: str, port: int) -> str:
-    return f"{instance_id}:{port}"
+# A tag value holds at most 256 characters: about nine "i-...:port" targets.
+_TAG_VALUE_MAX = 256
 
 
-def parse_target_tag(value: Optional[str]) -> Optional[tuple[str, int]]:
-    """("i-abc", 8000) from "i-abc:8000"; None when absent or unreadable."""
-    if not value or ":" not in value:
+def target_tag_value(instance_ids: str | Sequence[str], port: int) -> str:
+    """What a group's target tag says when it holds these instances at `port`:
+    "i-abc:8000", "i-abc,i-def:8000" (several nodes of a swarm), or, when that is too long
+    for a tag, a digest of it (then the targets themselves are read to compare)."""
+    ids = [instance_ids] if isinstance(instance_ids, str) else sorted(instance_ids)
+    value = f"{','.join(ids)}:{port}"
+    if len(value) <= _TAG_VALUE_MAX:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def parse_target_tag(value: Optional[str]) -> Optional[tuple[tuple[str, ...], int]]:
+    """(("i-abc",), 8000) from "i-abc:8000", (("i-abc", "i-def"), 8000) from
+    "i-abc,i-def:8000"; None when absent, a digest or unreadable."""
+    if not value or ":" not in value or value.startswith("sha256:"):
         return None
-    instance_id, _, port = value.rpartition(":")
-    if not instance_id or not port.isdigit():
+    instance_ids, _, port = value.rpartition(":")
+    ids = tuple(i for i in instance_ids.split(",") if i)
+    if not ids or not port.isdigit():
         return None
-    return instance_id, int(port)
+    return ids, int(port)

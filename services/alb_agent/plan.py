@@ -157,7 +157,7 @@ def target_groups_to_read(
         if verify:
             out.append(tg.arn)
         elif sid in wanted:
-            if tag != naming.target_tag_value(settings.instance_id, wanted[sid].port):
+            if tag != naming.target_tag_value(wanted_instances(wanted[sid], settings), wanted[sid].port):
                 out.append(tg.arn)
         elif naming.parse_target_tag(tag) is None:
             out.append(tg.arn)  # stale: learn what to deregister
@@ -174,11 +174,17 @@ def _ours_match(rule: ObservedRule, paths: Sequence[str], tg_arn: Optional[str])
     )
 
 
+def wanted_instances(route: DesiredRoute, settings: PlanSettings) -> tuple[str, ...]:
+    """The instances a route's group should hold: those named (a swarm's serving nodes),
+    else the instance this agent runs on."""
+    return route.targets if route.targets is not None else (settings.instance_id,)
+
+
 def _current_targets(tg: ObservedTargetGroup) -> tuple[Target, ...]:
     if tg.targets is not None:
         return tg.targets
     recorded = naming.parse_target_tag(tg.tags.get(naming.TAG_TARGET))
-    return (Target(*recorded),) if recorded else ()
+    return tuple(Target(i, recorded[1]) for i in recorded[0]) if recorded else ()
 
 
 class _Planner:
@@ -388,8 +394,9 @@ class _Planner:
 
     def plan_target_group(self, sid: str, route: DesiredRoute, tg: Optional[ObservedTargetGroup]) -> bool:
         """Group, draining delay, registration and bookkeeping tags; True if a route changes."""
-        want_target = Target(self.s.instance_id, route.port)
-        want_tag = naming.target_tag_value(self.s.instance_id, route.port)
+        instances = wanted_instances(route, self.s)
+        want_targets = [Target(i, route.port) for i in instances]
+        want_tag = naming.target_tag_value(instances, route.port)
         health_check = self.s.health_check(sid)
         delay = self.s.aws.deregistration_delay_seconds
         if tg is None:
@@ -397,7 +404,7 @@ class _Planner:
                 CreateTargetGroup(sid, naming.target_group_name(sid, self.s.aws.cluster_name), route.port, health_check)
             )
             self.delays.append(SetDeregistrationDelay(sid, None, delay))
-            self.registers.append(RegisterTarget(sid, None, want_target))
+            self.registers.extend(RegisterTarget(sid, None, t) for t in want_targets)
             self.records.append(
                 TagTargetGroup(
                     sid, None, ((naming.TAG_TARGET, want_tag), (naming.TAG_DEREGISTRATION_DELAY, str(delay)))
@@ -410,11 +417,14 @@ class _Planner:
             self.tg_writes.append(UpdateTargetGroup(sid, tg.arn, health_check))
             changed = True
         current = _current_targets(tg)
-        if want_target not in current:
-            self.registers.append(RegisterTarget(sid, tg.arn, want_target))
-            changed = True
+        for target in want_targets:
+            if target not in current:
+                self.registers.append(RegisterTarget(sid, tg.arn, target))
+                changed = True
         for old in current:
-            if old != want_target:
+            if old not in want_targets:
+                # After the new ones are registered (apply order): a node leaving a
+                # swarm's group is replaced before it goes.
                 self.replaced.append(DeregisterTarget(sid, tg.arn, old))
                 changed = True
         if tg.tags.get(naming.TAG_TARGET) != want_tag:

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Optional
 
 from common import server_ids
+from common.instance import InstanceIdError, resolve_instance_id
 from common.protocol import ListenerInfo, RoutingStatus, RuleInfo, TargetGroupInfo, TargetInfo
 from common.secrets import Secret
 from common.settings import AwsSettings
 from services.alb_agent.actions import Action, CreateRule, ModifyRule
 from services.alb_agent.apply import PlanApplier
 from services.alb_agent.aws_client import AwsCallError, AwsError, CallWatch, call, make_client
-from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import (
     API_ERROR,
     AWS_ERROR,

@@ -63,7 +63,7 @@ def routes_from_request(body: RoutesApply) -> tuple[dict[str, DesiredRoute], dic
         if entry.server_id in raw:
             errors[entry.server_id] = RouteError(entry.server_id, INVALID_ROUTE, "listed twice in one route set")
             continue
-        raw[entry.server_id] = {"port": entry.port, "enabled": entry.enabled}
+        raw[entry.server_id] = {"port": entry.port, "enabled": entry.enabled, "targets": entry.targets}
     routes, invalid = parse_routes(raw)
     for sid in errors:
         routes.pop(sid, None)
@@ -121,6 +121,7 @@ def route_infos(
                 priority=priority,
                 health=target.state if target else None,
                 error=known_errors.get(sid),
+                targets=sorted({t.instance_id for t in targets if port is None or t.port == port}),
             )
         )
     return out

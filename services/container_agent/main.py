@@ -52,6 +52,7 @@ from common.protocol import (
     ContainerList,
     ErrorCode,
     Message,
+    NodeIdentity,
     Operation,
     ProtocolError,
     ServiceError,
@@ -67,6 +68,7 @@ from .bridge import BridgeConfig, BridgeEvent, BridgeThread
 from .docker_ops import DockerOps
 from .event_stream import DockerEventStream
 from .lifecycle import Lifecycle
+from .node import node_identity
 from .serving import Serving
 from .specs import ServerSpecs
 
@@ -147,6 +149,15 @@ class ContainerAgent:
         self.rep = serve_requests(service, NAME, zmq_settings.containers, handlers, zmq_settings)
         self.pub = publish_on(service, NAME, zmq_settings.container_events, zmq_settings)
         service.on_close(self.close)
+        self.node: Optional[NodeIdentity] = None
+        if settings.cluster.engine == "swarm":
+            # The schedulers of the managers ask every node what it serves, over CurveZMQ
+            # (common/curve.py); nothing they send changes a container: Swarm owns them.
+            self.node = node_identity(client, settings.aws)
+            endpoint = f"tcp://0.0.0.0:{settings.cluster.agent_port}"
+            reads = {"container.status": self.on_status, "container.traffic": self.on_traffic}
+            self.cluster_rep = serve_requests(service, NAME, endpoint, reads, zmq_settings)
+            log.info("answering the swarm's schedulers on %s", endpoint)
 
         # Docker calls block: they run here. Threads still busy at exit (a graceful stop)
         # finish first; queued ones are dropped.
@@ -202,7 +213,9 @@ class ContainerAgent:
         sid = msg.body.server_id
         if sid is not None:
             _checked(sid)
-        return self._read(msg, "status", lambda: self.lifecycle.status(sid), lambda infos: ContainerList(infos))
+        return self._read(
+            msg, "status", lambda: self.lifecycle.status(sid), lambda infos: ContainerList(infos, node=self.node)
+        )
 
     def on_traffic(self, msg: Message) -> Deferred:
         """What the bridge served (for the dashboard): read on the bridge's loop, waited

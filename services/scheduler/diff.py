@@ -143,8 +143,17 @@ def routed_ports(observed: Mapping[str, RouteInfo]) -> dict[str, int]:
     }
 
 
-def plan_routes(wanted: Mapping[str, int], observed: Optional[Mapping[str, RouteInfo]]) -> RoutePlan:
-    entries = [RouteEntry(server_id=sid, port=port) for sid, port in sorted(wanted.items())]
+def plan_routes(
+    wanted: Mapping[str, int],
+    observed: Optional[Mapping[str, RouteInfo]],
+    targets: Optional[Mapping[str, list[str]]] = None,
+) -> RoutePlan:
+    """`targets`: the instances that serve each server ([cluster] engine = swarm); None:
+    the alb-agent's own instance serves them all (one host)."""
+    entries = [
+        RouteEntry(server_id=sid, port=port, targets=None if targets is None else list(targets.get(sid, [])))
+        for sid, port in sorted(wanted.items())
+    ]
     known = observed if observed is not None else {}
     routed = routed_ports(known)
     changes: list[Step] = []
@@ -157,6 +166,9 @@ def plan_routes(wanted: Mapping[str, int], observed: Optional[Mapping[str, Route
             changes.append(Step("route-move", sid, f"target port {routed[sid]} -> {port}"))
         elif info is not None and info.error:
             changes.append(Step("route-retry", sid, info.error))
+        elif targets is not None and info is not None and sorted(info.targets) != sorted(targets.get(sid, [])):
+            now = ", ".join(sorted(targets.get(sid, []))) or "none"
+            changes.append(Step("route-targets", sid, f"targets {', '.join(sorted(info.targets)) or 'none'} -> {now}"))
     for sid in sorted(set(known) - set(wanted)):
         info = known[sid]
         if info.rule_arn or info.target_group_arn:

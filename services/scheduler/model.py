@@ -36,6 +36,7 @@ from common.settings import Settings
 from .backoff import UNREADY, BackoffPolicy, CrashBook
 from .config_keeper import ActiveConfig
 from .diff import ContainerPlan, RoutePlan, Step, Want, plan_containers, plan_routes
+from .node_agents import NodeReport, serving_nodes, targets_of
 from .ports import allocate_ports
 from .server_state import ServerFacts, server_state
 from .swarm_plan import ServiceStep, plan_services
@@ -75,6 +76,7 @@ class Model:
         self.swarm = settings.cluster.engine == "swarm"
         self.services: Optional[dict[str, ServiceState]] = None
         self.nodes: list[NodeInfo] = []
+        self.node_reports: Optional[dict[str, NodeReport]] = None  # each node's container-agent
         self.routes: Optional[dict[str, RouteInfo]] = None
         self.routing_error: Optional[str] = None
         self.routing_status = RoutingStatus()  # the alb-agent's full view, for the dashboard
@@ -177,10 +179,13 @@ class Model:
             self._track_crashes(now)
             self._allocate()
 
-    def observe_services(self, services: dict[str, ServiceState], nodes: list[NodeInfo]) -> None:
+    def observe_services(
+        self, services: dict[str, ServiceState], nodes: list[NodeInfo], reports: dict[str, NodeReport]
+    ) -> None:
         with self.lock:
             self.services = dict(services)
             self.nodes = list(nodes)
+            self.node_reports = dict(reports)
             self._allocate()
 
     def observe_container(self, info: ContainerInfo) -> None:
@@ -351,7 +356,11 @@ class Model:
             if not self.active.usable or self._observed() is None:
                 return ContainerPlan(), None
             if self.swarm:
-                return ContainerPlan(), plan_routes(self.route_wants(), self.routes)
+                if self.node_reports is None:
+                    return ContainerPlan(), None  # whom to register is not known yet
+                wants = self.route_wants()
+                targets = {sid: targets_of(sid, self.node_reports) for sid in wants}
+                return ContainerPlan(), plan_routes(wants, self.routes, targets)
             keep = set(self.active.protected)
             cplan = plan_containers(self.wants(now), self.containers, keep)
             return cplan, plan_routes(self.route_wants(), self.routes)
@@ -418,6 +427,7 @@ class Model:
                 service=(self.services or {}).get(server_id),
                 services_known=self.services is not None,
                 node_names={n.node_id: n.hostname for n in self.nodes},
+                served_by=serving_nodes(server_id, self.node_reports or {}),
             )
 
     def server_states(self) -> dict[str, ServerState]:

@@ -30,6 +30,7 @@ from . import scheduler_metrics
 from .agents import AgentLink, AgentUnavailable
 from .diff import Step
 from .model import Model
+from .node_agents import NodeAgents
 from .swarm_plan import ServiceStep
 from .swarm_services import SwarmError, SwarmServices
 
@@ -59,9 +60,11 @@ class Reconciler:
         notify: Callable[[], None] = lambda: None,
         parallel_steps: int = 1,
         swarm: Optional[SwarmServices] = None,
+        node_agents: Optional[NodeAgents] = None,
     ) -> None:
         self.model = model
         self.swarm = swarm  # the servers run as Swarm services of this manager
+        self.node_agents = node_agents  # ... served by the container-agent of each node
         self.containers = containers
         self.routes = routes
         self.interval = interval
@@ -125,6 +128,8 @@ class Reconciler:
         finally:
             self.containers.close()
             self.routes.close()
+            if self.node_agents is not None:
+                self.node_agents.close()
 
     def _wait(self) -> Optional[bool]:
         """Block until a pass is due; its `full` flag, None when stopping."""
@@ -200,7 +205,8 @@ class Reconciler:
             with self._cond:
                 self._retry_at = time.monotonic() + RETRY_SECONDS
             return
-        self.model.observe_services(services, nodes)
+        reports = self.node_agents.poll(nodes) if self.node_agents is not None else {}
+        self.model.observe_services(services, nodes, reports)
 
     def _observe_routes(self) -> None:
         try:

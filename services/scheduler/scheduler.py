@@ -46,6 +46,7 @@ from . import scheduler_metrics
 from .agents import AgentLink
 from .config_keeper import apply_loaded
 from .model import Model
+from .node_agents import NodeAgents
 from .ports import port_is_free
 from .reconciler import Reconciler
 from .relay import AgentRelay
@@ -61,6 +62,8 @@ ALB_AGENT = "alb-agent"
 WATCH_SECONDS = 1.0
 # A request to the Swarm manager's engine (services, tasks, nodes) is given this long.
 SWARM_API_TIMEOUT = 30
+# A node's container-agent answers a status request within this (else it is no target).
+NODE_TIMEOUT_MS = 1500
 # A traffic request waits this long for the container-agent (which answers within 3 s).
 TRAFFIC_TIMEOUT_MS = 3500
 
@@ -155,6 +158,17 @@ class Scheduler:
             notify=self._publish_soon,
             parallel_steps=settings.service.parallel_steps,
             swarm=swarm_services(settings),
+            node_agents=(
+                NodeAgents(
+                    service.ctx,
+                    settings.cluster.agent_port,
+                    timeout_ms=min(z.request_timeout_ms, NODE_TIMEOUT_MS),
+                    max_bytes=z.max_message_bytes,
+                    src=NAME,
+                )
+                if settings.cluster.engine == "swarm"
+                else None
+            ),
         )
         self.watch = FileWatch(self.config_path)
         self.settings_watch = FileWatch(settings_path) if settings_path else None

@@ -53,6 +53,7 @@ class ServerFacts:
     service: Optional[ServiceState] = None
     services_known: bool = False  # the manager's engine answered at least once
     node_names: Mapping[str, str] = field(default_factory=dict)  # node id -> host name
+    served_by: Optional[list[str]] = None  # nodes whose bridge serves it; None: not asked yet
 
 
 def _mounts(config: Optional[ServerConfig]) -> list[str]:
@@ -207,6 +208,9 @@ def _service_status(f: ServerFacts, policy: BackoffPolicy) -> tuple[ServerStatus
         # The new spec failed and Swarm went back (or stopped): the old one may still serve.
         why = f"the update of its service was rolled back or paused: {svc.update_message or svc.update}"
         return (ServerStatus.RUNNING if running else ServerStatus.ERROR), f.call_error or why
+    if running and f.served_by == []:
+        # Its replicas run, but no node's bridge serves one yet (initializing, or no agent).
+        return ServerStatus.STARTING, f.call_error
     if running:
         short = running < svc.desired and svc.error
         return ServerStatus.RUNNING, f.call_error or (svc.error if short else None)
@@ -254,6 +258,7 @@ def _service_state(f: ServerFacts, settings: Settings, policy: BackoffPolicy) ->
         replicas=svc.desired if svc is not None else None,
         replicas_running=svc.running if svc is not None else None,
         nodes=sorted(f.node_names.get(n, n[:12]) for n in svc.nodes) if svc is not None else [],
+        served_by=list(f.served_by or []),
     )
 
 

@@ -8,9 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from common.instance import InstanceIdError, resolve_instance_id
 from common.settings import AwsSettings
 from services.alb_agent.aws_client import ApiCallCounter
-from services.alb_agent.instance import InstanceIdError, resolve_instance_id
 from services.alb_agent.model import INSTANCE_ID, DesiredRoute
 from services.alb_agent.router import AlbRouter
 from tests.alb_agent.listener_view import groups

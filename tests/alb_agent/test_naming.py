@@ -83,7 +83,13 @@ def test_no_collisions_among_many_random_ids():
 def test_tags_and_target_tag_round_trip():
     assert naming.ownership_tags("c", "s") == {naming.TAG_CLUSTER: "c", naming.TAG_SERVER_ID: "s"}
     value = naming.target_tag_value("i-0abc", 8123)
-    assert naming.parse_target_tag(value) == ("i-0abc", 8123)
+    assert naming.parse_target_tag(value) == (("i-0abc",), 8123)
+    # A swarm's group holds several nodes; the order they are named in does not matter.
+    several = naming.target_tag_value(["i-0def", "i-0abc"], 8123)
+    assert several == "i-0abc,i-0def:8123" and naming.parse_target_tag(several) == (("i-0abc", "i-0def"), 8123)
+    # Too many for a tag's 256 characters: a digest, which says nothing to parse.
+    many = naming.target_tag_value([f"i-{n:017x}" for n in range(13)], 8123)
+    assert many.startswith("sha256:") and len(many) <= 256 and naming.parse_target_tag(many) is None
     assert naming.parse_target_tag(None) is None
     assert naming.parse_target_tag("garbage") is None
     assert naming.parse_target_tag("i-1:port") is None

@@ -246,6 +246,33 @@ def test_read_targets_win_over_the_tag():
     ]
 
 
+def test_a_swarm_route_holds_exactly_the_nodes_named_new_ones_first():
+    """[cluster] engine = swarm: the scheduler names the instances that serve the server."""
+    desired = {"time": DesiredRoute(8000, targets=("i-a", "i-b"))}
+    created = plan_routes(desired, EMPTY, SETTINGS)
+    assert [a.target for a in created.actions if type(a).__name__ == "RegisterTarget"] == [
+        Target("i-a", 8000),
+        Target("i-b", 8000),
+    ]
+    tag = next(a for a in created.actions if type(a).__name__ == "TagTargetGroup")
+    assert dict(tag.tags)[naming.TAG_TARGET] == "i-a,i-b:8000"
+    # A replica moved from i-a to i-c: i-c registered before i-a leaves.
+    tg = our_tg("time", 8000, targets=(Target("i-a", 8000), Target("i-b", 8000)))
+    state = ObservedState((tg,), (our_rule("time", 100), DEFAULT_RULE))
+    moved = plan_routes({"time": DesiredRoute(8000, targets=("i-b", "i-c"))}, state, SETTINGS)
+    assert [(type(a).__name__, getattr(a, "target", None)) for a in moved.actions][:2] == [
+        ("RegisterTarget", Target("i-c", 8000)),
+        ("DeregisterTarget", Target("i-a", 8000)),
+    ]
+    # No node serves it (yet): the group stays, empty.
+    emptied = plan_routes({"time": DesiredRoute(8000, targets=())}, state, SETTINGS)
+    assert sorted(a.target.instance_id for a in emptied.actions if type(a).__name__ == "DeregisterTarget") == [
+        "i-a",
+        "i-b",
+    ]
+    assert "DeleteRule" not in kinds(emptied)
+
+
 def test_a_correct_registration_without_its_tag_only_records_it():
     tg = our_tg("time", None, targets=(Target(INSTANCE, 8000),))
     state = ObservedState((tg,), (our_rule("time", 100), DEFAULT_RULE))

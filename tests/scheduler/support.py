@@ -68,12 +68,14 @@ class Orchestrator(Cluster):
         return found[-1]
 
     @contextlib.contextmanager
-    def node_agents(self, rig: Any, settings: Optional[Sections] = None) -> Iterator[dict[str, Cluster]]:
+    def node_agents(
+        self, rig: Any, settings: Optional[Sections] = None, per_node: Optional[dict[str, Sections]] = None
+    ) -> Iterator[dict[str, Cluster]]:
         """A container-agent on every node of a swarm rig (tests/harness/swarm_rig.py),
         inside the node's network namespace and on its engine, with this cluster's name
         and port range: node name -> its cluster (a directory of its own). The bridges
         listen on every address of the node, without tokens (the rig's network is the
-        test's own)."""
+        test's own). `per_node`: settings of one node by its name (its instance id)."""
         agents: dict[str, Cluster] = {}
         try:
             for node in rig.nodes:
@@ -86,6 +88,7 @@ class Orchestrator(Cluster):
                         FAST,
                         {"service": {"bridge_host": "0.0.0.0"}, "bridge": {"auth": "none"}},
                         settings or {},
+                        (per_node or {}).get(node.name, {}),
                     ),
                     env=clean_env(DOCKER_HOST=node.socket),
                     prefix=node.prefix(),
@@ -98,14 +101,38 @@ class Orchestrator(Cluster):
                 agent.close()
                 shutil.rmtree(agent.dir, ignore_errors=True)
 
-    def rules(self) -> dict[str, tuple[str, int, tuple[str, ...]]]:
-        """path pattern -> (rule ARN, priority, forward target groups) on the stand-in."""
+    def aws(self, name: str) -> Any:
+        """A boto3 client of the alb-agent's AWS stand-in."""
         import boto3
 
         session = boto3.session.Session(
             aws_access_key_id="standin", aws_secret_access_key="standin", region_name="us-west-2"
         )
-        elbv2 = session.client("elbv2", endpoint_url=self.standin_url())
+        return session.client(name, endpoint_url=self.standin_url())
+
+    def new_instances(self, count: int) -> list[str]:
+        """EC2 instances made in the stand-in (the hosts of a swarm, as the ALB knows them)."""
+        ec2 = self.aws("ec2")
+        subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+        made = ec2.run_instances(ImageId="ami-12345678", MinCount=count, MaxCount=count, SubnetId=subnet)
+        return [i["InstanceId"] for i in made["Instances"]]
+
+    def target_instances(self, server_id: str) -> set[str]:
+        """The instances registered (not draining) in the server's target group."""
+        from services.alb_agent import naming
+
+        elbv2 = self.aws("elbv2")
+        name = naming.target_group_name(server_id, self.cluster)
+        try:
+            [group] = elbv2.describe_target_groups(Names=[name])["TargetGroups"]
+        except elbv2.exceptions.TargetGroupNotFoundException:
+            return set()
+        health = elbv2.describe_target_health(TargetGroupArn=group["TargetGroupArn"])["TargetHealthDescriptions"]
+        return {h["Target"]["Id"] for h in health if h["TargetHealth"]["State"] != "draining"}
+
+    def rules(self) -> dict[str, tuple[str, int, tuple[str, ...]]]:
+        """path pattern -> (rule ARN, priority, forward target groups) on the stand-in."""
+        elbv2 = self.aws("elbv2")
         out = {}
         for lb in elbv2.describe_load_balancers()["LoadBalancers"]:
             for listener in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]:

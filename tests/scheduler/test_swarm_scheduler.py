@@ -15,6 +15,7 @@ import time
 import pytest
 from mcp.client.client import Client
 
+from common import curve
 from common.swarm_service import ServicePolicy
 from services.scheduler.swarm_services import SwarmServices
 from tests.harness.processes import clean_env
@@ -32,15 +33,16 @@ def time_server(image: str, *extra: str, replicas=None) -> dict:
 
 
 @pytest.fixture
-def swarm_orch(docker_client, swarm_rig):
+def swarm_orch(docker_client, swarm_rig, tmp_path):
+    keys = tmp_path / "keys"
+    curve.create_keys(keys)
+    cluster = {"engine": "swarm", "update_delay_seconds": 0.5, "update_monitor_seconds": 2, "keys_dir": keys}
     orch = Orchestrator(
-        docker_client,
-        settings={"cluster": {"engine": "swarm", "update_delay_seconds": 0.5, "update_monitor_seconds": 2}},
-        env=clean_env(DOCKER_HOST=swarm_rig.manager.socket),
+        docker_client, settings={"cluster": cluster}, env=clean_env(DOCKER_HOST=swarm_rig.manager.socket)
     )
     services = SwarmServices(swarm_rig.manager.client(), orch.cluster, ServicePolicy())
     try:
-        yield orch, services
+        yield orch, services, keys
     finally:
         orch.close()
         for state in services.observe().values():
@@ -68,7 +70,7 @@ def call_through(node_address: str, port: int, sid: str, mode: str) -> str:
 
 
 def test_the_configuration_runs_as_swarm_services_over_the_nodes(swarm_orch, swarm_rig, time_server_image):
-    orch, services = swarm_orch
+    orch, services, keys = swarm_orch
     orch.write_config(
         {
             "clock": time_server(time_server_image, replicas=2),
@@ -79,8 +81,18 @@ def test_the_configuration_runs_as_swarm_services_over_the_nodes(swarm_orch, swa
     started = time.monotonic()
     orch.start("alb-agent")
     orch.start("scheduler")
-    with orch.node_agents(swarm_rig) as agents:
+    # The ALB knows each host of the swarm as an EC2 instance: each node's agent says which.
+    instances = dict(
+        zip(
+            (n.name for n in swarm_rig.nodes),
+            wait_for(lambda: orch.new_instances(3), 30, "instances", ignoring=(AssertionError,)),
+        )
+    )
+    per_node = {name: {"aws": {"instance_id": iid}} for name, iid in instances.items()}
+    cluster = {"cluster": {"engine": "swarm", "keys_dir": keys}}
+    with orch.node_agents(swarm_rig, cluster, per_node) as agents:
         run_and_serve(orch, services, swarm_rig, agents, started)
+        routed_to_serving_nodes(orch, instances)
         change_and_remove(orch, services, time_server_image)
 
 
@@ -110,6 +122,22 @@ def run_and_serve(orch: Orchestrator, services: SwarmServices, swarm_rig, agents
                     explain=lambda: agents[name].output("container-agent", 30),
                 )
                 assert '"timezone"' in text or "Etc/UTC" in text, text
+
+
+def routed_to_serving_nodes(orch: Orchestrator, instances: dict[str, str]) -> None:
+    """Each server's target group holds exactly the instances of the nodes serving it."""
+    for sid in ("clock", "paris"):
+        s = orch.servers()[sid]
+        assert sorted(s["served_by"]) == sorted(s["nodes"])
+        want = {instances[name] for name in s["nodes"]}
+        wait_for(
+            lambda: orch.target_instances(sid) == want,
+            30,
+            f"{sid}'s target group to hold {sorted(want)}",
+            explain=lambda: f"{orch.target_instances(sid)}\n{orch.diagnosis()}",
+        )
+        route = next(r for r in orch.status()["routing"]["routes"] if r["server_id"] == sid)
+        assert set(route["targets"]) == want
 
 
 def change_and_remove(orch: Orchestrator, services: SwarmServices, time_server_image: str) -> None:

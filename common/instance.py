@@ -15,7 +15,7 @@ from common.settings import AwsSettings
 
 IMDS_TIMEOUT_SECONDS = 2.0
 TOKEN_TTL_SECONDS = 300
-_INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
+INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 # Never go through an HTTP proxy for the metadata service.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -50,7 +50,7 @@ def instance_id_from_imds(endpoint: str, timeout: float = IMDS_TIMEOUT_SECONDS) 
             f"no [aws] instance_id in the settings and instance metadata at {base} did not "
             f"answer ({reason}): set [aws] instance_id when not running on EC2"
         ) from None
-    if not _INSTANCE_ID_RE.fullmatch(value):
+    if not INSTANCE_ID_RE.fullmatch(value):
         raise InstanceIdError(f"instance metadata at {base} returned an unusable instance id")
     return value
 
