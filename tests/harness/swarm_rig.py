@@ -229,6 +229,12 @@ class SwarmRig:
             node.proc.send_signal(signal.SIGKILL)
             node.proc.wait(30)
 
+    def restart_daemon(self, node: Node, timeout: float = 90) -> None:
+        """Start a killed node's dockerd again, on its data: it rejoins the swarm."""
+        self._start_daemon(node)
+        wait_for(lambda: self._answers(node), timeout, f"dockerd of {node.name} to answer again")
+        wait_for(lambda: self._all_ready(), timeout, "every swarm node to be ready again")
+
     # --- tearing down -------------------------------------------------------------
 
     def close(self) -> None:

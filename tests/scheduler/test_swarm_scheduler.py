@@ -18,6 +18,8 @@ from mcp.client.client import Client
 from common import curve
 from common.swarm_service import ServicePolicy
 from services.scheduler.swarm_services import SwarmServices
+from tests.harness.call_loop import CallLoop, failures_since
+from tests.harness.lb_standin import LoadBalancer
 from tests.harness.processes import clean_env
 from tests.harness.waiting import wait_for
 from tests.scheduler.support import Orchestrator
@@ -93,6 +95,7 @@ def test_the_configuration_runs_as_swarm_services_over_the_nodes(swarm_orch, swa
     with orch.node_agents(swarm_rig, cluster, per_node) as agents:
         run_and_serve(orch, services, swarm_rig, agents, started)
         routed_to_serving_nodes(orch, instances)
+        moves_under_load(orch, swarm_rig, instances)
         change_and_remove(orch, services, time_server_image)
 
 
@@ -140,10 +143,74 @@ def routed_to_serving_nodes(orch: Orchestrator, instances: dict[str, str]) -> No
         assert set(route["targets"]) == want
 
 
+def moves_under_load(orch: Orchestrator, rig, instances: dict[str, str]) -> None:
+    """A replica leaves its node (drained, then its dockerd killed): Swarm runs it on
+    another node, the target group follows within seconds, and a 2026-07-28 client
+    looping calls through a load balancer that routes to the registered targets keeps
+    being served."""
+    address = {instances[n.name]: n.address for n in rig.nodes}
+    port = orch.servers()["clock"]["host_port"]
+    by_name = {n.name: n for n in rig.nodes}
+
+    def registered() -> list[tuple[str, int]]:
+        return sorted((address[i], port) for i in orch.target_instances("clock"))
+
+    with LoadBalancer(registered) as lb:
+        loop = CallLoop(lb.url + "/mcp/clock/mcp", "get_current_time", {"timezone": "Etc/UTC"}, mode="2026-07-28")
+        loop.start()
+        try:
+            wait_for(lambda: loop.successes_after(0) >= 10, 60, "calls through the load balancer")
+            for how in ("drain", "dockerd killed"):
+                # A worker that serves clock (the manager's engine is the scheduler's).
+                serving = orch.servers()["clock"]["served_by"]
+                node = next(by_name[n] for n in serving if by_name[n] is not rig.manager)
+                moment = time.time()
+                if how == "drain":
+                    rig.manager.docker("node", "update", "--availability", "drain", node.node_id)
+                else:
+                    rig.kill_daemon(node)
+                gone = wait_for(
+                    lambda: instances[node.name] not in orch.target_instances("clock") and time.time(),
+                    60,
+                    f"{node.name} out of clock's target group ({how})",
+                    explain=orch.diagnosis,
+                )
+                back = wait_for(
+                    lambda: len(orch.target_instances("clock")) == 2 and time.time(),
+                    120,
+                    f"clock's second replica registered on another node ({how})",
+                    explain=lambda: f"{orch.target_instances('clock')}\n{orch.diagnosis()}",
+                )
+                wait_for(lambda: loop.successes_after(back) >= 20, 60, f"calls after the move ({how})")
+                calls = [c for c in loop.calls if c.started >= moment]
+                failed = failures_since(loop.calls, moment)
+                print(
+                    f"\n{how} of {node.name}: out of the target group after {gone - moment:.1f} s, the new "
+                    f"replica registered after {back - moment:.1f} s; {len(failed)} of {len(calls)} calls failed "
+                    f"({', '.join(sorted({f.error for f in failed}))[:300]})"
+                )
+                late = [c for c in loop.calls if not c.ok and c.started >= back + 0.5]
+                assert not late, f"calls failed after the target group followed: {late[:3]}"
+                assert instances[node.name] not in orch.target_instances("clock")
+                if how == "drain":
+                    rig.manager.docker("node", "update", "--availability", "active", node.node_id)
+                else:
+                    rig.restart_daemon(node)
+        finally:
+            loop.stop()
+    print(f"load balancer: {lb.sent}")
+
+
 def change_and_remove(orch: Orchestrator, services: SwarmServices, time_server_image: str) -> None:
     ports = {sid: s["host_port"] for sid, s in orch.servers().items() if sid != "priv"}
     # Replicas changed: scaled, the port and the running tasks kept.
-    clock_nodes = set(orch.servers()["clock"]["nodes"])
+    settled = wait_for(
+        lambda: (s := replicas_of(orch, "clock", 2)) and len(s["nodes"]) == 2 and s,
+        60,
+        "clock settled on two nodes",
+        explain=orch.diagnosis,
+    )
+    clock_nodes = set(settled["nodes"])
     orch.write_config(
         {
             "clock": time_server(time_server_image, replicas=3),
