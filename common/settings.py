@@ -216,6 +216,12 @@ class AwsSettings:
     healthy_threshold_count: int = _setting(2, "checks before a target is healthy", _between(2, 10))
     unhealthy_threshold_count: int = _setting(3, "checks before a target is unhealthy", _between(2, 10))
     deregistration_delay_seconds: int = _setting(30, "draining time of a deregistered target", _between(0, 3600))
+    stickiness_seconds: int = _setting(
+        86400,
+        "[cluster] engine = swarm: load-balancer cookie (lb_cookie) stickiness of each target group, so a "
+        "handshake-era session stays on the host that holds it; 0 = off",
+        _between(0, 604800),
+    )
     api_max_attempts: int = _setting(5, "attempts per AWS call (throttling, transient errors)", _between(1, 20))
     api_timeout_seconds: float = _setting(
         5.0,

@@ -53,12 +53,17 @@ class UpdateTargetGroup(_Step):
 
 @dataclass(frozen=True)
 class SetDeregistrationDelay(_Step):
+    """The group's attributes we own: its draining time, and its stickiness (a swarm's)."""
+
     server_id: str
     target_group_arn: Optional[str]
     seconds: int
+    stickiness_seconds: int = 0  # lb_cookie duration; 0: not sticky
+    unstick: bool = False  # it was sticky: turn that off (else left as AWS has it)
 
     def describe(self) -> str:
-        return f"set deregistration delay of {self.server_id}'s target group to {self.seconds}s"
+        sticky = f", lb_cookie stickiness {self.stickiness_seconds}s" if self.stickiness_seconds else ""
+        return f"set deregistration delay of {self.server_id}'s target group to {self.seconds}s{sticky}"
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,16 @@ def _health_check_params(hc: HealthCheck) -> dict[str, Any]:
     }
 
 
+def _stickiness(seconds: int, unstick: bool) -> list[dict[str, str]]:
+    if not seconds:
+        return [{"Key": "stickiness.enabled", "Value": "false"}] if unstick else []
+    return [
+        {"Key": "stickiness.enabled", "Value": "true"},
+        {"Key": "stickiness.type", "Value": "lb_cookie"},
+        {"Key": "stickiness.lb_cookie.duration_seconds", "Value": str(seconds)},
+    ]
+
+
 def _target_param(target: Target) -> list[dict[str, Any]]:
     return [{"Id": target.instance_id, "Port": target.port}]
 
@@ -247,7 +257,10 @@ class _Run:
             self.a.client,
             "modify_target_group_attributes",
             TargetGroupArn=self.tg_arn(action),
-            Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(action.seconds)}],
+            Attributes=[
+                {"Key": "deregistration_delay.timeout_seconds", "Value": str(action.seconds)},
+                *_stickiness(action.stickiness_seconds, action.unstick),
+            ],
         )
 
     def register_target(self, action: RegisterTarget) -> None:

@@ -17,6 +17,7 @@ TAG_SERVER_ID = "mcp-orchestrator:server-id"
 # visible in describe_target_groups; keeping them as tags lets a no-op reconcile skip
 # one describe call per target group. Written only after the change they record.
 TAG_TARGET = "mcp-orchestrator:target"
+# "30", or "30;lb_cookie=86400" for a swarm's sticky group: the attributes we own.
 TAG_DEREGISTRATION_DELAY = "mcp-orchestrator:deregistration-delay"
 
 TARGET_GROUP_NAME_MAX = 32

@@ -399,15 +399,18 @@ class _Planner:
         want_tag = naming.target_tag_value(instances, route.port)
         health_check = self.s.health_check(sid)
         delay = self.s.aws.deregistration_delay_seconds
+        # A swarm's route (targets named) is sticky: a handshake-era session lives on one host.
+        sticky = self.s.aws.stickiness_seconds if route.targets is not None else 0
+        attributes = f"{delay};lb_cookie={sticky}" if sticky else str(delay)
         if tg is None:
             self.tg_writes.append(
                 CreateTargetGroup(sid, naming.target_group_name(sid, self.s.aws.cluster_name), route.port, health_check)
             )
-            self.delays.append(SetDeregistrationDelay(sid, None, delay))
+            self.delays.append(SetDeregistrationDelay(sid, None, delay, sticky))
             self.registers.extend(RegisterTarget(sid, None, t) for t in want_targets)
             self.records.append(
                 TagTargetGroup(
-                    sid, None, ((naming.TAG_TARGET, want_tag), (naming.TAG_DEREGISTRATION_DELAY, str(delay)))
+                    sid, None, ((naming.TAG_TARGET, want_tag), (naming.TAG_DEREGISTRATION_DELAY, attributes))
                 )
             )
             return True
@@ -429,9 +432,11 @@ class _Planner:
                 changed = True
         if tg.tags.get(naming.TAG_TARGET) != want_tag:
             record.append((naming.TAG_TARGET, want_tag))
-        if tg.tags.get(naming.TAG_DEREGISTRATION_DELAY) != str(delay):
-            self.delays.append(SetDeregistrationDelay(sid, tg.arn, delay))
-            record.append((naming.TAG_DEREGISTRATION_DELAY, str(delay)))
+        recorded = tg.tags.get(naming.TAG_DEREGISTRATION_DELAY)
+        if recorded != attributes:
+            unstick = not sticky and "lb_cookie" in (recorded or "")
+            self.delays.append(SetDeregistrationDelay(sid, tg.arn, delay, sticky, unstick))
+            record.append((naming.TAG_DEREGISTRATION_DELAY, attributes))
             changed = True
         if record:
             self.records.append(TagTargetGroup(sid, tg.arn, tuple(record)))

@@ -260,10 +260,14 @@ def test_a_swarm_route_holds_exactly_the_nodes_named_new_ones_first():
     tg = our_tg("time", 8000, targets=(Target("i-a", 8000), Target("i-b", 8000)))
     state = ObservedState((tg,), (our_rule("time", 100), DEFAULT_RULE))
     moved = plan_routes({"time": DesiredRoute(8000, targets=("i-b", "i-c"))}, state, SETTINGS)
-    assert [(type(a).__name__, getattr(a, "target", None)) for a in moved.actions][:2] == [
+    assert [(type(a).__name__, a.target) for a in moved.actions if hasattr(a, "target")] == [
         ("RegisterTarget", Target("i-c", 8000)),
         ("DeregisterTarget", Target("i-a", 8000)),
     ]
+    # A swarm's group is sticky: a handshake-era session stays on the host that holds it.
+    delay = next(a for a in created.actions if type(a).__name__ == "SetDeregistrationDelay")
+    assert (delay.seconds, delay.stickiness_seconds) == (30, 86400)
+    assert dict(tag.tags)[naming.TAG_DEREGISTRATION_DELAY] == "30;lb_cookie=86400"
     # No node serves it (yet): the group stays, empty.
     emptied = plan_routes({"time": DesiredRoute(8000, targets=())}, state, SETTINGS)
     assert sorted(a.target.instance_id for a in emptied.actions if type(a).__name__ == "DeregisterTarget") == [

@@ -141,6 +141,13 @@ def routed_to_serving_nodes(orch: Orchestrator, instances: dict[str, str]) -> No
         )
         route = next(r for r in orch.status()["routing"]["routes"] if r["server_id"] == sid)
         assert set(route["targets"]) == want
+        # Sticky (lb_cookie): a handshake-era session stays on the host that holds it.
+        elbv2 = orch.aws("elbv2")
+        attributes = {
+            a["Key"]: a["Value"]
+            for a in elbv2.describe_target_group_attributes(TargetGroupArn=route["target_group_arn"])["Attributes"]
+        }
+        assert attributes["stickiness.enabled"] == "true" and attributes["stickiness.type"] == "lb_cookie"
 
 
 def moves_under_load(orch: Orchestrator, rig, instances: dict[str, str]) -> None:
