@@ -588,6 +588,32 @@ class StateEvent:
 
 
 @dataclass(frozen=True)
+class NodeView:
+    """One host of a swarm as the scheduler sees it (published in state.cluster)."""
+
+    node_id: str
+    hostname: str = ""
+    address: str = ""
+    zone: str = ""
+    role: str = ""  # manager | worker
+    leader: bool = False
+    state: str = ""  # Swarm's: ready | down | unknown | disconnected
+    availability: str = ""  # active | pause | drain
+    reachable: Optional[bool] = None  # its container-agent answered (None: not asked)
+    error: str = ""  # why it did not
+    instance_id: str = ""
+    serves: list[str] = field(default_factory=list)  # servers its bridge serves (ready)
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The hosts ([cluster] engine = swarm; one host: engine docker and no nodes)."""
+
+    engine: str = "docker"
+    nodes: list[NodeView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ControlState:
     """The scheduler's whole state: the control.status reply and its snapshot."""
 
@@ -601,6 +627,7 @@ class ControlState:
     last_reconcile_at: Optional[float] = None
     started_at: Optional[float] = None  # when the scheduler started
     port_range: list[int] = field(default_factory=list)  # [first, last]
+    cluster: ClusterView = field(default_factory=ClusterView)
 
 
 @dataclass(frozen=True)
@@ -810,6 +837,7 @@ MESSAGE_TYPES: Mapping[str, MessageType] = _registry(
     MessageType("state.event", StateEvent, _E),
     MessageType("state.agents", AgentsState, _E),
     MessageType("state.routing", RoutingView, _E),
+    MessageType("state.cluster", ClusterView, _E),
 )
 
 

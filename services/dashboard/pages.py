@@ -84,6 +84,7 @@ def layout(ctx: PageContext, title: str, active: str, fragment: Html) -> Html:
         for key, href, label in (
             ("overview", ctx.url(), "Overview"),
             ("routing", ctx.url("routing"), "ALB routing"),
+            ("nodes", ctx.url("nodes"), "Nodes"),
             ("litellm", ctx.url("litellm"), "LiteLLM"),
         )
     )
@@ -318,6 +319,8 @@ def _overview_row(ctx: PageContext, row: dict) -> Html:
         notes.append(html('<small class="err">{}</small>', row["last_error"]))
     if row.get("config_error"):
         notes.append(html('<small class="err">config: {}</small>', row["config_error"]))
+    if row.get("replicas") is not None:
+        notes.append(replicas_note(row))
     return html(
         '<tr data-server="{sid}" class="{group}"><td><a href="{href}">{sid}</a></td>'
         '<td class="state">{badge}{notes}</td><td>{health}</td><td>{uptime}</td>'
@@ -337,6 +340,59 @@ def _overview_row(ctx: PageContext, row: dict) -> Html:
         route=show(row.get("route_health")),
         actions=action_form(ctx, row["server_id"]),
     )
+
+
+def replicas_note(row: dict) -> Html:
+    """A swarm's server: "2/2 replicas on sw1, sw2"."""
+    where = ", ".join(row.get("nodes") or []) or "no node"
+    return html(
+        '<small class="replicas">{}/{} replicas on {}</small>',
+        show(row.get("replicas_running")),
+        row["replicas"],
+        where,
+    )
+
+
+def nodes_fragment(ctx: PageContext, view: dict) -> Html:
+    if view["engine"] != "swarm":
+        body = Html(
+            '<p class="missing">One host: <code>[cluster] engine = docker</code>. With '
+            "<code>engine = swarm</code> the servers run as replicated services across the hosts "
+            "of a Docker Swarm, listed here.</p>"
+        )
+    elif not view["nodes"]:
+        body = Html('<p class="missing">No node known yet.</p>')
+    else:
+        rows = join(
+            html(
+                '<tr data-node="{id}" class="{cls}"><td>{host}{leader}</td><td>{zone}</td><td>{role}</td>'
+                "<td>{address}</td><td>{instance}</td><td>{state}</td><td>{agent}</td><td>{serves}</td></tr>",
+                id=n["node_id"],
+                cls="ok" if n["state"] == "ready" and n["availability"] == "active" and n["reachable"] else "warn",
+                host=n["hostname"] or n["node_id"][:12],
+                leader=Html(" <small>(leader)</small>") if n["leader"] else Html(""),
+                zone=show(n["zone"]),
+                role=show(n["role"]),
+                address=show(n["address"]),
+                instance=show(n["instance_id"]),
+                state=f"{n['state']}, {n['availability']}",
+                agent=(
+                    Html("answers")
+                    if n["reachable"]
+                    else html('<span class="err">{}</span>', n["error"] or "not asked")
+                    if n["reachable"] is False
+                    else Html("not asked")
+                ),
+                serves=_chips(n["serves"]) if n["serves"] else Html("-"),
+            )
+            for n in view["nodes"]
+        )
+        body = html(
+            '<table class="nodes"><thead><tr><th>Node</th><th>Zone</th><th>Role</th><th>Address</th>'
+            "<th>Instance</th><th>State</th><th>Agent</th><th>Serves</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+    return html('{}<section class="bar"><h1>Nodes</h1></section>{}', scheduler_banner(view["scheduler"]), body)
 
 
 # ------------------------------------------------------------------------ detail

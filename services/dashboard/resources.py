@@ -208,6 +208,21 @@ class LitellmPage(_Page):
         )
 
 
+class NodesPage(_Page):
+    title, active = "Nodes", "nodes"
+
+    def fragment(self, req, ctx, **params):
+        return pages.nodes_fragment(ctx, views.nodes_view(self.deps.control.state()))
+
+
+class ApiNodes:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def on_get(self, req, resp):
+        resp.media = views.nodes_view(self.deps.control.state())
+
+
 def _overview(d: Deps) -> dict:
     return traffic_view.with_overview(views.overview(d.control.state(), d.clock()), d.control.traffic(None, False))
 

@@ -2,7 +2,8 @@
 
 The scheduler's snapshot (`snapshot.get`) is its ControlState as plain data; the mirror
 keeps it in that shape and `apply_event` folds each published event into it:
-`state.server`, `state.config`, `state.agents`, `state.routing`, `state.event`.
+`state.server`, `state.config`, `state.agents`, `state.routing`, `state.cluster`,
+`state.event`.
 `DashboardState.from_state` decodes it with the protocol's own decoder, so the views
 read typed records. Both are pure.
 """
@@ -15,6 +16,7 @@ from typing import Any, Mapping, Optional
 
 from common.protocol import (
     AgentsState,
+    ClusterView,
     ConfigState,
     ControlState,
     Message,
@@ -48,6 +50,8 @@ def apply_event(state: dict, msg: Message) -> None:
         state.update(body)
     elif msg.type == "state.routing":
         state["routing"] = body
+    elif msg.type == "state.cluster":
+        state["cluster"] = body
     elif msg.type == "state.event":
         events = state.setdefault("events", [])
         events.append(body)
@@ -72,6 +76,7 @@ class DashboardState:
     config: ConfigState = field(default_factory=ConfigState)
     agents: AgentsState = field(default_factory=AgentsState)
     routing: RoutingView = field(default_factory=RoutingView)
+    cluster: ClusterView = field(default_factory=ClusterView)
     events: list[StateEvent] = field(default_factory=list)  # oldest first
     link: SchedulerLinkStatus = field(default_factory=SchedulerLinkStatus)
 
@@ -89,6 +94,7 @@ class DashboardState:
             config=control.config,
             agents=AgentsState(control.agents, control.agent_errors),
             routing=control.routing,
+            cluster=control.cluster,
             events=control.events[-MAX_EVENTS:],
             link=link,
         )

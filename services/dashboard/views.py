@@ -118,6 +118,11 @@ def server_row(server: ServerState, now: float) -> dict:
         "config_error": server.config_error,
         "oom_killed": server.oom_killed,
         "next_restart_at": server.next_restart_at,
+        # [cluster] engine = swarm: replicas asked for (None on one host), running, where.
+        "replicas": server.replicas,
+        "replicas_running": server.replicas_running,
+        "nodes": list(server.nodes),
+        "served_by": list(server.served_by),
     }
 
 
@@ -151,6 +156,32 @@ def scheduler_view(state: DashboardState) -> dict:
         "error": link.error,
         "agents": dict(state.agents.agents),
         "agent_errors": dict(state.agents.agent_errors),
+    }
+
+
+def nodes_view(state: DashboardState) -> dict:
+    """The hosts of a swarm and what each serves (one host: engine docker, no nodes)."""
+    cluster = state.cluster
+    return {
+        "engine": cluster.engine,
+        "nodes": [
+            {
+                "node_id": n.node_id,
+                "hostname": n.hostname,
+                "address": n.address,
+                "zone": n.zone,
+                "role": n.role,
+                "leader": n.leader,
+                "state": n.state,
+                "availability": n.availability,
+                "reachable": n.reachable,
+                "error": n.error or None,
+                "instance_id": n.instance_id or None,
+                "serves": list(n.serves),
+            }
+            for n in cluster.nodes
+        ],
+        "scheduler": scheduler_view(state),
     }
 
 

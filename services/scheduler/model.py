@@ -18,11 +18,13 @@ from typing import Callable, Iterable, Optional
 from common.protocol import (
     AgentsState,
     BridgeState,
+    ClusterView,
     ConfigState,
     ContainerEvent,
     ContainerInfo,
     ControlState,
     ErrorCode,
+    NodeView,
     PlanStep,
     RouteInfo,
     RoutingStatus,
@@ -468,6 +470,32 @@ class Model:
                 alb=self.routing_status,
             )
 
+    def cluster_view(self) -> ClusterView:
+        with self.lock:
+            if not self.swarm:
+                return ClusterView()
+            reports = self.node_reports or {}
+            nodes = []
+            for n in self.nodes:
+                r = reports.get(n.node_id)
+                nodes.append(
+                    NodeView(
+                        node_id=n.node_id,
+                        hostname=n.hostname,
+                        address=n.address,
+                        zone=n.zone,
+                        role=n.role,
+                        leader=n.leader,
+                        state=n.state,
+                        availability=n.availability,
+                        reachable=None if r is None else r.reachable,
+                        error=("" if r is None else r.error or r.instance_error),
+                        instance_id="" if r is None else r.instance_id,
+                        serves=[] if r is None else sorted(sid for sid in r.served if r.serves(sid)),
+                    )
+                )
+            return ClusterView(engine="swarm", nodes=nodes)
+
     def control_state(self, agents: AgentsState) -> ControlState:
         with self.lock:
             return ControlState(
@@ -481,4 +509,5 @@ class Model:
                 last_reconcile_at=self.last_reconcile_at,
                 started_at=self.started_at,
                 port_range=list(self.port_range),
+                cluster=self.cluster_view(),
             )

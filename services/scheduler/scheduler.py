@@ -25,6 +25,7 @@ from common.config import load_config_for
 from common.process import publish_on, serve_requests, subscribe_to
 from common.protocol import (
     AgentsState,
+    ClusterView,
     ControlAccepted,
     ControlPlan,
     ControlState,
@@ -99,6 +100,7 @@ class Scheduler:
         self._published_config = None
         self._published_agents: Optional[AgentsState] = None
         self._published_routing: Optional[RoutingView] = None
+        self._published_cluster: Optional[ClusterView] = None
         self._agents_shown: dict[str, str] = {}
         self._epochs: dict[str, Optional[str]] = {CONTAINER_AGENT: None, ALB_AGENT: None}
         self._was_silent: dict[str, bool] = {CONTAINER_AGENT: False, ALB_AGENT: False}
@@ -314,6 +316,10 @@ class Scheduler:
         if routing != self._published_routing:
             self._published_routing = routing
             self.pub.publish("state.routing", routing)
+        cluster = self.model.cluster_view()
+        if cluster != self._published_cluster:
+            self._published_cluster = cluster
+            self.pub.publish("state.cluster", cluster)
         for name, value in shown.items():
             before = self._agents_shown.get(name)
             self._agents_shown[name] = value

@@ -17,12 +17,13 @@ from services.dashboard.state import SchedulerLinkStatus
 from tests.dashboard.support import CANARY, PASSWORD, XSS_ID, WebUser, make_settings
 
 P = "/monitor"
-PAGES = [P, f"{P}/", f"{P}/servers/time", f"{P}/routing", f"{P}/litellm"]
+PAGES = [P, f"{P}/", f"{P}/servers/time", f"{P}/routing", f"{P}/nodes", f"{P}/litellm"]
 APIS = [
     f"{P}/api/overview",
     f"{P}/api/servers",
     f"{P}/api/servers/time",
     f"{P}/api/routing",
+    f"{P}/api/nodes",
     f"{P}/api/litellm",
     f"{P}/api/session",
 ]
@@ -376,7 +377,7 @@ def test_hostile_ids_images_and_stderr_are_escaped(logged_in):
     pages += [logged_in.get(p, params={"fragment": "1"}).text for p in PAGES + [XSS_PATH]]
     for text in pages:
         assert "<script>alert" not in text and "<img src=x" not in text
-    overview, detail = pages[0], pages[5]
+    overview, detail = pages[0], pages[len(PAGES)]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in overview
     assert "&lt;img src=x onerror=alert(1)&gt;" in overview
     assert "stderr &lt;script&gt;alert(1)&lt;/script&gt;" in detail
@@ -578,3 +579,49 @@ def test_two_hundred_servers(client, control):
     text = u.get(f"{P}/").text
     assert text.count('<tr data-server="') == 200
     assert u.get(f"{P}/api/overview").json["counts"]["running"] == 200
+
+
+def test_the_nodes_of_a_swarm_and_the_replicas_of_each_server(control, logged_in):
+    from common.protocol import ClusterView, NodeView, to_plain
+    from tests.dashboard.support import XSS
+
+    one_host = logged_in.get(f"{P}/nodes").text
+    assert "engine = docker" in one_host and logged_in.get(f"{P}/api/nodes").json["nodes"] == []
+    control.raw["cluster"] = to_plain(
+        ClusterView(
+            engine="swarm",
+            nodes=[
+                NodeView(
+                    "n1",
+                    hostname="sw1",
+                    zone="a",
+                    role="manager",
+                    leader=True,
+                    state="ready",
+                    availability="active",
+                    reachable=True,
+                    instance_id="i-1",
+                    serves=["time"],
+                ),
+                NodeView(
+                    "n2",
+                    hostname=XSS,
+                    zone="b",
+                    role="worker",
+                    state="down",
+                    availability="drain",
+                    reachable=False,
+                    error="no answer",
+                ),
+            ],
+        )
+    )
+    control.raw["servers"][0].update(replicas=2, replicas_running=1, nodes=["sw1"], served_by=["sw1"])
+    page = logged_in.get(f"{P}/nodes").text
+    assert "sw1 <small>(leader)</small>" in page and "i-1" in page and "down, drain" in page and "no answer" in page
+    assert XSS not in page  # escaped like everything else
+    nodes = logged_in.get(f"{P}/api/nodes").json
+    assert nodes["engine"] == "swarm" and [n["hostname"] for n in nodes["nodes"]] == ["sw1", XSS]
+    assert "1/2 replicas on sw1" in logged_in.get(f"{P}/").text
+    row = next(r for r in logged_in.get(f"{P}/api/overview").json["servers"] if r["server_id"] == "time")
+    assert (row["replicas"], row["replicas_running"], row["served_by"]) == (2, 1, ["sw1"])

@@ -128,7 +128,15 @@ def run_and_serve(orch: Orchestrator, services: SwarmServices, swarm_rig, agents
 
 
 def routed_to_serving_nodes(orch: Orchestrator, instances: dict[str, str]) -> None:
-    """Each server's target group holds exactly the instances of the nodes serving it."""
+    """Each server's target group holds exactly the instances of the nodes serving it;
+    the scheduler's state (the dashboard's Nodes view) lists every node and what it serves."""
+    cluster = orch.status()["cluster"]
+    assert cluster["engine"] == "swarm"
+    assert {n["hostname"]: n["instance_id"] for n in cluster["nodes"]} == instances
+    assert all(n["reachable"] and n["state"] == "ready" for n in cluster["nodes"])
+    for sid in ("clock", "paris"):
+        serving = {n["hostname"] for n in cluster["nodes"] if sid in n["serves"]}
+        assert serving == set(orch.servers()[sid]["served_by"])
     for sid in ("clock", "paris"):
         s = orch.servers()[sid]
         assert sorted(s["served_by"]) == sorted(s["nodes"])
