@@ -66,6 +66,7 @@ class Quotas:
     rules_per_load_balancer: int = 100  # not counting default rules; [aws] max_rules
     condition_values_per_rule: int = 5
     path_pattern_length: int = 128
+    targets_per_target_group: int = 1000  # a swarm's hosts serving one server
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,11 @@ class _Planner:
         if len(longest) > limit:
             return RouteError(
                 sid, QUOTA, f"path pattern {longest[:40]}... is {len(longest)} characters; the ALB allows {limit}"
+            )
+        most = self.s.quotas.targets_per_target_group
+        if route.targets is not None and len(route.targets) > most:
+            return RouteError(
+                sid, QUOTA, f"{len(route.targets)} hosts serve it; a target group holds at most {most} targets"
             )
         return self.condition_values_problem(sid, None)
 

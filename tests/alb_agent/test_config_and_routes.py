@@ -31,6 +31,10 @@ def test_routes_from_wire_data():
             "too-big": 70000,
             "flag": {"port": 1, "enabled": "yes"},
             "bool": True,
+            "swarm": {"port": 8006, "targets": ["i-b", "i-a", "i-b"]},
+            "nobody": {"port": 8007, "targets": []},
+            "bad-targets": {"port": 8008, "targets": "i-a"},
+            "hostile-target": {"port": 8009, "targets": ["i-a", "i a; rm"]},
         }
     )
     assert routes == {
@@ -38,8 +42,10 @@ def test_routes_from_wire_data():
         "git": DesiredRoute(8002),
         "off": DesiredRoute(8003, enabled=False),
         "off-no-port": DesiredRoute(0, enabled=False),
+        "swarm": DesiredRoute(8006, targets=("i-a", "i-b")),
+        "nobody": DesiredRoute(8007, targets=()),
     }
-    assert set(errors) == {"bad/id", "bad-port", "too-big", "flag", "bool"}
+    assert set(errors) == {"bad/id", "bad-port", "too-big", "flag", "bool", "bad-targets", "hostile-target"}
     assert all(e.code == INVALID_ROUTE for e in errors.values())
 
 

@@ -277,6 +277,13 @@ def test_a_swarm_route_holds_exactly_the_nodes_named_new_ones_first():
     assert "DeleteRule" not in kinds(emptied)
 
 
+def test_more_hosts_than_a_target_group_holds_is_a_quota_error():
+    settings = replace(SETTINGS, quotas=Quotas(targets_per_target_group=2))
+    plan = plan_routes({"time": DesiredRoute(8000, targets=("i-a", "i-b", "i-c"))}, EMPTY, settings)
+    assert plan.errors["time"].code == QUOTA and "at most 2 targets" in plan.errors["time"].message
+    assert not plan.actions
+
+
 def test_a_correct_registration_without_its_tag_only_records_it():
     tg = our_tg("time", None, targets=(Target(INSTANCE, 8000),))
     state = ObservedState((tg,), (our_rule("time", 100), DEFAULT_RULE))
