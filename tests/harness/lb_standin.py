@@ -56,12 +56,16 @@ class LoadBalancer:
         try:
             session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, connect=2))
             app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", lambda request: self._forward(session, request))
+
+            async def forward(request: web.Request) -> web.StreamResponse:
+                return await self._forward(session, request)
+
+            app.router.add_route("*", "/{tail:.*}", forward)
             runner = web.AppRunner(app)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            port = runner.addresses[0][1]
             self.url = f"http://127.0.0.1:{port}"
             refresher = asyncio.create_task(self._refresh())
         except BaseException as exc:
