@@ -243,6 +243,14 @@ class NodeIdentity:
 
 
 @dataclass(frozen=True)
+class ClusterSync:
+    """A swarm's scheduler to each node's container-agent: every server of the cluster and
+    its port (a host without a replica answers 503 there); the reply is its status."""
+
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ContainerList:
     containers: list[ContainerInfo] = field(default_factory=list)
     node: Optional[NodeIdentity] = None  # [cluster] engine = swarm: who answers
@@ -801,6 +809,7 @@ MESSAGE_TYPES: Mapping[str, MessageType] = _registry(
     MessageType("container.restart", ContainerRef, _R, reply="container.info"),
     MessageType("container.remove", ContainerRef, _R, reply="container.info"),
     MessageType("container.status", ContainerStatusQuery, _R, reply="container.list"),
+    MessageType("cluster.sync", ClusterSync, _R, reply="container.list"),
     MessageType("container.info", ContainerInfo, _P),
     MessageType("container.list", ContainerList, _P),
     MessageType("container.traffic", TrafficQuery, _R, reply="container.traffic_report"),

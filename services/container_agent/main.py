@@ -130,6 +130,7 @@ class ContainerAgent:
     ) -> None:
         self.reply_wait = reply_wait
         self.cluster = settings.aws.cluster_name
+        self.port_range = (settings.service.port_range_start, settings.service.port_range_end)
         zmq_settings = settings.zmq
         self.service = service
         self._events: "queue.SimpleQueue[tuple[str, ContainerEvent]]" = queue.SimpleQueue()
@@ -155,7 +156,11 @@ class ContainerAgent:
             # (common/curve.py); nothing they send changes a container: Swarm owns them.
             self.node = node_identity(client, settings.aws)
             endpoint = f"tcp://0.0.0.0:{settings.cluster.agent_port}"
-            reads = {"container.status": self.on_status, "container.traffic": self.on_traffic}
+            reads = {
+                "container.status": self.on_status,
+                "container.traffic": self.on_traffic,
+                "cluster.sync": self.on_cluster_sync,
+            }
             self.cluster_rep = serve_requests(service, NAME, endpoint, reads, zmq_settings)
             log.info("answering the swarm's schedulers on %s", endpoint)
 
@@ -216,6 +221,22 @@ class ContainerAgent:
         return self._read(
             msg, "status", lambda: self.lifecycle.status(sid), lambda infos: ContainerList(infos, node=self.node)
         )
+
+    def on_cluster_sync(self, msg: Message) -> Deferred:
+        """The cluster's servers and ports (a host without a replica answers 503 on each),
+        then this node's status."""
+        ports = dict(msg.body.ports)
+        for sid, port in ports.items():
+            _checked(sid)
+            lo, hi = self.port_range
+            if isinstance(port, bool) or not isinstance(port, int) or not lo <= port <= hi:
+                raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"server {sid}: port {port!r} is not in {lo}-{hi}")
+
+        def sync() -> list[ContainerInfo]:
+            self.bridge.hold_ports(ports, "no replica of this server runs on this host")
+            return self.lifecycle.status()
+
+        return self._read(msg, "status", sync, lambda infos: ContainerList(infos, node=self.node))
 
     def on_traffic(self, msg: Message) -> Deferred:
         """What the bridge served (for the dashboard): read on the bridge's loop, waited

@@ -470,6 +470,15 @@ class Model:
                 alb=self.routing_status,
             )
 
+    def cluster_ports(self) -> dict[str, int]:
+        """[cluster] engine = swarm: the port of every server that has a service."""
+        with self.lock:
+            return {
+                sid: s.host_port
+                for sid, s in (self.services or {}).items()
+                if s.host_port is not None and sid in self.active.enabled
+            }
+
     def cluster_view(self) -> ClusterView:
         with self.lock:
             if not self.swarm:

@@ -1,7 +1,8 @@
 """The container-agent of every node of the swarm (`[cluster] engine = swarm`).
 
-Membership comes from Swarm: each node the manager lists is asked, at its address and
-`[cluster] agent_port`, over CurveZMQ (common/curve.py), which of our servers it serves
+Membership comes from Swarm: each node the manager lists is told, at its address and
+`[cluster] agent_port`, over CurveZMQ (common/curve.py), the cluster's servers and their
+ports (a host without a replica answers 503 there), and answers which of them it serves
 and which EC2 instance it is. That is what the ALB's target groups are made of: a node
 whose agent does not answer, or whose replica's bridge is not ready, is no target. The
 nodes are asked side by side, each with a short timeout, so one node that is down costs
@@ -14,7 +15,7 @@ import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from common.protocol import BridgeState, ContainerInfo, ContainerList, ContainerStatusQuery
+from common.protocol import BridgeState, ClusterSync, ContainerInfo, ContainerList
 from common.reqrep import CodedError, ReqClient
 
 from .swarm_services import NodeInfo
@@ -51,19 +52,21 @@ class NodeAgents:
         self.src = src
         self._pool = concurrent.futures.ThreadPoolExecutor(PARALLEL, thread_name_prefix="node")
 
-    def poll(self, nodes: Sequence[NodeInfo]) -> dict[str, NodeReport]:
-        """Every node that is up (by node id); a node Swarm says is down is not asked."""
-        futures = {n.node_id: self._pool.submit(self._ask, n) for n in nodes if n.state == "ready" and n.address}
+    def poll(self, nodes: Sequence[NodeInfo], ports: Mapping[str, int]) -> dict[str, NodeReport]:
+        """Every node that is up (by node id), told the cluster's servers and their ports;
+        a node Swarm says is down is not asked."""
+        sync = ClusterSync(ports=dict(ports))
+        futures = {n.node_id: self._pool.submit(self._ask, n, sync) for n in nodes if n.state == "ready" and n.address}
         return {node_id: future.result() for node_id, future in futures.items()}
 
-    def _ask(self, node: NodeInfo) -> NodeReport:
+    def _ask(self, node: NodeInfo, sync: ClusterSync) -> NodeReport:
         endpoint = f"tcp://{node.address}:{self.port}"
         # A client per request: a REQ socket belongs to the thread that uses it.
         client = ReqClient(
             self.ctx, endpoint, timeout_ms=self.timeout_ms, retries=0, src=self.src, max_bytes=self.max_bytes
         )
         try:
-            listing = client.call("container.status", ContainerStatusQuery())
+            listing = client.call("cluster.sync", sync)
         except CodedError as exc:
             return NodeReport(node.node_id, node.hostname, node.address, reachable=False, error=exc.message[:300])
         finally:

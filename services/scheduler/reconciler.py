@@ -205,7 +205,7 @@ class Reconciler:
             with self._cond:
                 self._retry_at = time.monotonic() + RETRY_SECONDS
             return
-        reports = self.node_agents.poll(nodes) if self.node_agents is not None else {}
+        reports = self.node_agents.poll(nodes, self.model.cluster_ports()) if self.node_agents is not None else {}
         self.model.observe_services(services, nodes, reports)
 
     def _observe_routes(self) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import time
 
 import pytest
+import requests
 from mcp.client.client import Client
 
 from common import curve
@@ -21,6 +22,7 @@ from services.scheduler.swarm_services import SwarmServices
 from tests.harness.call_loop import CallLoop, failures_since
 from tests.harness.lb_standin import LoadBalancer
 from tests.harness.processes import clean_env
+from tests.harness.servers import initialize_request
 from tests.harness.waiting import wait_for
 from tests.scheduler.support import Orchestrator
 
@@ -121,10 +123,34 @@ def run_and_serve(orch: Orchestrator, services: SwarmServices, swarm_rig, agents
                     lambda: call_through(by_name[name].address, port, sid, mode),
                     60,
                     f"{sid} served by {name} ({mode})",
+                    # A replica that is still initializing: no need to ask 20 times a second.
+                    interval=0.5,
                     ignoring=(Exception,),
                     explain=lambda: agents[name].output("container-agent", 30),
                 )
                 assert '"timezone"' in text or "Etc/UTC" in text, text
+    # A host without a replica answers 503 at once on the server's port, /health included.
+    for sid, port in ports.items():
+        for node in swarm_rig.nodes:
+            if node.name in orch.servers()[sid]["nodes"]:
+                continue
+            url = f"http://{node.address}:{port}/mcp/{sid}/health"
+            # (A Response is falsy when its status is an error: wrapped in a tuple.)
+            (health,) = wait_for(
+                lambda: (r := requests.get(url, timeout=5)).status_code == 503 and (r,),
+                30,
+                f"{sid}'s /health on {node.name}, which runs no replica",
+                ignoring=(requests.RequestException,),
+            )
+            assert health.json()["reason"] == "no replica of this server runs on this host"
+            started = time.monotonic()
+            call = requests.post(
+                f"http://{node.address}:{port}/mcp/{sid}/mcp",
+                json=initialize_request(1, "test"),
+                headers={"Accept": "application/json, text/event-stream"},
+                timeout=10,
+            )
+            assert call.status_code == 503 and time.monotonic() - started < 2, call.text
 
 
 def routed_to_serving_nodes(orch: Orchestrator, instances: dict[str, str]) -> None:

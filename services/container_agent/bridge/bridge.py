@@ -189,7 +189,7 @@ class Bridge:
                 server.stderr.clear()  # the tail describes the container being served
             server.cut_forwarding()
             server.mode, server.proxy, server.proxy_down = STDIO, None, ""
-            server.container_id = container_id
+            server.container_id, server.absent = container_id, ""
             upstream = StdioUpstream(
                 server_id, self._config, self._ids, server.sessions, self._upstream_changed, server.subscriptions
             )
@@ -240,11 +240,33 @@ class Bridge:
             if server.proxy != target:
                 server.cut_forwarding()  # streams to the old target end with it
             server.mode, server.proxy, server.proxy_down = HTTP, target, ""
-            server.container_id = container_id
+            server.container_id, server.absent = container_id, ""
             if self._client is None:
                 self._client = proxy.make_client(self._config)
             log.info("server %s: proxying port %d to %s:%d", server_id, server.port, target_host, target_port)
             return server.port
+
+    async def hold_ports(self, ports: dict[str, int], reason: str) -> None:
+        """[cluster] engine = swarm: every server of the cluster (id -> its port) has its
+        port here, replica or not. One with no replica on this host answers 503 (its
+        /health too, so a load balancer sees it unhealthy rather than a closed port); one
+        no longer in the cluster, and with nothing served, loses its port."""
+        for server_id, port in ports.items():
+            _check_id(server_id)
+            async with self._lock:
+                if server_id in self._servers:
+                    continue
+                try:
+                    server = await self._place(server_id, port, None)
+                except BridgeError as exc:
+                    log.warning("%s", exc)
+                    continue
+                server.absent = reason
+                log.info("server %s: no replica on this host; port %d answers 503", server_id, port)
+        for server_id, server in list(self._servers.items()):
+            gone = server.upstream is None or server.upstream.state is State.DOWN
+            if server_id not in ports and server.mode == STDIO and gone:
+                await self.unserve(server_id)  # its service was removed: nothing runs here
 
     async def unserve(self, server_id: str, *, keep_port: bool = False) -> bool:
         """Stop serving: close its port, end its sessions, detach. False if it was not served.
@@ -305,7 +327,7 @@ class Bridge:
             state, reason = ("down", server.proxy_down) if server.proxy_down else ("ready", "proxied")
             version = None
         elif upstream is None:
-            state, reason, version = "down", "not attached", None
+            state, reason, version = "down", server.absent or "not attached", None
         else:
             state, reason = upstream.state.value, upstream.reason
             version = upstream.server_version if upstream.state is State.READY else None
@@ -620,7 +642,7 @@ class Bridge:
         else:
             upstream = server.upstream
             state = upstream.state.value if upstream is not None else "down"
-            reason = upstream.reason if upstream is not None else "not attached"
+            reason = upstream.reason if upstream is not None else server.absent or "not attached"
         body = {"server": server.server_id, "status": state}
         if state != "ready":
             body["reason"] = reason

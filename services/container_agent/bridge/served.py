@@ -54,6 +54,8 @@ class ServedServer:
     # Set (and replaced) whenever the upstream changes: requests waiting for a restart.
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     removed: bool = False  # no longer served: nothing to wait for
+    # A swarm's server with no replica on this host: its port answers 503 with this.
+    absent: str = ""
     # What it served, since this process started (kept across container restarts).
     traffic: Optional[ServerTraffic] = None
 
@@ -123,6 +125,8 @@ class ServedServer:
                 return upstream
             if self.removed:
                 return self.unavailable("no longer served", id_json)
+            if self.absent and upstream is None:
+                return self.unavailable(self.absent, id_json)  # no replica here: nothing to wait for
             if self.initialize_failed or (upstream is not None and upstream.state is State.FAILED):
                 return self.unavailable(upstream.reason if upstream is not None else "not attached", id_json)
             if upstream is not None and upstream.state is State.STARTING:

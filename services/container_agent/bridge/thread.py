@@ -114,6 +114,9 @@ class BridgeThread:
     ) -> int:
         return self.call(self._b().serve_http, server_id, host_port, target_host, target_port, base_path, container_id)
 
+    def hold_ports(self, ports: dict[str, int], reason: str, timeout: float = 30.0) -> None:
+        self.call(self._b().hold_ports, ports, reason, timeout=timeout)
+
     def unserve(self, server_id: str, timeout: float = 30.0) -> bool:
         return self.call(self._b().unserve, server_id, timeout=timeout)
 
