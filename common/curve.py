@@ -16,18 +16,18 @@ loopback tcp:// (tests, one host) stays as it is.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+
+from common.settings import is_loopback_endpoint
 
 KEY_NAME = "cluster"
 PLAIN = "plain"
@@ -142,22 +142,12 @@ def socket_options(ctx: zmq.Context, endpoint: str, server: bool) -> dict[int, A
         if server:
             return {zmq.CURVE_SERVER: 1, zmq.CURVE_SECRETKEY: keys.secret, zmq.CURVE_PUBLICKEY: keys.public}
         return {zmq.CURVE_SERVERKEY: keys.public, zmq.CURVE_PUBLICKEY: keys.public, zmq.CURVE_SECRETKEY: keys.secret}
-    if ctx in _plain or _loopback(endpoint):
+    if ctx in _plain or is_loopback_endpoint(endpoint):
         return {}
     raise CurveError(
         f"{endpoint}: a plain tcp:// link beyond this host is refused; set [cluster] engine = swarm "
         "with the cluster key (mcp-orchestrator keys), or [zmq] between_hosts = plain on a network you trust"
     )
-
-
-def _loopback(endpoint: str) -> bool:
-    host = urlsplit(endpoint).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def arm(ctx: zmq.Context, between_hosts: str, keys_dir: Optional[str], needed: bool) -> None:

@@ -569,10 +569,8 @@ class Settings:
             return True
         for f in dataclasses.fields(ZmqSettings):
             value = getattr(self.zmq, f.name)
-            if f.metadata.get("check") is _endpoint and value.startswith("tcp://"):
-                host = value[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
-                if not is_loopback_host(host):
-                    return True
+            if f.metadata.get("check") is _endpoint and value.startswith("tcp://") and not is_loopback_endpoint(value):
+                return True
         return False
 
     @property
@@ -834,6 +832,11 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """A tcp:// ZeroMQ endpoint on this host only (tcp://127.0.0.1:7001, tcp://[::1]:*)."""
+    return is_loopback_host(urlparse(endpoint).hostname or "")
 
 
 def _resolve_endpoints(s: Settings) -> Settings:

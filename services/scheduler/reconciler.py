@@ -279,13 +279,14 @@ class Reconciler:
         return True
 
     def _apply_service_steps(self, steps: Sequence[ServiceStep]) -> None:
-        """Side by side: each is one request to the manager, which places the tasks."""
-        for future in [self._steps.submit(self._apply_service_step, step) for step in steps]:
+        """Side by side: each is one request to the manager, which places the tasks. (The
+        next pass, at most SWARM_POLL_SECONDS away, reads what they made.)"""
+        with self.model.lock:
+            room = sum(1 for n in self.model.nodes if n.available)  # as this pass read them
+        for future in [self._steps.submit(self._apply_service_step, step, room) for step in steps]:
             future.result()
-        if steps:
-            self._observe_services()  # the new services and versions, before the next pass
 
-    def _apply_service_step(self, step: ServiceStep) -> None:
+    def _apply_service_step(self, step: ServiceStep, nodes: int) -> None:
         assert self.swarm is not None
         sid = step.server_id
         with self.model.lock:
@@ -294,7 +295,7 @@ class Reconciler:
             current = (self.model.services or {}).get(sid)
         log.info("server %s: %s service (%s)", sid, step.action, step.reason)
         try:
-            self.swarm.carry_out(step, server, port, current)
+            self.swarm.carry_out(step, server, port, current, nodes)
         except SwarmError as exc:
             log.warning("%s", exc)
             scheduler_metrics.STEPS.labels(step.action, "failed").inc()

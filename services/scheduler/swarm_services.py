@@ -127,18 +127,20 @@ class SwarmServices:
         server: Optional[ServerConfig],
         host_port: Optional[int],
         current: Optional[ServiceState],
+        nodes: int,
     ) -> None:
-        """One step of the plan (swarm_plan.py). Raises SwarmError."""
+        """One step of the plan (swarm_plan.py); `nodes`: how many can take a task now
+        (as the pass read them). Raises SwarmError."""
         try:
             if step.action == "remove":
                 if current is not None:
                     self._remove(current)
                 return
             if step.action in ("scale", "restart") and current is not None:
-                self._rewrite(current, step.replicas, force=step.action == "restart")
+                self._rewrite(current, step.replicas, nodes, force=step.action == "restart")
                 return
             assert server is not None and host_port is not None, step
-            definition = self.definition(server, host_port, step.replicas)
+            definition = self.definition(server, host_port, step.replicas, nodes)
             if current is None:
                 self.client.api.create_service(**definition)
             else:
@@ -150,7 +152,7 @@ class SwarmServices:
                 f"server {step.server_id}: the Swarm service could not be {_DONE[step.action]}: {_reason(exc)}"
             ) from None
 
-    def definition(self, server: ServerConfig, host_port: int, replicas: int) -> dict[str, Any]:
+    def definition(self, server: ServerConfig, host_port: int, replicas: int, nodes: int) -> dict[str, Any]:
         placement = ours.Placement(
             server_id=server.server_id,
             host_port=host_port,
@@ -160,9 +162,9 @@ class SwarmServices:
             http_path=server.http.path if server.http else "",
         )
         labels = ours.labels_for(placement, self.cluster)
-        return service_definition(server.server_id, server.spec, self.policy, labels, replicas, self.available_nodes())
+        return service_definition(server.server_id, server.spec, self.policy, labels, replicas, nodes)
 
-    def _rewrite(self, current: ServiceState, replicas: int, force: bool) -> None:
+    def _rewrite(self, current: ServiceState, replicas: int, nodes: int, force: bool) -> None:
         """The service as the engine has it, with another replica count (no task is
         replaced) or, `force`, every task replaced one after another."""
         api = self.client.api
@@ -170,7 +172,7 @@ class SwarmServices:
         template = dict(spec["TaskTemplate"])
         if force:
             template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
-        order = update_order(self.policy, replicas, self.available_nodes())
+        order = update_order(self.policy, replicas, nodes)
         update_config = {**(spec.get("UpdateConfig") or {}), "Order": order}
         rollback_config = {**(spec.get("RollbackConfig") or {}), "Order": order}
         api.update_service(
@@ -206,10 +208,6 @@ class SwarmServices:
                 )
             )
         return sorted(out, key=lambda n: (n.hostname, n.node_id))
-
-    def available_nodes(self) -> int:
-        """Nodes that can take a task now: ready, and active (not paused or drained)."""
-        return sum(1 for n in self.nodes() if n.available)
 
     def _remove(self, state: ServiceState) -> None:
         try:
