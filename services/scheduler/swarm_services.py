@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from common import container_labels as ours
 from common.config import ServerConfig
+from common.secrets import shown
 from common.swarm_service import ServicePolicy, service_definition, update_order
 
 if TYPE_CHECKING:
@@ -115,9 +116,9 @@ class SwarmServices:
                 starting=len(starting),
                 nodes=tuple(sorted(t.get("NodeID", "") for t in running)),
                 update=str(update.get("State", "")),
-                update_message=str(update.get("Message", ""))[:300],
+                update_message=shown(str(update.get("Message", "")), 300),
                 failed=len(failed),
-                error=str(last.get("Err") or last.get("Message") or "")[:300],
+                error=shown(str(last.get("Err") or last.get("Message") or ""), 300),
             )
         return out
 
@@ -222,5 +223,6 @@ _DONE = {"create": "created", "update": "updated", "scale": "scaled", "restart":
 
 
 def _reason(exc: Exception) -> str:
+    """The engine's words, with any secret value of ours masked (it may echo a spec)."""
     explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc)[:300]
+    return shown(str(explanation or exc), 300)
