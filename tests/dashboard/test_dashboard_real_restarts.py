@@ -21,11 +21,13 @@ def world(docker_client, busybox_image):
 
 
 def steady_rows(user: DashboardUser, *ids: str) -> dict:
-    """The overview rows of servers that do not change by themselves (no uptime)."""
+    """The overview rows of servers as the scheduler's state says them: without uptime (it
+    changes by itself) and traffic (read live from the container-agent on each request,
+    and absent when that read is late)."""
     view = user.api("overview")
     if not view["scheduler"]["available"]:
         return {}
-    rows = {r["server_id"]: {k: v for k, v in r.items() if not k.startswith("uptime")} for r in view["servers"]}
+    rows = {r["server_id"]: {k: v for k, v in r.items() if not k.startswith("uptime") and k != "traffic"} for r in view["servers"]}
     return {sid: rows.get(sid) for sid in ids}
 
 
