@@ -27,7 +27,10 @@ def steady_rows(user: DashboardUser, *ids: str) -> dict:
     view = user.api("overview")
     if not view["scheduler"]["available"]:
         return {}
-    rows = {r["server_id"]: {k: v for k, v in r.items() if not k.startswith("uptime") and k != "traffic"} for r in view["servers"]}
+    rows = {
+        r["server_id"]: {k: v for k, v in r.items() if not k.startswith("uptime") and k != "traffic"}
+        for r in view["servers"]
+    }
     return {sid: rows.get(sid) for sid in ids}
 
 
