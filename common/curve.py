@@ -16,6 +16,8 @@ loopback tcp:// (tests, one host) stays as it is.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import threading
 import weakref
@@ -148,6 +150,12 @@ def socket_options(ctx: zmq.Context, endpoint: str, server: bool) -> dict[int, A
         f"{endpoint}: a plain tcp:// link beyond this host is refused; set [cluster] engine = swarm "
         "with the cluster key (mcp-orchestrator keys), or [zmq] between_hosts = plain on a network you trust"
     )
+
+
+def derived_key(keys: CurveKeys, purpose: str) -> bytes:
+    """A key for `purpose` every host holding the cluster key derives alike (HMAC-SHA256
+    of the purpose under the secret key; the secret key itself is used for nothing else)."""
+    return hmac.new(keys.secret, f"mcp-orchestrator {purpose}".encode(), hashlib.sha256).digest()
 
 
 def arm(ctx: zmq.Context, between_hosts: str, keys_dir: Optional[str], needed: bool) -> None:

@@ -248,6 +248,8 @@ class ClusterSync:
     its port (a host without a replica answers 503 there); the reply is its status."""
 
     ports: dict[str, int] = field(default_factory=dict)
+    # The ready nodes, Swarm node id -> address: where a session's owner is reached.
+    nodes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -614,11 +616,25 @@ class NodeView:
 
 
 @dataclass(frozen=True)
+class ControlView:
+    """Which manager's control plane acts ([cluster] engine = swarm): this scheduler's role
+    and the node that holds the lease (services/scheduler/control_lease.py)."""
+
+    role: str = "active"  # active | standby (one host: always active)
+    node_id: str = ""  # this scheduler's node
+    hostname: str = ""
+    active_node: str = ""  # host name of the node whose control plane acts ("" = none known)
+    since: Optional[float] = None  # when this role began
+    reason: str = ""  # why standing by
+
+
+@dataclass(frozen=True)
 class ClusterView:
     """The hosts ([cluster] engine = swarm; one host: engine docker and no nodes)."""
 
     engine: str = "docker"
     nodes: list[NodeView] = field(default_factory=list)
+    control: ControlView = field(default_factory=ControlView)
 
 
 @dataclass(frozen=True)

@@ -531,6 +531,12 @@ class ClusterSettings:
         "on every address of the node, CurveZMQ-secured (swarm)",
         _port,
     )
+    control_lease_seconds: float = _setting(
+        4.0,
+        "the managers' control planes: the active one renews its lease in Swarm every quarter of this; "
+        "silent this long, it is replaced (by the Swarm leader's; another manager's after half as long again) (swarm)",
+        _between(2, 60),
+    )
     keys_dir: str = _setting(
         "/etc/mcp-orchestrator/keys",
         "directory of the cluster key pair (`mcp-orchestrator keys`), the same on every host (swarm)",

@@ -71,11 +71,12 @@ def conformance_server_image(docker_client) -> str:
 
 @pytest.fixture(scope="session")
 def swarm_rig(docker_client, time_server_image):
-    """Three Swarm nodes on this machine (tests/harness/swarm_rig.py), one manager, with
+    """Three Swarm nodes on this machine (tests/harness/swarm_rig.py), all managers (the
+    control plane runs on each: Raft keeps its quorum with one of them lost), with
     the time server's image loaded; built once for the tests that ask for it."""
     from tests.harness.swarm_rig import RigUnavailable, SwarmRig
 
-    rig = SwarmRig(nodes=3, managers=1, log_dir=ROOT / "artifacts" / "swarm")
+    rig = SwarmRig(nodes=3, managers=3, log_dir=ROOT / "artifacts" / "swarm")
     try:
         rig.build(images=[time_server_image])
     except RigUnavailable as exc:

@@ -96,6 +96,15 @@ def render_status(state: Mapping[str, Any], now: Optional[float] = None) -> str:
         f"{name} {value}" + (f" ({errors[name]})" if name in errors else "") for name, value in sorted(agents.items())
     ]
     lines.append("agents:   " + (", ".join(shown) if shown else "unknown"))
+    control = (state.get("cluster") or {}).get("control") or {}
+    if (state.get("cluster") or {}).get("engine") == "swarm" and control:
+        here = control.get("hostname") or "this node"
+        active = control.get("active_node") or "not known yet"
+        if control.get("role") == "active":
+            lines.append(f"control:  active on this node ({here})")
+        else:
+            why = f"; {control['reason']}" if control.get("reason") else ""
+            lines.append(f"control:  standby on {here}; active: {active}{why}")
     routing = state.get("routing") or {}
     if routing.get("simulated"):
         lines.append("routing:  simulated (no ALB configured: a local AWS stand-in)")

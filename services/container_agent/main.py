@@ -28,13 +28,13 @@ import concurrent.futures
 import logging
 import queue
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import docker
 
-from common import protocol, server_ids
+from common import curve, protocol, server_ids
 from common.container_labels import event_filters, parse_extra
 from common.process import (
     EXIT_UNUSABLE,
@@ -65,6 +65,7 @@ from common.settings import BRIDGE_AUTH_NONE, Settings
 
 from . import bridge_metrics
 from .bridge import BridgeConfig, BridgeEvent, BridgeThread
+from .bridge.owner import short_node_id
 from .docker_ops import DockerOps
 from .event_stream import DockerEventStream
 from .lifecycle import Lifecycle
@@ -111,6 +112,18 @@ def _say_how_mcp_is_authenticated(settings: Settings) -> None:
         )
     else:
         log.info("MCP requests need a bearer token from [bridge] tokens (bridges on %s)", host)
+
+
+def _following_sessions(config: BridgeConfig, node_id: str, settings: Settings) -> BridgeConfig:
+    """[cluster] engine = swarm: session ids that name this node, signed with a key every
+    node derives from the cluster key, so a node can send a session's requests to its
+    owner (bridge/owner.py)."""
+    try:
+        keys = curve.load_keys(settings.cluster.keys_dir)
+    except curve.CurveError as exc:
+        log.warning("handshake-era sessions stay on the host that made them: %s", exc)
+        return config
+    return replace(config, node=short_node_id(node_id), session_key=curve.derived_key(keys, "session ids"))
 
 
 class ContainerAgent:
@@ -171,6 +184,8 @@ class ContainerAgent:
         # lists cannot delay a container change.
         self.readers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="traffic")
         config = bridge_config or BridgeConfig.from_settings(settings)
+        if self.node is not None and self.node.node_id:
+            config = _following_sessions(config, self.node.node_id, settings)
         _say_how_mcp_is_authenticated(settings)
         self.bridge = BridgeThread(client, config, on_event=self._on_bridge_event)
         self.bridge.start()
@@ -232,7 +247,10 @@ class ContainerAgent:
             if isinstance(port, bool) or not isinstance(port, int) or not lo <= port <= hi:
                 raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"server {sid}: port {port!r} is not in {lo}-{hi}")
 
+        nodes = {str(k): str(v) for k, v in dict(msg.body.nodes).items()}
+
         def sync() -> list[ContainerInfo]:
+            self.bridge.set_peers(nodes)
             self.bridge.hold_ports(ports, "no replica of this server runs on this host")
             return self.lifecycle.status()
 

@@ -171,6 +171,17 @@ def scheduler_banner(scheduler: dict) -> Html:
                 scheduler.get("last_heard_time") or "never",
             )
         )
+    control = scheduler.get("control")
+    if control and control["role"] == "standby":
+        parts.append(
+            html(
+                '<div class="banner info" id="control-banner"><strong>Standby</strong>: the control plane of '
+                "this manager ({}) stands by; the active one is {}. What is shown is read from Swarm; "
+                "actions are taken by the active manager's dashboard.</div>",
+                control.get("hostname") or "this node",
+                f"on {control['active_node']}" if control.get("active_node") else "not known yet",
+            )
+        )
     errors = scheduler.get("agent_errors") or {}
     down = sorted(name for name, st in (scheduler.get("agents") or {}).items() if st != "available")
     if down:
@@ -363,14 +374,21 @@ def nodes_fragment(ctx: PageContext, view: dict) -> Html:
     elif not view["nodes"]:
         body = Html('<p class="missing">No node known yet.</p>')
     else:
+        control = view["scheduler"].get("control") or {}
+        active_node = control.get("active_node")
         rows = join(
             html(
-                '<tr data-node="{id}" class="{cls}"><td>{host}{leader}</td><td>{zone}</td><td>{role}</td>'
+                '<tr data-node="{id}" class="{cls}"><td>{host}{leader}{active}</td><td>{zone}</td><td>{role}</td>'
                 "<td>{address}</td><td>{instance}</td><td>{state}</td><td>{agent}</td><td>{serves}</td></tr>",
                 id=n["node_id"],
                 cls="ok" if n["state"] == "ready" and n["availability"] == "active" and n["reachable"] else "warn",
                 host=n["hostname"] or n["node_id"][:12],
                 leader=Html(" <small>(leader)</small>") if n["leader"] else Html(""),
+                active=(
+                    Html(' <small class="active-control">(control plane)</small>')
+                    if n["hostname"] and n["hostname"] == active_node
+                    else Html("")
+                ),
                 zone=show(n["zone"]),
                 role=show(n["role"]),
                 address=show(n["address"]),

@@ -146,9 +146,26 @@ def _events(events: Iterable[StateEvent], limit: int, server_id: Optional[str] =
     return out
 
 
+def control_view(state: DashboardState) -> Optional[dict]:
+    """[cluster] engine = swarm: whether this manager's control plane acts, and where the
+    active one is (one host: None)."""
+    if state.cluster.engine != "swarm":
+        return None
+    c = state.cluster.control
+    return {
+        "role": c.role,
+        "hostname": c.hostname or None,
+        "active_node": c.active_node or None,
+        "since": c.since,
+        "since_time": format_time(c.since),
+        "reason": c.reason or None,
+    }
+
+
 def scheduler_view(state: DashboardState) -> dict:
     link = state.link
     return {
+        "control": control_view(state),
         "available": link.available,
         "synced_once": link.synced_once,
         "last_heard": link.last_heard,

@@ -23,6 +23,7 @@ from common.protocol import (
     ContainerEvent,
     ContainerInfo,
     ControlState,
+    ControlView,
     ErrorCode,
     NodeView,
     PlanStep,
@@ -79,6 +80,8 @@ class Model:
         self.services: Optional[dict[str, ServiceState]] = None
         self.nodes: list[NodeInfo] = []
         self.node_reports: Optional[dict[str, NodeReport]] = None  # each node's container-agent
+        self.holds_known = False  # swarm: the hand stops were read from the services' labels
+        self.control = ControlView()  # swarm: which manager's control plane acts
         self.routes: Optional[dict[str, RouteInfo]] = None
         self.routing_error: Optional[str] = None
         self.routing_status = RoutingStatus()  # the alb-agent's full view, for the dashboard
@@ -182,9 +185,19 @@ class Model:
             self._allocate()
 
     def observe_services(
-        self, services: dict[str, ServiceState], nodes: list[NodeInfo], reports: dict[str, NodeReport]
+        self,
+        services: dict[str, ServiceState],
+        nodes: list[NodeInfo],
+        reports: dict[str, NodeReport],
+        acting: bool = True,
     ) -> None:
+        """`acting`: this scheduler holds the control plane's lease. Until it acts, which
+        servers are stopped by hand is what the services' labels say (another manager's
+        scheduler stopped them); from then on it is this one's to change."""
         with self.lock:
+            if not (acting and self.holds_known):
+                self.held = {sid for sid, s in services.items() if s.held and sid in self.active.enabled}
+            self.holds_known = acting
             self.services = dict(services)
             self.nodes = list(nodes)
             self.node_reports = dict(reports)
@@ -503,7 +516,7 @@ class Model:
                         serves=[] if r is None else sorted(sid for sid in r.served if r.serves(sid)),
                     )
                 )
-            return ClusterView(engine="swarm", nodes=nodes)
+            return ClusterView(engine="swarm", nodes=nodes, control=self.control)
 
     def control_state(self, agents: AgentsState) -> ControlState:
         with self.lock:

@@ -15,7 +15,7 @@ import concurrent.futures
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from common.protocol import BridgeState, ClusterSync, ContainerInfo, ContainerList
+from common.protocol import BridgeState, ClusterSync, ContainerInfo, ContainerList, ContainerStatusQuery
 from common.reqrep import CodedError, ReqClient
 
 from .swarm_services import NodeInfo
@@ -52,21 +52,29 @@ class NodeAgents:
         self.src = src
         self._pool = concurrent.futures.ThreadPoolExecutor(PARALLEL, thread_name_prefix="node")
 
-    def poll(self, nodes: Sequence[NodeInfo], ports: Mapping[str, int]) -> dict[str, NodeReport]:
-        """Every node that is up (by node id), told the cluster's servers and their ports;
-        a node Swarm says is down is not asked."""
-        sync = ClusterSync(ports=dict(ports))
-        futures = {n.node_id: self._pool.submit(self._ask, n, sync) for n in nodes if n.state == "ready" and n.address}
+    def poll(self, nodes: Sequence[NodeInfo], ports: Optional[Mapping[str, int]]) -> dict[str, NodeReport]:
+        """Every node that is up (by node id), told the cluster's servers and their ports
+        (None: only asked, by a standby manager's scheduler); a node Swarm says is down is
+        not asked."""
+        ready = {n.node_id: n.address for n in nodes if n.state == "ready" and n.address}
+        request = (
+            ("cluster.sync", ClusterSync(ports=dict(ports), nodes=ready))
+            if ports is not None
+            else ("container.status", None)
+        )
+        futures = {
+            n.node_id: self._pool.submit(self._ask, n, *request) for n in nodes if n.state == "ready" and n.address
+        }
         return {node_id: future.result() for node_id, future in futures.items()}
 
-    def _ask(self, node: NodeInfo, sync: ClusterSync) -> NodeReport:
+    def _ask(self, node: NodeInfo, type: str, body: Any) -> NodeReport:
         endpoint = f"tcp://{node.address}:{self.port}"
         # A client per request: a REQ socket belongs to the thread that uses it.
         client = ReqClient(
             self.ctx, endpoint, timeout_ms=self.timeout_ms, retries=0, src=self.src, max_bytes=self.max_bytes
         )
         try:
-            listing = client.call("cluster.sync", sync)
+            listing = client.call(type, body if body is not None else ContainerStatusQuery())
         except CodedError as exc:
             return NodeReport(node.node_id, node.hostname, node.address, reachable=False, error=exc.message[:300])
         finally:

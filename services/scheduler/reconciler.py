@@ -28,6 +28,7 @@ from common.reqrep import RemoteError
 
 from . import scheduler_metrics
 from .agents import AgentLink, AgentUnavailable
+from .control_lease import ControlLease
 from .diff import Step
 from .model import Model
 from .node_agents import NodeAgents
@@ -61,10 +62,12 @@ class Reconciler:
         parallel_steps: int = 1,
         swarm: Optional[SwarmServices] = None,
         node_agents: Optional[NodeAgents] = None,
+        lease: Optional[ControlLease] = None,
     ) -> None:
         self.model = model
         self.swarm = swarm  # the servers run as Swarm services of this manager
         self.node_agents = node_agents  # ... served by the container-agent of each node
+        self.lease = lease  # ... and this manager's scheduler acts only while it holds this
         self.containers = containers
         self.routes = routes
         self.interval = interval
@@ -87,6 +90,8 @@ class Reconciler:
     # --- loop thread side ----------------------------------------------------------------
 
     def start(self) -> None:
+        if self.lease is not None:
+            self.lease.start()
         self._thread.start()
 
     def kick(self, full: bool = False, why: str = "") -> None:
@@ -126,6 +131,8 @@ class Reconciler:
                 scheduler_metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
                 self._notify()
         finally:
+            if self.lease is not None:
+                self.lease.stop()  # after the last pass: another manager may act at once
             self.containers.close()
             self.routes.close()
             if self.node_agents is not None:
@@ -163,14 +170,24 @@ class Reconciler:
         time.sleep(COALESCE_SECONDS)
         return full
 
+    def acting(self) -> bool:
+        """Not a standby manager's scheduler: may change services, routes and nodes."""
+        return self.lease is None or self.lease.acting()
+
     def run_pass(self, full: bool) -> None:
-        """One reconcile: observe, plan, apply."""
+        """One reconcile: observe, plan, apply (a standby observes only)."""
+        acting = self.acting()
+        if self.lease is not None:
+            self.model.control = self.lease.view()
         self._observe_routes()
         if self.swarm is not None:
-            self._observe_services()
+            self._observe_services(acting)
         else:
             self._observe_containers()
         self._notify()
+        if not acting:
+            self.model.reconciled()
+            return
         cplan, rplan = self.model.plan()
         routing = None
         if rplan is not None and (rplan.needed or full):
@@ -196,7 +213,7 @@ class Reconciler:
             return
         self.model.observe_containers(listing.containers)
 
-    def _observe_services(self) -> None:
+    def _observe_services(self, acting: bool) -> None:
         assert self.swarm is not None
         try:
             services, nodes = self.swarm.observe(), self.swarm.nodes()
@@ -205,8 +222,9 @@ class Reconciler:
             with self._cond:
                 self._retry_at = time.monotonic() + RETRY_SECONDS
             return
-        reports = self.node_agents.poll(nodes, self.model.cluster_ports()) if self.node_agents is not None else {}
-        self.model.observe_services(services, nodes, reports)
+        ports = self.model.cluster_ports() if acting else None  # a standby only asks
+        reports = self.node_agents.poll(nodes, ports) if self.node_agents is not None else {}
+        self.model.observe_services(services, nodes, reports, acting)
 
     def _observe_routes(self) -> None:
         try:
@@ -289,6 +307,9 @@ class Reconciler:
     def _apply_service_step(self, step: ServiceStep, nodes: int) -> None:
         assert self.swarm is not None
         sid = step.server_id
+        if not self.acting():
+            log.warning("server %s: %s service not sent: the control plane's lease was lost", sid, step.action)
+            return
         with self.model.lock:
             server = self.model.active.servers.get(sid)
             port = self.model.ports.get(sid)
@@ -323,6 +344,8 @@ class Reconciler:
             self.model.observe_container(info)
 
     def _apply_routes(self, entries, changes, full: bool) -> None:
+        if not self.acting():
+            return  # the lease was lost during the pass: the active manager's routes stand
         for change in changes:
             log.info("route %s: %s (%s)", change.server_id, change.action, change.reason)
         try:

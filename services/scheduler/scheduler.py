@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from common.config import load_config_for
 from common.process import publish_on, serve_requests, subscribe_to
@@ -46,6 +46,7 @@ from common.swarm_service import service_policy
 from . import scheduler_metrics
 from .agents import AgentLink
 from .config_keeper import apply_loaded
+from .control_lease import ControlLease
 from .model import Model
 from .node_agents import NodeAgents
 from .ports import port_is_free
@@ -77,6 +78,18 @@ def swarm_services(settings: Settings) -> Optional[SwarmServices]:
 
     client = docker.from_env(timeout=SWARM_API_TIMEOUT)
     return SwarmServices(client, settings.aws.cluster_name, service_policy(settings.cluster))
+
+
+def control_lease(settings: Settings, on_change: Callable[[], None]) -> Optional[ControlLease]:
+    """[cluster] engine = swarm: whether this manager's control plane acts (a client of
+    its own, with a timeout shorter than the lease: a silent engine must not hold it)."""
+    if settings.cluster.engine != "swarm":
+        return None
+    import docker
+
+    lease_seconds = settings.cluster.control_lease_seconds
+    client = docker.from_env(timeout=max(1, int(lease_seconds / 2)))
+    return ControlLease(client, settings.aws.cluster_name, lease_seconds, on_change=on_change)
 
 
 class Scheduler:
@@ -160,6 +173,7 @@ class Scheduler:
             notify=self._publish_soon,
             parallel_steps=settings.service.parallel_steps,
             swarm=swarm_services(settings),
+            lease=control_lease(settings, self._control_changed),
             node_agents=(
                 NodeAgents(
                     service.ctx,
@@ -264,6 +278,11 @@ class Scheduler:
         if kick:
             self.reconciler.kick(full=full, why=why)
 
+    def _control_changed(self) -> None:
+        """This manager's control plane became active or stands by (the lease's thread)."""
+        self.reconciler.kick(full=True, why="control plane role")
+        self._publish_soon()
+
     # --- publishing -------------------------------------------------------------------------
 
     def _publish_soon(self) -> None:
@@ -361,6 +380,13 @@ class Scheduler:
     def on_action(self, msg: Message) -> ControlAccepted:
         action, sid = msg.body.action, msg.body.server_id
         log.info("control: %s%s (from %s)", action, f" {sid}" if sid else "", msg.src or "?")
+        if action != "reload" and not self.reconciler.acting():
+            control = self.reconciler.lease.view() if self.reconciler.lease is not None else None
+            where = f"on {control.active_node}" if control is not None and control.active_node else "not known yet"
+            raise ServiceError(
+                ErrorCode.CONFLICT,
+                f"this manager's control plane is standing by: the active one is {where}; ask there",
+            )
         if action == "stop":
             self.model.hold(sid)
             message = f"{sid} is stopped and stays stopped until started"

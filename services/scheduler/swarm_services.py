@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# On a service stopped by hand: a manager that takes over keeps it stopped.
+HELD = ours.RESERVED_LABEL_PREFIX + "held"
+
 # Task states of a task that is, or will soon be, a running container (Swarm's own words).
 _STARTING = frozenset({"new", "pending", "assigned", "accepted", "preparing", "ready", "starting"})
 _FAILED = frozenset({"failed", "rejected"})
@@ -51,6 +54,7 @@ class ServiceState:
     update_message: str = ""
     failed: int = 0  # tasks that failed or were rejected, in Swarm's task history
     error: str = ""  # the most recent one's reason ("No such image", "task: non-zero exit (1)")
+    held: bool = False  # stopped by hand (its HELD label)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class SwarmServices:
                 update_message=shown(str(update.get("Message", "")), 300),
                 failed=len(failed),
                 error=shown(str(last.get("Err") or last.get("Message") or ""), 300),
+                held=labels.get(HELD) == "true",
             )
         return out
 
@@ -138,10 +143,12 @@ class SwarmServices:
                     self._remove(current)
                 return
             if step.action in ("scale", "restart") and current is not None:
-                self._rewrite(current, step.replicas, nodes, force=step.action == "restart")
+                self._rewrite(current, step.replicas, nodes, force=step.action == "restart", held=step.held)
                 return
             assert server is not None and host_port is not None, step
             definition = self.definition(server, host_port, step.replicas, nodes)
+            if step.held:
+                definition["labels"] = {**definition["labels"], HELD: "true"}
             if current is None:
                 self.client.api.create_service(**definition)
             else:
@@ -165,11 +172,14 @@ class SwarmServices:
         labels = ours.labels_for(placement, self.cluster)
         return service_definition(server.server_id, server.spec, self.policy, labels, replicas, nodes)
 
-    def _rewrite(self, current: ServiceState, replicas: int, nodes: int, force: bool) -> None:
+    def _rewrite(self, current: ServiceState, replicas: int, nodes: int, force: bool, held: bool = False) -> None:
         """The service as the engine has it, with another replica count (no task is
         replaced) or, `force`, every task replaced one after another."""
         api = self.client.api
         spec = api.inspect_service(current.service_id)["Spec"]
+        labels = {k: v for k, v in (spec.get("Labels") or {}).items() if k != HELD}
+        if held:
+            labels[HELD] = "true"
         template = dict(spec["TaskTemplate"])
         if force:
             template["ForceUpdate"] = int(template.get("ForceUpdate", 0)) + 1
@@ -181,7 +191,7 @@ class SwarmServices:
             current.version,
             task_template=template,
             name=spec["Name"],
-            labels=spec.get("Labels"),
+            labels=labels,
             mode={"Replicated": {"Replicas": replicas}},
             update_config=update_config,
             rollback_config=rollback_config,

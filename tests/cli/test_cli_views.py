@@ -112,6 +112,15 @@ def test_yaml_special_names_stay_strings():
     assert list(yaml.safe_load(text)["mcp_servers"]) == ["mcp_true"]
 
 
+def test_status_says_which_managers_control_plane_acts():
+    control = {"role": "standby", "hostname": "sw2", "active_node": "sw1", "reason": "another one holds the lease"}
+    swarm = {**state([RUNNING]), "cluster": {"engine": "swarm", "control": control}}
+    assert "control:  standby on sw2; active: sw1; another one holds the lease" in render_status(swarm)
+    control.update(role="active", active_node="sw2")
+    assert "control:  active on this node (sw2)" in render_status(swarm)
+    assert "control:" not in render_status(state([RUNNING]))
+
+
 def test_status_says_where_the_replicas_of_a_swarm_service_run():
     swarm = {**RUNNING, "replicas": 3, "replicas_running": 2, "nodes": ["node-a", "node-b"]}
     assert "a: replicas 2/3 running on node-a, node-b" in render_status(state([swarm]))

@@ -183,7 +183,8 @@ def start_bridge(docker_client: Any, **settings: Any) -> RunningBridge:
     events: "queue.Queue[BridgeEvent]" = queue.Queue()
     # Tests leave requests the scripted server never answers: a short drain at the end.
     settings.setdefault("drain_seconds", 1.0)
-    thread = BridgeThread(docker_client, BridgeConfig(bind_host="127.0.0.1", **settings), on_event=events.put)
+    settings.setdefault("bind_host", "127.0.0.1")
+    thread = BridgeThread(docker_client, BridgeConfig(**settings), on_event=events.put)
     thread.start()
     return RunningBridge(thread, events)
 
@@ -251,9 +252,10 @@ def http_request(
     body: Any = None,
     headers: Optional[dict] = None,
     timeout: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> Reply:
     """One request, no redirect following, no default headers beyond Host."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
@@ -325,8 +327,9 @@ class SseStream:
         timeout: float = 30.0,
         method: str = "GET",
         body: Any = None,
+        host: str = "127.0.0.1",
     ) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
         if body is not None and not isinstance(body, bytes):
             body = json.dumps(body).encode()
         self.conn.request(method, path, body=body, headers={"Accept": "text/event-stream", **(headers or {})})

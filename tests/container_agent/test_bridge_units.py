@@ -403,3 +403,22 @@ def test_session_ids_survive_a_restart_but_not_an_end_in_this_run():
     assert later.check("time", made[:-2] + "AA") is None  # altered
     assert earlier.check("time", made) is None  # this run made it and no longer knows it: it ended
     assert later.check("time", "abc") is None
+
+
+def test_a_swarm_session_id_names_its_owner_and_only_the_owner_takes_it_back():
+    from services.container_agent.bridge.sessions import SessionIds
+
+    key = b"c" * 32  # the cluster's: every node has it
+    on_a = SessionIds(key, clock=lambda: 1000.0, owner="nodeaaaaaaaa")
+    made = on_a.new("time", {"roots": {}})
+    on_b = SessionIds(key, clock=lambda: 2000.0, owner="nodebbbbbbbb")
+    assert on_b.owner_of("time", made) == "nodeaaaaaaaa"  # b sends its requests to a
+    assert on_b.check("time", made) is None  # ... and never takes it over
+    a_again = SessionIds(key, clock=lambda: 2000.0, owner="nodeaaaaaaaa")
+    assert a_again.check("time", made) == {"roots": {}}  # a's next run does
+    # The owner cannot be changed: it is signed.
+    forged = made.replace("nodeaaaaaaaa", "nodebbbbbbbb")
+    assert on_b.owner_of("time", forged) is None and on_b.check("time", forged) is None
+    assert on_b.owner_of("other", made) is None  # bound to its server
+    # An id of one host names no owner.
+    assert on_b.owner_of("time", SessionIds(key).new("time", None)) == ""

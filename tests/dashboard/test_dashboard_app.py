@@ -625,3 +625,29 @@ def test_the_nodes_of_a_swarm_and_the_replicas_of_each_server(control, logged_in
     assert "1/2 replicas on sw1" in logged_in.get(f"{P}/").text
     row = next(r for r in logged_in.get(f"{P}/api/overview").json["servers"] if r["server_id"] == "time")
     assert (row["replicas"], row["replicas_running"], row["served_by"]) == (2, 1, ["sw1"])
+
+
+def test_a_standby_managers_dashboard_says_where_the_active_control_plane_is(control, logged_in):
+    from common.protocol import ClusterView, ControlView, NodeView, to_plain
+
+    nodes = [NodeView("n1", hostname="sw1", role="manager", leader=True), NodeView("n2", hostname="sw2")]
+    control.raw["cluster"] = to_plain(
+        ClusterView(
+            engine="swarm",
+            nodes=nodes,
+            control=ControlView(role="standby", hostname="sw2", active_node="sw1", since=1.7e9, reason="held"),
+        )
+    )
+    page = logged_in.get(f"{P}/nodes").text
+    assert (
+        "<strong>Standby</strong>: the control plane of this manager (sw2) stands by; the active one is on sw1" in page
+    )
+    assert 'sw1 <small>(leader)</small> <small class="active-control">(control plane)</small>' in page
+    assert "Standby" in logged_in.get(f"{P}/").text  # on every page, with the scheduler's banners
+    view = logged_in.get(f"{P}/api/nodes").json["scheduler"]["control"]
+    assert (view["role"], view["hostname"], view["active_node"]) == ("standby", "sw2", "sw1")
+    control.raw["cluster"]["control"]["role"] = "active"
+    control.raw["cluster"]["control"]["active_node"] = "sw2"
+    assert "control-banner" not in logged_in.get(f"{P}/nodes").text
+    control.raw["cluster"] = to_plain(ClusterView())  # one host: nothing to say
+    assert logged_in.get(f"{P}/api/nodes").json["scheduler"]["control"] is None

@@ -31,6 +31,8 @@ class LoadBalancer:
         self.refresh = refresh
         self.url = ""
         self.sent: dict[str, int] = {}  # target "host:port" -> requests sent there
+        self.statuses: dict[int, int] = {}  # HTTP status -> answers with it
+        self.session_ids: list[str] = []  # Mcp-Session-Id of the answers, each once, in order
         self._targets: list[tuple[str, int]] = []
         self._turn = itertools.count()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -101,6 +103,10 @@ class LoadBalancer:
                 request.method, f"http://{host}:{port}{request.rel_url}", headers=headers, data=body
             ) as upstream:
                 response = web.StreamResponse(status=upstream.status)
+                self.statuses[upstream.status] = self.statuses.get(upstream.status, 0) + 1
+                session_id = upstream.headers.get("Mcp-Session-Id")
+                if session_id and session_id not in self.session_ids:
+                    self.session_ids.append(session_id)
                 for name, value in upstream.headers.items():
                     if name.lower() not in _HOP:
                         response.headers[name] = value

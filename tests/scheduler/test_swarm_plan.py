@@ -11,7 +11,7 @@ def want(sid: str = "a", spec: str = "h1", port=8001, **kw) -> Want:
     return Want(server_id=sid, spec_hash=spec, host_port=port, **kw)
 
 
-def service(sid: str = "a", spec: str = "h1", port=8001, desired: int = 2) -> ServiceState:
+def service(sid: str = "a", spec: str = "h1", port=8001, desired: int = 2, held: bool = False) -> ServiceState:
     return ServiceState(
         server_id=sid,
         service_id=f"svc-{sid}",
@@ -22,6 +22,7 @@ def service(sid: str = "a", spec: str = "h1", port=8001, desired: int = 2) -> Se
         running=desired,
         starting=0,
         nodes=(),
+        held=held,
     )
 
 
@@ -49,9 +50,22 @@ def test_replicas_alone_scale():
 
 
 def test_a_hand_stop_scales_to_zero_and_creates_nothing():
-    assert plan({"a": want(held=True)}, {"a": 2}, {"a": service()}) == [("scale", "a", 0)]
-    assert plan({"a": want(held=True)}, {"a": 2}, {"a": service(desired=0)}) == []
+    [step] = plan_services({"a": want(held=True)}, {"a": 2}, {"a": service()})
+    assert (step.action, step.replicas, step.held) == ("scale", 0, True)
+    assert plan({"a": want(held=True)}, {"a": 2}, {"a": service(desired=0, held=True)}) == []
     assert plan({"a": want(held=True)}, {"a": 2}, {}) == []
+
+
+def test_the_hand_stop_is_said_in_a_label_for_the_next_active_manager():
+    # Scaled to 0 without the label (an older scheduler, a hand edit): the label is written.
+    [step] = plan_services({"a": want(held=True)}, {"a": 2}, {"a": service(desired=0)})
+    assert (step.action, step.replicas, step.held) == ("scale", 0, True)
+    # A start: scaled back, the label dropped.
+    [step] = plan_services({"a": want()}, {"a": 2}, {"a": service(desired=0, held=True)})
+    assert (step.action, step.replicas, step.held) == ("scale", 2, False)
+    # A spec change of a held server keeps it held.
+    [step] = plan_services({"a": want(spec="h2", held=True)}, {"a": 2}, {"a": service(desired=0, held=True)})
+    assert (step.action, step.replicas, step.held) == ("update", 0, True)
 
 
 def test_a_hand_restart_replaces_the_tasks_of_a_running_service_only():

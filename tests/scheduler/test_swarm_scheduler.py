@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -97,6 +98,7 @@ def test_the_configuration_runs_as_swarm_services_over_the_nodes(swarm_orch, swa
     with orch.node_agents(swarm_rig, cluster, per_node) as agents:
         run_and_serve(orch, services, swarm_rig, agents, started)
         routed_to_serving_nodes(orch, instances)
+        sessions_follow_their_owner(orch, swarm_rig, instances)
         moves_under_load(orch, swarm_rig, instances)
         change_and_remove(orch, services, time_server_image)
 
@@ -182,6 +184,67 @@ def routed_to_serving_nodes(orch: Orchestrator, instances: dict[str, str]) -> No
             for a in elbv2.describe_target_group_attributes(TargetGroupArn=route["target_group_arn"])["Attributes"]
         }
         assert attributes["stickiness.enabled"] == "true" and attributes["stickiness.type"] == "lb_cookie"
+
+
+def sessions_follow_their_owner(orch: Orchestrator, rig, instances: dict[str, str]) -> None:
+    """A handshake-era SDK session whose requests a load balancer sends to both serving
+    nodes in turn (no stickiness): the node that does not hold it forwards them to the
+    one that does. With that node drained, the session's next request gets 404 and the
+    client initializes again, on a node that serves."""
+    address = {instances[n.name]: n.address for n in rig.nodes}
+    port = orch.servers()["clock"]["host_port"]
+    by_owner = {n.node_id[:12]: n for n in rig.nodes}
+    url_path = "/mcp/clock/mcp"
+
+    def registered() -> list[tuple[str, int]]:
+        return sorted((address[i], port) for i in orch.target_instances("clock"))
+
+    async def call(client: Client) -> None:
+        result = await asyncio.wait_for(client.call_tool("get_current_time", {"timezone": "Etc/UTC"}), 30)
+        assert result.is_error is False, result
+
+    async def alternating() -> None:
+        async with Client(lb.url + url_path, mode="legacy") as client:
+            for _ in range(6):
+                await call(client)
+
+    async def across_drain() -> tuple[Any, str]:
+        """The owner drained under a live session: (the error of its first failed call, or
+        None when the client initialized again by itself; the drained node's name)."""
+        async with Client(lb.url + url_path, mode="legacy") as client:
+            await call(client)
+            owner = by_owner[lb.session_ids[-1].split(".")[3]]
+            await asyncio.to_thread(rig.manager.docker, "node", "update", "--availability", "drain", owner.node_id)
+            first = len(lb.session_ids)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and len(lb.session_ids) == first:
+                try:
+                    await call(client)  # forwarded to the owner while its replica stops
+                except Exception as exc:
+                    return exc, owner.name
+                await asyncio.sleep(0.2)
+            return None, owner.name
+
+    with LoadBalancer(registered) as lb:
+        wait_for(lambda: len(lb._targets) == 2, 30, "both serving nodes as targets")
+        asyncio.run(asyncio.wait_for(alternating(), 90))
+        assert len(lb.sent) == 2 and min(lb.sent.values()) >= 3, lb.sent  # both nodes answered the session
+        assert len(lb.session_ids) == 1 and lb.statuses.keys() <= {200, 202, 204}, (lb.session_ids, lb.statuses)
+        error, drained = asyncio.run(asyncio.wait_for(across_drain(), 150))
+        try:
+            assert lb.statuses.get(404), lb.statuses  # the session's owner was gone: 404
+            if error is not None:  # the client did not initialize again by itself: a new one does
+                asyncio.run(asyncio.wait_for(alternating(), 90))
+            again = lb.session_ids[-1]
+            assert again != lb.session_ids[0] and by_owner[again.split(".")[3]].name != drained
+            print(
+                f"\nsession of {drained} after its drain: 404, then a new session on {by_owner[again.split('.')[3]].name}"
+            )
+        finally:
+            node = next(n for n in rig.nodes if n.name == drained)
+            rig.manager.docker("node", "update", "--availability", "active", node.node_id)
+    wait_for(lambda: replicas_of(orch, "clock", 2), 120, "clock on two nodes again", explain=orch.diagnosis)
+    wait_for(lambda: len(orch.target_instances("clock")) == 2, 60, "clock's two targets again")
 
 
 def moves_under_load(orch: Orchestrator, rig, instances: dict[str, str]) -> None:

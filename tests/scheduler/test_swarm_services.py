@@ -136,19 +136,24 @@ def rolled_out(rig, services: SwarmServices, new, replicas: int, state, order: s
     assert converge(services, new, replicas, state) == ["update"]
     inspected = services.client.api.inspect_service(state.service_id)["Spec"]
     assert inspected["UpdateConfig"]["Order"] == order
+
+    def runs_the_new_spec(s) -> bool:
+        """Every replica's container has the new environment (the service's own update
+        state is empty for a moment after the change, before Swarm starts rolling)."""
+        containers = [c for node_id in s.nodes for c in local_containers(rig.node_by_id(node_id), "clock")]
+        return len(containers) == replicas and all(env in c.attrs["Config"]["Env"] for c in containers)
+
     state = wait_for(
         lambda: (
             (s := services.observe()["clock"]).spec_hash == new.spec_hash
             and s.update in ("completed", "")
             and s.running == replicas
+            and runs_the_new_spec(s)
             and s
         ),
         180,
         f"the {order} rolling update to complete",
         explain=lambda: str(services.observe().get("clock")),
     )
-    for node_id in state.nodes:
-        [container] = local_containers(rig.node_by_id(node_id), "clock")
-        assert env in container.attrs["Config"]["Env"]
     print(f"{order} update of {replicas} replica(s) done in {time.monotonic() - started:.1f} s")
     return state

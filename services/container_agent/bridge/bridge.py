@@ -26,7 +26,7 @@ from aiohttp import web
 from common import fdstore, server_ids
 
 from .. import stdio
-from . import access_log, jsonrpc, legacy_sse, proxy, streamable_http, traffic
+from . import access_log, jsonrpc, legacy_sse, owner, proxy, streamable_http, traffic
 from .config import BridgeConfig
 from .http_common import (
     client_of,
@@ -111,6 +111,7 @@ class Bridge:
         # Requests other than GET streams being handled now: a stop waits for them.
         self._handling = 0
         self._stopping = False  # a stop began: every answer closes its connection
+        self._peers: dict[str, str] = {}  # swarm: the nodes (short id -> address), for owner.py
 
     @property
     def config(self) -> BridgeConfig:
@@ -130,7 +131,10 @@ class Bridge:
         await self._runner.setup()
         access_log.configure(self._config.access_log_level)
         # Kept by the supervisor across restarts: sessions survive a restart of the process.
-        self._session_ids = SessionIds(fdstore.kept_secret(SESSION_KEY_NAME))
+        if self._config.node:  # a swarm: ids any node can read (owner.py)
+            self._session_ids = SessionIds(self._config.session_key, owner=self._config.node)
+        else:
+            self._session_ids = SessionIds(fdstore.kept_secret(SESSION_KEY_NAME))
         self._spawn(self._sweep())
         self._spawn(self._drop_unclaimed_sockets())
 
@@ -267,6 +271,11 @@ class Bridge:
             gone = server.upstream is None or server.upstream.state is State.DOWN
             if server_id not in ports and server.mode == STDIO and gone:
                 await self.unserve(server_id)  # its service was removed: nothing runs here
+
+    def set_peers(self, nodes: dict[str, str]) -> None:
+        """[cluster] engine = swarm: the ready nodes (Swarm node id -> address), where the
+        requests of sessions other nodes hold are forwarded."""
+        self._peers = {owner.short_node_id(node_id): address for node_id, address in nodes.items()}
 
     async def unserve(self, server_id: str, *, keep_port: bool = False) -> bool:
         """Stop serving: close its port, end its sessions, detach. False if it was not served.
@@ -610,6 +619,8 @@ class Bridge:
                 endpoint[:20],
             )
             response = refused
+        elif self._config.node and (followed := await self._follow_owner(server, request, endpoint, cors)) is not None:
+            return followed  # (a Response is falsy when empty: compared with None)
         elif server.mode == HTTP:
             assert self._client is not None
             server.traffic.note(request, "http", "", "http")  # the body is not read: no MCP method
@@ -630,6 +641,25 @@ class Bridge:
         if cors and not response.prepared:
             response.headers.update(cors)
         return response
+
+    async def _follow_owner(
+        self, server: ServedServer, request: web.BaseRequest, endpoint: str, cors: dict
+    ) -> Optional[web.StreamResponse]:
+        """[cluster] engine = swarm: the answer to a request of a session this node does
+        not hold (from its owner, or 404 when the owner is gone), or to one of a session it
+        holds while its replica is gone from here (404: initialize again, elsewhere); None
+        when the request is this node's to answer."""
+        if server.mode != STDIO:
+            return None
+        owner_id = owner.owner_elsewhere(server, request, endpoint, self._config.node)
+        if owner_id is not None:
+            if self._client is None:
+                self._client = proxy.make_client(self._config)
+            return await owner.forward(server, request, owner_id, self._peers, self._config, self._client, cors)
+        upstream = server.upstream
+        if owner.session_id_of(request, endpoint) and (upstream is None or upstream.state is State.DOWN):
+            return owner.gone(f"this host no longer runs a replica of MCP server '{server.server_id}'")
+        return None
 
     async def _health_endpoint(self, server: ServedServer, request: web.BaseRequest) -> web.Response:
         if request.method not in ("GET", "HEAD"):

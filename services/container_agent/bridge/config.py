@@ -27,6 +27,11 @@ class BridgeConfig(BridgeSettings):
     # Record every request in its server's traffic numbers (/metrics, the dashboard's
     # charts). Always on in the product; off only to measure what counting costs.
     count_traffic: bool = True
+    # [cluster] engine = swarm: this node (the start of its Swarm node id), named in the
+    # session ids it makes, and the key they are signed with, derived from the cluster's
+    # (every node can tell whose a session is; owner.py). Empty: one host, a key of its own.
+    node: str = ""
+    session_key: bytes = field(default=b"", repr=False)
 
     @classmethod
     def from_settings(cls, settings) -> "BridgeConfig":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -143,14 +143,37 @@ async def forward(
     if raw_query:
         url += "?" + raw_query
     # With tokens of ours, the Authorization header was meant for the bridge: never pass it on.
-    dropped = _HOP_BY_HOP | {"authorization"} if config.token_set else _HOP_BY_HOP
+    headers = forwarded_headers(request, drop_authorization=bool(config.token_set))
+    headers["X-Forwarded-Prefix"] = prefix
+    rewriter = SseEndpointRewriter(prefix, target.base_path)
+    return await relay(server, request, url, headers, config, client, cors, rewriter, server.unavailable)
+
+
+def forwarded_headers(request: web.BaseRequest, drop_authorization: bool) -> dict[str, str]:
+    """The request's end-to-end headers for the next hop, with who asked (X-Forwarded-*)."""
+    dropped = _HOP_BY_HOP | {"authorization"} if drop_authorization else _HOP_BY_HOP
     headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
     forwarded_for = request.headers.get("X-Forwarded-For")
     remote = request.remote or ""
     headers["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
     headers.setdefault("X-Forwarded-Proto", request.scheme)
     headers.setdefault("X-Forwarded-Host", request.host)
-    headers["X-Forwarded-Prefix"] = prefix
+    return headers
+
+
+async def relay(
+    server: ServedServer,
+    request: web.BaseRequest,
+    url: str,
+    headers: dict[str, str],
+    config: BridgeConfig,
+    client: aiohttp.ClientSession,
+    cors: dict,
+    rewriter: Optional[SseEndpointRewriter],
+    unreachable: Callable[[str], web.Response],
+) -> web.StreamResponse:
+    """`request` sent on to `url` and its answer streamed back as it comes (SSE through
+    `rewriter` when given); `unreachable(why)` is the answer when nothing answers there."""
     body: Optional[bytes] = None
     if request.method not in _BODYLESS or request.body_exists:
         read = await read_body(request, config.max_body_bytes)
@@ -179,8 +202,8 @@ async def forward(
     except aiohttp.TooManyRedirects:
         return rejection(502, jsonrpc.TRANSPORT_ERROR, f"MCP server '{server.server_id}' redirects in a loop")
     except aiohttp.ClientError as exc:
-        log.info("server %s: proxy cannot reach the server: %s", server.server_id, exc)
-        return server.unavailable(f"cannot reach it over HTTP ({type(exc).__name__})")
+        log.info("server %s: cannot reach %s: %s", server.server_id, URL(url, encoded=True).origin(), exc)
+        return unreachable(f"cannot reach it over HTTP ({type(exc).__name__})")
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for key, value in upstream.headers.items():
         if key.lower() not in _HOP_BY_HOP and key.lower() != "location":
@@ -192,7 +215,7 @@ async def forward(
     try:
         await response.prepare(request)
         if is_sse:
-            await _pump_sse(upstream, response, SseEndpointRewriter(prefix, target.base_path), config)
+            await _pump_sse(upstream, response, rewriter, config)
         else:
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
@@ -205,21 +228,24 @@ async def forward(
 
 
 async def _pump_sse(
-    upstream: aiohttp.ClientResponse, response: web.StreamResponse, rewriter: SseEndpointRewriter, config: BridgeConfig
+    upstream: aiohttp.ClientResponse,
+    response: web.StreamResponse,
+    rewriter: Optional[SseEndpointRewriter],
+    config: BridgeConfig,
 ) -> None:
     reader = upstream.content
     while True:
         try:
             chunk = await asyncio.wait_for(reader.readany(), config.sse_keepalive_seconds)
         except asyncio.TimeoutError:
-            if rewriter.at_line_start:  # a comment line is only legal between lines
+            if rewriter is None or rewriter.at_line_start:  # a comment line is only legal between lines
                 await response.write(_LINE_KEEPALIVE)
             continue
         if not chunk:
             break
-        out = rewriter.feed(chunk)
+        out = rewriter.feed(chunk) if rewriter is not None else chunk
         if out:
             await response.write(out)
-    rest = rewriter.flush()
+    rest = rewriter.flush() if rewriter is not None else b""
     if rest:
         await response.write(rest)

@@ -55,33 +55,53 @@ class SessionIds:
     across restarts of the container-agent (common/fdstore.kept_secret). So a session
     survives a restart of the process: the next run takes the id back instead of
     answering 404. It cannot be forged, nor moved to another server. An id this run made
-    itself and no longer knows was ended here (DELETE, expiry): it stays 404."""
+    itself and no longer knows was ended here (DELETE, expiry): it stays 404.
 
-    def __init__(self, key: bytes, clock: Callable[[], float] = time.time) -> None:
+    On a swarm (`owner` set: this node) an id also names the node that made it, and the
+    key is the cluster's, the same on every node: any node can tell whose a session is
+    (owner_of) and send its requests there (owner.py); only the owner takes it back."""
+
+    def __init__(self, key: bytes, clock: Callable[[], float] = time.time, owner: str = "") -> None:
         self._key = key
         self._clock = clock
         self._started = int(clock())
+        self.owner = owner
 
     def new(self, server_id: str, capabilities: Any) -> str:
         caps = capabilities if isinstance(capabilities, dict) else {}
         flags = "".join(flag for flag, name, _ in _CAPABILITY_FLAGS if isinstance(caps.get(name), dict))
         body = f"{secrets.token_hex(16)}.{flags}.{int(self._clock()):x}"
+        if self.owner:
+            body += f".{self.owner}"
         return f"{body}.{self._mac(server_id, body)}"
 
+    def owner_of(self, server_id: str, session_id: str) -> Optional[str]:
+        """The node that made a valid id ("" for an id of one host); None: not an id of ours."""
+        parts = self._parts(server_id, session_id)
+        return None if parts is None else (parts[3] if len(parts) == 4 else "")
+
     def check(self, server_id: str, session_id: str) -> Optional[dict]:
-        """The capabilities a valid id of an earlier run remembers; None for any other id."""
-        if len(session_id) > 120 or session_id.count(".") != 3:
+        """The capabilities a valid id of an earlier run remembers; None for any other id
+        (another node's too: its requests go there)."""
+        parts = self._parts(server_id, session_id)
+        if parts is None or (parts[3] if len(parts) == 4 else "") != self.owner:
             return None
-        body, mac = session_id.rsplit(".", 1)
-        if not hmac.compare_digest(mac, self._mac(server_id, body)):
-            return None
-        _, flags, made = body.split(".")
+        _, flags, made = parts[:3]
         try:
             if int(made, 16) >= self._started:
                 return None  # made by this run: it ended here
         except ValueError:
             return None
         return {name: dict(value) for flag, name, value in _CAPABILITY_FLAGS if flag in flags}
+
+    def _parts(self, server_id: str, session_id: str) -> Optional[list[str]]:
+        """The signed fields of a valid id: random, flags, made (, owner)."""
+        if len(session_id) > 140 or session_id.count(".") not in (3, 4):
+            return None
+        body, mac = session_id.rsplit(".", 1)
+        if not hmac.compare_digest(mac, self._mac(server_id, body)):
+            return None
+        return body.split(".")
 
     def _mac(self, server_id: str, body: str) -> str:
         digest = hmac.new(self._key, f"{server_id}\0{body}".encode(), hashlib.sha256).digest()[:16]
@@ -176,6 +196,13 @@ class SessionTable:
             return None
         session, _ = self.create(transport, protocol_version, address, capabilities, session_id=session_id)
         return session
+
+    def holds(self, session_id: str) -> bool:
+        return session_id in self._sessions
+
+    def owner_of(self, session_id: str) -> Optional[str]:
+        """The node a session id names (swarm), "" for one host's; None: not one of ours."""
+        return self._ids.owner_of(self._server_id, session_id)
 
     def get(self, session_id: str) -> Optional[HttpSession]:
         session = self._sessions.get(session_id)

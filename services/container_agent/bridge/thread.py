@@ -117,6 +117,9 @@ class BridgeThread:
     def hold_ports(self, ports: dict[str, int], reason: str, timeout: float = 30.0) -> None:
         self.call(self._b().hold_ports, ports, reason, timeout=timeout)
 
+    def set_peers(self, nodes: dict[str, str]) -> None:
+        self._sync(self._b().set_peers, nodes)
+
     def unserve(self, server_id: str, timeout: float = 30.0) -> bool:
         return self.call(self._b().unserve, server_id, timeout=timeout)
 
