@@ -28,8 +28,14 @@ TRANSPORT = RESERVED_LABEL_PREFIX + "transport"
 HTTP_PORT = RESERVED_LABEL_PREFIX + "http-port"
 HTTP_PATH = RESERVED_LABEL_PREFIX + "http-path"
 
+# Swarm tasks: the server's own stop signal and timeout, applied once a replica is drained.
+STOP_SIGNAL = RESERVED_LABEL_PREFIX + "stop-signal"
+STOP_TIMEOUT = RESERVED_LABEL_PREFIX + "stop-timeout"
+
 # The keys above: extra labels (tests, operators) may not override them.
-BOOKKEEPING = frozenset({MANAGED, SERVER_ID, HOST_PORT, SPEC_HASH, CLUSTER, TRANSPORT, HTTP_PORT, HTTP_PATH})
+BOOKKEEPING = frozenset(
+    {MANAGED, SERVER_ID, HOST_PORT, SPEC_HASH, CLUSTER, TRANSPORT, HTTP_PORT, HTTP_PATH, STOP_SIGNAL, STOP_TIMEOUT}
+)
 
 STDIO = "stdio"
 HTTP = "http"

@@ -197,6 +197,7 @@ class BridgeState(str, Enum):
     READY = "ready"  # initialized (or reverse-proxied): requests are served
     FAILED = "failed"  # runs, but did not answer initialize in time (or refused it)
     DOWN = "down"  # not attached: the container ended, or the attach failed
+    DRAINING = "draining"  # swarm: being stopped; serves what comes until its node is out of the target group
 
     def __str__(self) -> str:
         return self.value
@@ -250,6 +251,9 @@ class ClusterSync:
     ports: dict[str, int] = field(default_factory=dict)
     # The ready nodes, Swarm node id -> address: where a session's owner is reached.
     nodes: dict[str, str] = field(default_factory=dict)
+    # Each routed server's registered targets (EC2 instance ids): a draining replica is
+    # let go once its node is no longer one.
+    targets: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

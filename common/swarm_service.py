@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from common import container_labels as ours
 from common.container_spec import ArgIssue, ContainerSpec, MountSpec, VolumeSpec, mount_api
 from common.docker_args.run import Bad
 from common.docker_args.values import parse_size
@@ -63,6 +64,18 @@ class ServicePolicy:
     restart_delay_seconds: float = 5.0
     update_delay_seconds: float = 5.0
     update_monitor_seconds: float = 10.0
+    # A replica being stopped is drained first (see DRAIN_SIGNAL): this long at most,
+    # then its own stop signal and timeout apply ([aws] deregistration_delay_seconds).
+    drain_seconds: float = 30.0
+
+
+# The stop signal of every task: one no process acts on (its default action is to ignore
+# it). Swarm sends it when it stops a replica (an update, a scale-in, a drain); the
+# node's container-agent takes it as "drain": its node leaves the target group, the
+# requests in flight finish, then the agent stops the container with its own stop
+# signal. If the agent does not, Swarm kills the task after the grace period.
+DRAIN_SIGNAL = "SIGWINCH"
+DEFAULT_STOP_TIMEOUT = 10  # seconds, as `docker stop`
 
 
 def service_name(server_id: str) -> str:
@@ -151,10 +164,12 @@ def service_definition(
         container["ReadOnly"] = True
     if spec.init is not None:
         container["Init"] = spec.init
-    if spec.stop_signal:
-        container["StopSignal"] = spec.stop_signal
-    if spec.stop_timeout is not None:
-        container["StopGracePeriod"] = spec.stop_timeout * _NS
+    # The server's own stop signal and timeout are applied by the agent after the drain.
+    stop_timeout = spec.stop_timeout if spec.stop_timeout is not None else DEFAULT_STOP_TIMEOUT
+    container["Labels"][ours.STOP_SIGNAL] = spec.stop_signal or "SIGTERM"
+    container["Labels"][ours.STOP_TIMEOUT] = str(stop_timeout)
+    container["StopSignal"] = DRAIN_SIGNAL
+    container["StopGracePeriod"] = int((policy.drain_seconds + stop_timeout) * _NS)
     if spec.healthcheck_disabled:
         container["Healthcheck"] = {"Test": ["NONE"]}
     if spec.extra_hosts:
@@ -252,9 +267,11 @@ def _tmpfs_mount(target: str, options: str) -> dict[str, Any]:
     return mount_api(MountSpec(type="tmpfs", target=target, tmpfs_size=size, tmpfs_mode=mode))
 
 
-def service_policy(cluster: Any) -> ServicePolicy:
-    """The policy `[cluster]` settings (common.settings.ClusterSettings) decide."""
+def service_policy(cluster: Any, drain_seconds: float = 30.0) -> ServicePolicy:
+    """The policy `[cluster]` settings (common.settings.ClusterSettings) decide;
+    `drain_seconds`: [aws] deregistration_delay_seconds."""
     return ServicePolicy(
+        drain_seconds=drain_seconds,
         replicas=cluster.default_replicas,
         zone_label=cluster.zone_label,
         max_per_node=cluster.max_replicas_per_node,

@@ -141,6 +141,25 @@ class DockerOps:
             except docker.errors.NotFound:
                 return
 
+    def kill(self, container_id: str, stop_signal: str, timeout: int) -> None:
+        """Stop with `stop_signal`, then SIGKILL after `timeout` seconds (a container whose
+        configured stop signal is not the one to stop it with, see swarm_service)."""
+        with docker_errors(f"stop {container_id[:12]}"):
+            try:
+                self.api.kill(container_id, signal=stop_signal)
+                try:
+                    self.api.wait(container_id, timeout=timeout)
+                    return
+                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                    pass
+                self.api.kill(container_id, signal="SIGKILL")
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # not running any more: what was asked
+                    return
+                raise
+
     def restart(self, container_id: str, timeout: Optional[int]) -> None:
         with docker_errors(f"restart {container_id[:12]}"):
             self.api.restart(container_id, timeout=timeout if timeout is not None else 10)

@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import calendar
 import re
+import signal
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from common.container_labels import Placement, placement_of
+from common.swarm_service import DRAIN_SIGNAL
 
 STARTED = "started"
 EXITED = "exited"
 OOM = "oom"
 HEALTH = "health"
 DESTROYED = "destroyed"
+DRAIN = "drain"  # Swarm stops the task: its stop signal, DRAIN_SIGNAL, was sent
+
+_DRAIN_SIGNAL = str(int(getattr(signal, DRAIN_SIGNAL)))
+_SWARM_TASK = "com.docker.swarm.task.id"
 
 _HEALTH_PREFIX = "health_status:"
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z$")
@@ -32,7 +38,7 @@ _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9})
 
 @dataclass(frozen=True)
 class ContainerChange:
-    kind: str  # started | exited | oom | health | destroyed
+    kind: str  # started | exited | oom | health | destroyed | drain
     server_id: str
     container_id: str
     placement: Placement
@@ -43,7 +49,8 @@ class ContainerChange:
 
 def translate(event: Mapping[str, Any]) -> Optional[ContainerChange]:
     """The change an event means for a server, None for events that change nothing
-    we report (create, attach, kill, exec_*, ...) or that are not about one of ours."""
+    we report (create, attach, exec_*, a kill but Swarm's drain, ...) or that are not
+    about one of ours."""
     if event.get("Type", "container") != "container":
         return None
     action = str(event.get("Action") or event.get("status") or "")
@@ -68,6 +75,8 @@ def translate(event: Mapping[str, Any]) -> Optional[ContainerChange]:
         health = action[len(_HEALTH_PREFIX) :].strip() or None
     elif action == "destroy":
         kind = DESTROYED
+    elif action == "kill" and attributes.get("signal") == _DRAIN_SIGNAL and attributes.get(_SWARM_TASK):
+        kind = DRAIN
     if kind is None:
         return None
     time_nano = event.get("timeNano")

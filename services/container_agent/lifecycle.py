@@ -21,7 +21,16 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from common import server_ids
 from common.config import ServerConfig
-from common.container_labels import HTTP, STDIO, Placement, is_ours, labels_for, placement_of
+from common.container_labels import (
+    HTTP,
+    STDIO,
+    STOP_SIGNAL,
+    STOP_TIMEOUT,
+    Placement,
+    is_ours,
+    labels_for,
+    placement_of,
+)
 from common.protocol import (
     BridgeState,
     ContainerEvent,
@@ -29,6 +38,7 @@ from common.protocol import (
     ErrorCode,
     ServiceError,
 )
+from common.swarm_service import DEFAULT_STOP_TIMEOUT
 
 from . import events
 from .docker_ops import DockerOps
@@ -507,6 +517,24 @@ class Lifecycle:
                 self._running.pop(cid, None)
                 self._stopping.discard(cid)
             self._proxy_down_later(change, "the container was removed")
+        elif change.kind == events.DRAIN:
+            log.info("server %s: Swarm stops the replica %s: draining it first", sid, cid[:12])
+            self._submit(lambda: self.serving.drain(sid, cid, lambda: self._submit(lambda: self.let_go(sid, cid))))
+
+    def let_go(self, server_id: str, container_id: str) -> None:
+        """A drained replica (nothing in flight, out of the target group): stopped with
+        the server's own stop signal, killed after its own timeout (its labels say both)."""
+        attrs = self._quiet(lambda: self.ops.inspect(container_id)) or {}
+        labels = _labels(attrs)
+        stop_signal = labels.get(STOP_SIGNAL) or "SIGTERM"
+        try:
+            timeout = int(labels.get(STOP_TIMEOUT) or DEFAULT_STOP_TIMEOUT)
+        except ValueError:
+            timeout = DEFAULT_STOP_TIMEOUT
+        log.info("server %s: replica %s drained: stopping it (%s)", server_id, container_id[:12], stop_signal)
+        with self._guard:
+            self._stopping.add(container_id)
+        self._quiet(lambda: self.ops.kill(container_id, stop_signal, timeout))
 
     def _proxy_down_later(self, change: ContainerChange, reason: str) -> None:
         """A reverse-proxied server whose container ended answers 503 from now on. (An

@@ -248,9 +248,12 @@ class ContainerAgent:
                 raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"server {sid}: port {port!r} is not in {lo}-{hi}")
 
         nodes = {str(k): str(v) for k, v in dict(msg.body.nodes).items()}
+        instance = self.node.instance_id if self.node is not None else ""
+        registered = {str(sid) for sid, ids in dict(msg.body.targets).items() if instance and instance in ids}
 
         def sync() -> list[ContainerInfo]:
             self.bridge.set_peers(nodes)
+            self.bridge.set_registered(registered)
             self.bridge.hold_ports(ports, "no replica of this server runs on this host")
             return self.lifecycle.status()
 

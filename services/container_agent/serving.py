@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import TimeoutError as CallTimeout
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from common.container_labels import HTTP, Placement
 from common.protocol import BridgeState, ErrorCode, ServiceError
@@ -115,6 +115,14 @@ class Serving:
             self.bridge.call(guarded, timeout=CALL_TIMEOUT)
         except CallTimeout:
             log.warning("server %s: the bridge did not answer in time", server_id)
+
+    def drain(self, server_id: str, container_id: str, let_go: Callable[[], None]) -> None:
+        """Swarm stops this replica: the bridge drains it, then calls `let_go` (from its
+        loop: hand the stop to a worker)."""
+        try:
+            self.bridge.drain(server_id, container_id, let_go)
+        except (CallTimeout, RuntimeError):
+            log.warning("server %s: the bridge did not take the drain; Swarm stops the replica", server_id)
 
     def stderr_tail(self, server_id: str, n: int) -> list[str]:
         try:

@@ -492,6 +492,12 @@ class Model:
                 if s.host_port is not None and sid in self.active.enabled
             }
 
+    def cluster_targets(self) -> dict[str, list[str]]:
+        """[cluster] engine = swarm: each routed server's registered targets, as the
+        alb-agent last said (a draining replica waits until its node is not one)."""
+        with self.lock:
+            return {sid: list(r.targets) for sid, r in (self.routes or {}).items() if r.targets}
+
     def cluster_view(self) -> ClusterView:
         with self.lock:
             if not self.swarm:

@@ -52,13 +52,19 @@ class NodeAgents:
         self.src = src
         self._pool = concurrent.futures.ThreadPoolExecutor(PARALLEL, thread_name_prefix="node")
 
-    def poll(self, nodes: Sequence[NodeInfo], ports: Optional[Mapping[str, int]]) -> dict[str, NodeReport]:
+    def poll(
+        self,
+        nodes: Sequence[NodeInfo],
+        ports: Optional[Mapping[str, int]],
+        targets: Optional[Mapping[str, Sequence[str]]] = None,
+    ) -> dict[str, NodeReport]:
         """Every node that is up (by node id), told the cluster's servers and their ports
-        (None: only asked, by a standby manager's scheduler); a node Swarm says is down is
-        not asked."""
+        (None: only asked, by a standby manager's scheduler), the nodes' addresses and
+        each server's registered targets; a node Swarm says is down is not asked."""
         ready = {n.node_id: n.address for n in nodes if n.state == "ready" and n.address}
+        registered = {sid: list(ids) for sid, ids in (targets or {}).items()}
         request = (
-            ("cluster.sync", ClusterSync(ports=dict(ports), nodes=ready))
+            ("cluster.sync", ClusterSync(ports=dict(ports), nodes=ready, targets=registered))
             if ports is not None
             else ("container.status", None)
         )

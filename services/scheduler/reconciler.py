@@ -223,7 +223,8 @@ class Reconciler:
                 self._retry_at = time.monotonic() + RETRY_SECONDS
             return
         ports = self.model.cluster_ports() if acting else None  # a standby only asks
-        reports = self.node_agents.poll(nodes, ports) if self.node_agents is not None else {}
+        targets = self.model.cluster_targets()
+        reports = self.node_agents.poll(nodes, ports, targets) if self.node_agents is not None else {}
         self.model.observe_services(services, nodes, reports, acting)
 
     def _observe_routes(self) -> None:

@@ -77,7 +77,8 @@ def swarm_services(settings: Settings) -> Optional[SwarmServices]:
     import docker  # only in swarm mode: on one host the scheduler drives no engine (and saves the import's memory)
 
     client = docker.from_env(timeout=SWARM_API_TIMEOUT)
-    return SwarmServices(client, settings.aws.cluster_name, service_policy(settings.cluster))
+    policy = service_policy(settings.cluster, settings.aws.deregistration_delay_seconds)
+    return SwarmServices(client, settings.aws.cluster_name, policy)
 
 
 def control_lease(settings: Settings, on_change: Callable[[], None]) -> Optional[ControlLease]:

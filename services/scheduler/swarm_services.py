@@ -99,7 +99,10 @@ class SwarmServices:
             placement = ours.placement_of(labels)
             assert placement is not None  # is_ours checked the server id
             mine = by_service.get(service["ID"], [])
-            running = [t for t in mine if t.get("Status", {}).get("State") == "running"]
+            # A task Swarm is stopping still runs while it drains: it is no replica any more.
+            running = [
+                t for t in mine if t.get("Status", {}).get("State") == "running" and t.get("DesiredState") == "running"
+            ]
             starting = [
                 t for t in mine if t.get("DesiredState") == "running" and t.get("Status", {}).get("State") in _STARTING
             ]

@@ -146,7 +146,13 @@ def test_everything_a_service_can_express_arrives_in_its_definition():
     assert c["Command"] == ["/bin/serve"] and c["Args"] == ["--local-timezone", "UTC"]
     assert c["Env"] == ["TOKEN=s3cr3t-value-123", "MODE=fast"]
     assert c["OpenStdin"] is True and c["TTY"] is False
-    assert c["Labels"] == {"team": "tools", **OURS}
+    # The server's own stop signal and timeout: applied by the agent once it is drained.
+    assert c["Labels"] == {
+        "team": "tools",
+        **OURS,
+        "mcp-orchestrator.stop-signal": "SIGINT",
+        "mcp-orchestrator.stop-timeout": "7",
+    }
     assert c["Mounts"] == [
         {"Type": "bind", "Target": "/notes", "Source": "/srv/notes", "ReadOnly": True},
         {"Type": "volume", "Target": "/cache", "Source": "cache"},
@@ -160,7 +166,8 @@ def test_everything_a_service_can_express_arrives_in_its_definition():
     assert c["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
     assert (c["User"], c["Dir"], c["Hostname"]) == ("1000:1000", "/work", "tools")
     assert c["ReadOnly"] is True and c["Init"] is True
-    assert c["StopSignal"] == "SIGINT" and c["StopGracePeriod"] == 7_000_000_000
+    # Swarm stops a task with a signal nobody acts on: the agent drains the replica first.
+    assert c["StopSignal"] == "SIGWINCH" and c["StopGracePeriod"] == (30 + 7) * 1_000_000_000
     assert c["Healthcheck"] == {"Test": ["NONE"]}
     assert c["Groups"] == ["audio"]
     task = d["task_template"]

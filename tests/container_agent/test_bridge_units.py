@@ -422,3 +422,24 @@ def test_a_swarm_session_id_names_its_owner_and_only_the_owner_takes_it_back():
     assert on_b.owner_of("other", made) is None  # bound to its server
     # An id of one host names no owner.
     assert on_b.owner_of("time", SessionIds(key).new("time", None)) == ""
+
+
+def test_swarms_stop_signal_is_a_drain_and_no_other_kill_is():
+    from services.container_agent import events
+
+    def kill(signal: str, task: bool = True) -> dict:
+        attributes = {
+            "signal": signal,
+            "mcp-orchestrator.managed": "true",
+            "mcp-orchestrator.server-id": "time",
+            "mcp-orchestrator.host-port": "8123",
+            "mcp-orchestrator.spec-hash": "h",
+        }
+        if task:
+            attributes["com.docker.swarm.task.id"] = "t1"
+        return {"Type": "container", "Action": "kill", "Actor": {"ID": "c1", "Attributes": attributes}}
+
+    change = events.translate(kill("28"))
+    assert change is not None and (change.kind, change.server_id, change.container_id) == ("drain", "time", "c1")
+    assert events.translate(kill("15")) is None  # a plain stop: its die follows
+    assert events.translate(kill("28", task=False)) is None  # a container of one host: a resize, nothing more

@@ -28,6 +28,9 @@ class CallLoop:
     arguments: dict
     mode: str = "legacy"  # the SDK client's mode: legacy | auto | 2026-07-28
     period: float = 0.05
+    # Each call a session of its own (initialize, initialized, tools/call, DELETE), as
+    # LiteLLM's MCP client makes them.
+    fresh_sessions: bool = False
     calls: list[Call] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: Optional[threading.Thread] = None
@@ -49,6 +52,8 @@ class CallLoop:
         return sum(1 for c in list(self.calls) if c.ok and c.started >= moment)
 
     async def _run(self) -> None:
+        if self.fresh_sessions:
+            return await self._run_sessions()
         # A client whose transport fails (the SDK ends the whole client when a request's
         # connection breaks) is made again, as a real one would reconnect; the call it
         # was making counts as failed.
@@ -73,6 +78,18 @@ class CallLoop:
                 if self.reconnects > 3 or current is None and not self.calls:
                     self.problem = _describe(exc)
                     return
+
+    async def _run_sessions(self) -> None:
+        while not self._stop.is_set():
+            started = time.time()
+            try:
+                async with Client(self.url, mode=self.mode) as client:
+                    result = await asyncio.wait_for(client.call_tool(self.tool, self.arguments), 30)
+                    ok, error = not result.is_error, ""
+            except Exception as exc:
+                ok, error = False, _describe(exc)
+            self.calls.append(Call(started, time.time(), ok, error))
+            await asyncio.sleep(max(0.0, self.period - (time.time() - started)))
 
 
 def _describe(exc: BaseException) -> str:

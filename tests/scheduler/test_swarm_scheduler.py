@@ -10,6 +10,7 @@ a flag a service cannot express is refused for its server only."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 import requests
 from mcp.client.client import Client
 
-from common import curve
+from common import container_labels, curve
 from common.swarm_service import ServicePolicy
 from services.scheduler.swarm_services import SwarmServices
 from tests.harness.call_loop import CallLoop, failures_since
@@ -99,7 +100,7 @@ def test_the_configuration_runs_as_swarm_services_over_the_nodes(swarm_orch, swa
         run_and_serve(orch, services, swarm_rig, agents, started)
         routed_to_serving_nodes(orch, instances)
         sessions_follow_their_owner(orch, swarm_rig, instances)
-        moves_under_load(orch, swarm_rig, instances)
+        moves_under_load(orch, swarm_rig, instances, time_server_image, agents)
         change_and_remove(orch, services, time_server_image)
 
 
@@ -233,6 +234,11 @@ def sessions_follow_their_owner(orch: Orchestrator, rig, instances: dict[str, st
         error, drained = asyncio.run(asyncio.wait_for(across_drain(), 150))
         try:
             assert lb.statuses.get(404), lb.statuses  # the session's owner was gone: 404
+            wait_for(
+                lambda: instances[drained] not in orch.target_instances("clock"),
+                60,
+                f"{drained} out of clock's target group",
+            )
             if error is not None:  # the client did not initialize again by itself: a new one does
                 asyncio.run(asyncio.wait_for(alternating(), 90))
             again = lb.session_ids[-1]
@@ -247,11 +253,13 @@ def sessions_follow_their_owner(orch: Orchestrator, rig, instances: dict[str, st
     wait_for(lambda: len(orch.target_instances("clock")) == 2, 60, "clock's two targets again")
 
 
-def moves_under_load(orch: Orchestrator, rig, instances: dict[str, str]) -> None:
-    """A replica leaves its node (drained, then its dockerd killed): Swarm runs it on
-    another node, the target group follows within seconds, and a 2026-07-28 client
-    looping calls through a load balancer that routes to the registered targets keeps
-    being served."""
+def moves_under_load(orch: Orchestrator, rig, instances: dict[str, str], image: str, agents: dict) -> None:
+    """Under two clients calling through a load balancer that routes to the registered
+    targets (2026-07-28 calls, and handshake-era sessions of one call each, as LiteLLM
+    makes them): a rolling update of the server's spec and a drain of a node drop
+    nothing (each stopping replica leaves the target group, finishes what is in flight,
+    then goes); a node's dockerd killed fails only what was in flight there, and the
+    target group follows within seconds."""
     address = {instances[n.name]: n.address for n in rig.nodes}
     port = orch.servers()["clock"]["host_port"]
     by_name = {n.name: n for n in rig.nodes}
@@ -260,12 +268,17 @@ def moves_under_load(orch: Orchestrator, rig, instances: dict[str, str]) -> None
         return sorted((address[i], port) for i in orch.target_instances("clock"))
 
     with LoadBalancer(registered) as lb:
-        loop = CallLoop(lb.url + "/mcp/clock/mcp", "get_current_time", {"timezone": "Etc/UTC"}, mode="2026-07-28")
-        loop.start()
+        args = (lb.url + "/mcp/clock/mcp", "get_current_time", {"timezone": "Etc/UTC"})
+        loops = [
+            CallLoop(*args, mode="2026-07-28").start(),
+            CallLoop(*args, mode="legacy", fresh_sessions=True, period=0.1).start(),
+        ]
         try:
-            wait_for(lambda: loop.successes_after(0) >= 10, 60, "calls through the load balancer")
+            for loop in loops:
+                wait_for(lambda: loop.successes_after(0) >= 10, 60, "calls through the load balancer")
+            rolling_update_drops_nothing(orch, rig, loops, image)
             for how in ("drain", "dockerd killed"):
-                # A worker that serves clock (the manager's engine is the scheduler's).
+                # A node that serves clock other than the manager (whose engine is the scheduler's).
                 serving = orch.servers()["clock"]["served_by"]
                 node = next(by_name[n] for n in serving if by_name[n] is not rig.manager)
                 moment = time.time()
@@ -285,24 +298,91 @@ def moves_under_load(orch: Orchestrator, rig, instances: dict[str, str]) -> None
                     f"clock's second replica registered on another node ({how})",
                     explain=lambda: f"{orch.target_instances('clock')}\n{orch.diagnosis()}",
                 )
-                wait_for(lambda: loop.successes_after(back) >= 20, 60, f"calls after the move ({how})")
-                calls = [c for c in loop.calls if c.started >= moment]
-                failed = failures_since(loop.calls, moment)
-                print(
-                    f"\n{how} of {node.name}: out of the target group after {gone - moment:.1f} s, the new "
-                    f"replica registered after {back - moment:.1f} s; {len(failed)} of {len(calls)} calls failed "
-                    f"({', '.join(sorted({f.error for f in failed}))[:300]})"
+                for loop in loops:
+                    wait_for(lambda: loop.successes_after(back) >= 10, 60, f"calls after the move ({how})")
+                failed = report(
+                    loops,
+                    moment,
+                    f"{how} of {node.name}: out of the target group after "
+                    f"{gone - moment:.1f} s, the new replica registered after {back - moment:.1f} s",
                 )
-                late = [c for c in loop.calls if not c.ok and c.started >= back + 0.5]
-                assert not late, f"calls failed after the target group followed: {late[:3]}"
+                if how == "drain":
+                    assert not failed, f"calls failed during the drain: {failed[:3]}"
+                    # Let go by its node's agent once drained, not killed by Swarm at the end of its grace.
+                    log = wait_for(
+                        lambda: (
+                            (text := agents[node.name].output("container-agent"))
+                            and "drained: stopping" in text
+                            and text
+                        ),
+                        60,
+                        f"{node.name}'s agent to let the drained replica go",
+                    )
+                    print(re.findall(r"server clock: drained in [0-9.]+ s", log)[-1:])
+                for loop in loops:  # a crash fails what was in flight on the node, nothing after
+                    late = [c for c in loop.calls if not c.ok and c.started >= back + 0.5]
+                    assert not late, f"calls failed after the target group followed: {late[:3]}"
                 assert instances[node.name] not in orch.target_instances("clock")
                 if how == "drain":
                     rig.manager.docker("node", "update", "--availability", "active", node.node_id)
                 else:
                     rig.restart_daemon(node)
         finally:
-            loop.stop()
+            for loop in loops:
+                loop.stop()
     print(f"load balancer: {lb.sent}")
+
+
+def report(loops: list, moment: float, what: str) -> list:
+    """Print what each loop saw since `moment`; the failed calls of all."""
+    failed_all = []
+    for loop in loops:
+        calls = [c for c in loop.calls if c.started >= moment]
+        failed = failures_since(loop.calls, moment)
+        failed_all += failed
+        kind = "handshake sessions" if loop.fresh_sessions else loop.mode
+        errors = ", ".join(sorted({f.error for f in failed}))[:300]
+        print(f"\n{what}: {kind}: {len(failed)} of {len(calls)} calls failed {errors}")
+    return failed_all
+
+
+def rolling_update_drops_nothing(orch: Orchestrator, rig, loops: list, image: str) -> None:
+    """The server's spec changed: Swarm replaces each replica (start-first), and every
+    replica it stops is drained first: no call fails."""
+    services = SwarmServices(rig.manager.client(), orch.cluster, ServicePolicy())
+    before = services.observe()["clock"]
+    assert before.update == ""  # its first update: "completed" below is this one's
+    moment = time.time()
+    orch.write_config(
+        {
+            "clock": time_server(image, "-e", "ROLLED=1", replicas=2),
+            "paris": time_server(image, "-e", "TZ=Europe/Paris"),
+            "priv": time_server(image, "--privileged"),
+        }
+    )
+    wait_for(
+        lambda: (
+            (s := services.observe()["clock"]).spec_hash != before.spec_hash
+            and s.update == "completed"
+            and s.running == 2
+        ),
+        180,
+        "clock's rolling update done",
+        explain=lambda: f"{services.observe().get('clock')}\n{orch.diagnosis()}",
+    )
+    wait_for(lambda: len(orch.target_instances("clock")) == 2, 60, "clock's two targets after the update")
+
+    def containers() -> int:
+        labels = [f"{container_labels.SERVER_ID}=clock", f"{container_labels.CLUSTER}={orch.cluster}"]
+        return sum(len(n.client().containers.list(filters={"label": labels})) for n in rig.nodes)
+
+    # Swarm says done when the new replicas run: the old ones may still be draining.
+    wait_for(lambda: containers() == 2, 120, "the old replicas drained and gone")
+    done = time.time()
+    for loop in loops:
+        wait_for(lambda: loop.successes_after(done) >= 10, 60, "calls after the update")
+    failed = report(loops, moment, f"rolling update of clock ({done - moment:.1f} s)")
+    assert not failed, f"calls failed during the rolling update: {failed[:3]}"
 
 
 def change_and_remove(orch: Orchestrator, services: SwarmServices, time_server_image: str) -> None:
@@ -317,7 +397,7 @@ def change_and_remove(orch: Orchestrator, services: SwarmServices, time_server_i
     clock_nodes = set(settled["nodes"])
     orch.write_config(
         {
-            "clock": time_server(time_server_image, replicas=3),
+            "clock": time_server(time_server_image, "-e", "ROLLED=1", replicas=3),  # the rolled spec: a scale only
             "paris": time_server(time_server_image, "-e", "TZ=Europe/Paris"),
         }
     )

@@ -79,7 +79,10 @@ def converge(services: SwarmServices, config, replicas: int, state=None) -> list
 
 
 def test_a_server_runs_as_a_replicated_service_spread_over_the_nodes(swarm_rig, time_server_image):
-    policy = ServicePolicy(replicas=2, max_per_node=1, update_delay_seconds=0.5, update_monitor_seconds=2)
+    # No container-agent runs here to drain a stopping replica: no drain time.
+    policy = ServicePolicy(
+        replicas=2, max_per_node=1, update_delay_seconds=0.5, update_monitor_seconds=2, drain_seconds=0
+    )
     services = SwarmServices(swarm_rig.manager.client(), CLUSTER, policy)
     clock = server(time_server_image)
     nodes = services.nodes()

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 from aiohttp import web
 
 from common import fdstore, server_ids
+from common.protocol import BridgeState
 
 from .. import stdio
 from . import access_log, jsonrpc, legacy_sse, owner, proxy, streamable_http, traffic
@@ -56,6 +57,10 @@ _CATALOG_TIMEOUT = 2.5  # for the lists the dashboard shows, together
 IDLE_GRACE_SECONDS = 1.0
 
 
+# A draining replica out of its target group and idle this long is stopped: the load
+# balancer in front may take a moment to stop sending to a deregistered target.
+LET_GO_SETTLE_SECONDS = 1.0
+
 # A kept listening socket that no server claims this long after start is given up.
 UNCLAIMED_SOCKETS_SECONDS = 60.0
 SESSION_KEY_NAME = "bridge-session-key"
@@ -78,7 +83,7 @@ class ServerHealth:
     server_id: str
     port: int
     mode: str  # "stdio" or "http"
-    state: str  # a BridgeState: "starting", "ready", "failed" or "down"
+    state: str  # a BridgeState: "starting", "ready", "failed", "down" or "draining"
     reason: str
     container_id: str
     sessions: int
@@ -112,6 +117,8 @@ class Bridge:
         self._handling = 0
         self._stopping = False  # a stop began: every answer closes its connection
         self._peers: dict[str, str] = {}  # swarm: the nodes (short id -> address), for owner.py
+        # swarm: the servers whose target group holds this node (None: not told yet).
+        self._registered: Optional[set[str]] = None
 
     @property
     def config(self) -> BridgeConfig:
@@ -193,7 +200,7 @@ class Bridge:
                 server.stderr.clear()  # the tail describes the container being served
             server.cut_forwarding()
             server.mode, server.proxy, server.proxy_down = STDIO, None, ""
-            server.container_id, server.absent = container_id, ""
+            server.container_id, server.absent, server.draining = container_id, "", ""
             upstream = StdioUpstream(
                 server_id, self._config, self._ids, server.sessions, self._upstream_changed, server.subscriptions
             )
@@ -244,7 +251,7 @@ class Bridge:
             if server.proxy != target:
                 server.cut_forwarding()  # streams to the old target end with it
             server.mode, server.proxy, server.proxy_down = HTTP, target, ""
-            server.container_id, server.absent = container_id, ""
+            server.container_id, server.absent, server.draining = container_id, "", ""
             if self._client is None:
                 self._client = proxy.make_client(self._config)
             log.info("server %s: proxying port %d to %s:%d", server_id, server.port, target_host, target_port)
@@ -271,6 +278,39 @@ class Bridge:
             gone = server.upstream is None or server.upstream.state is State.DOWN
             if server_id not in ports and server.mode == STDIO and gone:
                 await self.unserve(server_id)  # its service was removed: nothing runs here
+
+    def set_registered(self, server_ids: set[str]) -> None:
+        """[cluster] engine = swarm: the servers whose target group holds this node now."""
+        self._registered = set(server_ids)
+
+    async def drain(self, server_id: str, container_id: str, let_go: Callable[[], None]) -> None:
+        """[cluster] engine = swarm: Swarm stops this replica. It is served on (/health
+        says draining, so that it leaves the target group) until its node is out of the
+        group, nothing is in flight and LET_GO_SETTLE_SECONDS passed so; then `let_go()`
+        stops the container. Swarm kills it anyway at the end of its grace period."""
+        server = self._servers.get(server_id)
+        if server is None or server.container_id != container_id or server.draining:
+            return
+        server.draining = "Swarm is stopping this replica: finishing the requests in flight"
+        server.note_change()
+        self._spawn(self._let_go_when_drained(server, container_id, let_go))
+
+    async def _let_go_when_drained(self, server: ServedServer, container_id: str, let_go: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        began, quiet_since = loop.time(), None
+        while server.container_id == container_id and not server.removed:
+            registered = self._registered
+            # Never told (no scheduler acting): the time a scheduler takes to notice.
+            out = server.server_id not in registered if registered is not None else loop.time() - began > 10
+            if out and server.requests_in_flight() == 0:
+                quiet_since = quiet_since or loop.time()
+                if loop.time() - quiet_since >= LET_GO_SETTLE_SECONDS:
+                    log.info("server %s: drained in %.1f s", server.server_id, loop.time() - began)
+                    let_go()
+                    return
+            else:
+                quiet_since = None
+            await asyncio.sleep(0.1)
 
     def set_peers(self, nodes: dict[str, str]) -> None:
         """[cluster] engine = swarm: the ready nodes (Swarm node id -> address), where the
@@ -340,6 +380,8 @@ class Bridge:
         else:
             state, reason = upstream.state.value, upstream.reason
             version = upstream.server_version if upstream.state is State.READY else None
+            if server.draining and upstream.state is State.READY:
+                state, reason = BridgeState.DRAINING.value, server.draining
         return ServerHealth(
             server_id=server_id,
             port=server.port,
@@ -673,6 +715,8 @@ class Bridge:
             upstream = server.upstream
             state = upstream.state.value if upstream is not None else "down"
             reason = upstream.reason if upstream is not None else server.absent or "not attached"
+            if server.draining and state == "ready":
+                state, reason = BridgeState.DRAINING.value, server.draining
         body = {"server": server.server_id, "status": state}
         if state != "ready":
             body["reason"] = reason

@@ -56,6 +56,8 @@ class ServedServer:
     removed: bool = False  # no longer served: nothing to wait for
     # A swarm's server with no replica on this host: its port answers 503 with this.
     absent: str = ""
+    # Swarm stops its replica here: serving on until the node is out of the target group.
+    draining: str = ""
     # What it served, since this process started (kept across container restarts).
     traffic: Optional[ServerTraffic] = None
 

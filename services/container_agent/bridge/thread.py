@@ -120,6 +120,12 @@ class BridgeThread:
     def set_peers(self, nodes: dict[str, str]) -> None:
         self._sync(self._b().set_peers, nodes)
 
+    def set_registered(self, server_ids: set[str]) -> None:
+        self._sync(self._b().set_registered, server_ids)
+
+    def drain(self, server_id: str, container_id: str, let_go: Callable[[], None]) -> None:
+        self.call(self._b().drain, server_id, container_id, let_go, timeout=10.0)
+
     def unserve(self, server_id: str, timeout: float = 30.0) -> bool:
         return self.call(self._b().unserve, server_id, timeout=timeout)
 
