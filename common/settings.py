@@ -215,7 +215,12 @@ class AwsSettings:
     health_check_timeout_seconds: int = _setting(5, "target group health check timeout", _between(2, 120))
     healthy_threshold_count: int = _setting(2, "checks before a target is healthy", _between(2, 10))
     unhealthy_threshold_count: int = _setting(3, "checks before a target is unhealthy", _between(2, 10))
-    deregistration_delay_seconds: int = _setting(30, "draining time of a deregistered target", _between(0, 3600))
+    deregistration_delay_seconds: int = _setting(
+        30,
+        "draining time of a deregistered target; with [cluster] engine = swarm also how long a replica being "
+        "stopped may drain before its own stop",
+        _between(0, 3600),
+    )
     stickiness_seconds: int = _setting(
         86400,
         "[cluster] engine = swarm: load-balancer cookie (lb_cookie) stickiness of each target group, so a "
