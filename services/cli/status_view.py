@@ -96,8 +96,9 @@ def render_status(state: Mapping[str, Any], now: Optional[float] = None) -> str:
         f"{name} {value}" + (f" ({errors[name]})" if name in errors else "") for name, value in sorted(agents.items())
     ]
     lines.append("agents:   " + (", ".join(shown) if shown else "unknown"))
-    control = (state.get("cluster") or {}).get("control") or {}
-    if (state.get("cluster") or {}).get("engine") == "swarm" and control:
+    cluster = state.get("cluster") or {}
+    control = cluster.get("control") or {}
+    if cluster.get("engine") == "swarm" and control:
         here = control.get("hostname") or "this node"
         active = control.get("active_node") or "not known yet"
         if control.get("role") == "active":

@@ -178,7 +178,8 @@ class Reconciler:
         """One reconcile: observe, plan, apply (a standby observes only)."""
         acting = self.acting()
         if self.lease is not None:
-            self.model.control = self.lease.view()
+            with self.model.lock:
+                self.model.control = self.lease.view()
         self._observe_routes()
         if self.swarm is not None:
             self._observe_services(acting)
@@ -222,9 +223,10 @@ class Reconciler:
             with self._cond:
                 self._retry_at = time.monotonic() + RETRY_SECONDS
             return
-        ports = self.model.cluster_ports() if acting else None  # a standby only asks
-        targets = self.model.cluster_targets()
-        reports = self.node_agents.poll(nodes, ports, targets) if self.node_agents is not None else {}
+        reports = {}
+        if self.node_agents is not None:  # a standby only asks; the active one tells
+            told = (self.model.cluster_ports(), self.model.cluster_targets()) if acting else (None, None)
+            reports = self.node_agents.poll(nodes, *told)
         self.model.observe_services(services, nodes, reports, acting)
 
     def _observe_routes(self) -> None:

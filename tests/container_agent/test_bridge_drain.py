@@ -63,12 +63,19 @@ def test_a_draining_replica_serves_until_its_node_is_out_of_the_target_group(ser
     assert time.monotonic() - out >= 1.0
 
 
-def test_a_replica_served_again_is_no_longer_draining(served, containers: Containers, time_server_image):
+def test_a_new_replica_on_the_host_takes_over_and_the_drained_one_goes(
+    served, containers: Containers, time_server_image
+):
+    # A rolling update that places the new replica where the old one drains.
     bridge, port, container_id = served
+    session = initialize(port, SID)
     bridge.set_registered({SID})
-    bridge.drain(SID, container_id, lambda: None)
+    let_go = threading.Event()
+    bridge.drain(SID, container_id, let_go.set)
     assert bridge.health(SID).state == "draining"
     bridge.serve(SID, port, containers.run(time_server_image).id)
+    wait_for(let_go.is_set, 10, "the replaced replica let go")  # though its node is still a target
     assert bridge.wait_ready(SID, 60)
     assert bridge.health(SID).state == "ready"
+    assert post_mcp(port, SID, CALL, session).status == 200  # the session carried over
     assert http_request(port, "GET", f"/mcp/{SID}/health").status == 200

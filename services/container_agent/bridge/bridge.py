@@ -24,7 +24,6 @@ from typing import Any, Callable, Optional
 from aiohttp import web
 
 from common import fdstore, server_ids
-from common.protocol import BridgeState
 
 from .. import stdio
 from . import access_log, jsonrpc, legacy_sse, owner, proxy, streamable_http, traffic
@@ -60,6 +59,11 @@ IDLE_GRACE_SECONDS = 1.0
 # A draining replica out of its target group and idle this long is stopped: the load
 # balancer in front may take a moment to stop sending to a deregistered target.
 LET_GO_SETTLE_SECONDS = 1.0
+# ... and one whose agent no scheduler has told the targets (none acting) after this long.
+UNTOLD_SECONDS = 10.0
+# A new replica on a host whose old one drains waits this long at most for the old one's
+# requests in flight.
+SWITCH_WAIT_SECONDS = 10.0
 
 # A kept listening socket that no server claims this long after start is given up.
 UNCLAIMED_SOCKETS_SECONDS = 60.0
@@ -180,8 +184,13 @@ class Bridge:
         running before this process started (its server is already initialized).
         Raises BridgeError when the port cannot be bound or the container cannot
         be attached (it is then served as down: 503 until served again).
+        A draining replica replaced by a new one on this host (a rolling update) first
+        finishes what it has in flight (at most SWITCH_WAIT_SECONDS).
         """
         _check_id(server_id)
+        current = self._servers.get(server_id)
+        if current is not None and current.draining and current.container_id != container_id:
+            await self._until_idle(current, SWITCH_WAIT_SECONDS)
         async with self._lock:
             server = self._servers.get(server_id)
             if (
@@ -298,10 +307,13 @@ class Bridge:
     async def _let_go_when_drained(self, server: ServedServer, container_id: str, let_go: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
         began, quiet_since = loop.time(), None
-        while server.container_id == container_id and not server.removed:
+        while True:
+            if server.container_id != container_id or server.removed:
+                let_go()  # replaced here by a new replica (or no longer served): nothing of it is in flight
+                return
             registered = self._registered
             # Never told (no scheduler acting): the time a scheduler takes to notice.
-            out = server.server_id not in registered if registered is not None else loop.time() - began > 10
+            out = server.server_id not in registered if registered is not None else loop.time() - began > UNTOLD_SECONDS
             if out and server.requests_in_flight() == 0:
                 quiet_since = quiet_since or loop.time()
                 if loop.time() - quiet_since >= LET_GO_SETTLE_SECONDS:
@@ -311,6 +323,13 @@ class Bridge:
             else:
                 quiet_since = None
             await asyncio.sleep(0.1)
+
+    @staticmethod
+    async def _until_idle(server: ServedServer, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while server.requests_in_flight() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     def set_peers(self, nodes: dict[str, str]) -> None:
         """[cluster] engine = swarm: the ready nodes (Swarm node id -> address), where the
@@ -375,13 +394,9 @@ class Bridge:
         if server.mode == HTTP:
             state, reason = ("down", server.proxy_down) if server.proxy_down else ("ready", "proxied")
             version = None
-        elif upstream is None:
-            state, reason, version = "down", server.absent or "not attached", None
         else:
-            state, reason = upstream.state.value, upstream.reason
-            version = upstream.server_version if upstream.state is State.READY else None
-            if server.draining and upstream.state is State.READY:
-                state, reason = BridgeState.DRAINING.value, server.draining
+            state, reason = server.stdio_state()
+            version = upstream.server_version if upstream is not None and upstream.state is State.READY else None
         return ServerHealth(
             server_id=server_id,
             port=server.port,
@@ -691,15 +706,16 @@ class Bridge:
         not hold (from its owner, or 404 when the owner is gone), or to one of a session it
         holds while its replica is gone from here (404: initialize again, elsewhere); None
         when the request is this node's to answer."""
-        if server.mode != STDIO:
-            return None
-        owner_id = owner.owner_elsewhere(server, request, endpoint, self._config.node)
+        session_id = owner.session_id_of(request, endpoint) if server.mode == STDIO else None
+        if not session_id:
+            return None  # no session (a 2026-07-28 request, an initialize): answered here
+        owner_id = owner.owner_elsewhere(server, request, session_id, self._config.node)
         if owner_id is not None:
             if self._client is None:
                 self._client = proxy.make_client(self._config)
             return await owner.forward(server, request, owner_id, self._peers, self._config, self._client, cors)
         upstream = server.upstream
-        if owner.session_id_of(request, endpoint) and (upstream is None or upstream.state is State.DOWN):
+        if upstream is None or upstream.state is State.DOWN:
             return owner.gone(f"this host no longer runs a replica of MCP server '{server.server_id}'")
         return None
 
@@ -712,11 +728,7 @@ class Bridge:
             reason = server.proxy_down or await proxy.probe(self._client, server.proxy, _PROBE_TIMEOUT)
             state = "down" if reason else "ready"
         else:
-            upstream = server.upstream
-            state = upstream.state.value if upstream is not None else "down"
-            reason = upstream.reason if upstream is not None else server.absent or "not attached"
-            if server.draining and state == "ready":
-                state, reason = BridgeState.DRAINING.value, server.draining
+            state, reason = server.stdio_state()
         body = {"server": server.server_id, "status": state}
         if state != "ready":
             body["reason"] = reason

@@ -53,11 +53,10 @@ def gone(reason: str) -> web.Response:
     return rejection(404, jsonrpc.TRANSPORT_ERROR, f"Session not found: {reason}; initialize a new one")
 
 
-def owner_elsewhere(server: ServedServer, request: web.BaseRequest, endpoint: str, me: str) -> Optional[str]:
+def owner_elsewhere(server: ServedServer, request: web.BaseRequest, session_id: str, me: str) -> Optional[str]:
     """The owner of the request's session when that is another node and this one does
     not hold it; None when the request is this node's to answer."""
-    session_id = session_id_of(request, endpoint)
-    if not session_id or request.headers.get(FORWARDED_BY) or server.sessions.holds(session_id):
+    if request.headers.get(FORWARDED_BY) or server.sessions.holds(session_id):
         return None
     owner = server.sessions.owner_of(session_id)
     return owner if owner and owner != me else None

@@ -8,6 +8,8 @@ from typing import Any, Optional, Union
 
 from aiohttp import web
 
+from common.protocol import BridgeState
+
 from . import jsonrpc
 from .config import BridgeConfig
 from .http_common import rejection
@@ -72,6 +74,16 @@ class ServedServer:
         site, self.site = self.site, None
         if site is not None:
             await site.stop()
+
+    def stdio_state(self) -> tuple[str, str]:
+        """(BridgeState value, why) of a server served over stdio: what /health and the
+        agent's status both say."""
+        upstream = self.upstream
+        if upstream is None:
+            return BridgeState.DOWN.value, self.absent or "not attached"
+        if self.draining and upstream.state is State.READY:
+            return BridgeState.DRAINING.value, self.draining
+        return upstream.state.value, upstream.reason
 
     def requests_in_flight(self) -> int:
         """Client requests this server has not answered yet (held MRTR rounds excepted)."""
